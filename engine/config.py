@@ -1,0 +1,347 @@
+"""Typed settings: load, validate, override and save `settings.toml`.
+
+Every section is a dataclass whose fields carry their own documentation and
+rules, so the headless CLI, the console's form and the saved file all speak
+the same language and give the same error messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic", "csv", "image-folder")
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
+MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class SettingsError(ValueError):
+    """Bad settings: the message is one line naming the file, key, value and what is allowed."""
+
+
+def _f(default: Any, doc: str, **rules: Any) -> Any:
+    """A settings field: its default, a one-line doc and validation rules."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc, **rules})
+    return field(default=default, metadata={"doc": doc, **rules})
+
+
+@dataclass
+class RunSettings:
+    """Where and under which name a run is recorded."""
+
+    name: str = _f("digits-mlp", "Run name; the run folder is runs_dir/name (a suffix is added if it exists).", nonempty=True)
+    runs_dir: str = _f("runs", "Folder that holds one sub-folder per run.", nonempty=True)
+    seed: int = _f(0, "Random seed for weights, shuffling and splits (-1: no fixed seed).", min=-1)
+
+
+@dataclass
+class DeviceSettings:
+    """Which device trains the model."""
+
+    device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", device=True)
+    threads: int = _f(0, "CPU threads for torch (0: choose from the free cores).", min=0)
+
+
+@dataclass
+class DataSettings:
+    """The dataset, its split and how it is batched."""
+
+    dataset: str = _f("digits", "digits, mnist, fashion-mnist, cifar10, synthetic, csv, image-folder, or package.module:function.", choices=DATASETS, importable=True)
+    root: str = _f("data", "Folder of torchvision datasets (mnist, fashion-mnist, cifar10).", nonempty=True)
+    download: bool = _f(False, "Download torchvision datasets into root when missing (needs a network).")
+    path: str = _f("", "CSV file (csv) or folder of class sub-folders (image-folder).")
+    label_column: str = _f("label", "csv: name of the label column; the other columns are features.", nonempty=True)
+    image_size: int = _f(32, "image-folder: images are resized to image_size x image_size.", min=4, max=1024)
+    batch_size: int = _f(64, "Training batch size.", min=1, max=1_000_000)
+    eval_batch_size: int = _f(256, "Validation batch size.", min=1, max=1_000_000)
+    val_fraction: float = _f(0.2, "Share of the training split held out for validation (0: use the dataset's test split).", min=0.0, max=0.9)
+    num_workers: int = _f(0, "DataLoader worker processes (only when data is not held in memory).", min=0, max=64)
+    in_memory: str = _f("auto", "auto, true or false: hold splits as tensors and batch by index (fast path).", choices=("auto", "true", "false"))
+    augment: bool = _f(False, "Random shifts (and flips for natural images) on the training split only.")
+    options: dict = _f({}, "Extra keyword arguments for synthetic or a package.module:function dataset.")
+
+
+@dataclass
+class ModelSettings:
+    """The network to train."""
+
+    name: str = _f("mlp", "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.", model=True)
+    hidden: list = _f([256, 128], "mlp: sizes of the hidden layers.", ints=True, min=1)
+    dropout: float = _f(0.3, "Dropout probability after each hidden layer (mlp, cnn).", min=0.0, max=0.99)
+    channels: list = _f([32, 64], "cnn: channels of the convolution blocks.", ints=True, min=1)
+    options: dict = _f({}, "Extra keyword arguments for a torchvision or package.module:Class model.")
+
+
+@dataclass
+class TrainingSettings:
+    """The optimisation loop."""
+
+    epochs: int = _f(20, "Number of epochs (raise it and resume to train longer).", min=1, max=1_000_000)
+    optimizer: str = _f("adam", "adam, adamw or sgd.", choices=OPTIMIZERS)
+    lr: float = _f(1e-3, "Learning rate.", min_exclusive=0.0, max=10.0)
+    weight_decay: float = _f(0.0, "Weight decay (L2 penalty).", min=0.0, max=1.0)
+    momentum: float = _f(0.9, "sgd: momentum.", min=0.0, max=0.999)
+    scheduler: str = _f("none", "none, step, cosine, onecycle or plateau.", choices=SCHEDULERS)
+    step_size: int = _f(10, "step: epochs between learning-rate decays.", min=1)
+    gamma: float = _f(0.1, "step and plateau: factor applied to the learning rate.", min_exclusive=0.0, max=1.0)
+    patience: int = _f(0, "Early stopping: epochs without improvement of monitor before stopping (0: off).", min=0)
+    monitor: str = _f("val_loss", "Metric that picks best.pth and drives early stopping and plateau.", choices=MONITORS)
+    grad_clip: float = _f(0.0, "Clip the gradient norm to this value (0: off).", min=0.0)
+    label_smoothing: float = _f(0.0, "Label smoothing of the cross-entropy loss.", min=0.0, max=0.9)
+    precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", choices=PRECISIONS)
+    stop_on_nan: bool = _f(True, "Stop the run when a loss becomes NaN or infinite.")
+    compile: bool = _f(False, "Compile the model with torch.compile (slower to start; often slower on CPU).")
+
+
+@dataclass
+class DiagnosticsSettings:
+    """Thresholds of the per-epoch diagnostic (chapter 8.3)."""
+
+    overfit_loss_gap: float = _f(0.5, "OVERFITTING when val_loss - train_loss exceeds this.", min=0.0)
+    overfit_acc_gap: float = _f(0.1, "OVERFITTING when train_acc - val_acc exceeds this.", min=0.0, max=1.0)
+    underfit_loss: float = _f(1.0, "UNDERFITTING when train_loss stays above this ...", min=0.0)
+    underfit_after: int = _f(20, "... after this many epochs.", min=0)
+    onset_margin: float = _f(0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0)
+    onset_min_epochs: int = _f(10, "Overfitting onset is looked for only after this many epochs.", min=1)
+
+
+@dataclass
+class CheckpointSettings:
+    """What is written to runs_dir/name/checkpoints."""
+
+    every: int = _f(0, "Also keep epoch_N.pth every N epochs (0: off).", min=0)
+    keep: int = _f(3, "How many epoch_N.pth files to keep (newest first).", min=1)
+
+
+@dataclass
+class Settings:
+    run: RunSettings = field(default_factory=RunSettings)
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
+    checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def replace(self, key: str, value: Any, source: str = "settings") -> Settings:
+        """A copy with one `section.key` changed and validated."""
+        data = self.to_dict()
+        section, name = _split_key(key, source)
+        data[section][name] = value
+        return from_dict(data, source)
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Settings)}  # type: ignore[misc]
+
+
+def section_fields(section: str) -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(SECTIONS[section])
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _split_key(key: str, source: str) -> tuple[str, str]:
+    section, _, name = key.partition(".")
+    if not name:
+        raise SettingsError(f"{source}: '{key}' is not of the form section.key (e.g. training.lr)")
+    if section not in SECTIONS:
+        raise SettingsError(f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}")
+    names = [f.name for f in section_fields(section)]
+    if name not in names:
+        raise SettingsError(f"{source}: unknown key {section}.{name}{_suggest(name, names)}; keys of [{section}]: {', '.join(names)}")
+    return section, name
+
+
+def _is_import_path(value: str) -> bool:
+    module, sep, attr = value.partition(":")
+    return bool(sep and module and attr and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier())
+
+
+def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) -> Any:
+    where = f"{source}: {section}.{f.name} = {value!r}"
+    rules = f.metadata
+    kind = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())  # type: ignore[misc]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}: expected true or false")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{where}: expected an integer")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{where}: expected a number")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingsError(f"{where}: expected a finite number")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}: expected a string")
+    elif kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise SettingsError(f"{where}: expected a list of integers, e.g. [256, 128]")
+        if "min" in rules and any(v < rules["min"] for v in value):
+            raise SettingsError(f"{where}: every size must be at least {rules['min']}")
+        return list(value)
+    elif kind is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: expected a table, e.g. {{ samples = 2000 }}")
+        return dict(value)
+    if "min" in rules and value < rules["min"]:
+        raise SettingsError(f"{where}: must be at least {rules['min']}")
+    if "min_exclusive" in rules and value <= rules["min_exclusive"]:
+        raise SettingsError(f"{where}: must be greater than {rules['min_exclusive']}")
+    if "max" in rules and value > rules["max"]:
+        raise SettingsError(f"{where}: must be at most {rules['max']}")
+    if rules.get("nonempty") and not value.strip():
+        raise SettingsError(f"{where}: must not be empty")
+    if "choices" in rules and value not in rules["choices"]:
+        if not (rules.get("importable") and _is_import_path(value)):
+            extra = " or package.module:function" if rules.get("importable") else ""
+            raise SettingsError(f"{where}: unknown{_suggest(value, rules['choices'])}; allowed: {', '.join(rules['choices'])}{extra}")
+    if rules.get("device"):
+        _check_device_spelling(where, value)
+    if rules.get("model"):
+        _check_model_name(where, value)
+    return value
+
+
+def _check_device_spelling(where: str, value: str) -> None:
+    if value in ("auto", "cpu", "cuda", "mps"):
+        return
+    if value.startswith("cuda:") and value[5:].isdigit():
+        return
+    raise SettingsError(f"{where}: allowed: auto, cpu, cuda, cuda:N or mps")
+
+
+def _check_model_name(where: str, value: str) -> None:
+    if value in MODELS or _is_import_path(value):
+        return
+    from engine.models import torchvision_model_names
+
+    names = torchvision_model_names()
+    if value not in names:
+        raise SettingsError(f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class")
+
+
+def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
+    """Validate a nested dict (as read from TOML) into Settings; missing keys take defaults."""
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}: expected tables of settings")
+    sections = {}
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise SettingsError(f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise SettingsError(f"{source}: '{section}' must be a table [{section}], not {type(values).__name__}")
+        fields = {f.name: f for f in section_fields(section)}
+        checked = {}
+        for name, value in values.items():
+            if name not in fields:
+                raise SettingsError(f"{source}: unknown key {section}.{name}{_suggest(name, tuple(fields))}; keys of [{section}]: {', '.join(fields)}")
+            checked[name] = _check_value(section, fields[name], value, source)
+        sections[section] = SECTIONS[section](**checked)
+    settings = Settings(**sections)
+    _check_across(settings, source)
+    return settings
+
+
+def _check_across(s: Settings, source: str) -> None:
+    if s.data.dataset in ("csv", "image-folder") and not s.data.path:
+        raise SettingsError(f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its {'CSV file' if s.data.dataset == 'csv' else 'image folder'}")
+    if s.data.dataset == "digits" and s.data.val_fraction == 0:
+        raise SettingsError(f"{source}: data.val_fraction = 0.0: digits has no test split, choose a fraction such as 0.2")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`section.key=value`, the value in TOML syntax; a bare word is a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SettingsError(f"--set {text!r}: expected section.key=value, e.g. --set training.lr=0.01")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_settings(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
+    """Read `path` (defaults when it is None or missing), apply `--set` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = str(path) if path is not None else "defaults"
+    if path is not None:
+        p = Path(path)
+        if p.exists():
+            try:
+                data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as e:
+                raise SettingsError(f"{source}: TOML syntax error: {e}") from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise SettingsError(f"{source}: cannot read: {e}") from None
+    for text in overrides:
+        key, value = parse_override(text)
+        section, name = _split_key(key, f"--set {text}")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise SettingsError(f"{source}: '{section}' must be a table [{section}]")
+        data[section][name] = value
+    return from_dict(data, source)
+
+
+def to_toml(settings: Settings) -> str:
+    """The settings as commented TOML: every key with its doc line above it."""
+    lines = ["# trainconsole settings. Every key is optional; `trainconsole run --set section.key=value` overrides one.", ""]
+    values = settings.to_dict()
+    for section, cls in SECTIONS.items():
+        lines.append(f"[{section}]")
+        lines.append(f"# {cls.__doc__.strip()}" if cls.__doc__ else "")
+        for f in section_fields(section):
+            lines.append(f"# {f.metadata['doc']}")
+            lines.append(tomli_w.dumps({f.name: values[section][f.name]}).strip())
+        lines.append("")
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_settings(settings: Settings, path: str | os.PathLike) -> None:
+    atomic_write_text(path, to_toml(settings))

@@ -1,0 +1,210 @@
+"""Datasets and the batches the loop consumes (chapter section 5).
+
+Two ways to make batches, with the same interface (`len()` = batches per
+epoch, `num_samples`, iteration yields `(x, y)`):
+
+- `TensorBatches`, the fast path: the whole split decoded and normalised
+  once into a tensor on the training device, batched by indexing with a
+  seeded permutation; augmentation is done batched on the device.
+- `LoaderBatches`: a `DataLoader` over a per-sample `Dataset`, for data that
+  does not fit in memory or when `in_memory = "false"`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from engine.config import DataSettings
+from engine.sources import DataError, Source, load_source
+
+FLOAT_BYTES_LIMIT = 512 * 2**20  # above this a uint8 split stays uint8 and is normalised per batch
+
+
+def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator, flip: bool) -> torch.Tensor:
+    """Batched augmentation: shift each image by up to `pad` pixels (zero fill) and maybe mirror it."""
+    b, c, h, w = x.shape
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(x.device)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        mirror = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        out = torch.where(mirror[:, None, None, None], out.flip(3), out)
+    return out.contiguous()
+
+
+class TensorBatches:
+    """A split held as tensors on the training device, batched by index."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        mean: torch.Tensor | None = None,
+        std: torch.Tensor | None = None,
+        augment: dict[str, Any] | None = None,
+    ):
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.mean, self.std = mean, std  # set only when x is uint8: normalised per batch
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y) / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    def _prepare(self, xb: torch.Tensor) -> torch.Tensor:
+        if self.mean is not None:
+            xb = (xb.float().div_(255.0) - self.mean) / self.std
+        if self.augment:
+            xb = random_shift(xb, self.augment["pad"], self.generator, self.augment["flip"])
+        return xb
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.x.device, non_blocking=True)
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                xb, yb = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            else:
+                idx = order[start:start + self.batch_size]
+                xb, yb = self.x[idx], self.y[idx]
+            yield self._prepare(xb), yb
+
+
+class LoaderBatches:
+    """A DataLoader over a per-sample dataset, with the same interface as TensorBatches."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, generator: torch.Generator | None, num_workers: int, pin_memory: bool):
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+        )
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.loader.dataset)  # type: ignore[arg-type]
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+@dataclass
+class DataBundle:
+    train: TensorBatches | LoaderBatches
+    val: TensorBatches | LoaderBatches
+    in_shape: tuple[int, ...]
+    num_classes: int
+    class_names: list[str]
+    description: str
+    generator: torch.Generator = field(repr=False, default_factory=torch.Generator)
+
+
+def _split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed (seeded) random split: (train indices, val indices)."""
+    n_val = max(1, int(round(n * fraction)))
+    if n_val >= n:
+        raise DataError(f"data.val_fraction = {fraction}: leaves no training samples out of {n}")
+    g = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed() % 2**63)
+    perm = torch.randperm(n, generator=g)
+    return perm[n_val:], perm[:n_val]
+
+
+def _fits(nbytes: int, device: torch.device) -> bool:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes < free * 0.5
+    try:
+        import os
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        total = 8 * 2**30
+    return nbytes < min(4 * 2**30, total // 4)
+
+
+def _to_device_split(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Normalise once into float32, or keep uint8 (normalised per batch) when the float copy would be large."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    m, s = mean.reshape(shape), std.reshape(shape)
+    if x.dtype == torch.uint8:
+        if x.numel() * 4 > FLOAT_BYTES_LIMIT:
+            return x.to(device), m.to(device), s.to(device)
+        x = x.float().div_(255.0)
+    return ((x.float() - m) / s).to(device), None, None
+
+
+def build_data(settings: DataSettings, seed: int, device: torch.device, *, augment: bool | None = None) -> DataBundle:
+    """Load the dataset named in `settings` and make train and validation batches on `device`."""
+    src: Source = load_source(settings, seed)
+    augment = settings.augment if augment is None else augment
+    generator = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed() % 2**63)
+
+    if settings.val_fraction > 0:
+        train_idx, val_idx = _split_indices(src.train_size, settings.val_fraction, seed)
+        split_note = f"{len(val_idx)} held out of the training split (val_fraction {settings.val_fraction})"
+    else:
+        if not src.has_test:
+            raise DataError(f"data.val_fraction = 0.0: dataset '{settings.dataset}' has no test split; set a fraction such as 0.2")
+        train_idx = val_idx = None
+        split_note = "the dataset's test split"
+
+    want = settings.in_memory
+    nbytes = src.memory_bytes()
+    in_memory = want == "true" or (want == "auto" and src.can_be_tensors and nbytes is not None and _fits(nbytes, device))
+    if want == "true" and not src.can_be_tensors:
+        in_memory = True  # decode the per-sample dataset once
+    aug = {"pad": src.shift_pad, "flip": src.flips} if augment and src.is_image else None
+
+    if in_memory:
+        tx, ty, vx, vy = src.tensors(train_idx, val_idx)
+        tx, tm, ts = _to_device_split(tx, src.mean, src.std, device)
+        vx, vm, vs = _to_device_split(vx, src.mean, src.std, device)
+        train = TensorBatches(tx, ty.to(device), settings.batch_size, shuffle=True, generator=generator, mean=tm, std=ts, augment=aug)
+        val = TensorBatches(vx, vy.to(device), settings.eval_batch_size, shuffle=False, mean=vm, std=vs)
+        how = f"in-memory tensors on {device.type} ({'uint8, normalised per batch' if tm is not None else 'float32'})"
+        if aug:
+            how += ", batched augmentation on the device"
+    else:
+        train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment)
+        pin = device.type == "cuda"
+        train = LoaderBatches(train_ds, settings.batch_size, shuffle=True, generator=generator, num_workers=settings.num_workers, pin_memory=pin)
+        val = LoaderBatches(val_ds, settings.eval_batch_size, shuffle=False, generator=None, num_workers=settings.num_workers, pin_memory=pin)
+        how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
+        if augment:
+            how += ", per-sample augmentation"
+    description = (
+        f"{src.name}: {train.num_samples} train / {val.num_samples} val samples, "
+        f"{src.num_classes} classes, input {tuple(src.in_shape)}; validation: {split_note}; batches: {how}"
+    )
+    return DataBundle(train, val, tuple(src.in_shape), src.num_classes, src.class_names, description, generator)
+
+
+__all__ = ["DataBundle", "DataError", "LoaderBatches", "TensorBatches", "build_data", "random_shift"]

@@ -1,0 +1,148 @@
+"""Device detection (chapter 1.3), the environment report (1.2) and CPU threading."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any
+
+from engine.config import SettingsError
+
+
+def _mps_available(torch) -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def resolve_device(name: str = "auto"):
+    """`auto` picks cuda, then mps, then cpu; asking for a device that is not there is a SettingsError."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available(torch):
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available(torch):
+            raise SettingsError("device.device = 'mps': Apple MPS is not available on this machine; use auto or cpu")
+        return torch.device("mps")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SettingsError(f"device.device = '{name}': CUDA is not available on this machine (torch {torch.__version__}); use auto or cpu")
+        index = int(name.partition(":")[2] or torch.cuda.current_device())
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise SettingsError(f"device.device = '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+        return torch.device("cuda", index)
+    raise SettingsError(f"device.device = '{name}': allowed: auto, cpu, cuda, cuda:N or mps")
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple Silicon GPU (MPS)"
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def gpu_memory(index: int) -> dict[str, int]:
+    """Free and total bytes of one CUDA device, as the driver sees them (all processes)."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info(index)
+    return {"free": int(free), "total": int(total), "used": int(total - free)}
+
+
+def free_cores() -> int:
+    """Cores this process may use, less the ones busy with other processes (from the 1-minute load)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:  # pragma: no cover
+        busy = 0
+    return max(1, cores - busy) if busy < cores else 1
+
+
+def choose_threads(requested: int = 0, reserve: int = 0) -> int:
+    """Threads for torch's intra-op pool: the request, or the free cores less `reserve` (at least 1)."""
+    if requested > 0:
+        return requested
+    return max(1, free_cores() - reserve)
+
+
+def environment_report() -> dict[str, Any]:
+    """Everything chapter 1.2 prints, done right (`total_memory`), plus every GPU and the CPU."""
+    import torch
+
+    try:
+        import torchvision
+
+        tv_version = torchvision.__version__
+    except Exception as e:  # a broken torchvision must not hide the rest of the report
+        tv_version = f"unavailable ({type(e).__name__})"
+    cuda = torch.cuda.is_available()
+    gpus = []
+    if cuda:
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            mem = gpu_memory(i)
+            gpus.append({
+                "index": i,
+                "name": props.name,
+                "total_memory": int(props.total_memory),
+                "free_memory": mem["free"],
+                "used_memory": mem["used"],
+                "capability": f"{props.major}.{props.minor}",
+                "bf16": bool(torch.cuda.is_bf16_supported()) if i == torch.cuda.current_device() else None,
+            })
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cores = os.cpu_count() or 1
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": tv_version,
+        "cuda_available": cuda,
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version() if cuda else None,
+        "mps_available": _mps_available(torch),
+        "gpus": gpus,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "auto_device": str(resolve_device("auto")),
+    }
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"Python       : {report['python']}  ({report['platform']})",
+        f"PyTorch      : {report['torch']}",
+        f"TorchVision  : {report['torchvision']}",
+        f"CUDA         : {'available, ' + str(report['cuda_version']) if report['cuda_available'] else 'not available'}",
+        f"MPS          : {'available' if report['mps_available'] else 'not available'}",
+    ]
+    for gpu in report["gpus"]:
+        lines.append(
+            f"GPU {gpu['index']}        : {gpu['name']}  VRAM {_gb(gpu['total_memory'])} total, "
+            f"{_gb(gpu['free_memory'])} free, {_gb(gpu['used_memory'])} used  (compute {gpu['capability']})"
+        )
+    lines.append(f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, torch uses {report['torch_threads']} threads")
+    lines.append(f"Auto device  : {report['auto_device']}")
+    return "\n".join(lines)

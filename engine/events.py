@@ -1,0 +1,160 @@
+"""The events a run emits, in the order they happen.
+
+Each event is a small frozen dataclass delivered through one `emit` callable.
+`to_dict()` gives a JSON-ready dict with a `type` key and `event_from_dict`
+reads it back, so the same events feed the console, the headless CLI and the
+run's append-only `events.jsonl`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A badge and the numbers behind it."""
+
+    status: str  # "ok", "overfitting", "underfitting" or "nan"
+    message: str
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return {"ok": "OK", "overfitting": "OVERFITTING", "underfitting": "UNDERFITTING", "nan": "NaN"}[self.status]
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {"type": type(self).__name__, **data}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_dir: str
+    settings: dict[str, Any]
+    device: str
+    device_name: str
+    parameters: int
+    train_samples: int
+    val_samples: int
+    batches_per_epoch: int
+    data_path: str  # how batches are made: "in-memory tensors on cpu", "DataLoader (2 workers)", ...
+    precision: str
+    start_epoch: int  # epochs already done (non-zero when resuming)
+    epochs: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class BatchProgressed(Event):
+    epoch: int
+    batch: int
+    batches: int
+    samples_per_s: float
+    eta_s: float
+    loss: float  # running mean of the epoch's training loss
+
+
+@dataclass(frozen=True)
+class EpochCompleted(Event):
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    train_acc: float
+    val_acc: float
+    lr: float
+    seconds: float
+    samples_per_s: float
+    diagnostic: Diagnostic
+    is_best: bool
+    onset_epoch: int | None  # chapter 8.1: the epoch where overfitting began, if it did
+
+    def metrics(self) -> dict[str, Any]:
+        """The `metrics.jsonl` record of this epoch."""
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "train_acc": self.train_acc,
+            "val_acc": self.val_acc,
+            "lr": self.lr,
+            "seconds": round(self.seconds, 4),
+            "samples_per_s": round(self.samples_per_s, 1),
+            "diagnostic": self.diagnostic.status,
+            "is_best": self.is_best,
+            "time": self.time,
+        }
+
+
+@dataclass(frozen=True)
+class DiagnosticRaised(Event):
+    epoch: int
+    diagnostic: Diagnostic
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    epoch: int
+    path: str
+    kind: str  # "best", "last" or "epoch"
+    monitor: str
+    value: float
+
+
+@dataclass(frozen=True)
+class RunPaused(Event):
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class RunResumed(Event):
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    status: str  # "completed", "early_stopped", "stopped" or "nan"
+    reason: str
+    epochs_completed: int
+    best_epoch: int | None
+    best_value: float | None
+    monitor: str
+    run_dir: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    error: str
+    error_type: str
+    traceback: str
+    run_dir: str | None
+    epoch: int
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (RunStarted, BatchProgressed, EpochCompleted, DiagnosticRaised, CheckpointSaved, RunPaused, RunResumed, RunFinished, RunFailed)
+}
+
+Emit = Callable[[Event], None]
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event written by `to_dict()` (e.g. a line of events.jsonl)."""
+    data = dict(data)
+    cls = EVENT_TYPES[data.pop("type")]
+    if "diagnostic" in data and isinstance(data["diagnostic"], dict):
+        data["diagnostic"] = Diagnostic(**data["diagnostic"])
+    return cls(**data)

@@ -1,0 +1,133 @@
+"""Built-in models (the chapter's MLP, a small CNN), torchvision classifiers and user models."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from functools import lru_cache
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from engine.config import ModelSettings, SettingsError
+
+
+class MLP(nn.Module):
+    """Chapter 4.2's ReseauMNIST, generalised: flatten, then Linear → ReLU → Dropout per hidden size.
+
+    With hidden=[256, 128], dropout=0.3 and a 28×28 input it has the same
+    layers and the same 235,146 parameters.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.3):
+        super().__init__()
+        # Named fc1, dropout1, ... like the chapter's class, so its state_dict keys match
+        # and the chapter's own `ReseauMNIST().load_state_dict(...)` reads our checkpoints.
+        self.depth = len(hidden)
+        width = in_features
+        for i, size in enumerate(hidden, start=1):
+            setattr(self, f"fc{i}", nn.Linear(width, size))
+            setattr(self, f"dropout{i}", nn.Dropout(dropout))
+            width = size
+        setattr(self, f"fc{self.depth + 1}", nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for i in range(1, self.depth + 1):
+            x = getattr(self, f"dropout{i}")(torch.relu(getattr(self, f"fc{i}")(x)))
+        return getattr(self, f"fc{self.depth + 1}")(x)
+
+
+class CNN(nn.Module):
+    """A small conv net: per block conv3×3 → BatchNorm → ReLU → max-pool (while the image is ≥ 4 px)."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64), dropout: float = 0.3):
+        super().__init__()
+        c, h, w = in_shape
+        blocks: list[nn.Module] = []
+        for out in channels:
+            blocks += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+            if min(h, w) >= 4:
+                blocks.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            c = out
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class ToThreeChannels(nn.Module):
+    """Lets torchvision's 3-channel classifiers take grayscale images."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+@lru_cache(maxsize=1)
+def torchvision_model_names() -> list[str]:
+    from torchvision import models
+
+    return sorted(models.list_models(module=models))
+
+
+def import_object(path: str, what: str, key: str) -> Any:
+    """`package.module:name` → the object, or a SettingsError naming the setting."""
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise SettingsError(f"{key} = '{path}': cannot import module '{module_name}': {type(e).__name__}: {e}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise SettingsError(f"{key} = '{path}': module '{module_name}' has no {what} '{attr}'") from None
+
+
+def _call_with_options(factory: Any, options: dict[str, Any], given: dict[str, Any], key: str) -> Any:
+    """Call a user factory with the options, adding `given` values it accepts (in_shape, num_classes, ...)."""
+    try:
+        params = inspect.signature(factory).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    except (TypeError, ValueError):
+        params, takes_any = {}, False
+    kwargs = {k: v for k, v in given.items() if takes_any or k in params}
+    kwargs.update(options)
+    try:
+        return factory(**kwargs)
+    except TypeError as e:
+        raise SettingsError(f"{key}: calling {getattr(factory, '__name__', factory)} failed: {e}") from None
+
+
+def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: int) -> nn.Module:
+    in_shape = tuple(in_shape)
+    in_features = 1
+    for d in in_shape:
+        in_features *= d
+    if settings.name == "mlp":
+        return MLP(in_features, num_classes, settings.hidden, settings.dropout)
+    if settings.name == "cnn":
+        if len(in_shape) != 3:
+            raise SettingsError(f"model.name = 'cnn': needs images (channels, height, width), the dataset gives shape {in_shape}; use mlp")
+        return CNN(in_shape, num_classes, settings.channels, settings.dropout)
+    if ":" in settings.name:
+        cls = import_object(settings.name, "class or function", "model.name")
+        model = _call_with_options(cls, settings.options, {"in_shape": in_shape, "in_features": in_features, "num_classes": num_classes}, "model.name")
+        if not isinstance(model, nn.Module):
+            raise SettingsError(f"model.name = '{settings.name}': returned {type(model).__name__}, not a torch.nn.Module")
+        return model
+    from torchvision import models
+
+    if len(in_shape) != 3:
+        raise SettingsError(f"model.name = '{settings.name}': torchvision models need images, the dataset gives shape {in_shape}; use mlp")
+    try:  # weights=None: random weights, never a hub download
+        net = models.get_model(settings.name, weights=None, num_classes=num_classes, **settings.options)
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"model.name = '{settings.name}': {e}") from None
+    return nn.Sequential(ToThreeChannels(), net) if in_shape[0] == 1 else net
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
