@@ -322,9 +322,20 @@ def to_toml(settings: Settings) -> str:
         lines.append(f"# {cls.__doc__.strip()}" if cls.__doc__ else "")
         for f in section_fields(section):
             lines.append(f"# {f.metadata['doc']}")
-            lines.append(tomli_w.dumps({f.name: values[section][f.name]}).strip())
+            lines.append(f"{f.name} = {_inline(values[section][f.name])}")
         lines.append("")
     return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _inline(value: Any) -> str:
+    """A TOML value on one line (tables inline), written by tomli-w."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{tomli_w.dumps({k: 0}).split(' = ')[0]} = {_inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip()[len("v = "):]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,0 +1,198 @@
+"""Checkpoints that never lose work: atomic save, safe load, listing.
+
+A full checkpoint (`last.pth`, `epoch_N.pth`) is a plain dict, a superset of
+chapter 7.1's (`epoch`, `model_state_dict`, `optimizer_state_dict`,
+`train_loss`, `val_loss`, `val_acc`), holding only tensors and plain Python
+types so that `torch.load(..., weights_only=True)` reads it. `best.pth` is
+the bare `state_dict` of chapter 7.3.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.runs import read_jsonl, run_status
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written or read; the message is one line."""
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash or kill at any moment leaves either the old file or the new one,
+    never a torn one; a failed save (disk full, permissions) leaves the old
+    file intact and raises CheckpointError.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise CheckpointError(f"cannot save {path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """`torch.load(weights_only=True)`: tensors and plain types only, never arbitrary code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e).lower():
+            raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors and plain types, which could run code when loaded") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first[:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, AttributeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint ({first[:120]})") from None
+
+
+def model_state(checkpoint: Any) -> dict[str, torch.Tensor]:
+    """The model weights of a full checkpoint or of a bare state_dict (best.pth)."""
+    if isinstance(checkpoint, dict) and "model_state_dict" in checkpoint:
+        return checkpoint["model_state_dict"]
+    if isinstance(checkpoint, dict) and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint
+    raise CheckpointError("not a model checkpoint: no model_state_dict and not a state_dict of tensors")
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """`load_state_dict`, with a one-line error naming missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"shape mismatch (checkpoint vs model): {', '.join(shapes[:4])}{' ...' if len(shapes) > 4 else ''}")
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
+        raise CheckpointError(f"{source} does not fit this model ({type(model).__name__}): {'; '.join(parts)}")
+    model.load_state_dict(state)
+
+
+def resolve_resume(spec: str, runs_dir: str | os.PathLike) -> Path:
+    """`last` → last.pth of the newest run in runs_dir; a run folder → its last.pth; else the file itself."""
+    if spec == "last":
+        runs = [p for p in Path(runs_dir).glob("*/checkpoints/last.pth")]
+        if not runs:
+            raise CheckpointError(f"--resume last: no run in {runs_dir} has a checkpoints/last.pth")
+        return max(runs, key=lambda p: p.stat().st_mtime)
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pth"
+    if not path.is_file():
+        raise CheckpointError(f"--resume {spec}: no such checkpoint ({path})")
+    return path
+
+
+@dataclass
+class CheckpointInfo:
+    path: str
+    kind: str  # "best", "last" or "epoch"
+    epoch: int | None
+    batch: int
+    val_loss: float | None
+    val_acc: float | None
+    monitor_value: float | None
+    size: int
+    mtime: float
+    is_best: bool
+    error: str | None = None
+
+
+@dataclass
+class RunInfo:
+    name: str
+    path: str
+    status: str
+    detail: str
+    epochs: int
+    best_epoch: int | None
+    monitor: str
+    checkpoints: list[CheckpointInfo] = field(default_factory=list)
+
+
+def _describe(path: Path, kind: str, metrics: list[dict[str, Any]], monitor: str, best_epoch: int | None) -> CheckpointInfo:
+    st = path.stat()
+    epoch, batch, vl, va, error = None, 0, None, None, None
+    if kind == "best":
+        epoch = best_epoch
+    else:
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            epoch, batch = int(ck.get("epoch", 0)), int(ck.get("batch", 0))
+        except Exception as e:
+            error = f"unreadable: {type(e).__name__}"
+    row = next((m for m in metrics if m.get("epoch") == epoch), None)
+    if row:
+        vl, va = row.get("val_loss"), row.get("val_acc")
+    value = row.get(monitor) if row else None
+    return CheckpointInfo(str(path), kind, epoch, batch, vl, va, value, st.st_size, st.st_mtime, kind == "best", error)
+
+
+def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
+    """Every run folder under runs_dir, newest first, with its checkpoints."""
+    from engine.config import load_settings
+
+    runs = []
+    base = Path(runs_dir)
+    if not base.is_dir():
+        return []
+    for run_dir in sorted((p for p in base.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()), key=lambda p: p.stat().st_mtime, reverse=True):
+        metrics = list(read_jsonl(run_dir / "metrics.jsonl"))
+        try:
+            monitor = load_settings(run_dir / "settings.toml").training.monitor
+        except Exception:
+            monitor = "val_loss"
+        best_rows = [m for m in metrics if m.get("is_best")]
+        best_epoch = best_rows[-1]["epoch"] if best_rows else None
+        status = run_status(run_dir)
+        info = RunInfo(run_dir.name, str(run_dir), status.status, status.detail, len(metrics), best_epoch, monitor)
+        ck_dir = run_dir / "checkpoints"
+        for name, kind in (("best.pth", "best"), ("last.pth", "last")):
+            if (ck_dir / name).is_file():
+                info.checkpoints.append(_describe(ck_dir / name, kind, metrics, monitor, best_epoch))
+        for p in sorted(ck_dir.glob("epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else 0):
+            info.checkpoints.append(_describe(p, "epoch", metrics, monitor, best_epoch))
+        runs.append(info)
+    return runs
+
+
+def buffer_size(obj: Any) -> int:
+    """Bytes `torch.save` would write (used by tests and the listing)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.tell()

@@ -1,0 +1,183 @@
+"""Headless commands: `trainconsole run | eval | checkpoints | env` (and no command: the console).
+
+Exit codes: 0 done, 1 training failed, 2 bad settings or usage (one line on
+stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+# torch's OpenMP threads otherwise spin-wait, and a run collapses when another
+# process takes a core; must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="trainconsole", description="A terminal training console for PyTorch. With no command, opens the console.")
+    p.add_argument("-c", "--config", default="settings.toml", help="settings file (default: ./settings.toml; built-in defaults when absent)")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="train headless, one line per epoch")
+    run.add_argument("-c", "--config", dest="config_run", default=None, help="settings file (default: ./settings.toml)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set training.lr=0.01 (repeatable)")
+    run.add_argument("--resume", metavar="last|PATH", help="continue a run from its last.pth (last: the newest run in runs_dir)")
+    run.add_argument("--json", action="store_true", help="print one JSON event per line")
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on the validation or test split")
+    ev.add_argument("checkpoint", help="a .pth file or a run folder (its best.pth)")
+    ev.add_argument("-c", "--config", dest="config_run", default=None, help="settings to rebuild model and data (default: the run's own settings)")
+    ev.add_argument("--split", choices=("val", "test"), default="val")
+    ev.add_argument("--json", action="store_true")
+
+    ls = sub.add_parser("checkpoints", help="list runs and their checkpoints")
+    ls.add_argument("runs_dir", nargs="?", default=None, help="default: run.runs_dir of ./settings.toml")
+    ls.add_argument("--json", action="store_true")
+
+    env = sub.add_parser("env", help="report Python, PyTorch, CUDA/MPS, GPUs and CPU")
+    env.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    if args.command is None:
+        from tui.app import main as console_main  # only the console imports textual
+
+        return console_main(args.config)
+    from engine.checkpoints import CheckpointError
+    from engine.config import SettingsError
+
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "checkpoints":
+            return cmd_checkpoints(args)
+        return cmd_env(args)
+    except (SettingsError, CheckpointError, UsageError) as e:
+        print(f"trainconsole: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("trainconsole: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _settings_path(args) -> str:
+    return args.config_run or args.config
+
+
+def cmd_run(args) -> int:
+    from engine.checkpoints import load_checkpoint, resolve_resume
+    from engine.config import from_dict, load_settings
+    from engine.console_output import EpochPrinter, JsonPrinter
+    from engine.trainer import RunControl, Trainer
+
+    settings = load_settings(_settings_path(args), args.overrides)
+    resume_from = None
+    if args.resume:
+        resume_from = resolve_resume(args.resume, settings.run.runs_dir)
+        saved = load_checkpoint(resume_from)
+        if not isinstance(saved, dict) or "settings" not in saved:
+            raise UsageError(f"--resume {args.resume}: {resume_from} is not a full checkpoint (use last.pth or epoch_N.pth)")
+        settings = from_dict(saved["settings"], f"{resume_from} settings")
+        for text in args.overrides:  # --set still applies on top (e.g. training.epochs=40 to train longer)
+            from engine.config import parse_override
+
+            key, value = parse_override(text)
+            settings = settings.replace(key, value, f"--set {text}")
+
+    printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
+    control = RunControl()
+    trainer = Trainer(settings, printer, control, resume_from=resume_from)
+    interrupted = {"signal": None}
+
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        interrupted["signal"] = signum
+        control.stop(f"{name} received: stopped at a batch boundary, last.pth saved")
+        if signum == signal.SIGINT:  # a second Ctrl-C falls back to the default (immediate) behaviour
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        trainer.setup()
+        final = trainer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        printer.close()
+    if type(final).__name__ == "RunFailed":
+        return EXIT_FAILED
+    if final.status == "nan":
+        return EXIT_FAILED
+    if interrupted["signal"] is not None or final.status == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    from engine.evaluate import evaluate_checkpoint, format_evaluation
+
+    result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_evaluation(result))
+    return EXIT_OK
+
+
+def cmd_checkpoints(args) -> int:
+    from dataclasses import asdict
+
+    from engine.checkpoints import list_runs
+    from engine.config import load_settings
+
+    runs_dir = args.runs_dir or load_settings(args.config).run.runs_dir
+    runs = list_runs(runs_dir)
+    if args.json:
+        print(json.dumps([asdict(r) for r in runs]))
+        return EXIT_OK
+    if not runs:
+        print(f"no runs in {runs_dir}")
+        return EXIT_OK
+    from engine.console_output import format_runs
+
+    print(format_runs(runs))
+    return EXIT_OK
+
+
+def cmd_env(args) -> int:
+    from engine.device import environment_report, format_report
+
+    report = environment_report()
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

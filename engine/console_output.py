@@ -1,0 +1,131 @@
+"""What the headless CLI prints: chapter 8.3's epoch lines, a live progress line on terminals, or JSON events."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from engine.events import BatchProgressed, EpochCompleted, Event, RunFailed, RunFinished, RunStarted
+from engine.runs import to_json
+
+
+def epoch_line(e: EpochCompleted) -> str:
+    """Chapter 8.3's log line: epoch, LR, train and val loss (accuracy), the gap, the diagnostic."""
+    width = len(str(e.epochs))
+    line = (
+        f"Epoch [{e.epoch:{width}d}/{e.epochs}] | LR: {e.lr:.2e} | "
+        f"Train: {e.train_loss:.4f} ({e.train_acc:.1%}) | Val: {e.val_loss:.4f} ({e.val_acc:.1%}) | "
+        f"Gap: {e.val_loss - e.train_loss:+.4f} | {e.diagnostic.label}"
+    )
+    if e.diagnostic.status != "ok":
+        line += f" ({e.diagnostic.message})"
+    if e.is_best:
+        line += " | best"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class EpochPrinter:
+    """Human output. A self-updating progress line only when `out` is a terminal: logs never get carriage returns."""
+
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+        self.out, self.err = out, err
+        self.live = out.isatty()
+        self._progress_shown = False
+
+    def _clear(self) -> None:
+        if self._progress_shown:
+            self.out.write("\r\x1b[K")
+            self._progress_shown = False
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BatchProgressed):
+            if self.live:
+                bar_width = 20
+                done = int(bar_width * event.batch / max(event.batches, 1))
+                self.out.write(
+                    f"\r\x1b[K  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] {event.batch}/{event.batches}"
+                    f"  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  ETA {_duration(event.eta_s)}"
+                )
+                self.out.flush()
+                self._progress_shown = True
+            return
+        self._clear()
+        if isinstance(event, RunStarted):
+            resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
+            print(f"Run folder : {event.run_dir}{resumed}", file=self.out)
+            print(f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU threads", file=self.out)
+            print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
+            print(f"Data       : {event.data_path}", file=self.out)
+        elif isinstance(event, EpochCompleted):
+            print(epoch_line(event), file=self.out)
+        elif isinstance(event, RunFinished):
+            best = f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
+            print(f"Run {event.status}: {event.reason} ({event.epochs_completed} epochs, {_duration(event.seconds)}){best}", file=self.out)
+            print(f"Run folder : {event.run_dir}", file=self.out)
+        elif isinstance(event, RunFailed):
+            print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)
+            if event.run_dir:
+                print(f"trainconsole: details in {event.run_dir}/events.jsonl", file=self.err)
+        self.out.flush()
+
+    def close(self) -> None:
+        self._clear()
+        self.out.flush()
+
+
+class JsonPrinter:
+    """`--json`: one JSON event per line."""
+
+    def __init__(self, out: TextIO = sys.stdout):
+        self.out = out
+
+    def __call__(self, event: Event) -> None:
+        if self.out is None:
+            return
+        try:
+            self.out.write(to_json(event.to_dict()) + "\n")
+            self.out.flush()
+        except BrokenPipeError:  # `| head`: the reader is gone; the run itself goes on and is recorded
+            self.out = None
+
+    def close(self) -> None:
+        if self.out is not None:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                pass
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def format_runs(runs) -> str:
+    import datetime
+
+    lines = []
+    for run in runs:
+        lines.append(f"{run.name}  [{run.status}]  {run.epochs} epochs, best epoch {run.best_epoch or '-'} by {run.monitor}  ({run.path})")
+        for c in run.checkpoints:
+            when = datetime.datetime.fromtimestamp(c.mtime).strftime("%Y-%m-%d %H:%M")
+            at = f"epoch {c.epoch}" + (f" + {c.batch} batches" if c.batch else "") if c.epoch is not None else "epoch ?"
+            vl = f"val_loss {c.val_loss:.4f}" if isinstance(c.val_loss, float) else "val_loss -"
+            va = f"val_acc {c.val_acc:.1%}" if isinstance(c.val_acc, float) else "val_acc -"
+            mark = " *best" if c.is_best else ""
+            lines.append(f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {_size(c.size):>9s}  {when}{mark}{'  ' + c.error if c.error else ''}")
+    return "\n".join(lines)
+
+
+def _file_name(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).name

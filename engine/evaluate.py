@@ -1,0 +1,88 @@
+"""`trainconsole eval`: a checkpoint's loss, accuracy, per-class accuracy and confusion matrix.
+
+The numbers come from the same validation pass as training (chapter 6.1's
+eval mode, no_grad, sample-weighted means) on the same split, so evaluating
+best.pth reproduces the val_acc recorded for its epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import checkpoints as ck
+from engine.config import Settings, from_dict, load_settings
+from engine.data import build_data
+from engine.device import resolve_device
+from engine.models import build_model
+
+
+def _settings_for(path: Path, checkpoint: Any, config: str | None) -> Settings:
+    if config:
+        return load_settings(config)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("settings"), dict):
+        return from_dict(checkpoint["settings"], f"{path} settings")
+    run_settings = path.parent.parent / "settings.toml"  # best.pth holds weights only: use its run's settings
+    if run_settings.is_file():
+        return load_settings(run_settings)
+    raise ck.CheckpointError(f"{path}: holds no settings and {run_settings} does not exist; pass -c SETTINGS")
+
+
+@torch.no_grad()
+def evaluate_checkpoint(target: str | Path, config: str | None = None, split: str = "val") -> dict[str, Any]:
+    path = Path(target)
+    if path.is_dir():
+        path = path / "checkpoints" / "best.pth"
+    checkpoint = ck.load_checkpoint(path)
+    settings = _settings_for(path, checkpoint, config)
+    if split == "test":
+        settings = settings.replace("data.val_fraction", 0.0)
+    device = resolve_device(settings.device.device)
+    data = build_data(settings.data, settings.run.seed, device, augment=False)
+    model = build_model(settings.model, data.in_shape, data.num_classes).to(device)
+    ck.load_weights(model, ck.model_state(checkpoint), str(path))
+    model.eval()
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=settings.training.label_smoothing)
+    k = data.num_classes
+    confusion = torch.zeros(k, k, dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    for xb, yb in data.val:
+        xb, yb = xb.to(device), yb.to(device)
+        out = model(xb)
+        loss_sum += criterion(out, yb).float() * yb.shape[0]
+        confusion += torch.bincount(yb * k + out.argmax(1), minlength=k * k).reshape(k, k)
+        seen += yb.shape[0]
+    confusion = confusion.cpu()
+    per_class_total = confusion.sum(1)
+    per_class = [(float(confusion[i, i]) / int(per_class_total[i])) if per_class_total[i] else None for i in range(k)]
+    return {
+        "checkpoint": str(path),
+        "split": "test" if split == "test" else "val",
+        "samples": seen,
+        "loss": float(loss_sum) / max(seen, 1),
+        "accuracy": float(confusion.trace()) / max(seen, 1),
+        "classes": data.class_names,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "epoch": checkpoint.get("epoch") if isinstance(checkpoint, dict) and "model_state_dict" in checkpoint else None,
+    }
+
+
+def format_evaluation(r: dict[str, Any]) -> str:
+    lines = [
+        f"Checkpoint : {r['checkpoint']}",
+        f"Split      : {r['split']} ({r['samples']} samples)",
+        f"Loss       : {r['loss']:.4f}",
+        f"Accuracy   : {r['accuracy']:.2%}",
+        "Per class  : " + "  ".join(f"{c}: {a:.1%}" if a is not None else f"{c}: -" for c, a in zip(r["classes"], r["per_class_accuracy"])),
+        "Confusion matrix (rows: true class, columns: predicted):",
+    ]
+    names = [str(c)[:6] for c in r["classes"]]
+    width = max(6, max(len(n) for n in names), max(len(str(v)) for row in r["confusion_matrix"] for v in row))
+    lines.append(" " * (width + 1) + " ".join(f"{n:>{width}}" for n in names))
+    for name, row in zip(names, r["confusion_matrix"]):
+        lines.append(f"{name:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)

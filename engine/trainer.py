@@ -1,0 +1,446 @@
+"""The loop: one run of chapter 6's template, with everything a real run needs.
+
+`Trainer(settings, emit).run()` trains in the calling thread (the console
+calls it from a worker thread) and reports through `emit` only. The caller
+steers it through a `RunControl`: stop and pause are flags the loop reads
+between batches.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine import checkpoints as ck
+from engine.config import Settings, SettingsError, save_settings
+from engine.data import DataBundle, build_data
+from engine.device import choose_threads, device_name, resolve_device
+from engine.diagnostics import diagnose, overfitting_onset
+from engine.events import (
+    BatchProgressed,
+    CheckpointSaved,
+    DiagnosticRaised,
+    Emit,
+    EpochCompleted,
+    Event,
+    RunFailed,
+    RunFinished,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+)
+from engine.models import build_model, count_parameters
+from engine.optim import build_optimizer, build_scheduler
+from engine.runs import RunLock, RunRecorder, create_run_dir
+
+PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
+HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best")
+
+
+class RunControl:
+    """The caller's handle on a run: cooperative stop and pause, read by the loop between batches."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.reason = ""
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        if not self._stop.is_set():
+            self.reason = reason
+        self._stop.set()
+        self._running.set()  # a paused run must wake up to stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume; True when now paused."""
+        if self.paused:
+            self.resume()
+        else:
+            self.pause()
+        return self.paused
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set() and not self._stop.is_set()
+
+    def wait_while_paused(self, timeout: float = 0.2) -> None:
+        self._running.wait(timeout)
+
+
+@dataclass
+class RunState:
+    """Everything that changes during a run and goes into a full checkpoint (ignite's `state`)."""
+
+    epoch: int = 0  # completed epochs
+    history: dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    best_epoch: int | None = None
+    best_value: float | None = None
+    bad_epochs: int = 0  # epochs since the monitor last improved (early stopping)
+
+
+def seed_everything(seed: int) -> None:
+    if seed < 0:
+        return
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
+        return None, "fp32"
+    if setting == "auto":
+        return (torch.bfloat16, "bf16 autocast") if torch.cuda.is_bf16_supported() else (torch.float16, "fp16 autocast + GradScaler")
+    if setting == "fp16":
+        if device.type != "cuda":
+            raise SettingsError(f"training.precision = 'fp16': needs a CUDA device (training on {device.type}); use auto, fp32 or bf16")
+        return torch.float16, "fp16 autocast + GradScaler"
+    return torch.bfloat16, "bf16 autocast"
+
+
+class Trainer:
+    """One run. Build it (validates and loads everything), then `run()`."""
+
+    def __init__(self, settings: Settings, emit: Emit, control: RunControl | None = None, *, resume_from: str | Path | None = None, set_threads: bool = True):
+        self.settings = settings
+        self._emit_user = emit
+        self.control = control or RunControl()
+        self.resume_from = Path(resume_from) if resume_from else None
+        self.set_threads = set_threads
+        self.recorder: RunRecorder | None = None
+        self.run_dir: Path | None = None
+        self.state = RunState()
+        self._partial: dict[str, Any] | None = None
+
+    # -- events -------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        if self.recorder is not None:
+            self.recorder.record(event)
+        self._emit_user(event)
+
+    # -- set-up ---------------------------------------------------------------
+    def setup(self) -> None:
+        """Everything that can fail because of the settings: raises SettingsError or CheckpointError."""
+        s = self.settings
+        self.device = resolve_device(s.device.device)
+        self.threads = torch.get_num_threads()
+        if self.set_threads and self.device.type == "cpu":
+            self.threads = choose_threads(s.device.threads)
+            torch.set_num_threads(self.threads)
+        self.amp_dtype, self.precision = _precision(s.training.precision, self.device)
+        seed_everything(s.run.seed)
+        self.data: DataBundle = build_data(s.data, s.run.seed, self.device)
+        self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
+        self.forward = torch.compile(self.model) if s.training.compile else self.model
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
+        self.optimizer = build_optimizer(self.model, s.training, self.device)
+        self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            self.run_dir = self.resume_from.parent.parent
+        else:
+            self.run_dir = create_run_dir(s.run.runs_dir, s.run.name)
+        self.lock = RunLock(self.run_dir)
+        self.lock.acquire()
+        save_settings(s, self.run_dir / "settings.toml")
+        self.recorder = RunRecorder(self.run_dir)
+        if checkpoint is not None:
+            self.recorder.rewrite_metrics(self._history_rows())
+
+    def _restore(self, c: dict[str, Any]) -> None:
+        if not isinstance(c, dict) or "model_state_dict" not in c or "optimizer_state_dict" not in c:
+            raise ck.CheckpointError(f"{self.resume_from}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
+        ck.load_weights(self.model, c["model_state_dict"], str(self.resume_from))
+        self.optimizer.load_state_dict(c["optimizer_state_dict"])
+        if self.scheduler is not None and c.get("scheduler_state_dict"):
+            self.scheduler.load_state_dict(c["scheduler_state_dict"])
+        if c.get("scaler_state_dict"):
+            self.scaler.load_state_dict(c["scaler_state_dict"])
+        st = self.state
+        st.epoch = int(c["epoch"])
+        st.history = {k: list(c["history"].get(k, [])) for k in HISTORY_KEYS}
+        st.best_epoch, st.best_value = c["best"]["epoch"], c["best"]["value"]
+        st.bad_epochs = int(c["best"].get("bad_epochs", 0))
+        rng = c["rng"]
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and rng.get("cuda"):
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+        if c.get("batch", 0) > 0:
+            self._partial = {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"]}
+        else:
+            self.data.generator.set_state(rng["data"])
+
+    # -- checkpoints ----------------------------------------------------------
+    def _checkpoint(self, batch: int = 0, partial: dict[str, Any] | None = None, epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
+        st, h = self.state, self.state.history
+        last = {k: (h[k][-1] if h[k] else float("nan")) for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
+        py = random.getstate()
+        return {
+            "format_version": ck.FORMAT_VERSION,
+            "epoch": st.epoch,
+            "batch": batch,
+            "model_state_dict": self.model.state_dict(),
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "scheduler_state_dict": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler_state_dict": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            **last,
+            "history": {k: list(v) for k, v in h.items()},
+            "best": {"epoch": st.best_epoch, "value": st.best_value, "monitor": self.settings.training.monitor, "bad_epochs": st.bad_epochs},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                "python": [py[0], list(py[1]), py[2]],
+                "data": self.data.generator.get_state(),
+                "data_epoch_start": epoch_start if epoch_start is not None else self.data.generator.get_state(),
+            },
+            "partial": partial or {},
+            "settings": self.settings.to_dict(),
+            "torch_version": str(torch.__version__),
+        }
+
+    def _save(self, obj: Any, name: str, kind: str) -> None:
+        path = self.run_dir / "checkpoints" / name
+        ck.atomic_save(obj, path)
+        monitor = self.settings.training.monitor
+        h = self.state.history
+        value = h[monitor][-1] if h[monitor] else float("nan")
+        self.emit(CheckpointSaved(self.state.epoch, str(path), kind, monitor, value))
+
+    def _save_epoch_checkpoints(self, is_best: bool) -> None:
+        if is_best:
+            self._save(self.model.state_dict(), "best.pth", "best")
+        full = self._checkpoint()
+        cs = self.settings.checkpoints
+        if cs.every and self.state.epoch % cs.every == 0:
+            self._save(full, f"epoch_{self.state.epoch}.pth", "epoch")
+            kept = sorted(self.run_dir.glob("checkpoints/epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
+            for old in kept[:-cs.keep]:  # the new file is written before an old one goes
+                old.unlink(missing_ok=True)
+        self._save(full, "last.pth", "last")
+
+    # -- the loop -------------------------------------------------------------
+    def run(self) -> Event:
+        """Set up (if not done) and train; returns the final RunFinished or RunFailed event.
+
+        Bad settings raise SettingsError/CheckpointError before anything is written.
+        """
+        if self.recorder is None:
+            self.setup()
+        started = time.perf_counter()
+        try:
+            self._emit_started()
+            status, reason = self._train()
+            final: Event = RunFinished(
+                status, reason, self.state.epoch, self.state.best_epoch, self.state.best_value,
+                self.settings.training.monitor, str(self.run_dir), time.perf_counter() - started,
+            )
+        except Exception as e:
+            final = RunFailed(f"{type(e).__name__}: {e}", type(e).__name__, traceback.format_exc(), str(self.run_dir), self.state.epoch)
+        self.emit(final)
+        self.close()
+        return final
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
+
+    def _emit_started(self) -> None:
+        s = self.settings
+        self.emit(RunStarted(
+            str(self.run_dir), s.to_dict(), str(self.device), device_name(self.device), count_parameters(self.model),
+            self.data.train.num_samples, self.data.val.num_samples, len(self.data.train), self.data.description,
+            self.precision, self.state.epoch, s.training.epochs, self.threads,
+        ))
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _train(self) -> tuple[str, str]:
+        s = self.settings.training
+        while self.state.epoch < s.epochs:
+            t0 = time.perf_counter()
+            train = self._train_epoch()
+            if train is None:
+                return "stopped", self.control.reason or "stopped"
+            train_loss, train_acc, samples_per_s = train
+            val_loss, val_acc = self.evaluate()
+            status = self._end_epoch(train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0)
+            if status:
+                return status
+            if self.control.stop_requested:
+                return "stopped", self.control.reason or "stopped"
+        return "completed", f"trained {s.epochs} epochs"
+
+    def _train_epoch(self) -> tuple[float, float, float] | None:
+        """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
+        model, opt, device, control = self.model, self.optimizer, self.device, self.control
+        clip = self.settings.training.grad_clip
+        per_batch_scheduler = self.settings.training.scheduler == "onecycle"
+        batches = len(self.data.train)
+        epoch = self.state.epoch + 1
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen, skip, elapsed_before = 0, 0, 0.0
+        if self._partial is not None:  # resuming mid-epoch: replay the epoch's data order up to where it stopped
+            p, self._partial = self._partial, None
+            self.data.generator.set_state(p["data_epoch_start"])
+            loss_sum += p["loss_sum"]
+            correct += p["correct"]
+            seen, skip, elapsed_before = p["seen"], p["batch"], p["seconds"]
+        epoch_start = self.data.generator.get_state()
+        seen_at_start = seen
+        start = last_tick = time.perf_counter()
+        for i, (xb, yb) in enumerate(self.data.train, start=1):
+            if i <= skip:
+                continue
+            if control.stop_requested or control.paused:
+                if control.paused:
+                    self._wait_paused(epoch, i - 1)
+                if control.stop_requested:
+                    partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen, "seconds": elapsed_before + time.perf_counter() - start}
+                    self._save(self._checkpoint(i - 1, partial, epoch_start), "last.pth", "last")
+                    return None
+            xb = xb.to(device, non_blocking=True)
+            yb = yb.to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            with self._autocast():
+                out = self.forward(xb)
+                loss = self.criterion(out, yb)
+            self.scaler.scale(loss).backward()
+            if clip > 0:
+                self.scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            self.scaler.step(opt)
+            self.scaler.update()
+            if per_batch_scheduler:
+                self.scheduler.step()
+            n = yb.shape[0]
+            seen += n
+            loss_sum += loss.detach().float() * n  # stays on the device: no sync per batch
+            correct += (out.argmax(1) == yb).sum()
+            now = time.perf_counter()
+            if now - last_tick >= PROGRESS_INTERVAL_S or i == batches:
+                last_tick = now
+                running = float(loss_sum) / seen  # the throttled tick is the only sync inside an epoch
+                rate = (seen - seen_at_start) / max(now - start, 1e-9)
+                self.emit(BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running))
+                if not math.isfinite(running) and self.settings.training.stop_on_nan:
+                    break  # the epoch ends now and is reported as NaN
+        seconds = elapsed_before + time.perf_counter() - start
+        if seen == 0:
+            return float("nan"), 0.0, 0.0
+        return float(loss_sum) / seen, int(correct) / seen, seen / max(seconds, 1e-9)
+
+    def _wait_paused(self, epoch: int, batch: int) -> None:
+        self.emit(RunPaused(epoch, batch))
+        while self.control.paused:
+            self.control.wait_while_paused()
+        if not self.control.stop_requested:
+            self.emit(RunResumed(epoch, batch))
+
+    @torch.no_grad()
+    def evaluate(self, batches=None) -> tuple[float, float]:
+        """Chapter 6.1's validation phase: eval mode, no_grad, sample-weighted mean loss and accuracy."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        for xb, yb in batches if batches is not None else self.data.val:
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            with self._autocast():
+                out = self.forward(xb)
+                loss = self.criterion(out, yb)
+            loss_sum += loss.float() * yb.shape[0]
+            correct += (out.argmax(1) == yb).sum()
+            seen += yb.shape[0]
+        return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
+
+    def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False  # a NaN epoch never becomes best
+        best = self.state.best_value
+        if best is None:
+            return True
+        return value < best if self.settings.training.monitor.endswith("loss") else value > best
+
+    def _end_epoch(self, train_loss, train_acc, val_loss, val_acc, samples_per_s, seconds) -> tuple[str, str] | None:
+        st, s = self.state, self.settings
+        st.epoch += 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics)
+        values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
+        is_best = self._improved(values[s.training.monitor])
+        if is_best:
+            st.best_epoch, st.best_value, st.bad_epochs = st.epoch, values[s.training.monitor], 0
+        else:
+            st.bad_epochs += 1
+        for k, v in {**values, "lr": lr, "seconds": seconds, "samples_per_s": samples_per_s, "diagnostic": diagnostic.status, "is_best": is_best}.items():
+            st.history[k].append(v)
+        self._step_scheduler(values[s.training.monitor])
+        self._save_epoch_checkpoints(is_best)
+        onset = overfitting_onset(st.history["val_loss"], s.diagnostics)
+        event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s, diagnostic, is_best, onset)
+        self.recorder.record_epoch(event.metrics())
+        self.emit(event)
+        if diagnostic.status != "ok":
+            self.emit(DiagnosticRaised(st.epoch, diagnostic))
+        if diagnostic.status == "nan" and s.training.stop_on_nan:
+            return "nan", diagnostic.message
+        if s.training.patience and st.bad_epochs >= s.training.patience:
+            return "early_stopped", f"{s.training.monitor} did not improve for {s.training.patience} epochs (best {st.best_value:.4f} at epoch {st.best_epoch})"
+        return None
+
+    def _step_scheduler(self, monitored: float) -> None:
+        sch = self.scheduler
+        if sch is None or self.settings.training.scheduler == "onecycle":
+            return
+        if isinstance(sch, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if math.isfinite(monitored):
+                sch.step(monitored)
+        else:
+            sch.step()
+
+    def _history_rows(self) -> list[dict[str, Any]]:
+        h = self.state.history
+        return [{"epoch": i + 1, **{k: h[k][i] for k in HISTORY_KEYS}} for i in range(len(h["train_loss"]))]
+
+
+def run_in_thread(trainer: Trainer, name: str = "trainconsole-run") -> threading.Thread:
+    """Start `trainer.run()` in a daemon thread (what the console does)."""
+    thread = threading.Thread(target=trainer.run, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,1 @@
+"""trainconsole's Textual console."""
