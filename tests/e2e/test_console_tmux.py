@@ -1,0 +1,72 @@
+"""The real console in a real terminal (tmux): train, see the run listed, quit cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+
+TRAINCONSOLE = Path(sys.executable).parent / "trainconsole"
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def _screen(session: str) -> str:
+    return _tmux("capture-pane", "-p", "-t", session)
+
+
+def _wait_for(session: str, condition, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = _screen(session)
+        if condition(text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; the terminal shows:\n{text}")
+
+
+def _alive(session: str) -> bool:
+    return subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("width,height", [(120, 40), (80, 24)])
+def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height):
+    (tmp_path / "settings.toml").write_text(f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[training]\nepochs = 5\n')
+    session = f"tc-e2e-{uuid.uuid4().hex[:8]}"
+    env = {"TERM": "xterm-256color"}
+    command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml"
+    try:
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height),
+                        *[a for k, v in env.items() for a in ("-e", f"{k}={v}")], command], check=True)
+        _wait_for(session, lambda t: "Environment" in t and "Quit" in t, 20)
+        _tmux("send-keys", "-t", session, "3")
+        _wait_for(session, lambda t: "Start" in t and "No run yet" in t, 10)
+        _tmux("send-keys", "-t", session, "s")
+        text = _wait_for(session, lambda t: "Run finished" in t, 60)
+        assert "per epoch" in text  # both charts
+        assert any(line.split()[:1] == ["5"] for line in text.splitlines()), text  # the last epoch row
+        assert any(badge in text for badge in (" OK ", " OVERFITTING ", " UNDERFITTING ", " NaN ")), text
+        run_dirs = list((tmp_path / "runs").iterdir())
+        assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoints" / "last.pth").is_file()
+        _tmux("send-keys", "-t", session, "4")
+        _wait_for(session, lambda t: run_dirs[0].name in t and "completed" in t, 20)
+        _tmux("send-keys", "-t", session, "q")
+        deadline = time.monotonic() + 5
+        while _alive(session) and time.monotonic() < deadline:
+            if "Stop and quit" in _screen(session):
+                _tmux("send-keys", "-t", session, "y")
+            time.sleep(0.1)
+        assert not _alive(session), _screen(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -1,0 +1,92 @@
+"""Modes, help, quitting, and the promise that the first screen needs no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pilot_helpers import SIZE, run, tiny_settings, wait_for
+from tui.app import TrainConsole
+from tui.screens.checkpoints import CheckpointsScreen
+from tui.screens.configuration import ConfigurationScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.environment import EnvironmentScreen
+from tui.screens.help import HelpScreen
+from tui.screens.training import TrainingScreen
+
+
+def test_number_keys_switch_between_the_four_screens(settings, tmp_path):
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            assert isinstance(app.screen, EnvironmentScreen)
+            for key, screen in (("2", ConfigurationScreen), ("3", TrainingScreen), ("4", CheckpointsScreen), ("1", EnvironmentScreen)):
+                await pilot.press(key)
+                await wait_for(pilot, lambda: isinstance(app.screen, screen), timeout=5)
+                assert isinstance(app.screen, screen)
+                assert app.current_mode == screen.__name__.removesuffix("Screen").lower()
+
+    run(scenario())
+
+
+def test_clicking_a_tab_switches_screen(settings, tmp_path):
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.click("#tab-training")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen), timeout=5)
+
+    run(scenario())
+
+
+def test_question_mark_shows_help_and_escape_closes_it(settings, tmp_path):
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert isinstance(app.screen, TrainingScreen)
+
+    run(scenario())
+
+
+def test_q_without_a_run_quits_at_once(settings, tmp_path):
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("q")
+            await pilot.pause(0.1)
+            assert not app.is_running
+
+    run(scenario())
+
+
+def test_q_during_a_run_asks_then_stops_the_run(tmp_path):
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path, epochs=500), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3", "s")
+            assert await wait_for(pilot, lambda: app.screen.outcome == "running")
+            await pilot.press("q")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            assert isinstance(app.screen, TrainingScreen) and app.run_control is not None
+            control = app.run_control
+            await pilot.press("q")
+            await pilot.press("y")
+            await pilot.pause(0.1)
+            assert control.stop_requested
+            assert not app.is_running
+
+    run(scenario())
+    # the engine saves last.pth at the next batch boundary once stopped
+    runs = list((tmp_path / "runs").glob("*/checkpoints/last.pth"))
+    assert runs
+
+
+def test_importing_the_app_loads_no_torch():
+    code = "import sys, tui.app, tui.screens.training, tui.screens.checkpoints, tui.screens.configuration, tui.screens.environment; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

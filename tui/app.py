@@ -1,0 +1,163 @@
+"""The console: four screens as modes, the global bindings, the shared settings.
+
+Nothing here imports torch: the first screen paints at once and torch is
+imported by a background worker after mount.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from engine.config import Settings, SettingsError, load_settings
+from tui.messages import TorchReady
+
+MODES = ("environment", "configuration", "training", "checkpoints")
+
+
+def _environment() -> Screen:
+    from tui.screens.environment import EnvironmentScreen
+
+    return EnvironmentScreen()
+
+
+def _configuration() -> Screen:
+    from tui.screens.configuration import ConfigurationScreen
+
+    return ConfigurationScreen()
+
+
+def _training() -> Screen:
+    from tui.screens.training import TrainingScreen
+
+    return TrainingScreen()
+
+
+def _checkpoints() -> Screen:
+    from tui.screens.checkpoints import CheckpointsScreen
+
+    return CheckpointsScreen()
+
+
+class TrainConsole(App):
+    """trainconsole: environment, configuration, live training and checkpoints."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "trainconsole"
+    MODES = {"environment": _environment, "configuration": _configuration, "training": _training, "checkpoints": _checkpoints}
+    DEFAULT_MODE = "environment"
+    BINDINGS = [
+        Binding("1", "switch_mode('environment')", "Env"),
+        Binding("2", "switch_mode('configuration')", "Config"),
+        Binding("3", "switch_mode('training')", "Train"),
+        Binding("4", "switch_mode('checkpoints')", "Checkpoints"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit_console", "Quit"),
+    ]
+
+    def __init__(self, settings: Settings, settings_path: str | Path = "settings.toml", settings_error: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings  # the one current Settings object; screens read it when shown
+        self.settings_path = Path(settings_path)
+        self.settings_error = settings_error
+        self.run_control: Any = None  # RunControl of the active run (set by the Runner)
+        self.torch_ready = False
+        self._after_torch: list[Callable[[], None]] = []
+
+    def on_mount(self) -> None:
+        if self.settings_error:
+            self.notify(f"{self.settings_error}\nUsing built-in defaults.", title="Settings", severity="error", timeout=10)
+        self._warm_up()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up")
+    def _warm_up(self) -> None:
+        try:
+            import engine.checkpoints  # noqa: F401  (torch, torchvision-free)
+            import engine.trainer  # noqa: F401
+        except Exception as e:  # pragma: no cover - a broken torch install
+            self.post_message(TorchReady(f"{type(e).__name__}: {e}"))
+            return
+        self.post_message(TorchReady())
+
+    def on_torch_ready(self, message: TorchReady) -> None:
+        if message.error:
+            self.notify(f"PyTorch failed to load: {message.error}", severity="error", timeout=30)
+            return
+        # a gen-2 collection over torch's objects stalls the event loop; freeze them once
+        gc.collect()
+        gc.freeze()
+        self.torch_ready = True
+        callbacks, self._after_torch = self._after_torch, []
+        for callback in callbacks:
+            callback()
+
+    def when_torch_ready(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the UI thread once torch is imported (at once if it is)."""
+        if self.torch_ready:
+            callback()
+        else:
+            self._after_torch.append(callback)
+
+    def set_settings(self, settings: Settings, path: str | Path | None = None) -> None:
+        self.settings = settings
+        if path is not None:
+            self.settings_path = Path(path)
+
+    async def start_run(self, settings: Settings, resume_from: str | Path | None = None) -> None:
+        """Switch to the training screen and start a run there (the checkpoints screen's resume)."""
+        await self.switch_mode("training")
+        self.screen.start_run(settings, resume_from)
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.current_mode))
+
+    def action_quit_console(self) -> None:
+        if self.run_control is None:
+            self.exit()
+            return
+        from tui.screens.confirm import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._stop_run("console closed")
+                self.exit()
+
+        self.push_screen(ConfirmScreen("A run is active. Stop it (last.pth is saved) and quit?", "Stop and quit"), answer)
+
+    def _stop_run(self, reason: str) -> None:
+        if self.run_control is not None:
+            self.run_control.stop(reason)
+
+    def on_unmount(self) -> None:
+        # never wait for a whole run: the loop stops at the next batch boundary and saves last.pth
+        self._stop_run("console closed")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode in MODES:
+            yield SystemCommand(f"Screen: {mode}", f"Show the {mode} screen", lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("Help", "Keys of this screen", self.action_help)
+
+
+def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None]:
+    try:
+        return load_settings(config_path), None
+    except SettingsError as e:
+        return Settings(), str(e)
+
+
+def main(config_path: str = "settings.toml") -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings, error = load_initial_settings(config_path)
+    TrainConsole(settings, config_path, error).run()
+    return 0

@@ -1,0 +1,237 @@
+"""Screen 4: runs and their checkpoints; curves, settings, resume, evaluate, delete."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from engine.runs import read_jsonl
+from tui.widgets.metric_chart import MetricChart
+from tui.widgets.run_history import RunHistory
+from tui.widgets.screen_tabs import ScreenTabs
+
+
+def _num(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
+def settings_text(run_dir: Path) -> str:
+    """The run's settings.toml without its comment lines."""
+    path = run_dir / "settings.toml"
+    if not path.is_file():
+        return "(no settings.toml)"
+    return "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#"))
+
+
+def resume_settings(last: Path) -> tuple[Any, int]:
+    """The settings stored in a full checkpoint and its completed epochs, as `trainconsole run --resume` takes them."""
+    from engine.checkpoints import CheckpointError, load_checkpoint
+    from engine.config import from_dict
+
+    saved = load_checkpoint(last)
+    if not isinstance(saved, dict) or "settings" not in saved:
+        raise CheckpointError(f"{last} is not a full checkpoint (use last.pth or epoch_N.pth)")
+    return from_dict(saved["settings"], f"{last} settings"), int(saved.get("epoch", 0))
+
+
+class CheckpointsScreen(Screen):
+    BINDINGS = [
+        Binding("r", "resume", "Resume"),
+        Binding("e", "evaluate", "Evaluate"),
+        Binding("delete,D", "delete", "Delete"),
+        Binding("f5", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Any] = []
+
+    def compose(self) -> ComposeResult:
+        yield ScreenTabs("checkpoints")
+        yield Static("Loading runs ...", id="ck-status")
+        with Horizontal(id="ck-top"):
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="ckpts", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="ck-bottom"):
+            yield MetricChart("loss", "loss", id="run-chart")
+            with VerticalScroll(id="ck-details-box"):
+                yield Static("", id="ck-details", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs", DataTable).add_columns("run", "status", "epochs", "best")
+        self.query_one("#ckpts", DataTable).add_columns("file", "epoch", "val loss", "val acc", "size", "best")
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    # -- listing ----------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self._list_runs(self.app.settings.run.runs_dir)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
+    def _list_runs(self, runs_dir: str) -> list[Any]:
+        from engine.checkpoints import list_runs
+
+        return list_runs(runs_dir)
+
+    def _show_runs(self, runs: list[Any]) -> None:
+        table = self.query_one("#runs", DataTable)
+        selected = self.selected_run()
+        self.runs = runs
+        table.clear()
+        for run in runs:
+            table.add_row(run.name, run.status, str(run.epochs), _num(run.best_epoch, "d"), key=run.path)
+        runs_dir = self.app.settings.run.runs_dir
+        self._set_status(f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3.")
+        if selected is not None and any(r.path == selected.path for r in runs):
+            table.move_cursor(row=[r.path for r in runs].index(selected.path))
+        if runs:
+            self._show_run(self.selected_run())
+        else:
+            self.query_one("#ckpts", DataTable).clear()
+            self.query_one(MetricChart).clear()
+            self._details("")
+
+    def selected_run(self) -> Any | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.runs or table.cursor_row is None or not 0 <= table.cursor_row < len(self.runs):
+            return None
+        return self.runs[table.cursor_row]
+
+    def selected_checkpoint(self) -> Any | None:
+        run, table = self.selected_run(), self.query_one("#ckpts", DataTable)
+        if run is None or not run.checkpoints or not 0 <= table.cursor_row < len(run.checkpoints):
+            return None
+        return run.checkpoints[table.cursor_row]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "runs" and self.runs:
+            self._show_run(self.selected_run())
+
+    def _show_run(self, run: Any | None) -> None:
+        if run is None:
+            return
+        table = self.query_one("#ckpts", DataTable)
+        table.clear()
+        for c in run.checkpoints:
+            table.add_row(Path(c.path).name, _num(c.epoch, "d"), _num(c.val_loss, ".4f"), _num(c.val_acc, ".1%"), _size(c.size), "*" if c.is_best else "", key=c.path)
+        history = RunHistory.from_rows(read_jsonl(Path(run.path) / "metrics.jsonl"))
+        self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
+        self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n\n{settings_text(Path(run.path))}")
+
+    # -- actions ----------------------------------------------------------------
+    def action_resume(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        if self.app.run_control is not None:
+            self.notify("A run is active: stop it first.", severity="warning")
+            return
+        last = Path(run.path) / "checkpoints" / "last.pth"
+        if not last.is_file():
+            self.notify(f"{run.name} has no last.pth to resume from.", severity="error")
+            return
+        self._load_resume(last)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="resume")
+    def _load_resume(self, last: Path) -> tuple[Any, int, Path]:
+        settings, epoch = resume_settings(last)
+        return settings, epoch, last
+
+    async def _start_resume(self, settings: Any, epoch: int, last: Path) -> None:
+        wanted = self.app.settings.training.epochs
+        if epoch >= settings.training.epochs:
+            if wanted <= epoch:
+                self.notify(f"This run already trained {epoch} of its {settings.training.epochs} epochs. "
+                            f"Set training.epochs above {epoch} on the configuration screen to train longer.", severity="warning", timeout=8)
+                return
+            settings = settings.replace("training.epochs", wanted)
+        await self.app.start_run(settings, last)
+
+    def action_evaluate(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        focused_ck = self.focused is self.query_one("#ckpts", DataTable) and self.selected_checkpoint() is not None
+        target = self.selected_checkpoint().path if focused_ck else run.path
+        self._details(f"Evaluating {target} ...")
+        self._evaluate(target)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
+    def _evaluate(self, target: str) -> dict[str, Any]:
+        from engine.evaluate import evaluate_checkpoint
+
+        return evaluate_checkpoint(target)
+
+    def action_delete(self) -> None:
+        from tui.screens.confirm import ConfirmScreen
+
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        if run.status == "running":
+            self.notify("This run is training: stop it first.", severity="error")
+            return
+        ck = self.selected_checkpoint() if self.focused is self.query_one("#ckpts", DataTable) else None
+        target = Path(ck.path) if ck is not None else Path(run.path)
+        what = f"checkpoint {target}" if ck is not None else f"run folder {target} and all its checkpoints"
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._delete(target)
+
+        self.app.push_screen(ConfirmScreen(f"Delete {what}?", "Delete"), answer)
+
+    def _delete(self, target: Path) -> None:
+        try:
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        except OSError as e:
+            self.notify(f"cannot delete {target}: {e}", severity="error")
+            return
+        self.notify(f"deleted {target}")
+        self.action_refresh()
+
+    # -- results ------------------------------------------------------------------
+    async def on_worker_state_changed(self, event) -> None:
+        worker = event.worker
+        if not worker.is_finished or worker.group not in ("list-runs", "evaluate", "resume"):
+            return
+        if worker.error is not None:
+            message = f"{worker.error}"
+            if worker.group == "evaluate":
+                self._details(f"Evaluation failed: {message}")
+            else:
+                self.notify(message, severity="error", timeout=8)
+            return
+        if worker.result is None:
+            return
+        if worker.group == "list-runs":
+            self._show_runs(worker.result)
+        elif worker.group == "evaluate":
+            from engine.evaluate import format_evaluation
+
+            self._details(format_evaluation(worker.result))
+        else:
+            await self._start_resume(*worker.result)
+
+    def _details(self, text: str) -> None:
+        self.query_one("#ck-details", Static).update(text)
+
+    def _set_status(self, text: str) -> None:
+        self.query_one("#ck-status", Static).update(text)

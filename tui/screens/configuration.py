@@ -1,0 +1,148 @@
+"""Screen 2: every setting of every section as a form, validated by the engine as you type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from engine.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
+from tui.widgets.screen_tabs import ScreenTabs
+from tui.widgets.setting_field import SettingField
+
+PARAMS_DELAY_S = 0.4
+
+
+def count_model_parameters(settings: Settings) -> str:
+    """Build data and model on the CPU and count parameters (slow: call from a worker)."""
+    import torch
+
+    from engine.data import build_data
+    from engine.models import build_model, count_parameters
+
+    data = build_data(settings.data, settings.run.seed, torch.device("cpu"), augment=False)
+    model = build_model(settings.model, data.in_shape, data.num_classes)
+    return f"Model {settings.model.name}: {count_parameters(model):,} parameters (input {tuple(data.in_shape)}, {data.num_classes} classes)"
+
+
+class ConfigurationScreen(Screen):
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("ctrl+o", "focus_path", "Load file")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: Settings | None = None  # the settings object the form last displayed
+        self.invalid: set[str] = set()
+        self._params_timer = None
+
+    def compose(self) -> ComposeResult:
+        settings = self.app.settings
+        yield ScreenTabs("configuration")
+        with Horizontal(id="config-file-row"):
+            yield Label("File:")
+            yield Input(str(self.app.settings_path), id="settings-path")
+            yield Button("Load", id="load")
+            yield Button("Save", id="save", variant="primary")
+        yield Static("", id="param-count")
+        with VerticalScroll(id="config-form"):
+            values = settings.to_dict()
+            for section, cls in SECTIONS.items():
+                yield Static(f"[{section}]  {cls.__doc__.strip() if cls.__doc__ else ''}", classes="section-title", markup=False)
+                for f in section_fields(section):
+                    yield SettingField(section, f, values[section][f.name])
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.shown = self.app.settings
+        self._schedule_params()
+
+    def on_screen_resume(self) -> None:
+        if self.app.settings is not self.shown:  # changed elsewhere (device picker, load)
+            self.show_settings(self.app.settings)
+
+    def show_settings(self, settings: Settings) -> None:
+        values = settings.to_dict()
+        for field in self.query(SettingField):
+            field.set_value(values[field.section][field.setting_name])
+        self.invalid.clear()
+        self.shown = settings
+        self.query_one("#settings-path", Input).value = str(self.app.settings_path)
+        self._schedule_params()
+
+    def on_setting_field_edited(self, message: SettingField.Edited) -> None:
+        field = message.field
+        try:
+            settings = self.app.settings.replace(field.key, message.value, "form")
+        except SettingsError as e:
+            field.show_error(str(e))
+            self.invalid.add(field.key)
+            return
+        field.show_error(None)
+        self.invalid.discard(field.key)
+        self.app.set_settings(settings)
+        self.shown = settings
+        if field.section in ("data", "model", "run"):
+            self._schedule_params()
+
+    def _schedule_params(self) -> None:
+        if self._params_timer is not None:
+            self._params_timer.stop()
+        self.query_one("#param-count", Static).update("Model: counting parameters ...")
+        self._params_timer = self.set_timer(PARAMS_DELAY_S, lambda: self._count_params(self.app.settings))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="param-count")
+    def _count_params(self, settings: Settings) -> str:
+        return count_model_parameters(settings)
+
+    def on_worker_state_changed(self, event) -> None:
+        worker = event.worker
+        if worker.group != "param-count" or not worker.is_finished:
+            return
+        label = self.query_one("#param-count", Static)
+        if worker.error is not None:
+            label.update(f"Model: cannot build ({worker.error})")
+        elif worker.result is not None:
+            label.update(worker.result)
+
+    def action_save(self) -> None:
+        path = self.app.settings_path
+        try:
+            save_settings(self.app.settings, path)
+        except OSError as e:
+            self.notify(f"cannot save {path}: {e}", severity="error")
+            return
+        note = f" ({len(self.invalid)} invalid field(s) not saved: {', '.join(sorted(self.invalid))})" if self.invalid else ""
+        self.notify(f"saved {path}{note}", severity="warning" if note else "information")
+
+    def action_focus_path(self) -> None:
+        self.query_one("#settings-path", Input).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "load":
+            self.load(self.query_one("#settings-path", Input).value)
+        elif event.button.id == "save":
+            self.app.settings_path = Path(self.query_one("#settings-path", Input).value or "settings.toml")
+            self.action_save()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "settings-path":
+            self.load(event.value)
+
+    def load(self, path: str) -> None:
+        path = path.strip()
+        if not Path(path).is_file():
+            self.notify(f"{path}: no such file", severity="error")
+            return
+        try:
+            settings = load_settings(path)
+        except SettingsError as e:
+            self.notify(str(e), severity="error", timeout=10)
+            return
+        self.app.set_settings(settings, path)
+        self.show_settings(settings)
+        self.notify(f"loaded {path}")

@@ -1,0 +1,175 @@
+"""Screen 3: start, pause and stop a run; watch it epoch by epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from engine.runs import read_jsonl
+from tui.messages import EngineEvent, RunCrashed, RunEnded
+from tui.runner import Runner
+from tui.widgets.diagnostic_badge import DiagnosticBadge
+from tui.widgets.epoch_progress import EpochProgress
+from tui.widgets.epoch_table import EpochTable
+from tui.widgets.metric_chart import MetricChart
+from tui.widgets.run_history import RunHistory
+from tui.widgets.screen_tabs import ScreenTabs
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("[", r"\[")
+
+
+class TrainingScreen(Screen):
+    BINDINGS = [Binding("s", "start", "Start"), Binding("p", "pause", "Pause/resume"), Binding("x", "stop", "Stop & save")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history = RunHistory()
+        self.run_dir: str | None = None
+        self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
+
+    def compose(self) -> ComposeResult:
+        yield ScreenTabs("training")
+        yield Runner()
+        yield Static("No run yet. Press [b]s[/b] to start one with the current settings.", id="run-status")
+        with Horizontal(id="run-info-row"):
+            yield DiagnosticBadge(id="badge")
+            yield Static("", id="run-info")
+        yield EpochProgress(id="progress")
+        with Horizontal(id="charts"):
+            yield MetricChart("loss", "loss", id="loss-chart")
+            yield MetricChart("accuracy", "accuracy", id="acc-chart")
+        yield EpochTable(id="epoch-table")
+        yield Footer()
+
+    @property
+    def runner(self) -> Runner:
+        return self.query_one(Runner)
+
+    # -- actions --------------------------------------------------------------
+    def action_start(self) -> None:
+        self.start_run(self.app.settings)
+
+    def start_run(self, settings: Any, resume_from: str | Path | None = None) -> None:
+        if self.runner.active or self.outcome == "starting":
+            self.notify("A run is already active: stop it first (x).", severity="warning")
+            return
+        self.outcome = "starting"
+        self._status("Starting: loading PyTorch, data and model ..." + (f" (resuming {resume_from})" if resume_from else ""))
+        self.app.when_torch_ready(lambda: self._launch(settings, resume_from))
+
+    def _launch(self, settings: Any, resume_from: str | Path | None) -> None:
+        self._reset()
+        self.runner.start(settings, resume_from)
+
+    def action_pause(self) -> None:
+        paused = self.runner.toggle_pause()
+        if paused is None:
+            self.notify("No active run.", severity="warning")
+        elif paused:
+            self._status("Pausing at the next batch ...")
+
+    def action_stop(self) -> None:
+        if not self.runner.active:
+            self.notify("No active run.", severity="warning")
+            return
+        self.runner.stop("stopped by the user")
+        self._status("Stopping at the next batch boundary (saving last.pth) ...")
+
+    # -- engine events ----------------------------------------------------------
+    def on_engine_event(self, message: EngineEvent) -> None:
+        handler = getattr(self, f"_on_{message.kind}", None)
+        if handler is not None:
+            handler(message.event)
+
+    def _on_RunStarted(self, e) -> None:
+        self.run_dir = e.run_dir
+        self.outcome = "running"
+        if e.start_epoch:
+            for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl"):
+                self.history.add(row)
+                self.query_one(EpochTable).add_epoch(row)
+            self._redraw_charts(None)
+        self._status(f"[b]Running[/b] {_escape(e.run_dir)}" + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else ""))
+        self._device_line = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}, {e.threads} threads"
+        self._model_line = f"{e.settings['model']['name']} {e.parameters:,} params | {e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
+        self._gpu_line = ""
+        self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
+        self._update_info(None)
+
+    def _on_BatchProgressed(self, e) -> None:
+        self.query_one(EpochProgress).show(e)
+
+    def _on_EpochCompleted(self, e) -> None:
+        row = e.metrics()
+        self.history.add(row)
+        self.query_one(EpochTable).add_epoch(row)
+        self.query_one(DiagnosticBadge).show(e.diagnostic)
+        self._redraw_charts(e.onset_epoch)
+        self._update_info(e.lr)
+
+    def _on_RunPaused(self, e) -> None:
+        self.outcome = "paused"
+        self._status(f"[b]Paused[/b] at epoch {e.epoch}, batch {e.batch} (p resumes, x stops)  {_escape(self.run_dir or '')}")
+
+    def _on_RunResumed(self, e) -> None:
+        self.outcome = "running"
+        self._status(f"[b]Running[/b] {_escape(self.run_dir or '')}")
+
+    def _on_RunFinished(self, e) -> None:
+        self.outcome = e.status
+        best = f"; best {e.monitor} {e.best_value:.4f} at epoch {e.best_epoch}" if e.best_value is not None else ""
+        word = {"completed": "Run finished", "early_stopped": "Run finished (early stop)", "stopped": "Run stopped", "nan": "Run stopped: NaN"}[e.status]
+        self._status(f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}", "-done" if e.status in ("completed", "early_stopped") else "-warning")
+
+    def _on_RunFailed(self, e) -> None:
+        self.outcome = "failed"
+        self._status(f"[b]Run failed[/b]: {_escape(e.error)}\nRun folder: {_escape(e.run_dir or '-')}", "-error")
+
+    def on_run_crashed(self, message: RunCrashed) -> None:
+        self.outcome = "failed"
+        self._status(f"[b]Run could not start[/b]: {_escape(message.error)}", "-error")
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        if self.outcome in ("starting", "running", "paused"):
+            self.outcome = "failed"
+            self._status("[b]Run ended[/b] without a final event", "-error")
+
+    # -- helpers ------------------------------------------------------------------
+    def _reset(self) -> None:
+        self.history = RunHistory()
+        self.run_dir = None
+        self.query_one(EpochTable).reset()
+        self.query_one(EpochProgress).reset()
+        self.query_one(DiagnosticBadge).reset("-")
+        self.query_one("#run-info", Static).update("")
+        for chart in self.query(MetricChart):
+            chart.clear()
+
+    def _redraw_charts(self, onset: int | None) -> None:
+        h = self.history
+        self.query_one("#loss-chart", MetricChart).show(h.epochs, {"train": h.train_loss, "val": h.val_loss}, onset)
+        self.query_one("#acc-chart", MetricChart).show(h.epochs, {"train": h.train_acc, "val": h.val_acc}, onset)
+
+    def _update_info(self, lr: float | None) -> None:
+        gpu = ""
+        if getattr(self, "_cuda_index", None) is not None:
+            from engine.device import gpu_memory
+
+            m = gpu_memory(self._cuda_index)
+            gpu = f" | GPU {m['used'] / 1e9:.1f}/{m['total'] / 1e9:.1f} GB"
+        self.query_one("#run-info", Static).update(f"{self._device_line}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}")
+
+    def _status(self, text: str, variant: str = "") -> None:
+        status = self.query_one("#run-status", Static)
+        status.update(text)
+        status.remove_class("-done", "-warning", "-error")
+        if variant:
+            status.add_class(variant)

@@ -1,0 +1,31 @@
+"""The per-epoch diagnostic: a coloured badge and the evidence behind it."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+STATUS_CLASSES = ("-ok", "-warning", "-nan", "-idle")
+
+
+class DiagnosticBadge(Static):
+    """OK (green), OVERFITTING / UNDERFITTING (yellow), NaN (red), with Diagnostic.message."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("[b] NO RUN [/b]", id=id, classes="-idle", markup=True)
+        self.status = "idle"
+
+    def show(self, diagnostic) -> None:
+        self.status = diagnostic.status
+        self.remove_class(*STATUS_CLASSES)
+        self.add_class({"ok": "-ok", "nan": "-nan"}.get(diagnostic.status, "-warning"))
+        self.update(f"[b] {diagnostic.label} [/b] {_escape(diagnostic.message)}")
+
+    def reset(self, text: str = "NO RUN") -> None:
+        self.status = "idle"
+        self.remove_class(*STATUS_CLASSES)
+        self.add_class("-idle")
+        self.update(f"[b] {text} [/b]")
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")

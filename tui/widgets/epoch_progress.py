@@ -1,0 +1,32 @@
+"""The batches of the current epoch: a progress bar, samples/s and ETA."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label, ProgressBar
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    minutes, s = divmod(seconds, 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+class EpochProgress(Horizontal):
+    def compose(self) -> ComposeResult:
+        yield Label("epoch -", id="epoch-label")
+        yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="epoch-bar")
+        yield Label("", id="epoch-rate")
+
+    def show(self, event) -> None:
+        """A BatchProgressed event."""
+        self.query_one("#epoch-label", Label).update(f"epoch {event.epoch} batch {event.batch}/{event.batches}")
+        self.query_one(ProgressBar).update(total=event.batches, progress=event.batch)
+        self.query_one("#epoch-rate", Label).update(f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}")
+
+    def reset(self) -> None:
+        self.query_one("#epoch-label", Label).update("epoch -")
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.query_one("#epoch-rate", Label).update("")

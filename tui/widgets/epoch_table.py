@@ -1,0 +1,36 @@
+"""One row per epoch: losses, accuracies, gap, lr, time, diagnostic, best."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+COLUMNS = ("epoch", "train loss", "train acc", "val loss", "val acc", "gap", "lr", "s", "diagnostic", "best")
+
+
+def _fmt(value, spec: str) -> str:
+    """NaN is written to metrics.jsonl as null."""
+    return "nan" if value is None or value != value else format(value, spec)
+
+
+def epoch_row(m: dict) -> tuple:
+    """A metrics.jsonl record (or EpochCompleted.metrics()) as table cells."""
+    tl, vl = m.get("train_loss"), m.get("val_loss")
+    gap = vl - tl if tl is not None and vl is not None else None
+    return (
+        str(m["epoch"]), _fmt(tl, ".4f"), _fmt(m.get("train_acc"), ".1%"), _fmt(vl, ".4f"), _fmt(m.get("val_acc"), ".1%"),
+        _fmt(gap, "+.4f"), _fmt(m.get("lr"), ".2e"), _fmt(m.get("seconds"), ".1f"), str(m.get("diagnostic", "")).upper(), "*" if m.get("is_best") else "",
+    )
+
+
+class EpochTable(DataTable):
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_columns(*COLUMNS)
+
+    def add_epoch(self, metrics: dict) -> None:
+        self.add_row(*epoch_row(metrics), key=str(metrics["epoch"]))
+        self.move_cursor(row=self.row_count - 1)
+
+    def reset(self) -> None:
+        self.clear()
