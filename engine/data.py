@@ -152,8 +152,11 @@ def _fits(nbytes: int, device: torch.device) -> bool:
 
 def _to_device_split(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Normalise once into float32, or keep uint8 (normalised per batch) when the float copy would be large."""
-    shape = (1, -1) + (1,) * (x.dim() - 2)
-    m, s = mean.reshape(shape), std.reshape(shape)
+    if mean.shape == x.shape[1:]:  # per-feature statistics of non-image samples (any number of dimensions)
+        m, s = mean.unsqueeze(0), std.unsqueeze(0)
+    else:  # per-channel statistics of images
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        m, s = mean.reshape(shape), std.reshape(shape)
     if x.dtype == torch.uint8:
         if x.numel() * 4 > FLOAT_BYTES_LIMIT:
             return x.to(device), m.to(device), s.to(device)
@@ -198,7 +201,7 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
         train = LoaderBatches(train_ds, settings.batch_size, shuffle=True, generator=generator, num_workers=settings.num_workers, pin_memory=pin)
         val = LoaderBatches(val_ds, settings.eval_batch_size, shuffle=False, generator=None, num_workers=settings.num_workers, pin_memory=pin)
         how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
-        if augment:
+        if augment and src.is_image:
             how += ", per-sample augmentation"
     description = (
         f"{src.name}: {train.num_samples} train / {val.num_samples} val samples, "

@@ -95,10 +95,15 @@ def _call_with_options(factory: Any, options: dict[str, Any], given: dict[str, A
         params, takes_any = {}, False
     kwargs = {k: v for k, v in given.items() if takes_any or k in params}
     kwargs.update(options)
+    name = getattr(factory, "__name__", factory)
     try:
         return factory(**kwargs)
+    except SettingsError:
+        raise
     except TypeError as e:
-        raise SettingsError(f"{key}: calling {getattr(factory, '__name__', factory)} failed: {e}") from None
+        raise SettingsError(f"{key}: calling {name} failed: {e}") from None
+    except Exception as e:  # the user's code cannot be built from these settings: one line, no traceback
+        raise SettingsError(f"{key}: {name}({', '.join(kwargs)}) raised {type(e).__name__}: {e}") from None
 
 
 def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: int) -> nn.Module:

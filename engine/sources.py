@@ -42,6 +42,22 @@ class Normalized(Dataset):
         return (self.x[i] - self.mean) / self.std, self.y[i]
 
 
+class Shifted(Dataset):
+    """Per-sample random shifts (and flips) of image tensors: the DataLoader path's training augmentation."""
+
+    def __init__(self, dataset: Dataset, pad: int, flip: bool):
+        self.dataset, self.pad, self.flip = dataset, pad, flip
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        from engine.data import random_shift
+
+        x, y = self.dataset[i]
+        return random_shift(torch.as_tensor(x).unsqueeze(0), self.pad, None, self.flip)[0], y
+
+
 class Source:
     name: str
     num_classes: int
@@ -106,7 +122,10 @@ class TensorSource(Source):
         if self.is_image:
             m, s = m.reshape(-1, 1, 1), s.reshape(-1, 1, 1)
         tx, ty, vx, vy = self._splits(train_idx, val_idx)
-        return Normalized(tx, ty, m, s), Normalized(vx, vy, m, s)
+        train = Normalized(tx, ty, m, s)
+        if augment and self.is_image:
+            train = Shifted(train, self.shift_pad, self.flips)
+        return train, Normalized(vx, vy, m, s)
 
 
 class TorchvisionSource(Source):
@@ -213,8 +232,12 @@ class DatasetSource(Source):
 
     def datasets(self, train_idx, val_idx, augment: bool):
         if train_idx is None:
-            return self.train, self.test
-        return Subset(self.train, train_idx.tolist()), Subset(self.train, val_idx.tolist())
+            train, val = self.train, self.test
+        else:
+            train, val = Subset(self.train, train_idx.tolist()), Subset(self.train, val_idx.tolist())
+        if augment and self.is_image:
+            train = Shifted(train, self.shift_pad, self.flips)
+        return train, val
 
 
 def _digits() -> Source:
@@ -253,14 +276,16 @@ def _csv(settings: DataSettings) -> Source:
         raise DataError(f"data.path = '{settings.path}': cannot read: {e}") from None
     if len(rows) < 3:
         raise DataError(f"data.path = '{settings.path}': needs a header row and at least two data rows")
-    header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
+    header = [h.strip() for h in rows[0]]
+    numbered = [(n, r) for n, r in enumerate(rows[1:], start=2) if r]  # line numbers as an editor shows them
+    body = [r for _, r in numbered]
     if settings.label_column not in header:
         raise DataError(f"data.label_column = '{settings.label_column}': not a column of {settings.path}; columns: {', '.join(header)}")
     li = header.index(settings.label_column)
     labels = sorted({r[li].strip() for r in body if len(r) > li}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
     index = {v: i for i, v in enumerate(labels)}
     feats, ys = [], []
-    for n, r in enumerate(body, start=2):
+    for n, r in numbered:
         if len(r) != len(header):
             raise DataError(f"data.path = '{settings.path}': line {n} has {len(r)} fields, the header has {len(header)}")
         row = []

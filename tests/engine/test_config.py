@@ -1,0 +1,210 @@
+"""Typed settings: defaults, validation messages, --set overrides and the TOML round trip."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from engine.config import (
+    DataSettings,
+    Settings,
+    SettingsError,
+    from_dict,
+    load_settings,
+    parse_override,
+    save_settings,
+    to_toml,
+)
+
+
+def test_missing_file_gives_defaults(tmp_path):
+    s = load_settings(tmp_path / "nope.toml")
+    assert s == Settings()
+    assert s.data.dataset == "digits" and s.model.hidden == [256, 128] and s.model.dropout == 0.3
+    assert s.training.optimizer == "adam" and s.training.lr == 1e-3
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("")
+    assert load_settings(path) == Settings()
+
+
+def test_partial_file_keeps_other_defaults(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[training]\nlr = 0.01\nepochs = 3\n")
+    s = load_settings(path)
+    assert s.training.lr == 0.01 and s.training.epochs == 3
+    assert s.training.optimizer == "adam" and s.data == DataSettings()
+
+
+def test_integer_is_accepted_for_a_float():
+    s = from_dict({"training": {"lr": 1}})
+    assert s.training.lr == 1.0 and isinstance(s.training.lr, float)
+
+
+def _error(tmp_path, text: str) -> str:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message, "the message names the file"
+    return message
+
+
+def test_wrong_type_names_file_key_value_and_what_is_allowed(tmp_path):
+    message = _error(tmp_path, '[training]\nlr = "fast"\n')
+    assert "training.lr" in message and "'fast'" in message and "number" in message
+
+
+def test_out_of_range_names_the_limit(tmp_path):
+    message = _error(tmp_path, "[data]\nval_fraction = 0.95\n")
+    assert "data.val_fraction" in message and "0.95" in message and "at most 0.9" in message
+    message = _error(tmp_path, "[training]\nepochs = 0\n")
+    assert "training.epochs" in message and "at least 1" in message
+
+
+def test_bool_is_not_an_integer(tmp_path):
+    message = _error(tmp_path, "[training]\nepochs = true\n")
+    assert "training.epochs" in message and "integer" in message
+
+
+def test_unknown_choice_lists_allowed_and_suggests(tmp_path):
+    message = _error(tmp_path, '[training]\noptimizer = "adamm"\n')
+    assert "training.optimizer" in message and "'adamm'" in message
+    assert "did you mean 'adam'" in message and "sgd" in message
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    message = _error(tmp_path, "[training]\nlearning_rate = 0.1\nepochz = 3\n")
+    assert "training.learning_rate" in message
+    message = _error(tmp_path, "[training]\nepochz = 3\n")
+    assert "training.epochz" in message and "did you mean 'epochs'" in message
+
+
+def test_unknown_section_suggests_the_close_one(tmp_path):
+    message = _error(tmp_path, "[trainig]\nepochs = 3\n")
+    assert "[trainig]" in message and "did you mean 'training'" in message
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    message = _error(tmp_path, "[training\nlr = 0.1\n")
+    assert "TOML syntax error" in message
+
+
+def test_list_of_sizes_is_checked(tmp_path):
+    message = _error(tmp_path, "[model]\nhidden = [256, 0]\n")
+    assert "model.hidden" in message and "at least 1" in message
+    message = _error(tmp_path, '[model]\nhidden = ["a"]\n')
+    assert "list of integers" in message
+
+
+def test_unknown_model_and_dataset_are_refused(tmp_path):
+    message = _error(tmp_path, '[model]\nname = "resnet1"\n')
+    assert "model.name" in message and "'resnet1'" in message and "did you mean" in message
+    message = _error(tmp_path, '[data]\ndataset = "mnits"\n')
+    assert "data.dataset" in message and "did you mean 'mnist'" in message
+
+
+def test_import_paths_and_torchvision_names_are_accepted():
+    s = from_dict({"data": {"dataset": "mypkg.data:make"}, "model": {"name": "resnet18"}})
+    assert s.data.dataset == "mypkg.data:make" and s.model.name == "resnet18"
+    s = from_dict({"model": {"name": "mypkg.nets:Net"}})
+    assert s.model.name == "mypkg.nets:Net"
+
+
+def test_device_spelling_is_checked():
+    for ok in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert from_dict({"device": {"device": ok}}).device.device == ok
+    with pytest.raises(SettingsError, match="cuda:N"):
+        from_dict({"device": {"device": "gpu"}})
+
+
+def test_cross_checks():
+    with pytest.raises(SettingsError, match="data.path"):
+        from_dict({"data": {"dataset": "csv"}})
+    with pytest.raises(SettingsError, match="image folder"):
+        from_dict({"data": {"dataset": "image-folder"}})
+    with pytest.raises(SettingsError, match="no test split"):
+        from_dict({"data": {"val_fraction": 0.0}})
+
+
+def test_parse_override_uses_toml_values():
+    assert parse_override("training.lr=0.01") == ("training.lr", 0.01)
+    assert parse_override("model.hidden=[256, 128]") == ("model.hidden", [256, 128])
+    assert parse_override("training.stop_on_nan=false") == ("training.stop_on_nan", False)
+    assert parse_override("device.device=cpu") == ("device.device", "cpu"), "a bare word is a string"
+    assert parse_override("data.dataset=fashion-mnist") == ("data.dataset", "fashion-mnist")
+    assert parse_override("run.name='a b'") == ("run.name", "a b")
+    assert parse_override("data.options={ samples = 300 }") == ("data.options", {"samples": 300})
+    with pytest.raises(SettingsError, match="section.key=value"):
+        parse_override("training.lr")
+    with pytest.raises(SettingsError, match="section.key=value"):
+        parse_override("=3")
+
+
+def test_overrides_apply_on_top_of_the_file(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[training]\nlr = 0.5\nepochs = 7\n")
+    s = load_settings(path, ["training.lr=0.01", "model.hidden=[64, 32, 16]", "device.device=cpu"])
+    assert s.training.lr == 0.01 and s.training.epochs == 7
+    assert s.model.hidden == [64, 32, 16] and s.device.device == "cpu"
+
+
+def test_bad_overrides_are_settings_errors():
+    with pytest.raises(SettingsError, match="did you mean 'lr'"):
+        load_settings(None, ["training.lrr=0.1"])
+    with pytest.raises(SettingsError, match=r"unknown section \[trainin\]"):
+        load_settings(None, ["trainin.lr=0.1"])
+    with pytest.raises(SettingsError, match="section.key"):
+        load_settings(None, ["lr=0.1"])
+    with pytest.raises(SettingsError, match="training.lr = 'x'"):
+        load_settings(None, ["training.lr=x"])
+
+
+def test_replace_validates():
+    s = Settings().replace("training.epochs", 40)
+    assert s.training.epochs == 40
+    with pytest.raises(SettingsError):
+        Settings().replace("training.epochs", -1)
+
+
+def test_to_toml_round_trip_with_lists_and_tables(tmp_path):
+    s = load_settings(None, [
+        "model.hidden=[512, 64, 8]",
+        "model.options={ width = 3, name = 'x y', scale = 0.5, flags = [1, 2], nested = { deep = true } }",
+        "data.options={ samples = 300, noise = 0.25 }",
+        "data.dataset=synthetic",
+        "run.name='quoted \"name\"'",
+        "training.lr=3e-4",
+        "training.stop_on_nan=false",
+    ])
+    text = to_toml(s)
+    assert tomllib.loads(text)  # valid TOML on its own
+    path = tmp_path / "out" / "settings.toml"
+    save_settings(s, path)
+    back = load_settings(path)
+    assert back == s
+    assert back.model.options == {"width": 3, "name": "x y", "scale": 0.5, "flags": [1, 2], "nested": {"deep": True}}
+    assert back.data.options == {"samples": 300, "noise": 0.25}
+    assert [p.name for p in path.parent.iterdir()] == ["settings.toml"], "no temporary file left behind"
+
+
+def test_to_toml_documents_every_key():
+    text = to_toml(Settings())
+    for section, values in Settings().to_dict().items():
+        assert f"[{section}]" in text
+        for key in values:
+            line = next(i for i, ln in enumerate(text.splitlines()) if ln.startswith(f"{key} = "))
+            assert text.splitlines()[line - 1].startswith("# ")
+
+
+def test_shipped_settings_file_is_valid():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "settings.toml"
+    s = load_settings(shipped)
+    assert s.data.dataset == "digits" and s.model.name == "mlp"

@@ -1,0 +1,127 @@
+"""Device choice (chapter 1.3) and the environment report (1.2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from engine import device as dev
+from engine.config import SettingsError
+
+
+class FakeCuda:
+    def __init__(self, count: int):
+        self.count = count
+
+    def is_available(self):
+        return self.count > 0
+
+    def device_count(self):
+        return self.count
+
+    def current_device(self):
+        return 0
+
+    def get_device_properties(self, i):
+        return SimpleNamespace(name=f"Fake GPU {i}", total_memory=(i + 1) * 8 * 10**9, major=8, minor=i)
+
+    def mem_get_info(self, i):
+        return (i + 1) * 2 * 10**9, (i + 1) * 8 * 10**9
+
+    def is_bf16_supported(self):
+        return True
+
+
+@pytest.fixture
+def no_accelerator(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "_mps_available", lambda torch: False)
+
+
+def test_auto_falls_back_to_cpu(no_accelerator):
+    assert dev.resolve_device("auto") == torch.device("cpu")
+    assert dev.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_auto_prefers_mps_over_cpu(no_accelerator, monkeypatch):
+    monkeypatch.setattr(dev, "_mps_available", lambda torch: True)
+    assert dev.resolve_device("auto") == torch.device("mps")
+
+
+def test_auto_prefers_cuda_over_mps(monkeypatch):
+    monkeypatch.setattr(dev, "_mps_available", lambda torch: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert dev.resolve_device("auto") == torch.device("cuda", 0)
+
+
+def test_missing_cuda_is_a_clear_settings_error(no_accelerator):
+    for name in ("cuda", "cuda:0"):
+        with pytest.raises(SettingsError, match=f"device.device = '{name}': CUDA is not available"):
+            dev.resolve_device(name)
+
+
+def test_missing_mps_is_a_clear_settings_error(no_accelerator):
+    with pytest.raises(SettingsError, match="device.device = 'mps': Apple MPS is not available"):
+        dev.resolve_device("mps")
+
+
+def test_cuda_index_beyond_the_count(monkeypatch):
+    fake = FakeCuda(2)
+    monkeypatch.setattr(torch.cuda, "is_available", fake.is_available)
+    monkeypatch.setattr(torch.cuda, "device_count", fake.device_count)
+    monkeypatch.setattr(torch.cuda, "current_device", fake.current_device)
+    assert dev.resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(SettingsError, match="2 CUDA device"):
+        dev.resolve_device("cuda:2")
+
+
+def test_report_lists_every_gpu_with_total_memory(monkeypatch):
+    fake = FakeCuda(2)
+    for name in ("is_available", "device_count", "current_device", "get_device_properties", "mem_get_info", "is_bf16_supported"):
+        monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    report = dev.environment_report()
+    assert [g["name"] for g in report["gpus"]] == ["Fake GPU 0", "Fake GPU 1"]
+    assert [g["total_memory"] for g in report["gpus"]] == [8 * 10**9, 16 * 10**9]
+    assert [g["free_memory"] for g in report["gpus"]] == [2 * 10**9, 4 * 10**9]
+    text = dev.format_report(report)
+    assert "Fake GPU 0" in text and "Fake GPU 1" in text and "VRAM 16.0 GB total" in text
+    json.dumps(report)
+
+
+def test_report_on_this_machine_is_json_and_complete():
+    report = dev.environment_report()
+    json.loads(json.dumps(report))
+    for key in ("python", "torch", "torchvision", "cuda_available", "mps_available", "gpus", "cpu", "cpu_cores", "torch_threads", "auto_device"):
+        assert key in report
+    assert report["torch"] == torch.__version__
+    assert len(report["gpus"]) == torch.cuda.device_count() if torch.cuda.is_available() else report["gpus"] == []
+
+
+def test_choose_threads():
+    assert dev.choose_threads(3) == 3
+    assert 1 <= dev.choose_threads(0) <= (len(__import__("os").sched_getaffinity(0)))
+    assert dev.choose_threads(0, reserve=1000) == 1
+
+
+def test_env_command_text_and_json():
+    def start(*args):
+        return subprocess.Popen([sys.executable, "-m", "engine", "env", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    text, as_json = start(), start("--json")  # side by side: each pays torch's import
+    out, err = text.communicate(timeout=120)
+    assert text.returncode == 0, err
+    assert "PyTorch" in out and torch.__version__ in out and "Auto device" in out
+    out, err = as_json.communicate(timeout=120)
+    assert as_json.returncode == 0, err
+    report = json.loads(out)
+    assert report["torch"] == torch.__version__ and isinstance(report["gpus"], list)
+    assert report["cuda_available"] == torch.cuda.is_available()
+    assert all("total_memory" in gpu for gpu in report["gpus"])
+    assert report["auto_device"] == str(dev.resolve_device("auto"))
