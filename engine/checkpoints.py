@@ -24,6 +24,7 @@ from torch import nn
 from engine.runs import read_jsonl, run_status
 
 FORMAT_VERSION = 1
+TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(Exception):
@@ -40,7 +41,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a checkpoint gets the usual file mode
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
@@ -49,14 +51,32 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         tmp = None
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
+            os.fsync(dir_fd)  # the rename itself survives a power cut
         finally:
             os.close(dir_fd)
-    except OSError as e:
-        raise CheckpointError(f"cannot save {path}: {e.strerror or e}") from None
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"cannot save {path}: {reason}; the previous {path.name}, if any, is intact") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # read once at import: os.umask is process-wide, not thread-safe
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of saves that a kill interrupted (call only while holding the run's lock)."""
+    stale = list(Path(folder).glob(f".*{TMP_SUFFIX}"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -72,8 +92,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
             raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors and plain types, which could run code when loaded") from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first[:120]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, AttributeError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint ({first[:120]})") from None
+        raise CheckpointError(f"{path}: {_unreadable_reason(path, e)}") from None
+
+
+def _unreadable_reason(path: Path, e: BaseException) -> str:
+    text = str(e)
+    if path.stat().st_size == 0:
+        return "empty file (a save that never completed?)"
+    if isinstance(e, EOFError) or "central directory" in text or "zip archive" in text or isinstance(e, zipfile.BadZipFile):
+        return "truncated or damaged: not a complete PyTorch checkpoint"
+    if isinstance(e, PermissionError):
+        return f"cannot read: {e.strerror or text}"
+    if isinstance(e, OSError):  # e.g. EINVAL: a zip directory pointing past the end of a cut file
+        return "truncated or damaged: not a complete PyTorch checkpoint"
+    if isinstance(e, (KeyError, IndexError)):  # the legacy unpickler met a byte that starts no pickle
+        return "not a PyTorch checkpoint (unrecognised content)"
+    first = (text.strip().splitlines() or [type(e).__name__])[0]
+    return f"not a PyTorch checkpoint ({type(e).__name__}: {first[:100]})"
 
 
 def model_state(checkpoint: Any) -> dict[str, torch.Tensor]:
@@ -148,14 +183,14 @@ class RunInfo:
 def _describe(path: Path, kind: str, metrics: list[dict[str, Any]], monitor: str, best_epoch: int | None) -> CheckpointInfo:
     st = path.stat()
     epoch, batch, vl, va, error = None, 0, None, None, None
-    if kind == "best":
-        epoch = best_epoch
-    else:
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:  # mmap: reads the header, not the tensors
+        ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if kind == "best":
+            epoch = best_epoch
+        else:
             epoch, batch = int(ck.get("epoch", 0)), int(ck.get("batch", 0))
-        except Exception as e:
-            error = f"unreadable: {type(e).__name__}"
+    except Exception as e:
+        error = f"unreadable: {type(e).__name__}"
     row = next((m for m in metrics if m.get("epoch") == epoch), None)
     if row:
         vl, va = row.get("val_loss"), row.get("val_acc")

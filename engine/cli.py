@@ -1,7 +1,11 @@
 """Headless commands: `trainconsole run | eval | checkpoints | env` (and no command: the console).
 
 Exit codes: 0 done, 1 training failed, 2 bad settings or usage (one line on
-stderr, no traceback), 130 interrupted.
+stderr, no traceback), 130 interrupted: Ctrl-C (SIGINT), SIGTERM and SIGHUP
+all stop the run at the next batch boundary with last.pth saved, so
+`trainconsole run --resume last` continues it. One code for every graceful
+stop lets a script tell "resumable" from "failed"; a second Ctrl-C aborts
+at once (last.pth then holds the previous epoch).
 """
 
 from __future__ import annotations
@@ -110,7 +114,8 @@ def cmd_run(args) -> int:
 
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
     control = RunControl()
-    trainer = Trainer(settings, printer, control, resume_from=resume_from)
+    output = _TerminalSafe(printer)
+    trainer = Trainer(settings, output, control, resume_from=resume_from)
     interrupted = {"signal": None}
 
     def on_signal(signum, frame):
@@ -130,14 +135,40 @@ def cmd_run(args) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        printer.close()
+        output.close()
     if type(final).__name__ == "RunFailed":
         return EXIT_FAILED
     if final.status == "nan":
         return EXIT_FAILED
-    if interrupted["signal"] is not None or final.status == "stopped":
+    if final.status == "stopped":  # a signal that came after the last epoch changed nothing
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+class _TerminalSafe:
+    """Forwards events to the printer until the terminal is gone (SIGHUP of a dropped SSH session: writes fail with EIO).
+
+    The run must still reach its batch boundary and save last.pth, so output errors are dropped, not raised.
+    """
+
+    def __init__(self, printer):
+        self.printer = printer
+        self.gone = False
+
+    def __call__(self, event) -> None:
+        if self.gone:
+            return
+        try:
+            self.printer(event)
+        except OSError:
+            self.gone = True
+
+    def close(self) -> None:
+        if not self.gone:
+            try:
+                self.printer.close()
+            except OSError:
+                pass
 
 
 def cmd_eval(args) -> int:

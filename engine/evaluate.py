@@ -7,6 +7,7 @@ best.pth reproduces the val_acc recorded for its epoch.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from engine.config import Settings, from_dict, load_settings
 from engine.data import build_data
 from engine.device import resolve_device
 from engine.models import build_model
+from engine.trainer import _precision
 
 
 def _settings_for(path: Path, checkpoint: Any, config: str | None) -> Settings:
@@ -49,10 +51,13 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     seen = 0
+    amp_dtype, _ = _precision(settings.training.precision, device)
     for xb, yb in data.val:
         xb, yb = xb.to(device), yb.to(device)
-        out = model(xb)
-        loss_sum += criterion(out, yb).float() * yb.shape[0]
+        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext():  # as in training
+            out = model(xb)
+            loss = criterion(out, yb)
+        loss_sum += loss.float() * yb.shape[0]
         confusion += torch.bincount(yb * k + out.argmax(1), minlength=k * k).reshape(k, k)
         seen += yb.shape[0]
     confusion = confusion.cpu()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -81,12 +82,16 @@ class RunLock:
     def acquire(self) -> None:
         self.fh = open(self.path, "a+")
         if fcntl is not None:
-            try:
-                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.fh.close()
-                self.fh = None
-                raise SettingsError(f"{self.path.parent}: another process is training in this run folder") from None
+            for attempt in range(5):  # is_locked() holds the lock for an instant while it looks
+                try:
+                    fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == 4:
+                        self.fh.close()
+                        self.fh = None
+                        raise SettingsError(f"{self.path.parent}: another process is training in this run folder") from None
+                    time.sleep(0.05)
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(str(os.getpid()))

@@ -165,39 +165,69 @@ class Trainer:
         checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
             self._restore(checkpoint)
-            self.run_dir = self.resume_from.parent.parent
-        else:
-            self.run_dir = create_run_dir(s.run.runs_dir, s.run.name)
+            if self.state.epoch >= s.training.epochs:
+                raise SettingsError(
+                    f"{self.resume_from}: the run already trained {self.state.epoch} epochs and training.epochs = {s.training.epochs}; "
+                    f"raise it to train longer (e.g. --set training.epochs={self.state.epoch + 10})"
+                )
+        in_run_folder = self.resume_from is not None and self.resume_from.parent.name == "checkpoints"
+        # a checkpoint copied out of its run folder continues in a new folder, never in its parent
+        self.run_dir = self.resume_from.parent.parent if in_run_folder else create_run_dir(s.run.runs_dir, s.run.name)
         self.lock = RunLock(self.run_dir)
         self.lock.acquire()
-        save_settings(s, self.run_dir / "settings.toml")
-        self.recorder = RunRecorder(self.run_dir)
-        if checkpoint is not None:
-            self.recorder.rewrite_metrics(self._history_rows())
+        try:
+            ck.remove_stale_temporaries(self.run_dir / "checkpoints")
+            save_settings(s, self.run_dir / "settings.toml")
+            self.recorder = RunRecorder(self.run_dir)
+            if checkpoint is not None:
+                self.recorder.rewrite_metrics(self._history_rows())
+        except BaseException:
+            self.close()
+            raise
 
     def _restore(self, c: dict[str, Any]) -> None:
         if not isinstance(c, dict) or "model_state_dict" not in c or "optimizer_state_dict" not in c:
             raise ck.CheckpointError(f"{self.resume_from}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
+        if int(c.get("format_version", 1)) > ck.FORMAT_VERSION:
+            raise ck.CheckpointError(f"{self.resume_from}: checkpoint format {c['format_version']} is newer than this trainconsole reads ({ck.FORMAT_VERSION}); upgrade trainconsole")
         ck.load_weights(self.model, c["model_state_dict"], str(self.resume_from))
-        self.optimizer.load_state_dict(c["optimizer_state_dict"])
-        if self.scheduler is not None and c.get("scheduler_state_dict"):
-            self.scheduler.load_state_dict(c["scheduler_state_dict"])
-        if c.get("scaler_state_dict"):
-            self.scaler.load_state_dict(c["scaler_state_dict"])
+        try:
+            self.optimizer.load_state_dict(c["optimizer_state_dict"])
+            if self.scheduler is not None and c.get("scheduler_state_dict"):
+                self._restore_scheduler(c["scheduler_state_dict"])
+            if c.get("scaler_state_dict"):
+                self.scaler.load_state_dict(c["scaler_state_dict"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ck.CheckpointError(f"{self.resume_from}: its optimizer or scheduler state does not fit training.optimizer = '{self.settings.training.optimizer}', scheduler = '{self.settings.training.scheduler}' ({e})") from None
         st = self.state
         st.epoch = int(c["epoch"])
-        st.history = {k: list(c["history"].get(k, [])) for k in HISTORY_KEYS}
-        st.best_epoch, st.best_value = c["best"]["epoch"], c["best"]["value"]
-        st.bad_epochs = int(c["best"].get("bad_epochs", 0))
-        rng = c["rng"]
+        st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
+        best = c.get("best", {})
+        st.best_epoch, st.best_value = best.get("epoch"), best.get("value")
+        st.bad_epochs = int(best.get("bad_epochs", 0))
+        rng = c.get("rng") or {}
+        if int(c.get("batch", 0)) > 0:
+            # the global RNGs are set once the epoch's first batches have been replayed
+            self._partial = {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"], "rng": rng}
+            return
+        if rng:
+            self._set_global_rng(rng)
+            # data_epoch_start, not data: a stop before the epoch's first batch saved data after its shuffle was drawn
+            self.data.generator.set_state(rng.get("data_epoch_start", rng["data"]))
+
+    def _restore_scheduler(self, state: dict[str, Any]) -> None:
+        """Load the scheduler's position; a schedule laid out for the run's length follows a raised training.epochs."""
+        sch = self.scheduler
+        layout = {k: getattr(sch, k) for k in ("total_steps", "_schedule_phases", "T_max") if hasattr(sch, k)}
+        sch.load_state_dict(state)
+        for k, v in layout.items():
+            setattr(sch, k, v)
+
+    def _set_global_rng(self, rng: dict[str, Any]) -> None:
         torch.set_rng_state(rng["torch"])
         if self.device.type == "cuda" and rng.get("cuda"):
             torch.cuda.set_rng_state_all(rng["cuda"])
         random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
-        if c.get("batch", 0) > 0:
-            self._partial = {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"]}
-        else:
-            self.data.generator.set_state(rng["data"])
 
     # -- checkpoints ----------------------------------------------------------
     def _checkpoint(self, batch: int = 0, partial: dict[str, Any] | None = None, epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
@@ -315,25 +345,35 @@ class Trainer:
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen, skip, elapsed_before = 0, 0, 0.0
-        if self._partial is not None:  # resuming mid-epoch: replay the epoch's data order up to where it stopped
-            p, self._partial = self._partial, None
-            self.data.generator.set_state(p["data_epoch_start"])
-            loss_sum += p["loss_sum"]
-            correct += p["correct"]
-            seen, skip, elapsed_before = p["seen"], p["batch"], p["seconds"]
+        partial, self._partial = self._partial, None
+        if partial is not None:
+            self.data.generator.set_state(partial["data_epoch_start"])
+            loss_sum += partial["loss_sum"]
+            correct += partial["correct"]
+            seen, skip, elapsed_before = partial["seen"], partial["batch"], partial["seconds"]
         epoch_start = self.data.generator.get_state()
+        batches_iter = iter(self.data.train)
+        if partial is not None:  # resuming mid-epoch: replay the epoch's data order (and augmentation draws) up to where it stopped
+            for _ in range(skip):
+                next(batches_iter)
+            self._set_global_rng(partial["rng"])
         seen_at_start = seen
         start = last_tick = time.perf_counter()
-        for i, (xb, yb) in enumerate(self.data.train, start=1):
-            if i <= skip:
-                continue
+        i = skip  # batches done
+        while True:
+            # checked before the next batch is drawn: its augmentation may draw from the global RNG, saved below
             if control.stop_requested or control.paused:
                 if control.paused:
-                    self._wait_paused(epoch, i - 1)
+                    self._wait_paused(epoch, i)
                 if control.stop_requested:
                     partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen, "seconds": elapsed_before + time.perf_counter() - start}
-                    self._save(self._checkpoint(i - 1, partial, epoch_start), "last.pth", "last")
+                    self._save(self._checkpoint(i, partial, epoch_start), "last.pth", "last")
                     return None
+            batch = next(batches_iter, None)
+            if batch is None:
+                break
+            i += 1
+            xb, yb = batch
             xb = xb.to(device, non_blocking=True)
             yb = yb.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
@@ -403,7 +443,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics)
         values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
-        is_best = self._improved(values[s.training.monitor])
+        is_best = self._improved(values[s.training.monitor]) and math.isfinite(train_loss) and math.isfinite(val_loss)  # a NaN epoch never becomes best
         if is_best:
             st.best_epoch, st.best_value, st.bad_epochs = st.epoch, values[s.training.monitor], 0
         else:

@@ -1,0 +1,185 @@
+"""Trainer edge cases: best selection, NaN epochs, resume of finished runs, the run lock, final events, no per-batch sync."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import engine.trainer as trainer_module
+from engine.checkpoints import CheckpointError, load_checkpoint
+from engine.config import SettingsError, from_dict
+from engine.events import CheckpointSaved, EpochCompleted, RunFailed, RunFinished
+from engine.runs import read_jsonl, run_status
+from engine.trainer import RunControl, Trainer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_settings(tmp_path: Path, training=None, **sections):
+    data = {
+        "run": {"runs_dir": str(tmp_path / "runs"), "name": "t", "seed": 1},
+        "data": {"dataset": "synthetic", "batch_size": 64, "options": {"samples": 600}},
+        "model": {"hidden": [16]},
+        "training": {"epochs": 2, **(training or {})},
+        "device": {"device": "cpu"},
+    }
+    for k, v in sections.items():
+        data[k] = {**data.get(k, {}), **v}
+    return from_dict(data)
+
+
+def run(settings, resume_from=None, control=None):
+    events = []
+    trainer = Trainer(settings, events.append, control, resume_from=resume_from, set_threads=False)
+    final = trainer.run()
+    return trainer, final, events
+
+
+def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkeypatch):
+    real = Trainer.evaluate
+
+    def evaluate(self, batches=None):
+        loss, acc = real(self, batches)
+        return (float("nan"), 1.0) if self.state.epoch == 0 else (loss, acc)  # epoch 1: NaN loss, perfect accuracy
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    trainer, final, events = run(make_settings(tmp_path, {"monitor": "val_acc", "stop_on_nan": False, "epochs": 2}))
+    assert isinstance(final, RunFinished)
+    epochs = [e for e in events if isinstance(e, EpochCompleted)]
+    assert [e.is_best for e in epochs] == [False, True]
+    assert [e.epoch for e in events if isinstance(e, CheckpointSaved) and e.kind == "best"] == [2]
+    assert trainer.state.best_epoch == 2
+
+
+def test_best_follows_the_monitor(tmp_path, monkeypatch):
+    accs = iter([0.5, 0.7, 0.6])
+    losses = iter([0.9, 0.95, 0.8])
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, batches=None: (next(losses), next(accs)))
+    _, _, by_acc = run(make_settings(tmp_path / "a", {"monitor": "val_acc", "epochs": 3}))
+    assert [e.is_best for e in by_acc if isinstance(e, EpochCompleted)] == [True, True, False]
+    accs, losses = iter([0.5, 0.7, 0.6]), iter([0.9, 0.95, 0.8])
+    trainer, _, by_loss = run(make_settings(tmp_path / "b", {"epochs": 3}))
+    assert [e.is_best for e in by_loss if isinstance(e, EpochCompleted)] == [True, False, True]
+    assert [json.loads(l)["is_best"] for l in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()] == [True, False, True]
+
+
+def test_resume_of_a_completed_run_needs_more_epochs(tmp_path):
+    settings = make_settings(tmp_path, {"scheduler": "onecycle"})
+    first, final, _ = run(settings)
+    last = first.run_dir / "checkpoints" / "last.pth"
+    with pytest.raises(SettingsError, match="already trained 2 epochs.*training.epochs"):
+        Trainer(settings, lambda e: None, resume_from=last, set_threads=False).setup()
+
+    # raised: epochs keep counting and a one-cycle schedule is laid out for the new length (no 'stepped too many times')
+    longer = settings.replace("training.epochs", 4)
+    trainer, final, events = run(longer, resume_from=last)
+    assert isinstance(final, RunFinished) and final.status == "completed", final
+    assert [e.epoch for e in events if isinstance(e, EpochCompleted)] == [3, 4]
+    assert [r["epoch"] for r in read_jsonl(first.run_dir / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert trainer.run_dir == first.run_dir and load_checkpoint(last)["epoch"] == 4
+    assert all(math.isfinite(lr) for lr in trainer.state.history["lr"])
+
+
+def test_resume_from_best_pth_is_refused_with_a_clear_error(tmp_path):
+    settings = make_settings(tmp_path)
+    first, _, _ = run(settings)
+    with pytest.raises(CheckpointError, match="not a full checkpoint.*last.pth"):
+        Trainer(settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "best.pth", set_threads=False).setup()
+
+
+def test_a_checkpoint_outside_its_run_folder_resumes_into_a_new_folder(tmp_path):
+    settings = make_settings(tmp_path)
+    first, _, _ = run(settings)
+    loose = tmp_path / "copied.pth"
+    loose.write_bytes((first.run_dir / "checkpoints" / "last.pth").read_bytes())
+    trainer, final, _ = run(settings.replace("training.epochs", 3), resume_from=loose)
+    assert final.status == "completed"
+    assert trainer.run_dir.parent == tmp_path / "runs" and trainer.run_dir != first.run_dir
+    assert not (tmp_path / "settings.toml").exists()  # nothing written next to the loose file
+
+
+def test_the_run_lock_keeps_a_second_trainer_out(tmp_path):
+    settings = make_settings(tmp_path, {"epochs": 1})
+    first, _, _ = run(settings)
+    last = first.run_dir / "checkpoints" / "last.pth"
+    longer = settings.replace("training.epochs", 3)
+    holder = Trainer(longer, lambda e: None, resume_from=last, set_threads=False)
+    holder.setup()
+    try:
+        assert run_status(first.run_dir).status == "running"
+        with pytest.raises(SettingsError, match="another process is training"):
+            Trainer(longer, lambda e: None, resume_from=last, set_threads=False).setup()
+    finally:
+        holder.close()
+    second = Trainer(longer, lambda e: None, resume_from=last, set_threads=False)
+    second.setup()  # free again once released
+    second.close()
+
+
+def test_events_end_with_run_finished_or_run_failed(tmp_path, monkeypatch):
+    trainer, final, _ = run(make_settings(tmp_path / "ok"))
+    last = list(read_jsonl(trainer.run_dir / "events.jsonl"))[-1]
+    assert last["type"] == "RunFinished" and last["status"] == "completed"
+    assert run_status(trainer.run_dir).status == "completed"
+
+    def broken(self):
+        raise RuntimeError("boom in the loop")
+
+    monkeypatch.setattr(Trainer, "_train_epoch", broken)
+    trainer, final, _ = run(make_settings(tmp_path / "bad"))
+    assert isinstance(final, RunFailed) and "boom in the loop" in final.error
+    assert list(read_jsonl(trainer.run_dir / "events.jsonl"))[-1]["type"] == "RunFailed"
+    assert run_status(trainer.run_dir).status == "failed"
+
+
+def test_stop_reports_stopped_and_saves_the_position(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 0.0)
+    control = RunControl()
+
+    def emit(event):
+        if type(event).__name__ == "BatchProgressed" and event.batch == 3:
+            control.stop("test stop")
+
+    trainer = Trainer(make_settings(tmp_path), emit, control, set_threads=False)
+    final = trainer.run()
+    assert (final.status, final.reason) == ("stopped", "test stop")
+    saved = load_checkpoint(trainer.run_dir / "checkpoints" / "last.pth")
+    assert (saved["epoch"], saved["batch"], saved["partial"]["seen"]) == (0, 3, 3 * 64)
+    assert list(read_jsonl(trainer.run_dir / "events.jsonl"))[-1]["status"] == "stopped"
+
+
+def test_the_hot_loop_syncs_only_at_the_progress_tick(tmp_path, monkeypatch):
+    """Host syncs (item/float/int/bool of a tensor) per epoch do not grow with the number of batches."""
+    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 1e9)  # only the epoch's last batch ticks
+    counts = {"n": 0}
+    for name in ("item", "__float__", "__int__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _real=real, **k):
+            counts["n"] += 1
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    def syncs(batch_size: int) -> int:
+        settings = make_settings(tmp_path / str(batch_size), {"epochs": 1, "optimizer": "sgd"}, data={"batch_size": batch_size})
+        trainer = Trainer(settings, lambda e: None, set_threads=False)
+        trainer.setup()
+        counts["n"] = 0
+        trainer._train_epoch()
+        trainer.close()
+        return counts["n"], len(trainer.data.train)
+
+    few, many = syncs(120), syncs(8)
+    assert many[1] > 10 * few[1]
+    assert few[0] == many[0] <= 4, (few, many)
