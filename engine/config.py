@@ -73,7 +73,7 @@ class DataSettings:
     eval_batch_size: int = _f(256, "Validation batch size.", min=1, max=1_000_000)
     val_fraction: float = _f(0.2, "Share of the training split held out for validation (0: use the dataset's test split).", min=0.0, max=0.9)
     num_workers: int = _f(0, "DataLoader worker processes (only when data is not held in memory).", min=0, max=64)
-    in_memory: str = _f("auto", "auto, true or false: hold splits as tensors and batch by index (fast path).", choices=("auto", "true", "false"))
+    in_memory: str = _f("auto", "auto, true or false: hold splits as tensors and batch by index (fast path).", choices=("auto", "true", "false"), boolean=True)
     augment: bool = _f(False, "Random shifts (and flips for natural images) on the training split only.")
     options: dict = _f({}, "Extra keyword arguments for synthetic or a package.module:function dataset.")
 
@@ -198,6 +198,8 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
         if value != value or value in (float("inf"), float("-inf")):
             raise SettingsError(f"{where}: expected a finite number")
     elif kind is str:
+        if isinstance(value, bool) and rules.get("boolean"):  # in_memory = false, as well as "false"
+            value = "true" if value else "false"
         if not isinstance(value, str):
             raise SettingsError(f"{where}: expected a string")
     elif kind is list:

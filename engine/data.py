@@ -12,7 +12,6 @@ epoch, `num_samples`, iteration yields `(x, y)`):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -40,6 +39,14 @@ def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator, flip: bo
     return out.contiguous()
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch; a last batch of one sample joins the one before (BatchNorm cannot train on it)."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 class TensorBatches:
     """A split held as tensors on the training device, batched by index."""
 
@@ -63,7 +70,7 @@ class TensorBatches:
         self.augment = augment
 
     def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
+        return len(batch_bounds(len(self.y), self.batch_size))
 
     @property
     def num_samples(self) -> int:
@@ -81,11 +88,11 @@ class TensorBatches:
         order = None
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.x.device, non_blocking=True)
-        for start in range(0, n, self.batch_size):
+        for start, end in batch_bounds(n, self.batch_size):
             if order is None:
-                xb, yb = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                xb, yb = self.x[start:end], self.y[start:end]
             else:
-                idx = order[start:start + self.batch_size]
+                idx = order[start:end]
                 xb, yb = self.x[idx], self.y[idx]
             yield self._prepare(xb), yb
 
@@ -98,6 +105,8 @@ class LoaderBatches:
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            # A last training batch of one sample would break BatchNorm: drop it (a different one each epoch).
+            drop_last=shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1,  # type: ignore[arg-type]
             generator=generator,
             num_workers=num_workers,
             pin_memory=pin_memory,

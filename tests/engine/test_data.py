@@ -362,3 +362,29 @@ def test_val_fraction_leaving_nothing_is_refused(tmp_path):
 
     with pytest.raises(DataError, match="no training samples"):
         _split_indices(2, 0.9, 0)
+
+
+def test_a_last_batch_of_one_sample_joins_the_previous_one():
+    from engine.data import batch_bounds
+
+    assert batch_bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert batch_bounds(9, 3) == [(0, 3), (3, 6), (6, 9)]
+    assert batch_bounds(1, 64) == [(0, 1)]
+    x, y = torch.zeros(10, 2), torch.arange(10)
+    batches = TensorBatches(x, y, 3, shuffle=True, generator=torch.Generator().manual_seed(0))
+    sizes = [len(yb) for _, yb in batches]
+    assert sizes == [3, 3, 4] and len(batches) == 3
+
+
+@pytest.mark.parametrize("in_memory", ["true", "false"])
+def test_batchnorm_models_train_when_the_split_leaves_one_sample_over(tiny_settings, in_memory):
+    # digits keeps 1438 training samples: batch 479 leaves one over, which BatchNorm cannot train on.
+    started, epochs = train(tiny_settings("model.name='cnn'", "data.batch_size=479", f"data.in_memory={in_memory}", "training.epochs=1"))
+    assert started.train_samples == 1438 and len(epochs) == 1
+
+
+def test_in_memory_takes_booleans_as_well_as_words(tiny_settings):
+    assert tiny_settings("data.in_memory=false").data.in_memory == "false"
+    assert tiny_settings("data.in_memory=true").data.in_memory == "true"
+    with pytest.raises(SettingsError, match="allowed: auto, true, false"):
+        tiny_settings("data.in_memory='sometimes'")
