@@ -9,10 +9,8 @@ the bare `state_dict` of chapter 7.3.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.atomic import atomic_write, remove_stale_temporaries  # noqa: F401 (remove_stale_temporaries is part of this API)
 from engine.runs import read_jsonl, run_status
 
 FORMAT_VERSION = 1
-TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(Exception):
@@ -32,51 +30,13 @@ class CheckpointError(Exception):
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`.
-
-    A crash or kill at any moment leaves either the old file or the new one,
-    never a torn one; a failed save (disk full, permissions) leaves the old
-    file intact and raises CheckpointError.
-    """
+    """`torch.save` through `atomic_write`: a failed save (disk full, permissions) leaves the old file intact and raises CheckpointError."""
     path = Path(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a checkpoint gets the usual file mode
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, lambda fh: torch.save(obj, fh))
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
         reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"cannot save {path}: {reason}; the previous {path.name}, if any, is intact") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # read once at import: os.umask is process-wide, not thread-safe
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files of saves that a kill interrupted (call only while holding the run's lock)."""
-    stale = list(Path(folder).glob(f".*{TMP_SUFFIX}"))
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -224,10 +184,3 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
             info.checkpoints.append(_describe(p, "epoch", metrics, monitor, best_epoch))
         runs.append(info)
     return runs
-
-
-def buffer_size(obj: Any) -> int:
-    """Bytes `torch.save` would write (used by tests and the listing)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.tell()

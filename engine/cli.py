@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainconsole", description="A terminal training console for PyTorch. With no command, opens the console.")
-    p.add_argument("-c", "--config", default="settings.toml", help="settings file (default: ./settings.toml; built-in defaults when absent)")
+    p.add_argument("-c", "--config", default=None, help="settings file (default: ./settings.toml; built-in defaults when absent)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="train headless, one line per epoch")
@@ -65,14 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
-    if args.command is None:
-        from tui.app import main as console_main  # only the console imports textual
-
-        return console_main(args.config)
     from engine.checkpoints import CheckpointError
     from engine.config import SettingsError
 
     try:
+        if args.command is None:
+            return cmd_console(args)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "eval":
@@ -88,8 +86,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+DEFAULT_SETTINGS = "settings.toml"
+
+
 def _settings_path(args) -> str:
-    return args.config_run or args.config
+    """The settings file: a path named with -c must exist; ./settings.toml may be absent (built-in defaults)."""
+    from engine.config import SettingsError
+
+    named = getattr(args, "config_run", None) or args.config
+    if named is not None and not Path(named).is_file():
+        raise SettingsError(f"{named}: no such settings file")
+    return named or DEFAULT_SETTINGS
+
+
+def cmd_console(args) -> int:
+    from engine.config import load_settings
+
+    path = args.config or DEFAULT_SETTINGS
+    # A bad file stops here, before the console opens: starting on defaults could later save them over it.
+    settings = load_settings(path) if Path(path).exists() else load_settings(None)
+    from tui.app import main as console_main  # only the console imports textual
+
+    return console_main(path, settings)
 
 
 def cmd_run(args) -> int:
@@ -188,7 +206,7 @@ def cmd_checkpoints(args) -> int:
     from engine.checkpoints import list_runs
     from engine.config import load_settings
 
-    runs_dir = args.runs_dir or load_settings(args.config).run.runs_dir
+    runs_dir = args.runs_dir or load_settings(_settings_path(args)).run.runs_dir
     runs = list_runs(runs_dir)
     if args.json:
         print(json.dumps([asdict(r) for r in runs]))

@@ -11,7 +11,6 @@ import dataclasses
 import difflib
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 import tomli_w
+
+from engine.atomic import atomic_write
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic", "csv", "image-folder")
 MODELS = ("mlp", "cnn")
@@ -341,19 +342,10 @@ def _inline(value: Any) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename: never a half-written file."""
+    """Never a half-written file: see engine.atomic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def save_settings(settings: Settings, path: str | os.PathLike) -> None:

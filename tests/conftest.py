@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pytest
 
 from engine.config import Settings, load_settings
-
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+from mnist_files import write_mnist
 
 
 @pytest.fixture
@@ -29,40 +26,6 @@ def tiny_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(None, base + tuple(overrides))
 
     return make
-
-
-def idx_images(images: np.ndarray) -> bytes:
-    """torchvision's MNIST raw format for images: magic 2051, count, rows, cols, then uint8 pixels."""
-    n, rows, cols = images.shape
-    return struct.pack(">IIII", 0x00000803, n, rows, cols) + images.astype(np.uint8).tobytes()
-
-
-def idx_labels(labels: np.ndarray) -> bytes:
-    """torchvision's MNIST raw format for labels: magic 2049, count, then uint8 labels."""
-    return struct.pack(">II", 0x00000801, len(labels)) + labels.astype(np.uint8).tobytes()
-
-
-def learnable_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 images whose label k is a bright bar on row 2 + 2k, with noise: easy to learn, not trivial."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 10
-    rng.shuffle(labels)
-    images = rng.integers(0, 60, size=(n, 28, 28))
-    for i, k in enumerate(labels):
-        images[i, 2 + 2 * k, 4:24] = 255
-    return images.astype(np.uint8), labels.astype(np.uint8)
-
-
-def write_mnist(root: Path, folder: str = "MNIST", train: int = 200, test: int = 50) -> Path:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    tx, ty = learnable_digits(train, seed=1)
-    vx, vy = learnable_digits(test, seed=2)
-    (raw / MNIST_FILES[0]).write_bytes(idx_images(tx))
-    (raw / MNIST_FILES[1]).write_bytes(idx_labels(ty))
-    (raw / MNIST_FILES[2]).write_bytes(idx_images(vx))
-    (raw / MNIST_FILES[3]).write_bytes(idx_labels(vy))
-    return raw
 
 
 @pytest.fixture

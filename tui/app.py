@@ -156,8 +156,10 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
         return Settings(), str(e)
 
 
-def main(config_path: str = "settings.toml") -> int:
+def main(config_path: str = "settings.toml", settings: Settings | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    settings, error = load_initial_settings(config_path)
+    error = None
+    if settings is None:
+        settings, error = load_initial_settings(config_path)
     TrainConsole(settings, config_path, error).run()
     return 0

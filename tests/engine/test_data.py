@@ -90,7 +90,7 @@ def test_mnist_val_fraction_zero_uses_the_test_split(tiny_settings, mnist_raw):
 
 
 def test_fashion_mnist_reads_its_own_folder(tiny_settings, tmp_path):
-    from conftest import write_mnist
+    from mnist_files import write_mnist
 
     root = tmp_path / "fdata"
     write_mnist(root, "FashionMNIST", train=40, test=20)
