@@ -9,8 +9,11 @@ from tui.app import TrainConsole
 from tui.widgets.setting_field import SettingField
 
 
-def _field(app, key: str) -> SettingField:
+async def _field(app, pilot, key: str) -> SettingField:
+    """The form row of `key`, after bringing its section's tab to the front (rows mount with their tab)."""
     section, name = key.split(".")
+    app.screen.show_section(section)
+    assert await wait_for(pilot, lambda: bool(app.screen.query(f"#field-{section}-{name}")), timeout=5)
     return app.screen.query_one(f"#field-{section}-{name}", SettingField)
 
 
@@ -23,10 +26,11 @@ def test_the_form_validates_with_the_engine_rules(settings, tmp_path):
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
-            keys = {f.key for f in app.screen.query(SettingField)}
-            assert keys == {f"{s}.{f.name}" for s in SECTIONS for f in section_fields(s)}
+            for section in SECTIONS:  # every setting has a row, in its section's tab
+                for f in section_fields(section):
+                    assert (await _field(app, pilot, f"{section}.{f.name}")).key == f"{section}.{f.name}"
 
-            field = _field(app, "training.lr")
+            field = await _field(app, pilot, "training.lr")
             field.query_one(Input).value = "-1"
             doc = field.query_one(".setting-doc", Static)
             assert await wait_for(pilot, lambda: "must be greater than" in str(doc.render()), timeout=5)
@@ -37,7 +41,7 @@ def test_the_form_validates_with_the_engine_rules(settings, tmp_path):
             assert await wait_for(pilot, lambda: app.settings.training.lr == 0.01, timeout=5)
             assert not field.has_class("-invalid")
 
-            _field(app, "model.hidden").query_one(Input).value = "[64, 32]"
+            (await _field(app, pilot, "model.hidden")).query_one(Input).value = "[64, 32]"
             assert await wait_for(pilot, lambda: app.settings.model.hidden == [64, 32], timeout=5)
             label = app.screen.query_one("#param-count", Static)
             assert await wait_for(pilot, lambda: "6,570 parameters" in str(label.render()))  # 64*64+64 + 64*32+32 + 32*10+10
@@ -52,7 +56,7 @@ def test_ctrl_s_saves_settings_that_load_back(settings, tmp_path, monkeypatch):
         app = TrainConsole(settings, "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
-            _field(app, "training.epochs").query_one(Input).value = "7"
+            (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
             assert await wait_for(pilot, lambda: app.settings.training.epochs == 7, timeout=5)
             await pilot.press("ctrl+s")
             await pilot.pause(0.1)
@@ -74,7 +78,7 @@ def test_loading_another_file_fills_the_form(settings, tmp_path):
             app.screen.query_one("#settings-path", Input).value = str(other)
             await pilot.click("#load")
             assert await wait_for(pilot, lambda: app.settings.training.epochs == 42, timeout=5)
-            assert _field(app, "training.epochs").query_one(Input).value == "42"
+            assert (await _field(app, pilot, "training.epochs")).query_one(Input).value == "42"
             assert app.settings_path == other
 
     run(scenario())

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static, TabbedContent, TabPane
 
 from engine.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
 from tui.widgets.screen_tabs import ScreenTabs
@@ -41,7 +41,6 @@ class ConfigurationScreen(Screen):
         self._params_timer = None
 
     def compose(self) -> ComposeResult:
-        settings = self.app.settings
         yield ScreenTabs("configuration")
         with Horizontal(id="config-file-row"):
             yield Label("File:")
@@ -49,13 +48,31 @@ class ConfigurationScreen(Screen):
             yield Button("Load", id="load")
             yield Button("Save", id="save", variant="primary")
         yield Static("", id="param-count")
-        with VerticalScroll(id="config-form"):
-            values = settings.to_dict()
-            for section, cls in SECTIONS.items():
-                yield Static(f"[{section}]  {cls.__doc__.strip() if cls.__doc__ else ''}", classes="section-title", markup=False)
-                for f in section_fields(section):
-                    yield SettingField(section, f, values[section][f.name])
+        # One tab per section, its rows mounted when the tab is first shown:
+        # ~45 rows (~225 widgets) mounted at once froze the screen for over a second.
+        with TabbedContent(id="config-form"):
+            for section in SECTIONS:
+                with TabPane(section, id=f"tab-{section}"):
+                    if section == "run":
+                        yield self._section_rows(section)
         yield Footer()
+
+    @staticmethod
+    def _section_rows(section: str) -> VerticalScroll:
+        doc = SECTIONS[section].__doc__
+        return VerticalScroll(
+            Static(doc.strip() if doc else "", classes="section-title", markup=False),
+            *(SettingField(section, f) for f in section_fields(section)),
+        )
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane
+        if pane is not None and not pane.children:
+            pane.mount(self._section_rows(pane.id.removeprefix("tab-")))
+
+    def show_section(self, section: str) -> None:
+        """Bring a section's tab to the front (its rows are mounted on the next refresh)."""
+        self.query_one(TabbedContent).active = f"tab-{section}"
 
     def on_mount(self) -> None:
         self.shown = self.app.settings
@@ -76,6 +93,9 @@ class ConfigurationScreen(Screen):
 
     def on_setting_field_edited(self, message: SettingField.Edited) -> None:
         field = message.field
+        current = getattr(getattr(self.app.settings, field.section), field.setting_name)
+        if message.value == current and field.key not in self.invalid:
+            return  # editors report their initial value when mounted
         try:
             settings = self.app.settings.replace(field.key, message.value, "form")
         except SettingsError as e:

@@ -50,15 +50,17 @@ class SettingField(Vertical):
             self.field = field
             self.value = value
 
-    def __init__(self, section: str, f: dataclasses.Field, value: Any) -> None:
+    def __init__(self, section: str, f: dataclasses.Field) -> None:
         super().__init__(classes="setting", id=f"field-{section}-{f.name}")
         self.section, self.setting_name, self.key = section, f.name, f"{section}.{f.name}"
         self.kind = field_kind(f)
         self.choices = f.metadata.get("choices")
         self.doc = f.metadata.get("doc", "")
-        self.initial = value
+        self.initial: Any = None
 
     def compose(self) -> ComposeResult:
+        # Rows are mounted a little after the screen: show the value current then, not at construction.
+        self.initial = getattr(getattr(self.app.settings, self.section), self.setting_name)
         with Horizontal(classes="setting-row"):
             yield Label(self.setting_name, classes="setting-name")
             if self.kind is bool:
