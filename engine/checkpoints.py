@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.atomic import atomic_write, remove_stale_temporaries  # noqa: F401 (remove_stale_temporaries is part of this API)
+from engine.atomic import atomic_write
 from engine.runs import read_jsonl, run_status
 
 FORMAT_VERSION = 1

@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,10 @@ import torch
 from torch import nn
 
 from engine import checkpoints as ck
+from engine import snapshot
+from engine.atomic import remove_stale_temporaries
 from engine.config import Settings, SettingsError, save_settings
+from engine.control import RunControl
 from engine.data import DataBundle, build_data
 from engine.device import choose_threads, device_name, resolve_device
 from engine.diagnostics import diagnose, overfitting_onset
@@ -42,61 +44,9 @@ from engine.events import (
 from engine.models import build_model, count_parameters
 from engine.optim import build_optimizer, build_scheduler
 from engine.runs import RunLock, RunRecorder, create_run_dir
+from engine.snapshot import HISTORY_KEYS, RunState
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
-HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best")
-
-
-class RunControl:
-    """The caller's handle on a run: cooperative stop and pause, read by the loop between batches."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self.reason = ""
-
-    def stop(self, reason: str = "stopped by the user") -> None:
-        if not self._stop.is_set():
-            self.reason = reason
-        self._stop.set()
-        self._running.set()  # a paused run must wake up to stop
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def toggle_pause(self) -> bool:
-        """Pause or resume; True when now paused."""
-        if self.paused:
-            self.resume()
-        else:
-            self.pause()
-        return self.paused
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set() and not self._stop.is_set()
-
-    def wait_while_paused(self, timeout: float = 0.2) -> None:
-        self._running.wait(timeout)
-
-
-@dataclass
-class RunState:
-    """Everything that changes during a run and goes into a full checkpoint (ignite's `state`)."""
-
-    epoch: int = 0  # completed epochs
-    history: dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
-    best_epoch: int | None = None
-    best_value: float | None = None
-    bad_epochs: int = 0  # epochs since the monitor last improved (early stopping)
 
 
 def seed_everything(seed: int) -> None:
@@ -164,7 +114,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
-            self._restore(checkpoint)
+            snapshot.restore(self, checkpoint)
             if self.state.epoch >= s.training.epochs:
                 raise SettingsError(
                     f"{self.resume_from}: the run already trained {self.state.epoch} epochs and training.epochs = {s.training.epochs}; "
@@ -176,7 +126,7 @@ class Trainer:
         self.lock = RunLock(self.run_dir)
         self.lock.acquire()
         try:
-            ck.remove_stale_temporaries(self.run_dir / "checkpoints")
+            remove_stale_temporaries(self.run_dir / "checkpoints")
             save_settings(s, self.run_dir / "settings.toml")
             self.recorder = RunRecorder(self.run_dir)
             if checkpoint is not None:
@@ -184,78 +134,6 @@ class Trainer:
         except BaseException:
             self.close()
             raise
-
-    def _restore(self, c: dict[str, Any]) -> None:
-        if not isinstance(c, dict) or "model_state_dict" not in c or "optimizer_state_dict" not in c:
-            raise ck.CheckpointError(f"{self.resume_from}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
-        if int(c.get("format_version", 1)) > ck.FORMAT_VERSION:
-            raise ck.CheckpointError(f"{self.resume_from}: checkpoint format {c['format_version']} is newer than this trainconsole reads ({ck.FORMAT_VERSION}); upgrade trainconsole")
-        ck.load_weights(self.model, c["model_state_dict"], str(self.resume_from))
-        try:
-            self.optimizer.load_state_dict(c["optimizer_state_dict"])
-            if self.scheduler is not None and c.get("scheduler_state_dict"):
-                self._restore_scheduler(c["scheduler_state_dict"])
-            if c.get("scaler_state_dict"):
-                self.scaler.load_state_dict(c["scaler_state_dict"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise ck.CheckpointError(f"{self.resume_from}: its optimizer or scheduler state does not fit training.optimizer = '{self.settings.training.optimizer}', scheduler = '{self.settings.training.scheduler}' ({e})") from None
-        st = self.state
-        st.epoch = int(c["epoch"])
-        st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
-        best = c.get("best", {})
-        st.best_epoch, st.best_value = best.get("epoch"), best.get("value")
-        st.bad_epochs = int(best.get("bad_epochs", 0))
-        rng = c.get("rng") or {}
-        if int(c.get("batch", 0)) > 0:
-            # the global RNGs are set once the epoch's first batches have been replayed
-            self._partial = {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"], "rng": rng}
-            return
-        if rng:
-            self._set_global_rng(rng)
-            # data_epoch_start, not data: a stop before the epoch's first batch saved data after its shuffle was drawn
-            self.data.generator.set_state(rng.get("data_epoch_start", rng["data"]))
-
-    def _restore_scheduler(self, state: dict[str, Any]) -> None:
-        """Load the scheduler's position; a schedule laid out for the run's length follows a raised training.epochs."""
-        sch = self.scheduler
-        layout = {k: getattr(sch, k) for k in ("total_steps", "_schedule_phases", "T_max") if hasattr(sch, k)}
-        sch.load_state_dict(state)
-        for k, v in layout.items():
-            setattr(sch, k, v)
-
-    def _set_global_rng(self, rng: dict[str, Any]) -> None:
-        torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and rng.get("cuda"):
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
-
-    # -- checkpoints ----------------------------------------------------------
-    def _checkpoint(self, batch: int = 0, partial: dict[str, Any] | None = None, epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
-        st, h = self.state, self.state.history
-        last = {k: (h[k][-1] if h[k] else float("nan")) for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
-        py = random.getstate()
-        return {
-            "format_version": ck.FORMAT_VERSION,
-            "epoch": st.epoch,
-            "batch": batch,
-            "model_state_dict": self.model.state_dict(),
-            "optimizer_state_dict": self.optimizer.state_dict(),
-            "scheduler_state_dict": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler_state_dict": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            **last,
-            "history": {k: list(v) for k, v in h.items()},
-            "best": {"epoch": st.best_epoch, "value": st.best_value, "monitor": self.settings.training.monitor, "bad_epochs": st.bad_epochs},
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-                "python": [py[0], list(py[1]), py[2]],
-                "data": self.data.generator.get_state(),
-                "data_epoch_start": epoch_start if epoch_start is not None else self.data.generator.get_state(),
-            },
-            "partial": partial or {},
-            "settings": self.settings.to_dict(),
-            "torch_version": str(torch.__version__),
-        }
 
     def _save(self, obj: Any, name: str, kind: str) -> None:
         path = self.run_dir / "checkpoints" / name
@@ -268,7 +146,7 @@ class Trainer:
     def _save_epoch_checkpoints(self, is_best: bool) -> None:
         if is_best:
             self._save(self.model.state_dict(), "best.pth", "best")
-        full = self._checkpoint()
+        full = snapshot.make_checkpoint(self)
         cs = self.settings.checkpoints
         if cs.every and self.state.epoch % cs.every == 0:
             self._save(full, f"epoch_{self.state.epoch}.pth", "epoch")
@@ -356,7 +234,7 @@ class Trainer:
         if partial is not None:  # resuming mid-epoch: replay the epoch's data order (and augmentation draws) up to where it stopped
             for _ in range(skip):
                 next(batches_iter)
-            self._set_global_rng(partial["rng"])
+            snapshot.set_global_rng(partial["rng"], device)
         seen_at_start = seen
         start = last_tick = time.perf_counter()
         i = skip  # batches done
@@ -367,7 +245,7 @@ class Trainer:
                     self._wait_paused(epoch, i)
                 if control.stop_requested:
                     partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen, "seconds": elapsed_before + time.perf_counter() - start}
-                    self._save(self._checkpoint(i, partial, epoch_start), "last.pth", "last")
+                    self._save(snapshot.make_checkpoint(self, i, partial, epoch_start), "last.pth", "last")
                     return None
             batch = next(batches_iter, None)
             if batch is None:

@@ -198,7 +198,6 @@ def test_save_refused_by_the_file_system_is_a_clear_error(tmp_path, monkeypatch)
 
 def test_a_failed_save_during_training_fails_the_run_and_keeps_last(tmp_path, monkeypatch):
     real = ck.torch.save
-    calls = {"n": 0}
 
     def second_epoch_fails(obj, fh, *a, **k):
         if isinstance(obj, dict) and obj.get("epoch") == 2:
@@ -217,7 +216,24 @@ def test_stale_temporaries_are_removed_on_resume_and_do_not_break_listing(finish
     runs = list_runs(finished_run.parent)
     assert [c.kind for c in runs[0].checkpoints] == ["best", "last", "epoch", "epoch"]
     assert all(c.error is None for c in runs[0].checkpoints)
-    assert ck.remove_stale_temporaries(finished_run / "checkpoints") == [stray] and not stray.exists()
+    stray.unlink()
+
+
+def test_stale_temporaries_go_when_a_run_resumes(finished_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "runs" / "ck"
+    shutil.copytree(finished_run, run_dir)
+    stray = run_dir / "checkpoints" / ".last.pth.abc123.tmp"
+    stray.write_bytes(b"torn by a kill -9 during a save")
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pth")
+    settings = from_dict(saved["settings"]).replace("training.epochs", 5).replace("run.runs_dir", str(tmp_path / "runs"))
+    trainer = Trainer(settings, lambda e: None, resume_from=run_dir / "checkpoints" / "last.pth")
+    trainer.setup()
+    try:
+        assert not stray.exists() and trainer.run_dir == run_dir
+    finally:
+        trainer.close()
 
 
 # -- safe loading -----------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""What a run carries between epochs and into a full checkpoint, and how it is put back.
+
+A full checkpoint (`last.pth`, `epoch_N.pth`) is a plain dict, nanoGPT-style:
+chapter 7.1's keys (`epoch`, `model_state_dict`, `optimizer_state_dict`,
+`train_loss`, `val_loss`, `val_acc`) plus scheduler, grad-scaler and RNG
+states, the history, the settings and the position inside an interrupted
+epoch, so that a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engine import checkpoints as ck
+
+HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best")
+
+
+@dataclass
+class RunState:
+    """Everything that changes during a run and goes into a full checkpoint (ignite's `state`)."""
+
+    epoch: int = 0  # completed epochs
+    history: dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    best_epoch: int | None = None
+    best_value: float | None = None
+    bad_epochs: int = 0  # epochs since the monitor last improved (early stopping)
+
+
+def restore(trainer: Any, c: dict[str, Any]) -> None:
+    """Put a full checkpoint back into a set-up trainer: weights, optimizer, scheduler, scaler, state, RNGs."""
+    if not isinstance(c, dict) or "model_state_dict" not in c or "optimizer_state_dict" not in c:
+        raise ck.CheckpointError(f"{trainer.resume_from}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
+    if int(c.get("format_version", 1)) > ck.FORMAT_VERSION:
+        raise ck.CheckpointError(f"{trainer.resume_from}: checkpoint format {c['format_version']} is newer than this trainconsole reads ({ck.FORMAT_VERSION}); upgrade trainconsole")
+    ck.load_weights(trainer.model, c["model_state_dict"], str(trainer.resume_from))
+    try:
+        trainer.optimizer.load_state_dict(c["optimizer_state_dict"])
+        if trainer.scheduler is not None and c.get("scheduler_state_dict"):
+            _restore_scheduler(trainer.scheduler, c["scheduler_state_dict"])
+        if c.get("scaler_state_dict"):
+            trainer.scaler.load_state_dict(c["scaler_state_dict"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ck.CheckpointError(f"{trainer.resume_from}: its optimizer or scheduler state does not fit training.optimizer = '{trainer.settings.training.optimizer}', scheduler = '{trainer.settings.training.scheduler}' ({e})") from None
+    st = trainer.state
+    st.epoch = int(c["epoch"])
+    st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
+    best = c.get("best", {})
+    st.best_epoch, st.best_value = best.get("epoch"), best.get("value")
+    st.bad_epochs = int(best.get("bad_epochs", 0))
+    rng = c.get("rng") or {}
+    if int(c.get("batch", 0)) > 0:
+        # the global RNGs are set once the epoch's first batches have been replayed
+        trainer._partial = {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"], "rng": rng}
+        return
+    if rng:
+        set_global_rng(rng, trainer.device)
+        # data_epoch_start, not data: a stop before the epoch's first batch saved data after its shuffle was drawn
+        trainer.data.generator.set_state(rng.get("data_epoch_start", rng["data"]))
+
+def _restore_scheduler(sch: Any, state: dict[str, Any]) -> None:
+    """Load the scheduler's position; a schedule laid out for the run's length follows a raised training.epochs."""
+    layout = {k: getattr(sch, k) for k in ("total_steps", "_schedule_phases", "T_max") if hasattr(sch, k)}
+    sch.load_state_dict(state)
+    for k, v in layout.items():
+        setattr(sch, k, v)
+
+def set_global_rng(rng: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda" and rng.get("cuda"):
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+
+# -- checkpoints ----------------------------------------------------------
+def make_checkpoint(trainer: Any, batch: int = 0, partial: dict[str, Any] | None = None, epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
+    """The full checkpoint: chapter 7.1's keys plus everything an exact resume needs, as tensors and plain types."""
+    st, h = trainer.state, trainer.state.history
+    last = {k: (h[k][-1] if h[k] else float("nan")) for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
+    py = random.getstate()
+    return {
+        "format_version": ck.FORMAT_VERSION,
+        "epoch": st.epoch,
+        "batch": batch,
+        "model_state_dict": trainer.model.state_dict(),
+        "optimizer_state_dict": trainer.optimizer.state_dict(),
+        "scheduler_state_dict": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "scaler_state_dict": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
+        **last,
+        "history": {k: list(v) for k, v in h.items()},
+        "best": {"epoch": st.best_epoch, "value": st.best_value, "monitor": trainer.settings.training.monitor, "bad_epochs": st.bad_epochs},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if trainer.device.type == "cuda" else [],
+            "python": [py[0], list(py[1]), py[2]],
+            "data": trainer.data.generator.get_state(),
+            "data_epoch_start": epoch_start if epoch_start is not None else trainer.data.generator.get_state(),
+        },
+        "partial": partial or {},
+        "settings": trainer.settings.to_dict(),
+        "torch_version": str(torch.__version__),
+    }
