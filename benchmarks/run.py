@@ -1,0 +1,317 @@
+"""`make bench`: trainconsole against the chapter's loop, a TensorDataset loop and Lightning.
+
+    python benchmarks/run.py [--quick] [--write]
+
+Every measurement is its own process (`benchmarks/pipelines.py NAME ...`, one
+JSON line back), so peak memory is per pipeline and no pipeline warms another.
+The throughput pipelines run in alternating rounds (a b c ... a b c ...).
+--quick (or BENCH_QUICK=1) makes every measurement tiny: a smoke run of a
+minute or two whose numbers mean little. --write puts the results into
+BENCHMARKS.md between its "results" markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPORT = HERE.parent / "BENCHMARKS.md"
+BEGIN, END = "<!-- results: written by `python benchmarks/run.py --write` -->", "<!-- end of results -->"
+FLOPS_PER_SAMPLE = 3 * 2 * (784 * 256 + 256 * 128 + 128 * 10)  # forward + backward (2x forward) of the three Linear layers
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+FULL = dict(train=60_000, test=10_000, reps=3, chapter_batches=300, contention_batches=200,
+            target_acc=0.90, max_epochs=6, memory_epochs=500, memory_every=50, matmul_s=2.0, paints=3)
+QUICK = dict(train=12_000, test=2_000, reps=1, chapter_batches=50, contention_batches=40,
+             target_acc=0.80, max_epochs=10, memory_epochs=40, memory_every=10, matmul_s=0.5, paints=1)
+
+# the alternating rounds: key -> (label, pipeline, options, environment)
+ROUND = {
+    "a": ("(a) chapter 6.1 loop, 5.1 pipeline", "chapter", ["--batches", "{chapter_batches}"], {}),
+    "b": ("(b) same loop, TensorDataset DataLoader", "tensors", [], {}),
+    "c": ("(c) trainconsole headless", "engine", [], {}),
+    "d": ("(d) trainconsole in the console", "console", [], {}),
+    "e": ("(e) Lightning Trainer", "lightning", [], {}),
+    "d_all": (f"(d) with threads = {CORES} (all cores)", "console", ["--threads", str(CORES)], {}),
+    "c_all": (f"(c) with threads = {CORES} (all cores)", "engine", ["--threads", str(CORES)], {}),
+    "c_active": (f"(c) threads = {CORES}, OMP_WAIT_POLICY=ACTIVE", "engine", ["--threads", str(CORES)], {"OMP_WAIT_POLICY": "ACTIVE"}),
+}
+
+
+class Bench:
+    def __init__(self, plan: dict, tmp: Path):
+        self.plan, self.tmp = plan, tmp
+        self.data, self.runs = tmp / "data", tmp / "runs"
+        self.count = 0
+
+    def env(self, extra: dict | None = None) -> dict:
+        """The caller's environment without OpenMP settings: each pipeline sets what its real counterpart sets."""
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        return {**env, **(extra or {})}
+
+    def measure(self, name: str, options: list | tuple = (), extra_env: dict | None = None, label: str = "") -> dict:
+        options = [str(o).format(**self.plan) for o in options]
+        cmd = [sys.executable, str(HERE / "pipelines.py"), name, "--root", str(self.data), "--runs", str(self.runs), *options]
+        self.count += 1
+        print(f"[{self.count:2d}] {label or name} {' '.join(options)} ...", end=" ", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(extra_env), cwd=self.tmp)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode or not lines:
+            result = {"name": name, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+        else:
+            result = json.loads(lines[-1])
+        print(_brief(result), file=sys.stderr, flush=True)
+        return result
+
+    def contended(self, name: str, options: list, extra_env: dict | None = None, label: str = "") -> tuple[dict, dict]:
+        """The same measurement quiet, then with one busy-looping process beside it."""
+        quiet = self.measure(name, options, extra_env, label + ", quiet")
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(1.0)
+            loaded = self.measure(name, options, extra_env, label + ", beside a busy process")
+        finally:
+            hog.kill()
+            hog.wait()
+        return quiet, loaded
+
+    def first_paint(self) -> dict:
+        """Seconds from starting `trainconsole` in a tmux pane to the first non-blank screen (tmux polled every ~10 ms)."""
+        if not shutil.which("tmux"):
+            return {"unavailable": "tmux not installed"}
+        exe = Path(sys.executable).with_name("trainconsole")
+        cmd = shlex.join(([str(exe)] if exe.exists() else [sys.executable, "-m", "engine"]) + ["-c", str(self.tmp / "absent.toml")])
+        tmux = ["tmux", "-L", f"trainconsole-bench-{os.getpid()}"]
+        times, env = [], self.env({"TERM": "xterm-256color"})
+        try:
+            for i in range(self.plan["paints"]):
+                start = time.perf_counter()
+                subprocess.run(tmux + ["new-session", "-d", "-s", f"p{i}", "-x", "120", "-y", "40", "-c", str(self.tmp), cmd], check=True, env=env)
+                while True:
+                    pane = subprocess.run(tmux + ["capture-pane", "-p", "-t", f"p{i}"], capture_output=True, text=True)
+                    if pane.returncode or time.perf_counter() - start > 30:
+                        return {"error": "the console exited or showed nothing within 30 s"}
+                    if pane.stdout.strip():
+                        times.append(time.perf_counter() - start)
+                        break
+                    time.sleep(0.01)
+                subprocess.run(tmux + ["kill-session", "-t", f"p{i}"], capture_output=True)
+        finally:
+            subprocess.run(tmux + ["kill-server"], capture_output=True)
+        print(f"[--] first paint: {', '.join(f'{t:.2f} s' for t in times)}", file=sys.stderr)
+        return {"seconds": times}
+
+
+def _brief(r: dict) -> str:
+    if "error" in r or "unavailable" in r:
+        return r.get("error") or r["unavailable"]
+    for key, text in (("time_to_acc_s", "{:.1f} s to accuracy"), ("samples_per_s", "{:,.0f} samples/s"), ("flops", "{:.3g} FLOP/s"), ("rss_mb", "RSS MiB {}")):
+        if key in r:
+            return (text.format(r[key]) if r[key] is not None else "not reached") + (f" ({r['threads']} threads)" if "threads" in r else "")
+    return "ok"
+
+
+# -- the numbers ---------------------------------------------------------------------------
+
+def rates(results: list[dict]) -> list[float]:
+    return [r["samples_per_s"] for r in results if r.get("samples_per_s")]
+
+
+def median(results: list[dict]) -> float | None:
+    values = rates(results)
+    return statistics.median(values) if values else None
+
+
+def spread(results: list[dict]) -> str:
+    values = rates(results)
+    if not values:
+        return next((r.get("unavailable") or f"failed: {r['error']}" for r in results if "unavailable" in r or "error" in r), "n/a")
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def threads(results: list[dict]) -> str:
+    return "/".join(sorted({str(r["threads"]) for r in results if "threads" in r})) or "-"
+
+
+def peak(results: list[dict]) -> str:
+    values = [r["peak_rss_mb"] for r in results if "peak_rss_mb" in r and "error" not in r]
+    return f"{max(values):,.0f}" if values else "-"
+
+
+def ratio(x: float | None, y: float | None) -> float | None:
+    return x / y if x and y else None
+
+
+def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def verdict(value: float | None, ok) -> str:
+    return "n/a" if value is None else ("PASS" if ok(value) else "MISS")
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+def run(plan: dict, tmp: Path) -> dict:
+    sys.path.insert(0, str(HERE))
+    from mnist_files import write_mnist
+
+    write_mnist(tmp / "data", plan["train"], plan["test"])
+    bench = Bench(plan, tmp)
+    out: dict = {key: [] for key in ROUND}
+    for _ in range(plan["reps"]):
+        for key, (label, name, options, env) in ROUND.items():
+            out[key].append(bench.measure(name, options, env, label))
+    out["a_workers"] = [bench.measure("chapter", ["--batches", "{chapter_batches}", "--workers", 2], label="(a) with num_workers=2")]
+    out["c_1024"] = [bench.measure("engine", ["--batch", 1024], label="(c) batch 1024") for _ in range(plan["reps"])]
+    used = {r["threads"] for r in out["c"] + out["c_1024"] if "threads" in r} | {CORES}
+    out["matmul"] = {t: bench.measure("matmul", ["--threads", t, "--seconds", plan["matmul_s"]], label="matmul bound") for t in sorted(used)}
+    accuracy = ["--target-acc", plan["target_acc"], "--max-epochs", plan["max_epochs"]]
+    out["tta"] = {
+        "(a) chapter, batch 64": bench.measure("chapter", accuracy, label="(a) time to accuracy"),
+        "(c) trainconsole, batch 64": bench.measure("engine", accuracy, label="(c) time to accuracy"),
+        "(c) trainconsole, batch 1024": bench.measure("engine", accuracy + ["--batch", 1024], label="(c) batch 1024 time to accuracy"),
+    }
+    n = ["--batches", plan["contention_batches"]]
+    out["contention"] = {
+        f"plain loop (b), {CORES} threads, OMP default": bench.contended("tensors", n + ["--threads", CORES], label="plain loop"),
+        "(c) trainconsole headless": bench.contended("engine", n, label="(c)"),
+        f"(c) with threads = {CORES}": bench.contended("engine", n + ["--threads", CORES], label=f"(c) {CORES} threads"),
+    }
+    out["memory"] = bench.measure("digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"]], label="digits memory")
+    out["paint"] = bench.first_paint()
+    return out
+
+
+def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
+    """The results as Markdown, and whether every measurement ran."""
+    a, b, c, d, e = (median(out[k]) for k in "abcde")
+    lines = [
+        f"Machine: {facts['cpu']}, {CORES} cores, torch {facts['torch']} on {facts['device']}, Python {platform.python_version()}, "
+        f"{facts['date']}; 1-minute load at start {facts['load']:.2f}{' (busy: numbers are noisy)' if facts['load'] > 0.5 else ''}.",
+        f"Data: {plan['train']:,} generated MNIST-shaped training samples, {plan['test']:,} validation; the chapter's MLP 784-256-128-10, "
+        f"dropout 0.3, Adam 1e-3; {plan['reps']} alternating rounds{' (QUICK smoke run: numbers mean little)' if plan is QUICK else ''}.",
+        "",
+        "| Pipeline (batch 64) | samples/s median (min–max) | × (a) | threads | peak RSS MiB |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [(k, ROUND[k][0]) for k in "abcde"] + [("a_workers", "(a) with num_workers=2 (once)")] + [(k, ROUND[k][0]) for k in ("c_all", "c_active", "d_all")]
+    for key, label in rows:
+        lines.append(f"| {label} | {spread(out[key])} | {fmt(ratio(median(out[key]), a), '.1f', '×')} | {threads(out[key])} | {peak(out[key])} |")
+
+    matmul = {t: r.get("flops") for t, r in out["matmul"].items()}
+    c64, c1024 = median(out["c"]), median(out["c_1024"])
+
+    def bound(results: list[dict]) -> tuple[float | None, str]:
+        t = next((r["threads"] for r in results if "threads" in r), CORES)
+        return matmul.get(t), f"{t} thread{'s' * (t != 1)}"
+
+    lines += ["", f"Hardware bound: model training FLOPs per sample = 3 × 2 × (784·256 + 256·128 + 128·10) = {FLOPS_PER_SAMPLE / 1e6:.2f} MFLOP.", "",
+              "| | matmul 2048² fp32 | ceiling samples/s | (c) samples/s | % of bound |", "|---|---|---|---|---|"]
+    for label, results, rate in (("(c) batch 64", out["c"], c64), ("(c) batch 1024", out["c_1024"], c1024)):
+        flops, used = bound(results)
+        ceiling = flops / FLOPS_PER_SAMPLE if flops else None
+        lines.append(f"| {label}, {used} | {fmt(flops and flops / 1e9, '.0f', ' GFLOP/s')} | {fmt(ceiling, ',.0f')} | {spread(results)} | {fmt(ratio(rate, ceiling) and 100 * ratio(rate, ceiling), '.0f', ' %')} |")
+    if CORES in matmul and matmul[CORES]:
+        lines.append(f"| all {CORES} cores | {matmul[CORES] / 1e9:.0f} GFLOP/s | {matmul[CORES] / FLOPS_PER_SAMPLE:,.0f} | | |")
+
+    lines += ["", f"Time to {plan['target_acc']:.0%} validation accuracy (from process set-up, data loading included; checked once per epoch):", "",
+              "| Run | seconds | epochs | val acc |", "|---|---|---|---|"]
+    for label, r in out["tta"].items():
+        lines.append(f"| {label} | {fmt(r.get('time_to_acc_s'), '.1f')} | {r.get('epochs_to_acc') or 'not reached'} | {fmt(r.get('val_acc'), '.3f')} |" if "error" not in r else f"| {label} | failed: {r['error']} | | |")
+
+    lines += ["", f"Contention ({plan['contention_batches']} batches of 64, one `python -c \"while True: pass\"` beside the run):", "",
+              "| Run | quiet samples/s | beside a busy process | kept | threads |", "|---|---|---|---|---|"]
+    kept = {}
+    for label, (quiet, loaded) in out["contention"].items():
+        kept[label] = ratio(median([loaded]), median([quiet]))
+        lines.append(f"| {label} | {spread([quiet])} | {spread([loaded])} | {fmt(kept[label] and 100 * kept[label], '.0f', ' %')} | {threads([quiet, loaded])} |")
+
+    rss = {int(k): v for k, v in out["memory"].get("rss_mb", {}).items()}
+    first, last = (rss[min(rss)], rss[max(rss)]) if rss else (None, None)
+    growth = last - first if rss else None
+    lines += ["", f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), RSS MiB every {plan['memory_every']} epochs: "
+              + (", ".join(f"{k}: {v:,.1f}" for k, v in sorted(rss.items())) if rss else out["memory"].get("error", "n/a"))]
+    paint = out["paint"].get("seconds")
+    paint_median = statistics.median(paint) if paint else None
+    lines.append("First paint (`trainconsole` started in a 120×40 tmux pane until the pane first shows anything): "
+                 + (", ".join(f"{t:.2f} s" for t in paint) if paint else out["paint"].get("error") or out["paint"].get("unavailable")))
+
+    contention_engine = kept.get("(c) trainconsole headless")
+    contention_plain = next(iter(kept.values()))
+    targets = [
+        ("trainconsole ≥ 4× (a) at batch 64", ratio(c, a), lambda v: v >= 4, ".1f", "×"),
+        ("trainconsole ≥ 1.4× (b)", ratio(c, b), lambda v: v >= 1.4, ".2f", "×"),
+        ("trainconsole ≥ 2.5× (e)", ratio(c, e), lambda v: v >= 2.5, ".2f", "×"),
+        ("≥ 50 % of the hardware bound at batch 64", _pct(c64, bound(out["c"])[0]), lambda v: v >= 50, ".0f", " %"),
+        ("≥ 75 % of the hardware bound at batch 1024", _pct(c1024, bound(out["c_1024"])[0]), lambda v: v >= 75, ".0f", " %"),
+        (f"keeps ≥ 50 % beside a busy process (plain loop: {fmt(contention_plain and 100 * contention_plain, '.0f', ' %')})",
+         contention_engine and 100 * contention_engine, lambda v: v >= 50, ".0f", " %"),
+        ("console ≥ 0.95× headless", ratio(d, c), lambda v: v >= 0.95, ".2f", "×"),
+        ("first paint ≤ 1 s", paint_median, lambda v: v <= 1.0, ".2f", " s"),
+        (f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB)", growth, lambda v: v <= 10, "+.1f", " MiB"),
+    ]
+    lines += ["", "| Target | measured | |", "|---|---|---|"]
+    lines += [f"| {label} | {fmt(value, spec, unit)} | {verdict(value, ok)} |" for label, value, ok, spec, unit in targets]
+    every = [r for k in ROUND for r in out[k]] + out["a_workers"] + out["c_1024"] + list(out["matmul"].values()) + list(out["tta"].values())
+    every += [r for pair in out["contention"].values() for r in pair] + [out["memory"], out["paint"]]
+    return "\n".join(lines), not any("error" in r for r in every)
+
+
+def _pct(rate: float | None, flops: float | None) -> float | None:
+    return 100 * rate * FLOPS_PER_SAMPLE / flops if rate and flops else None
+
+
+def machine_facts(out: dict) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    any_matmul = next(iter(out["matmul"].values()), {})
+    return {"cpu": cpu, "torch": any_matmul.get("torch", "?"), "device": any_matmul.get("device", "?"),
+            "date": datetime.date.today().isoformat()}
+
+
+def write_report(text: str) -> None:
+    body = REPORT.read_text(encoding="utf-8") if REPORT.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in body or END not in body:
+        body = body.rstrip() + f"\n\n{BEGIN}\n{END}\n"
+    head, _, rest = body.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    REPORT.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny measurements: a smoke run (also BENCH_QUICK=1)")
+    p.add_argument("--write", action="store_true", help=f"write the results into {REPORT.name}")
+    args = p.parse_args(argv)
+    plan = QUICK if args.quick or os.environ.get("BENCH_QUICK") == "1" else FULL
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trainconsole-bench-") as tmp:
+        out = run(plan, Path(tmp))
+    facts = {**machine_facts(out), "load": load}
+    text, complete = report(out, plan, facts)
+    print(f"\n{text}\n\n(benchmark took {time.perf_counter() - started:.0f} s)")
+    if args.write:
+        write_report(text)
+        print(f"written to {REPORT}")
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
