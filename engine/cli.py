@@ -65,12 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
+    from engine.config import SettingsError  # torch-free: the console must paint before torch loads
+
+    if args.command is None:
+        try:
+            return cmd_console(args)
+        except SettingsError as e:
+            print(f"trainconsole: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
     from engine.checkpoints import CheckpointError
-    from engine.config import SettingsError
 
     try:
-        if args.command is None:
-            return cmd_console(args)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "eval":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from typing import Any
 
 from engine.config import SettingsError
@@ -60,17 +61,32 @@ def gpu_memory(index: int) -> dict[str, int]:
     return {"free": int(free), "total": int(total), "used": int(total - free)}
 
 
+def _running_elsewhere() -> int:
+    """Processes running right now besides this one: the fewest of three quick looks at /proc/loadavg.
+
+    The 1-minute load average would still count a run that ended seconds ago.
+    """
+    try:
+        counts = []
+        for _ in range(3):
+            with open("/proc/loadavg") as fh:
+                counts.append(int(fh.read().split()[3].split("/")[0]) - 1)
+            time.sleep(0.01)
+        return max(0, min(counts))
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        try:
+            return int(os.getloadavg()[0] + 0.5)
+        except OSError:
+            return 0
+
+
 def free_cores() -> int:
-    """Cores this process may use, less the ones busy with other processes (from the 1-minute load)."""
+    """Cores this process may use, less the ones other processes are busy on (at least 1)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
         cores = os.cpu_count() or 1
-    try:
-        busy = int(os.getloadavg()[0] + 0.5)
-    except OSError:  # pragma: no cover
-        busy = 0
-    return max(1, cores - busy) if busy < cores else 1
+    return max(1, cores - _running_elsewhere())
 
 
 def choose_threads(requested: int = 0, reserve: int = 0) -> int:
