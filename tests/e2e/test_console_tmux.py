@@ -39,11 +39,18 @@ def _alive(session: str) -> bool:
     return subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("width,height", [(120, 40), (80, 24)])
-def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height):
+@pytest.mark.parametrize(
+    "width,height,env,resize_to",
+    [
+        (120, 40, {"TERM": "xterm-256color"}, None),
+        (80, 24, {"TERM": "xterm-256color"}, None),
+        (100, 30, {"TERM": "screen", "NO_COLOR": "1"}, (80, 24)),  # no colours, an old TERM, resized mid-run
+    ],
+    ids=["120x40", "80x24", "no-color-screen-resized"],
+)
+def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, resize_to):
     (tmp_path / "settings.toml").write_text(f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[training]\nepochs = 5\n')
     session = f"tc-e2e-{uuid.uuid4().hex[:8]}"
-    env = {"TERM": "xterm-256color"}
     command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml"
     try:
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height),
@@ -52,6 +59,9 @@ def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height):
         _tmux("send-keys", "-t", session, "3")
         _wait_for(session, lambda t: "Start" in t and "No run yet" in t, 10)
         _tmux("send-keys", "-t", session, "s")
+        if resize_to:
+            _wait_for(session, lambda t: "Running" in t or "Run finished" in t, 30)
+            _tmux("resize-window", "-t", session, "-x", str(resize_to[0]), "-y", str(resize_to[1]))
         text = _wait_for(session, lambda t: "Run finished" in t, 60)
         assert "per epoch" in text  # both charts
         assert any(line.split()[:1] == ["5"] for line in text.splitlines()), text  # the last epoch row
