@@ -81,6 +81,8 @@ class TrainConsole(App):
         try:
             import engine.checkpoints  # noqa: F401  (torch, torchvision-free)
             import engine.trainer  # noqa: F401
+
+            _first_step()
         except Exception as e:  # pragma: no cover - a broken torch install
             self.post_message(TorchReady(f"{type(e).__name__}: {e}"))
             return
@@ -147,6 +149,20 @@ class TrainConsole(App):
         for mode in MODES:
             yield SystemCommand(f"Screen: {mode}", f"Show the {mode} screen", lambda m=mode: self.switch_mode(m))
         yield SystemCommand("Help", "Keys of this screen", self.action_help)
+
+
+def _first_step() -> None:
+    """One tiny CPU training step: torch imports more modules lazily on the first optimizer step
+    (dynamo, distributed tensors), which would otherwise stall the first epoch of the first run."""
+    import torch
+
+    from engine.config import Settings
+    from engine.optim import build_optimizer
+
+    model = torch.nn.Linear(4, 2)
+    optimizer = build_optimizer(model, Settings().training, torch.device("cpu"))
+    torch.nn.functional.cross_entropy(model(torch.randn(3, 4)), torch.tensor([0, 1, 0])).backward()
+    optimizer.step()
 
 
 def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None]:

@@ -22,9 +22,10 @@ class EpochProgress(Horizontal):
 
     def show(self, event) -> None:
         """A BatchProgressed event."""
-        self.query_one("#epoch-label", Label).update(f"epoch {event.epoch} batch {event.batch}/{event.batches}")
+        # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels, never re-lay out the screen
+        self.query_one("#epoch-label", Label).update(f"epoch {event.epoch} batch {event.batch}/{event.batches}", layout=False)
         self.query_one(ProgressBar).update(total=event.batches, progress=event.batch)
-        self.query_one("#epoch-rate", Label).update(f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}")
+        self.query_one("#epoch-rate", Label).update(f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}", layout=False)
 
     def reset(self) -> None:
         self.query_one("#epoch-label", Label).update("epoch -")
