@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 
 from engine.config import Settings, load_settings
 from mnist_files import write_mnist
@@ -26,6 +27,14 @@ def tiny_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(None, base + tuple(overrides))
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 import torch.optim as optim
 
 import engine.checkpoints as ck
@@ -20,16 +18,14 @@ from engine.config import from_dict
 from engine.events import RunFailed
 from engine.models import MLP
 from engine.trainer import Trainer
+from chapter import ReseauMNIST
 
 CHAPTER_KEYS = {"epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "val_loss", "val_acc"}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """Small models train faster, and identically run after run, on one thread."""
 
 
 def make_settings(tmp_path: Path, **sections):
@@ -96,26 +92,6 @@ def test_checkpoint_files_get_the_usual_mode(finished_run):
 
 
 # -- the chapter's code on our files ------------------------------------------------------
-
-class ReseauMNIST(nn.Module):
-    """Chapter 4.2, verbatim."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(784, 256)
-        self.dropout1 = nn.Dropout(0.3)
-        self.fc2 = nn.Linear(256, 128)
-        self.dropout2 = nn.Dropout(0.3)
-        self.fc3 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = x.view(x.size(0), -1)
-        x = F.relu(self.fc1(x))
-        x = self.dropout1(x)
-        x = F.relu(self.fc2(x))
-        x = self.dropout2(x)
-        x = self.fc3(x)
-        return x
 
 
 def test_chapter_7_2_loads_our_best_and_last(tmp_path, monkeypatch):
