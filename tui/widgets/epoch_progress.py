@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
@@ -15,6 +17,12 @@ def format_seconds(seconds: float) -> str:
 
 
 class EpochProgress(Horizontal):
+    # The engine ticks up to 10 times a second; each repaint holds the GIL the training
+    # thread needs to dispatch its ops, so the bar moves 4 times a second (and on the last batch).
+    MIN_INTERVAL_S = 0.25
+
+    _last_shown = 0.0
+
     def compose(self) -> ComposeResult:
         yield Label("epoch -", id="epoch-label")
         yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="epoch-bar")
@@ -22,6 +30,10 @@ class EpochProgress(Horizontal):
 
     def show(self, event) -> None:
         """A BatchProgressed event."""
+        now = time.monotonic()
+        if now - self._last_shown < self.MIN_INTERVAL_S and event.batch < event.batches:
+            return
+        self._last_shown = now
         # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels, never re-lay out the screen
         self.query_one("#epoch-label", Label).update(f"epoch {event.epoch} batch {event.batch}/{event.batches}", layout=False)
         self.query_one(ProgressBar).update(total=event.batches, progress=event.batch)
