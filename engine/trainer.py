@@ -26,7 +26,7 @@ from engine.atomic import remove_stale_temporaries
 from engine.config import Settings, SettingsError, save_settings
 from engine.control import RunControl
 from engine.data import DataBundle, build_data
-from engine.device import choose_threads, device_name, resolve_device
+from engine.device import choose_threads, device_name, resolve_device, training_step_flops
 from engine.diagnostics import diagnose, overfitting_onset
 from engine.events import (
     BatchProgressed,
@@ -99,15 +99,17 @@ class Trainer:
         """Everything that can fail because of the settings: raises SettingsError or CheckpointError."""
         s = self.settings
         self.device = resolve_device(s.device.device)
-        self.threads = torch.get_num_threads()
-        if self.set_threads and self.device.type == "cpu":
-            self.threads = choose_threads(s.device.threads)
-            torch.set_num_threads(self.threads)
         self.amp_dtype, self.precision = _precision(s.training.precision, self.device)
         seed_everything(s.run.seed)
         self.data: DataBundle = build_data(s.data, s.run.seed, self.device)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         self.forward = torch.compile(self.model) if s.training.compile else self.model
+        self.threads = torch.get_num_threads()
+        if self.set_threads and self.device.type == "cpu":
+            sample = torch.zeros((1, *self.data.in_shape), device=self.device)
+            flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
+            self.threads = choose_threads(s.device.threads, step_flops=flops)
+            torch.set_num_threads(self.threads)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))

@@ -125,3 +125,19 @@ def test_env_command_text_and_json():
     assert report["cuda_available"] == torch.cuda.is_available()
     assert all("total_memory" in gpu for gpu in report["gpus"])
     assert report["auto_device"] == str(dev.resolve_device("auto"))
+
+
+def test_small_training_steps_run_on_one_thread():
+    import torch
+
+    from engine.device import PARALLEL_STEP_FLOPS, choose_threads, training_step_flops
+    from engine.models import MLP
+
+    model = MLP(784, 10)
+    per_batch_64 = training_step_flops(model, torch.zeros(1, 1, 28, 28), 64)
+    # the chapter's MLP: 235,146 weights, 2 FLOPs per multiply-add, 3x the forward for a training step
+    assert per_batch_64 == pytest.approx(3 * 2 * (784 * 256 + 256 * 128 + 128 * 10) * 64, rel=0.01)
+    assert model.training  # counted in eval mode, given back in train mode
+    assert choose_threads(step_flops=per_batch_64) == 1
+    assert choose_threads(step_flops=PARALLEL_STEP_FLOPS * 10) >= 1
+    assert choose_threads(3, step_flops=per_batch_64) == 3  # an explicit device.threads wins
