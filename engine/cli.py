@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `package.module:function` datasets and models are found in the current folder, as with `python -m engine`
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         args = build_parser().parse_args(argv)
     except UsageError as e:

@@ -312,7 +312,8 @@ def load_settings(path: str | os.PathLike | None = None, overrides: list[str] | 
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise SettingsError(f"{source}: '{section}' must be a table [{section}]")
-        data[section][name] = value
+        field_ = next(f for f in section_fields(section) if f.name == name)
+        data[section][name] = _check_value(section, field_, value, f"--set {text}")  # blame --set, not the file
     return from_dict(data, source)
 
 

@@ -65,7 +65,8 @@ class EpochPrinter:
             print(epoch_line(event), file=self.out)
         elif isinstance(event, RunFinished):
             best = f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
-            print(f"Run {event.status}: {event.reason} ({event.epochs_completed} epochs, {_duration(event.seconds)}){best}", file=self.out)
+            word = {"completed": "Run completed", "early_stopped": "Early stop", "stopped": "Run stopped", "nan": "Run stopped on NaN"}.get(event.status, event.status)
+            print(f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, {_duration(event.seconds)} this session{best}", file=self.out)
             print(f"Run folder : {event.run_dir}", file=self.out)
         elif isinstance(event, RunFailed):
             print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)

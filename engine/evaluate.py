@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from engine import checkpoints as ck
-from engine.config import Settings, from_dict, load_settings
+from engine.config import Settings, SettingsError, from_dict, load_settings
 from engine.data import build_data
 from engine.device import resolve_device
 from engine.models import build_model
@@ -40,7 +40,10 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
     checkpoint = ck.load_checkpoint(path)
     settings = _settings_for(path, checkpoint, config)
     if split == "test":
-        settings = settings.replace("data.val_fraction", 0.0)
+        try:
+            settings = settings.replace("data.val_fraction", 0.0)
+        except SettingsError:
+            raise SettingsError(f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val") from None
     device = resolve_device(settings.device.device)
     data = build_data(settings.data, settings.run.seed, device, augment=False)
     model = build_model(settings.model, data.in_shape, data.num_classes).to(device)

@@ -282,3 +282,29 @@ def test_progress_line_only_on_a_terminal():
     assert "\r" not in piped.text and "\x1b" not in piped.text
     assert piped.text.splitlines() == ["Epoch [1/3] | LR: 1.00e-03 | Train: 0.5000 (80.0%) | Val: 0.6000 (70.0%) | Gap: +0.1000 | OK | best"]
     assert tty.text.count("\r") >= 4 and "4/4" in tty.text and tty.text.rstrip().endswith("| best")
+
+
+def test_the_script_finds_user_modules_in_the_current_folder(tmp_path):
+    # `python -m engine` puts the current folder on sys.path; the installed `trainconsole` script must too.
+    (tmp_path / "mymodels.py").write_text(
+        "import torch\n"
+        "from torch.utils.data import TensorDataset\n"
+        "def make(seed=0):\n"
+        "    x = torch.randn(120, 4, generator=torch.Generator().manual_seed(seed))\n"
+        "    return TensorDataset(x, (x[:, 0] > 0).long())\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self, in_features, num_classes):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(in_features, num_classes)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n"
+    )
+    script = Path(sys.executable).parent / "trainconsole"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [str(script), "run", "--set", "data.dataset=mymodels:make", "--set", "model.name=mymodels:Net",
+         "--set", "training.epochs=1", "--set", "device.device=cpu", "--set", f"run.runs_dir={str(tmp_path / 'runs')!r}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Run completed" in done.stdout

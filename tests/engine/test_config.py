@@ -208,3 +208,10 @@ def test_shipped_settings_file_is_valid():
     shipped = Path(__file__).resolve().parents[2] / "settings.toml"
     s = load_settings(shipped)
     assert s.data.dataset == "digits" and s.model.name == "mlp"
+
+
+def test_a_bad_value_given_with_set_names_set_not_the_file(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[training]\nepochs = 3\n")
+    with pytest.raises(SettingsError, match=r"^--set training.lr=abc: training.lr = 'abc': expected a number$"):
+        load_settings(path, ["training.lr=abc"])

@@ -31,7 +31,11 @@ def count_model_parameters(settings: Settings) -> str:
 
 
 class ConfigurationScreen(Screen):
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("ctrl+o", "focus_path", "Load file")]
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("ctrl+o", "focus_path", "Load file"), Binding("escape", "leave_field", "Leave field", show=False)]
+
+    def action_leave_field(self) -> None:
+        """Escape leaves a text field, so the screen keys (1-4, q) work again."""
+        self.set_focus(None)
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,4 +168,5 @@ class ConfigurationScreen(Screen):
             return
         self.app.set_settings(settings, path)
         self.show_settings(settings)
+        self.set_focus(None)  # back to the screen keys
         self.notify(f"loaded {path}")
