@@ -163,7 +163,7 @@ def environment_report() -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "cpu_cores": cores,
         "torch_threads": torch.get_num_threads(),
-        "run_threads": choose_threads(),  # what a run started now would use (from the free cores)
+        "free_cores": free_cores(),  # a run's threads: these for big steps, 1 for small ones (choose_threads)
         "auto_device": str(resolve_device("auto")),
     }
 
@@ -185,6 +185,6 @@ def format_report(report: dict[str, Any]) -> str:
             f"GPU {gpu['index']}        : {gpu['name']}  VRAM {_gb(gpu['total_memory'])} total, "
             f"{_gb(gpu['free_memory'])} free, {_gb(gpu['used_memory'])} used  (compute {gpu['capability']})"
         )
-    lines.append(f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, a run now would use {report['run_threads']} torch thread(s)")
+    lines.append(f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, {report['free_cores']} free now (runs use them for big steps, 1 thread for small ones)")
     lines.append(f"Auto device  : {report['auto_device']}")
     return "\n".join(lines)
