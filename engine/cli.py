@@ -120,7 +120,7 @@ def cmd_console(args) -> int:
 
 def cmd_run(args) -> int:
     from engine.checkpoints import load_checkpoint, resolve_resume
-    from engine.config import from_dict, load_settings
+    from engine.config import from_dict, load_settings, parse_override
     from engine.console_output import EpochPrinter, JsonPrinter
     from engine.trainer import RunControl, Trainer
 
@@ -133,8 +133,6 @@ def cmd_run(args) -> int:
             raise UsageError(f"--resume {args.resume}: {resume_from} is not a full checkpoint (use last.pth or epoch_N.pth)")
         settings = from_dict(saved["settings"], f"{resume_from} settings")
         for text in args.overrides:  # --set still applies on top (e.g. training.epochs=40 to train longer)
-            from engine.config import parse_override
-
             key, value = parse_override(text)
             settings = settings.replace(key, value, f"--set {text}")
 

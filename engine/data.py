@@ -19,9 +19,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.config import DataSettings
-from engine.sources import DataError, Source, load_source
+from engine.sources import FLOAT_BYTES_LIMIT, DataError, Source, load_source
 
-FLOAT_BYTES_LIMIT = 512 * 2**20  # above this a uint8 split stays uint8 and is normalised per batch
 
 
 def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator, flip: bool) -> torch.Tensor:
@@ -190,9 +189,8 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
 
     want = settings.in_memory
     nbytes = src.memory_bytes()
+    # "true" also decodes a per-sample dataset once; "auto" only takes sources that are tensors already and fit
     in_memory = want == "true" or (want == "auto" and src.can_be_tensors and nbytes is not None and _fits(nbytes, device))
-    if want == "true" and not src.can_be_tensors:
-        in_memory = True  # decode the per-sample dataset once
     aug = {"pad": src.shift_pad, "flip": src.flips} if augment and src.is_image else None
 
     if in_memory:

@@ -22,6 +22,7 @@ TORCHVISION = {
     "fashion-mnist": ("FashionMNIST", "FashionMNIST/raw", ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), (0.2860,), (0.3530,)),
     "cifar10": ("CIFAR10", "cifar-10-batches-py", ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
+FLOAT_BYTES_LIMIT = 512 * 2**20  # above this a uint8 image split stays uint8 in memory and is normalised per batch
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -174,7 +175,7 @@ class TorchvisionSource(Source):
         per = 1
         for d in self.in_shape:
             per *= d
-        return n * per * (4 if n * per * 4 <= 512 * 2**20 else 1)
+        return n * per * (4 if n * per * 4 <= FLOAT_BYTES_LIMIT else 1)
 
     def tensors(self, train_idx, val_idx):
         x, y = self._images(self.train.data).contiguous(), torch.as_tensor(self.train.targets).long()
