@@ -23,6 +23,7 @@ else:  # pragma: no cover
 import tomli_w
 
 from engine.atomic import atomic_write
+from engine.settings_file import update_toml
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic", "csv", "image-folder")
 MODELS = ("mlp", "cnn")
@@ -84,10 +85,10 @@ class ModelSettings:
     """The network to train."""
 
     name: str = _f("mlp", "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.", model=True)
-    hidden: list = _f([256, 128], "mlp: sizes of the hidden layers.", ints=True, min=1)
+    hidden: list = _f([256, 128], "mlp: sizes of the hidden layers ([]: none, a linear model, i.e. logistic regression).", ints=True, min=1)
     dropout: float = _f(0.3, "Dropout probability after each hidden layer (mlp, cnn).", min=0.0, max=0.99)
-    channels: list = _f([32, 64], "cnn: channels of the convolution blocks.", ints=True, min=1)
-    options: dict = _f({}, "Extra keyword arguments for a torchvision or package.module:Class model.")
+    channels: list = _f([32, 64], "cnn: channels of the convolution blocks (at least one block).", ints=True, min=1)
+    options: dict = _f({}, "Extra keyword arguments for a torchvision or package.module:Class model (mlp and cnn take none).")
 
 
 @dataclass
@@ -277,6 +278,12 @@ def _check_across(s: Settings, source: str) -> None:
         raise SettingsError(f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its {'CSV file' if s.data.dataset == 'csv' else 'image folder'}")
     if s.data.dataset == "digits" and s.data.val_fraction == 0:
         raise SettingsError(f"{source}: data.val_fraction = 0.0: digits has no test split, choose a fraction such as 0.2")
+    m = s.model
+    if m.name in MODELS and m.options:  # the built-ins' settings are their own keys; an ignored option would mislead
+        own = "model.hidden and model.dropout" if m.name == "mlp" else "model.channels and model.dropout"
+        raise SettingsError(f"{source}: model.options = {m.options!r}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models")
+    if m.name == "cnn" and not m.channels:
+        raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -350,4 +357,41 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def save_settings(settings: Settings, path: str | os.PathLike) -> None:
-    atomic_write_text(path, to_toml(settings))
+    """A new file gets the commented template; an existing one keeps its comments and layout and gets only the values that differ."""
+    atomic_write_text(path, _settings_text(settings, Path(path)))
+
+
+def _settings_text(settings: Settings, path: Path) -> str:
+    if not path.is_file():
+        return to_toml(settings)
+    try:
+        old = path.read_text(encoding="utf-8")
+        new = update_toml(old, _changes(tomllib.loads(old), settings))
+        if not _changes(tomllib.loads(new), settings):
+            return new
+    except ValueError:  # not UTF-8 or not TOML, or a layout tomlkit cannot edit
+        pass
+    return to_toml(settings)  # the file must hold these values, even at the cost of its comments
+
+
+def _changes(stored: dict[str, Any], settings: Settings) -> dict[str, dict[str, Any]]:
+    """The values of `settings` that `stored` (a parsed file) does not already hold.
+
+    A key the file lacks counts as its default, so an unchanged default is not added,
+    and a key the file has stays, even when its new value is the default.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    defaults = Settings().to_dict()
+    for section, values in settings.to_dict().items():
+        table = stored[section] if isinstance(stored.get(section), dict) else {}
+        for f in section_fields(section):
+            held = defaults[section][f.name]
+            if f.name in table:
+                try:
+                    held = _check_value(section, f, table[f.name], "file")
+                except SettingsError:
+                    held = None  # an invalid stored value is always replaced
+            value = values[f.name]
+            if held is None or type(held) is not type(value) or held != value:
+                changes.setdefault(section, {})[f.name] = value
+    return changes

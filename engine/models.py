@@ -18,6 +18,7 @@ class MLP(nn.Module):
 
     With hidden=[256, 128], dropout=0.3 and a 28×28 input it has the same
     layers and the same 235,146 parameters.
+    With hidden=[] it is one linear layer: multinomial logistic regression.
     """
 
     def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.3):

@@ -98,8 +98,29 @@ def test_toml_syntax_error_names_the_file(tmp_path):
 def test_list_of_sizes_is_checked(tmp_path):
     message = _error(tmp_path, "[model]\nhidden = [256, 0]\n")
     assert "model.hidden" in message and "at least 1" in message
+    message = _error(tmp_path, "[model]\nhidden = [64, -3]\n")
+    assert "model.hidden = [64, -3]" in message and "at least 1" in message
+    message = _error(tmp_path, "[model]\nname = \"cnn\"\nchannels = [0]\n")
+    assert "model.channels" in message and "at least 1" in message
     message = _error(tmp_path, '[model]\nhidden = ["a"]\n')
     assert "list of integers" in message
+
+
+def test_an_empty_hidden_list_is_a_linear_mlp_but_a_cnn_needs_a_block(tmp_path):
+    assert from_dict({"model": {"hidden": []}}).model.hidden == []  # logistic regression, see test_models
+    message = _error(tmp_path, '[model]\nname = "cnn"\nchannels = []\n')
+    assert "model.channels = []: cnn needs at least one convolution block" in message
+
+
+def test_built_in_models_refuse_options_instead_of_ignoring_them(tmp_path):
+    message = _error(tmp_path, "[model]\noptions = { width = 3 }\n")
+    assert "model.options = {'width': 3}: the built-in mlp takes no options (its settings are model.hidden and model.dropout)" in message
+    message = _error(tmp_path, '[model]\nname = "cnn"\noptions = { depth = 4 }\n')
+    assert "model.options = {'depth': 4}: the built-in cnn takes no options (its settings are model.channels" in message
+    with pytest.raises(SettingsError, match="takes no options"):
+        Settings().replace("model.options", {"width": 3})
+    assert from_dict({"model": {"name": "resnet18", "options": {"zero_init_residual": True}}}).model.options
+    assert from_dict({"model": {"name": "pkg.nets:Net", "options": {"width": 3}}}).model.options == {"width": 3}
 
 
 def test_unknown_model_and_dataset_are_refused(tmp_path):
@@ -175,6 +196,7 @@ def test_replace_validates():
 def test_to_toml_round_trip_with_lists_and_tables(tmp_path):
     s = load_settings(None, [
         "model.hidden=[512, 64, 8]",
+        "model.name=mypkg.nets:Net",
         "model.options={ width = 3, name = 'x y', scale = 0.5, flags = [1, 2], nested = { deep = true } }",
         "data.options={ samples = 300, noise = 0.25 }",
         "data.dataset=synthetic",
@@ -215,3 +237,71 @@ def test_a_bad_value_given_with_set_names_set_not_the_file(tmp_path):
     path.write_text("[training]\nepochs = 3\n")
     with pytest.raises(SettingsError, match=r"^--set training.lr=abc: training.lr = 'abc': expected a number$"):
         load_settings(path, ["training.lr=abc"])
+
+
+USERS_FILE = """\
+# My digits experiments: short runs while I tune.
+
+[training]
+optimizer = "sgd"
+epochs = 5   # raise once it converges
+momentum = 0.8
+
+# where runs go
+[run]
+runs_dir = "experiments"
+"""
+
+
+def test_saving_over_a_users_file_keeps_its_comments_order_and_layout(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text(USERS_FILE)
+    s = load_settings(path).replace("training.epochs", 40).replace("model.hidden", [64])
+    save_settings(s, path)
+    assert path.read_text() == USERS_FILE.replace("epochs = 5 ", "epochs = 40 ") + "\n[model]\nhidden = [64]\n"
+    assert load_settings(path) == s
+
+
+def test_saving_writes_only_what_the_file_does_not_hold(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text('[data]\nin_memory = false  # slow disk\n\n[training]\nlr = 1\nmomentum = 0.8\n')
+    before = path.read_text()
+    s = load_settings(path)
+    save_settings(s, path)
+    assert path.read_text() == before, "lr = 1 is 1.0 and false is 'false': nothing differs, nothing is written"
+
+    s = s.replace("training.momentum", 0.9).replace("training.epochs", 20)  # both back to (or still at) the default
+    save_settings(s, path)
+    text = path.read_text()
+    assert "momentum = 0.9\n" in text, "a key the user wrote stays, with the default value"
+    assert "epochs" not in text and "optimizer" not in text, "an unchanged default is not added"
+    assert load_settings(path) == s
+
+
+def test_saving_over_a_template_file_changes_only_the_changed_lines(tmp_path):
+    """A run folder's settings.toml on resume: one value changes, one line changes."""
+    path = tmp_path / "settings.toml"
+    first = load_settings(None, ["model.options={}", "training.epochs=20"])
+    save_settings(first, path)
+    assert path.read_text() == to_toml(first), "a new file gets the commented template"
+    save_settings(first.replace("training.epochs", 40), path)
+    old, new = to_toml(first).splitlines(), path.read_text().splitlines()
+    assert [(a, b) for a, b in zip(old, new) if a != b] == [("epochs = 20", "epochs = 40")] and len(old) == len(new)
+
+
+def test_saving_keeps_a_sub_table_and_replaces_what_cannot_be_kept(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text('[model]\nname = "resnet18"\n\n[model.options]\n# see torchvision\nzero_init_residual = true\n')
+    s = load_settings(path).replace("model.options", {"zero_init_residual": False, "groups": 1})
+    save_settings(s, path)
+    assert path.read_text().endswith("[model.options]\n# see torchvision\nzero_init_residual = false\ngroups = 1\n")
+    assert load_settings(path) == s
+
+    path.write_text('[training]\nepochs = "many"  # to fix\n')  # a stored value that is invalid is replaced
+    save_settings(Settings(), path)
+    assert path.read_text() == "[training]\nepochs = 20  # to fix\n"
+
+    path.write_text("[training\nnot toml")  # a file that does not parse is replaced by the template
+    save_settings(Settings(), path)
+    assert path.read_text() == to_toml(Settings())
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.toml"], "no temporary file left behind"

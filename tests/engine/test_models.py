@@ -40,6 +40,24 @@ def test_mlp_other_sizes():
     assert count_parameters(linear) == 64 * 10 + 10 and linear(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
+def test_mlp_without_hidden_layers_is_logistic_regression_and_learns(tiny_settings):
+    s = tiny_settings("model.hidden=[]", "training.epochs=3", "training.lr=0.05")
+    model = build_model(s.model, (1, 8, 8), 10)
+    assert [type(m) for m in model.children()] == [nn.Linear], "one linear layer, no dropout"
+    events = []
+    final = Trainer(s, events.append).run()
+    assert isinstance(final, RunFinished), getattr(final, "traceback", final)
+    assert [e for e in events if isinstance(e, EpochCompleted)][-1].val_acc > 0.8
+
+
+def test_built_in_models_never_see_options():
+    """Options would be silently ignored by mlp and cnn, so the settings refuse them (test_config)."""
+    with pytest.raises(SettingsError, match="model.options = {'hidden': \\[8\\]}: the built-in mlp takes no options"):
+        settings(options={"hidden": [8]})
+    with pytest.raises(SettingsError, match="the built-in cnn takes no options"):
+        settings(name="cnn", options={"channels": [8]})
+
+
 def test_mlp_dropout_is_active_only_in_train_mode():
     model = build_model(settings(dropout=0.5), (20,), 3)
     x = torch.randn(64, 20)

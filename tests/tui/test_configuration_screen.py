@@ -67,6 +67,24 @@ def test_ctrl_s_saves_settings_that_load_back(settings, tmp_path, monkeypatch):
     assert loaded.run.runs_dir == settings.run.runs_dir
 
 
+def test_ctrl_s_keeps_the_comments_of_an_existing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = "# my console settings\n\n[training]\nepochs = 3  # quick runs\n\n[run]\nruns_dir = \"runs\"\n"
+    (tmp_path / "settings.toml").write_text(text)
+
+    async def scenario():
+        app = TrainConsole(load_settings("settings.toml"), "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
+            assert await wait_for(pilot, lambda: app.settings.training.epochs == 7, timeout=5)
+            await pilot.press("ctrl+s")
+            await pilot.pause(0.1)
+
+    run(scenario())
+    assert (tmp_path / "settings.toml").read_text() == text.replace("epochs = 3 ", "epochs = 7 ")
+
+
 def test_loading_another_file_fills_the_form(settings, tmp_path):
     other = tmp_path / "other.toml"
     other.write_text("[training]\nepochs = 42\n")
