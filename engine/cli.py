@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", help="a .pth file or a run folder (its best.pth)")
     ev.add_argument("-c", "--config", dest="config_run", default=None, help="settings to rebuild model and data (default: the run's own settings)")
     ev.add_argument("--split", choices=("val", "test"), default="val")
+    ev.add_argument("--device", default=None, help="evaluate on this device instead of the run's (auto, cpu, cuda:N, mps)")
     ev.add_argument("--json", action="store_true")
 
     ls = sub.add_parser("checkpoints", help="list runs and their checkpoints")
@@ -198,7 +199,7 @@ class _TerminalSafe:
 def cmd_eval(args) -> int:
     from engine.evaluate import evaluate_checkpoint, format_evaluation
 
-    result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split)
+    result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split, device=args.device)
     if args.json:
         print(json.dumps(result))
     else:

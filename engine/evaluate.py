@@ -33,7 +33,8 @@ def _settings_for(path: Path, checkpoint: Any, config: str | None) -> Settings:
 
 
 @torch.no_grad()
-def evaluate_checkpoint(target: str | Path, config: str | None = None, split: str = "val") -> dict[str, Any]:
+def evaluate_checkpoint(target: str | Path, config: str | None = None, split: str = "val", device: str | None = None) -> dict[str, Any]:
+    """`device` overrides the run's own (a run trained on a GPU server, evaluated on a laptop)."""
     path = Path(target)
     if path.is_dir():
         path = path / "checkpoints" / "best.pth"
@@ -44,6 +45,8 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
             settings = settings.replace("data.val_fraction", 0.0)
         except SettingsError:
             raise SettingsError(f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val") from None
+    if device is not None:
+        settings = settings.replace("device.device", device)
     device = resolve_device(settings.device.device)
     data = build_data(settings.data, settings.run.seed, device, augment=False)
     model = build_model(settings.model, data.in_shape, data.num_classes).to(device)

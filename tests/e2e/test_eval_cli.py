@@ -101,7 +101,21 @@ def test_eval_of_a_run_folder_and_of_last_and_the_text_report(run_dir, tmp_path,
     assert f"Accuracy   : {final['val_acc']:.2%}" in last.stdout and "Confusion matrix" in last.stdout
 
 
-@pytest.mark.parametrize("case", ["truncated", "foreign", "malicious", "other-architecture", "test-split-of-digits", "best-as-resume"])
+def test_eval_on_another_device_than_the_run(run_dir, capsys):
+    """A run trained on a GPU server is evaluated on a laptop with --device cpu."""
+    settings = run_dir / "settings.toml"
+    text = settings.read_text()
+    assert 'device = "cpu"' in text
+    settings.write_text(text.replace('device = "cpu"', 'device = "cuda:7"'))
+    try:
+        assert main(["eval", str(run_dir), "--device", "cpu", "--json"]) == 0
+    finally:
+        settings.write_text(text)
+    final = list(read_jsonl(run_dir / "metrics.jsonl"))
+    assert json.loads(capsys.readouterr().out)["accuracy"] == max(row["val_acc"] for row in final)
+
+
+@pytest.mark.parametrize("case", ["truncated", "foreign", "malicious", "other-architecture", "test-split-of-digits", "best-as-resume", "bad-device"])
 def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, case, monkeypatch, capsys):
     best = run_dir / "checkpoints" / "best.pth"
     target = tmp_path / "bad.pth"
@@ -117,6 +131,8 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, case, mon
     elif case == "other-architecture":
         (tmp_path / "other.toml").write_text('[data]\ndataset = "digits"\n[model]\nhidden = [48]\n')
         args = ["eval", str(best), "-c", str(tmp_path / "other.toml")]
+    elif case == "bad-device":
+        args = ["eval", str(best), "--device", "tpu"]
     elif case == "test-split-of-digits":
         args = ["eval", str(best), "--split", "test"]
     else:
@@ -133,7 +149,7 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, case, mon
     assert len(lines) == 1 and lines[0].startswith("trainconsole: error:"), stderr
     assert not marker.exists()
     expected = {"truncated": "truncated", "foreign": "not a PyTorch checkpoint", "malicious": "refused",
-                "other-architecture": "fc1.weight (32, 64) vs (48, 64)", "test-split-of-digits": "no test split", "best-as-resume": "not a full checkpoint"}[case]
+                "other-architecture": "fc1.weight (32, 64) vs (48, 64)", "test-split-of-digits": "no test split", "best-as-resume": "not a full checkpoint", "bad-device": "device.device = 'tpu'"}[case]
     assert expected in lines[0]
 
 
