@@ -48,6 +48,12 @@ ROUND = {
     "c_all": (f"(c) with threads = {CORES} (all cores)", "engine", ["--threads", str(CORES)], {}),
     "c_active": (f"(c) threads = {CORES}, OMP_WAIT_POLICY=ACTIVE", "engine", ["--threads", str(CORES)], {"OMP_WAIT_POLICY": "ACTIVE"}),
 }
+CPU_THREAD_VARIANTS = ("d_all", "c_all", "c_active")
+
+
+def cuda_available() -> bool:
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"], capture_output=True, text=True)
+    return probe.stdout.strip() == "True"
 
 
 class Bench:
@@ -171,8 +177,10 @@ def run(plan: dict, tmp: Path) -> dict:
     write_mnist(tmp / "data", plan["train"], plan["test"])
     bench = Bench(plan, tmp)
     out: dict = {key: [] for key in ROUND}
+    keys = [k for k in ROUND if not (plan["cuda"] and k in CPU_THREAD_VARIANTS)]  # on a GPU the CPU threads barely matter
     for _ in range(plan["reps"]):
-        for key, (label, name, options, env) in ROUND.items():
+        for key in keys:
+            label, name, options, env = ROUND[key]
             out[key].append(bench.measure(name, options, env, label))
     out["a_workers"] = [bench.measure("chapter", ["--batches", "{chapter_batches}", "--workers", 2], label="(a) with num_workers=2")]
     out["c_1024"] = [bench.measure("engine", ["--batch", 1024], label="(c) batch 1024") for _ in range(plan["reps"])]
@@ -202,7 +210,7 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         f"Machine: {facts['cpu']}, {CORES} cores, torch {facts['torch']} on {facts['device']}, Python {platform.python_version()}, "
         f"{facts['date']}; 1-minute load at start {facts['load']:.2f}{' (busy: numbers are noisy)' if facts['load'] > 0.5 else ''}.",
         f"Data: {plan['train']:,} generated MNIST-shaped training samples, {plan['test']:,} validation; the chapter's MLP 784-256-128-10, "
-        f"dropout 0.3, Adam 1e-3; {plan['reps']} alternating rounds{' (QUICK smoke run: numbers mean little)' if plan is QUICK else ''}.",
+        f"dropout 0.3, Adam 1e-3; {plan['reps']} alternating rounds{' (QUICK smoke run: numbers mean little)' if plan['train'] == QUICK['train'] else ''}.",
         "",
         "| Pipeline (batch 64) | samples/s median (min–max) | × (a) | threads | peak RSS MiB |",
         "|---|---|---|---|---|",
@@ -298,8 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny measurements: a smoke run (also BENCH_QUICK=1)")
     p.add_argument("--write", action="store_true", help=f"write the results into {REPORT.name}")
+    p.add_argument("--reps", type=int, default=None, help="alternating rounds (default: 3, or 1 with --quick)")
     args = p.parse_args(argv)
     plan = QUICK if args.quick or os.environ.get("BENCH_QUICK") == "1" else FULL
+    if args.reps:
+        plan = {**plan, "reps": args.reps}
+    plan = {**plan, "cuda": cuda_available()}
     load = os.getloadavg()[0]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trainconsole-bench-") as tmp:
