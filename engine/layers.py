@@ -1,0 +1,48 @@
+"""Layers of the built-in models that are faster than their torch.nn counterparts on the CPU."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+LANE_LEVELS = 1 << 16  # a mask lane is a 16-bit random number: the keep probability is exact to 1/65536
+
+
+def dropout_mask(shape: torch.Size, keep: float) -> torch.Tensor:
+    """A float32 CPU tensor of `shape`: 1/keep where an element is kept, 0 where it is dropped.
+
+    Each element is kept with probability `keep`, which must be a multiple of
+    1/65536 (see `keep_probability`). The random bits come from the global
+    torch generator, so seeding and its saved state make a run repeatable.
+    They are drawn 64 at a time, four 16-bit lanes per draw: torch's CPU
+    `bernoulli_` draws one Mersenne Twister number per element and was, on
+    small steps, the biggest cost after the matrix products. The lanes are
+    turned into the mask with arithmetic, about 4x faster here than a
+    comparison (which makes a bool tensor).
+    """
+    n = shape.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    lanes = words.view(torch.int16)[:n].view(shape).float()  # integers, uniform over [-32768, 32767]
+    # a half-integer threshold: round(keep * 65536) lanes lie below it, and sign() is never 0
+    threshold = keep * LANE_LEVELS - LANE_LEVELS // 2 - 0.5
+    return lanes.sub_(threshold).sign_().sub_(1.0).mul_(-0.5 / keep)  # below: -1 -> 1/keep, above: +1 -> 0
+
+
+def keep_probability(keep: float) -> float:
+    """The probability `keep_mask` keeps an element with: `keep` rounded to a multiple of 1/65536."""
+    return round(keep * LANE_LEVELS) / LANE_LEVELS
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` with a cheaper mask on the CPU; the same module everywhere else.
+
+    Kept elements are scaled by 1 / (the exact keep probability), so the
+    expected output equals the input, as with `nn.Dropout`. It holds no
+    parameters or buffers: state_dicts are those of `nn.Dropout`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = keep_probability(1.0 - self.p)
+        if not self.training or x.device.type != "cpu" or self.inplace or keep in (0.0, 1.0):
+            return super().forward(x)
+        return x * dropout_mask(x.shape, keep).to(x.dtype)
