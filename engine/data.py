@@ -92,7 +92,7 @@ class TensorBatches:
                 xb, yb = self.x[start:end], self.y[start:end]
             else:
                 idx = order[start:end]
-                xb, yb = self.x[idx], self.y[idx]
+                xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)  # ~3x faster than x[idx] on the CPU
             yield self._prepare(xb), yb
 
 

@@ -270,7 +270,7 @@ class Trainer:
                 self.scheduler.step()
             n = yb.shape[0]
             seen += n
-            loss_sum += loss.detach().float() * n  # stays on the device: no sync per batch
+            loss_sum.add_(loss.detach().float(), alpha=n)  # stays on the device: no sync per batch
             correct += (out.argmax(1) == yb).sum()
             now = time.perf_counter()
             if now - last_tick >= PROGRESS_INTERVAL_S or i == batches:
