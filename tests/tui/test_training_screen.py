@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.widgets import Label, ProgressBar, Static
 
+from engine.events import BatchProgressed, Diagnostic, EpochCompleted, RunPaused, RunStarted
+from engine.runs import to_json
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
+from tui.messages import EngineEvent
 from tui.widgets.diagnostic_badge import DiagnosticBadge
 from tui.widgets.epoch_table import EpochTable
 from tui.widgets.metric_chart import MetricChart
@@ -17,6 +21,25 @@ ENDED = ("completed", "early_stopped", "stopped", "nan", "failed")
 
 def _status(app) -> str:
     return str(app.screen.query_one("#run-status", Static).render())
+
+
+def _bar(app) -> tuple[int, int, int]:
+    """The progress line's epoch, batch and batches ("epoch 3 batch 12/23"), checked against the bar itself."""
+    label = str(app.screen.query_one("#epoch-label", Label).render())
+    epoch, batch, batches = map(int, re.fullmatch(r"epoch (\d+) batch (\d+)/(\d+)", label).groups())
+    bar = app.screen.query_one(ProgressBar)
+    assert (bar.progress, bar.total) == (batch, batches), label
+    return epoch, batch, batches
+
+
+def _paused_position(app) -> tuple[int, int]:
+    """The epoch and batch the status line says the run paused at; (N, batches) for "after epoch N"."""
+    status = _status(app)
+    if match := re.search(r"Paused after epoch (\d+)", status):
+        return int(match[1]), app.screen.batches
+    match = re.search(r"Paused in epoch (\d+) after batch (\d+)/\d+", status)
+    assert match, status
+    return int(match[1]), int(match[2])
 
 
 def test_s_trains_a_run_to_the_end(tmp_path):
@@ -66,7 +89,7 @@ def test_p_pauses_and_resumes_and_x_stops_and_saves(tmp_path):
             assert await wait_for(pilot, lambda: screen.outcome == "running")
             await pilot.press("p")
             assert await wait_for(pilot, lambda: screen.outcome == "paused", timeout=10)
-            assert "Paused" in _status(app)
+            assert _paused_position(app) == _bar(app)[:2]  # the status and the bar name the same batch
             await pilot.press("p")
             assert await wait_for(pilot, lambda: screen.outcome == "running", timeout=10)
             await pilot.press("x")
@@ -76,3 +99,56 @@ def test_p_pauses_and_resumes_and_x_stops_and_saves(tmp_path):
 
     run(scenario())
     assert list(Path(tmp_path / "runs").glob("*/checkpoints/last.pth"))
+
+
+def _run_started(run_dir, start_epoch: int = 0) -> RunStarted:
+    settings = {"model": {"name": "mlp"}, "data": {"dataset": "digits"}}
+    return RunStarted(str(run_dir), settings, "cpu", "x86_64", 1000, 1437, 360, 23, "in-memory", "fp32", start_epoch, 5, 1)
+
+
+def _epoch(epoch: int) -> EpochCompleted:
+    return EpochCompleted(epoch, 5, 0.5, 0.6, 0.8, 0.7, 1e-3, 0.1, 9000.0, Diagnostic("ok", "fine"), False, None)
+
+
+def test_a_resumed_run_shows_each_epoch_once_when_the_loop_is_ahead_of_the_screen(tmp_path):
+    """RunStarted reaches the screen late under load: metrics.jsonl may already hold the epoch after the resume."""
+    (tmp_path / "metrics.jsonl").write_text("".join(to_json(_epoch(n).metrics()) + "\n" for n in (1, 2)))
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            for event in (_run_started(tmp_path, start_epoch=1), _epoch(2)):
+                screen.post_message(EngineEvent(event))
+            await pilot.pause()
+            assert screen.query_one(EpochTable).row_count == 2
+            assert screen.query_one("#loss-chart", MetricChart).epochs == [1, 2]
+
+    run(scenario())
+
+
+def test_the_paused_status_and_the_progress_bar_name_the_same_point(tmp_path):
+    """Progress ticks are throttled, so at a pause the bar can lag behind the batch the loop stopped at;
+    and a pause at batch 0 of epoch N+1 is the end of epoch N, which the bar still shows at 100 %."""
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            for event in (_run_started(tmp_path), BatchProgressed(2, 23, 23, 9000.0, 0.0, 0.4), RunPaused(3, 0)):
+                screen.post_message(EngineEvent(event))
+            await pilot.pause()
+            assert "Paused after epoch 2" in _status(app), _status(app)
+            assert _bar(app) == (2, 23, 23)
+
+            # these ticks come too soon after the last drawn one to be drawn
+            for event in (BatchProgressed(3, 5, 23, 9000.0, 0.1, 0.3), BatchProgressed(3, 9, 23, 9000.0, 0.1, 0.3), RunPaused(3, 12)):
+                screen.post_message(EngineEvent(event))
+                await pilot.pause()
+            assert "Paused in epoch 3 after batch 12/23" in _status(app), _status(app)
+            assert _bar(app) == (3, 12, 23)
+            assert str(screen.query_one("#epoch-rate", Label).render()) == "paused"
+
+    run(scenario())

@@ -47,6 +47,10 @@ def resume_settings(last: Path) -> tuple[Any, int]:
 
 
 class CheckpointsScreen(Screen):
+    # Up/Down pick a run: without this Textual focuses the first focusable widget, the screen tabs
+    AUTO_FOCUS = "#runs"
+    # under 100 columns the two tables cannot stand side by side without cutting columns (app.tcss)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
         Binding("r", "resume", "Resume"),
         Binding("e", "evaluate", "Evaluate"),
@@ -75,6 +79,8 @@ class CheckpointsScreen(Screen):
         self.query_one("#ckpts", DataTable).add_columns("file", "epoch", "val loss", "val acc", "size", "best")
 
     def on_screen_resume(self) -> None:
+        if self.focused is None or isinstance(self.focused, ScreenTabs):  # a click on a tab leaves the focus on the tabs
+            self.query_one("#runs", DataTable).focus()
         self.action_refresh()
 
     # -- listing ----------------------------------------------------------------

@@ -26,6 +26,14 @@ def _escape(text: str) -> str:
     return str(text).replace("[", r"\[")
 
 
+def pause_point(epoch: int, batch: int, batches: int) -> str:
+    """Where a RunPaused(epoch, batch) stopped, as the progress bar shows it: the loop pauses
+    before drawing the next batch, so batch 0 of epoch N+1 is the end of epoch N."""
+    if batch == 0:
+        return f"after epoch {epoch - 1}" if epoch > 1 else "before epoch 1"
+    return f"in epoch {epoch} after batch {batch}/{batches}"
+
+
 class TrainingScreen(Screen):
     BINDINGS = [Binding("s", "start", "Start"), Binding("p", "pause", "Pause/resume"), Binding("x", "stop", "Stop & save")]
 
@@ -33,6 +41,7 @@ class TrainingScreen(Screen):
         super().__init__()
         self.history = RunHistory()
         self.run_dir: str | None = None
+        self.batches = 0  # per epoch, from RunStarted
         self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
 
     def compose(self) -> ComposeResult:
@@ -91,9 +100,12 @@ class TrainingScreen(Screen):
 
     def _on_RunStarted(self, e) -> None:
         self.run_dir = e.run_dir
+        self.batches = e.batches_per_epoch
         self.outcome = "running"
         if e.start_epoch:
-            for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl"):
+            # the epochs before the resume only: by now the loop may have appended newer ones, which their EpochCompleted adds
+            earlier = [row for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl") if row.get("epoch", 0) <= e.start_epoch]
+            for row in earlier:
                 self.history.add(row)
                 self.query_one(EpochTable).add_epoch(row)
             self._redraw_charts(None)
@@ -117,7 +129,8 @@ class TrainingScreen(Screen):
 
     def _on_RunPaused(self, e) -> None:
         self.outcome = "paused"
-        self._status(f"[b]Paused[/b] at epoch {e.epoch}, batch {e.batch} (p resumes, x stops)  {_escape(self.run_dir or '')}")
+        self.query_one(EpochProgress).show_paused(e.epoch, e.batch, self.batches)
+        self._status(f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  {_escape(self.run_dir or '')}")
 
     def _on_RunResumed(self, e) -> None:
         self.outcome = "running"
@@ -127,6 +140,8 @@ class TrainingScreen(Screen):
         self.outcome = e.status
         best = f"; best {e.monitor} {e.best_value:.4f} at epoch {e.best_epoch}" if e.best_value is not None else ""
         word = {"completed": "Run finished", "early_stopped": "Run finished (early stop)", "stopped": "Run stopped", "nan": "Run stopped: NaN"}[e.status]
+        if e.status == "stopped":
+            self.query_one(EpochProgress).show_note("stopped")
         self._status(f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}", "-done" if e.status in ("completed", "early_stopped") else "-warning")
 
     def _on_RunFailed(self, e) -> None:

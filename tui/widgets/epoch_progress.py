@@ -39,6 +39,19 @@ class EpochProgress(Horizontal):
         self.query_one(ProgressBar).update(total=event.batches, progress=event.batch)
         self.query_one("#epoch-rate", Label).update(f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}", layout=False)
 
+    def show_paused(self, epoch: int, batch: int, batches: int) -> None:
+        """The batch a pause stopped at (RunPaused), shown exactly: the throttled ticks may lag behind it."""
+        if batch == 0:  # paused between epochs: the bar holds the epoch that finished
+            epoch, batch = epoch - 1, batches
+        if epoch >= 1:
+            self.query_one("#epoch-label", Label).update(f"epoch {epoch} batch {batch}/{batches}", layout=False)
+            self.query_one(ProgressBar).update(total=batches, progress=batch)
+        self.show_note("paused")
+
+    def show_note(self, text: str) -> None:
+        """A word in place of the rate and ETA while no batches run (paused, stopped)."""
+        self.query_one("#epoch-rate", Label).update(text, layout=False)
+
     def reset(self) -> None:
         self.query_one("#epoch-label", Label).update("epoch -")
         self.query_one(ProgressBar).update(total=None, progress=0)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 MAX_POINTS = 300
+# textual-plotext's first two data colours, fixed so the key above the plot can name them
+SERIES_COLORS = {"train": (0, 130, 200), "val": (60, 180, 75)}
+OTHER_COLORS = [(245, 130, 48), (145, 30, 180), (70, 240, 240)]  # for series with other names
+ONSET_COLOR = (230, 25, 75)
 
 
 def decimate(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
@@ -28,8 +34,16 @@ def epoch_ticks(low: int, high: int, count: int = 6) -> list[int]:
     return ticks
 
 
+def _rich(rgb: tuple[int, int, int]) -> str:
+    return "rgb({},{},{})".format(*rgb)
+
+
 class MetricChart(Widget):
-    """Train and val curves of one metric, with the overfitting onset as a vertical line (chapter 8.1)."""
+    """Train and val curves of one metric, with the overfitting onset as a vertical line (chapter 8.1).
+
+    The title line above the plot is also its key (series names in their colours, the onset
+    epoch): plotext draws a legend and text inside the plot area, on top of the first points.
+    """
 
     def __init__(self, title: str, ylabel: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -40,6 +54,7 @@ class MetricChart(Widget):
         self.onset: int | None = None
 
     def compose(self) -> ComposeResult:
+        yield Static(self.title_line(), classes="chart-title", markup=False)
         yield PlotextPlot()
 
     def on_mount(self) -> None:
@@ -53,28 +68,35 @@ class MetricChart(Widget):
     def clear(self) -> None:
         self.show([], {}, None)
 
+    def colors(self) -> dict[str, tuple[int, int, int]]:
+        return {name: SERIES_COLORS.get(name, OTHER_COLORS[i % len(OTHER_COLORS)]) for i, name in enumerate(self.series)}
+
+    def title_line(self) -> Text:
+        """`loss  ━ train  ━ val  ┃ onset 7`, each key in its line's colour (fits 40 columns)."""
+        line = Text.assemble((self.title, "bold"))
+        for name, rgb in self.colors().items():
+            line.append("  ━ ", style=_rich(rgb)).append(name)
+        if self.onset is not None and self.epochs:
+            line.append("  ┃ ", style=_rich(ONSET_COLOR)).append(f"onset {self.onset}")
+        return line
+
     def redraw(self) -> None:
+        self.query_one(".chart-title", Static).update(self.title_line())
         plot = self.query_one(PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(f"{self.title} per epoch")
+        colors = self.colors()
         for name, ys in self.series.items():
             points = [(x, y) for x, y in zip(self.epochs, ys) if y == y and abs(y) != float("inf")]
             if not points:
                 continue
             xs, vs = decimate([p[0] for p in points], [p[1] for p in points])
-            plt.plot(xs, vs, label=name, marker="braille")
+            plt.plot(xs, vs, marker="braille", color=colors[name])  # no label: a plotext legend covers the first points
         if self.onset is not None and self.epochs:
-            plt.vertical_line(self.onset, color="red")
-            late = self.epochs and self.onset > (min(self.epochs) + max(self.epochs)) / 2
-            plt.text(f"onset {self.onset}", x=self.onset, y=self._top(), color="red", alignment="right" if late else "left")
+            plt.vertical_line(self.onset, color=ONSET_COLOR)
         if self.epochs:
             low, high = min(self.epochs), max(max(self.epochs), min(self.epochs) + 1)
             plt.xlim(low, high)
             plt.xticks(epoch_ticks(low, high))
         plot.refresh()
-
-    def _top(self) -> float:
-        values = [v for ys in self.series.values() for v in ys if v == v and abs(v) != float("inf")]
-        return max(values) if values else 1.0

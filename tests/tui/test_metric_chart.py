@@ -1,0 +1,45 @@
+"""The chart's key sits in its title line, so nothing is drawn over the plotted points."""
+
+from __future__ import annotations
+
+import re
+
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from pilot_helpers import run
+from tui.widgets.metric_chart import MetricChart
+
+
+class ChartApp(App):
+    def compose(self) -> ComposeResult:
+        yield MetricChart("loss", "loss", id="chart")
+
+
+def _plot_text(chart: MetricChart) -> str:
+    plt = chart.query_one(PlotextPlot).plt
+    return re.sub(r"\x1b\[[0-9;]*m", "", plt.build())
+
+
+def test_series_names_and_the_onset_are_in_the_title_line_not_over_the_plot():
+    async def scenario():
+        app = ChartApp()
+        async with app.run_test(size=(40, 14)) as pilot:
+            chart = app.query_one(MetricChart)
+            epochs = list(range(1, 11))
+            chart.show(epochs, {"train": [1 / e for e in epochs], "val": [1 / e + e / 20 for e in epochs]}, onset=2)
+            await pilot.pause()
+            title = str(chart.query_one(".chart-title", Static).render())
+            assert title == "loss  ━ train  ━ val  ┃ onset 2"
+            assert len(title) <= 40  # fits half of an 80-column terminal
+            plot = _plot_text(chart)
+            for word in ("train", "val", "onset"):
+                assert word not in plot, plot
+            assert chart.query_one(PlotextPlot).region.y == chart.region.y + 1  # the plot starts under the title line
+
+            chart.clear()
+            await pilot.pause()
+            assert str(chart.query_one(".chart-title", Static).render()) == "loss"
+
+    run(scenario())
