@@ -19,7 +19,7 @@ step "trainconsole env"
 "$py" -m engine env 2>&1 | tee "$out/env.txt"
 
 step "CUDA tests"
-timeout 240 "$py" -m pytest -q -s -p no:cacheprovider tests/engine/test_cuda.py 2>&1 | tee "$out/cuda-tests.txt"
+timeout "${CUDA_TIMEOUT:-240}" "$py" -m pytest -q -s -p no:cacheprovider tests/engine/test_cuda.py 2>&1 | tee "$out/cuda-tests.txt"
 
 step "benchmark on the GPU"
 timeout "${BENCH_TIMEOUT:-300}" "$py" benchmarks/run.py --reps "${BENCH_REPS:-1}" > "$out/bench.md" 2> "$out/bench-progress.txt"
