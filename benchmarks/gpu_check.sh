@@ -26,5 +26,5 @@ timeout "${BENCH_TIMEOUT:-300}" "$py" benchmarks/run.py --reps "${BENCH_REPS:-1}
 tail -n 45 "$out/bench.md"
 
 step "the whole suite"
-timeout "${SUITE_TIMEOUT:-150}" "$py" -m pytest -q -p no:cacheprovider -x ${SUITE_ARGS:-} tests 2>&1 | tail -n 25 | tee "$out/suite.txt"
+timeout "${SUITE_TIMEOUT:-150}" "$py" -m pytest -q -p no:cacheprovider ${SUITE_ARGS:-} tests 2>&1 | tail -n 40 | tee "$out/suite.txt"
 step "done"
