@@ -55,7 +55,7 @@ def test_s_trains_a_run_to_the_end(tmp_path):
             run_dir = next((tmp_path / "runs").iterdir())
             assert "Run finished" in _status(app) and str(run_dir) in _status(app)
             assert screen.query_one("#loss-chart", MetricChart).epochs == [1, 2, 3]
-            assert app.run_control is None
+            assert await wait_for(pilot, lambda: app.run_control is None, timeout=10)  # the worker ends just after RunFinished
 
     run(scenario())
 
@@ -150,5 +150,18 @@ def test_the_paused_status_and_the_progress_bar_name_the_same_point(tmp_path):
             assert "Paused in epoch 3 after batch 12/23" in _status(app), _status(app)
             assert _bar(app) == (3, 12, 23)
             assert str(screen.query_one("#epoch-rate", Label).render()) == "paused"
+
+    run(scenario())
+
+
+def test_the_epoch_table_has_the_focus_so_arrows_scroll_it(tmp_path):
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            assert await wait_for(pilot, lambda: isinstance(app.focused, EpochTable), timeout=5), app.focused
+            await pilot.press("s")  # the screen's keys still work with the table focused
+            assert await wait_for(pilot, lambda: app.screen.outcome in ENDED, timeout=120)
+            assert app.screen.query_one(EpochTable).row_count == 3
 
     run(scenario())

@@ -36,6 +36,7 @@ def pause_point(epoch: int, batch: int, batches: int) -> str:
 
 class TrainingScreen(Screen):
     BINDINGS = [Binding("s", "start", "Start"), Binding("p", "pause", "Pause/resume"), Binding("x", "stop", "Stop & save")]
+    AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
 
     def __init__(self) -> None:
         super().__init__()
