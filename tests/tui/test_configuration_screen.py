@@ -49,19 +49,21 @@ def test_the_form_validates_with_the_engine_rules(settings, tmp_path):
     run(scenario())
 
 
+async def _set_epochs_to_7_and_save(settings) -> None:
+    """In the console on ./settings.toml: screen 2, training.epochs = 7, ctrl+s."""
+    app = TrainConsole(settings, "settings.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
+        assert await wait_for(pilot, lambda: app.settings.training.epochs == 7, timeout=5)
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+
+
 def test_ctrl_s_saves_settings_that_load_back(settings, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
-    async def scenario():
-        app = TrainConsole(settings, "settings.toml")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("2")
-            (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
-            assert await wait_for(pilot, lambda: app.settings.training.epochs == 7, timeout=5)
-            await pilot.press("ctrl+s")
-            await pilot.pause(0.1)
-
-    run(scenario())
+    run(_set_epochs_to_7_and_save(settings))
     loaded = load_settings(tmp_path / "settings.toml")
     assert loaded.training.epochs == 7
     assert loaded.run.runs_dir == settings.run.runs_dir
@@ -72,16 +74,7 @@ def test_ctrl_s_keeps_the_comments_of_an_existing_file(tmp_path, monkeypatch):
     text = "# my console settings\n\n[training]\nepochs = 3  # quick runs\n\n[run]\nruns_dir = \"runs\"\n"
     (tmp_path / "settings.toml").write_text(text)
 
-    async def scenario():
-        app = TrainConsole(load_settings("settings.toml"), "settings.toml")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("2")
-            (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
-            assert await wait_for(pilot, lambda: app.settings.training.epochs == 7, timeout=5)
-            await pilot.press("ctrl+s")
-            await pilot.pause(0.1)
-
-    run(scenario())
+    run(_set_epochs_to_7_and_save(load_settings("settings.toml")))
     assert (tmp_path / "settings.toml").read_text() == text.replace("epochs = 3 ", "epochs = 7 ")
 
 
