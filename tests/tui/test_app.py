@@ -90,3 +90,23 @@ def test_importing_the_app_loads_no_torch():
     code = "import sys, tui.app, tui.screens.training, tui.screens.checkpoints, tui.screens.configuration, tui.screens.environment; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_footers_are_not_rebuilt_when_a_screen_comes_back(settings, tmp_path):
+    """Textual's Footer recomposes on every screen switch; ours keeps its keys while they stay the same."""
+    from tui.widgets.key_footer import KeyFooter
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen) and app.screen.query_one(KeyFooter).children, timeout=5)
+            keys = list(app.screen.query_one(KeyFooter).children)
+            assert any("Start" in str(key.render()) for key in keys)
+            for key in ("1", "3", "1", "3"):
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            assert isinstance(app.screen, TrainingScreen)
+            assert list(app.screen.query_one(KeyFooter).children) == keys
+
+    run(scenario())

@@ -43,3 +43,27 @@ def test_series_names_and_the_onset_are_in_the_title_line_not_over_the_plot():
             assert str(chart.query_one(".chart-title", Static).render()) == "loss"
 
     run(scenario())
+
+
+def test_the_plot_is_built_again_only_after_new_data(monkeypatch):
+    builds = []
+    original = PlotextPlot.render
+    monkeypatch.setattr(PlotextPlot, "render", lambda self: builds.append(1) or original(self))
+
+    async def scenario():
+        app = ChartApp()
+        async with app.run_test(size=(40, 14)) as pilot:
+            chart = app.query_one(MetricChart)
+            chart.show([1, 2], {"train": [1.0, 0.5]})
+            await pilot.pause()
+            plot = chart.query_one(PlotextPlot)
+            first = str(plot.render())
+            built = len(builds)
+            plot.refresh()  # what a return to the screen does
+            await pilot.pause()
+            assert len(builds) == built and str(plot.render()) == first
+            chart.show([1, 2, 3], {"train": [1.0, 0.5, 0.2]})
+            await pilot.pause()
+            assert len(builds) == built + 1 and str(plot.render()) != first
+
+    run(scenario())

@@ -11,9 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from engine.runs import read_jsonl
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
 from tui.widgets.screen_tabs import ScreenTabs
@@ -72,7 +73,7 @@ class CheckpointsScreen(Screen):
             yield MetricChart("loss", "loss", id="run-chart")
             with VerticalScroll(id="ck-details-box"):
                 yield Static("", id="ck-details", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#runs", DataTable).add_columns("run", "status", "epochs", "best")

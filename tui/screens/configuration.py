@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
 from engine.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 from tui.widgets.setting_field import SettingField
 
@@ -58,7 +59,7 @@ class ConfigurationScreen(Screen):
                 with TabPane(section, id=f"tab-{section}"):
                     if section == "run":
                         yield self._section_rows(section)
-        yield Footer()
+        yield KeyFooter()
 
     @staticmethod
     def _section_rows(section: str) -> VerticalScroll:

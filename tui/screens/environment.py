@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Select, Static
+from textual.widgets import Label, Select, Static
 
 from engine.config import SettingsError
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 
 GPU_REFRESH_S = 2.0
@@ -49,7 +50,7 @@ class EnvironmentScreen(Screen):
                 yield Select([("auto", "auto"), ("cpu", "cpu")], value="auto", allow_blank=False, id="device-select")
             yield Static("", id="device-note")
             yield Static("", id="gpu-memory")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._load_report()

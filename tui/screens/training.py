@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from engine.runs import read_jsonl
+from tui.widgets.key_footer import KeyFooter
 from tui.messages import EngineEvent, RunCrashed, RunEnded
 from tui.runner import Runner
 from tui.widgets.diagnostic_badge import DiagnosticBadge
@@ -57,7 +58,7 @@ class TrainingScreen(Screen):
             yield MetricChart("loss", "loss", id="loss-chart")
             yield MetricChart("accuracy", "accuracy", id="acc-chart")
         yield EpochTable(id="epoch-table")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def runner(self) -> Runner:

@@ -38,6 +38,29 @@ def _rich(rgb: tuple[int, int, int]) -> str:
     return "rgb({},{},{})".format(*rgb)
 
 
+class CachedPlot(PlotextPlot):
+    """A PlotextPlot that builds its text only when its data, size or theme changed.
+
+    A build takes 5-10 ms per chart here, and Textual renders the charts again
+    on every return to their screen; call `changed()` after new data.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._version = 0
+        self._cache: tuple[tuple, Text] | None = None
+
+    def changed(self) -> None:
+        self._version += 1
+        self.refresh()
+
+    def render(self) -> Text:
+        key = (self._version, self.size, self.app.theme)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, super().render())
+        return self._cache[1].copy()
+
+
 class MetricChart(Widget):
     """Train and val curves of one metric, with the overfitting onset as a vertical line (chapter 8.1).
 
@@ -55,7 +78,7 @@ class MetricChart(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_line(), classes="chart-title", markup=False)
-        yield PlotextPlot()
+        yield CachedPlot()
 
     def on_mount(self) -> None:
         self.redraw()
@@ -82,7 +105,7 @@ class MetricChart(Widget):
 
     def redraw(self) -> None:
         self.query_one(".chart-title", Static).update(self.title_line())
-        plot = self.query_one(PlotextPlot)
+        plot = self.query_one(CachedPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
@@ -99,4 +122,4 @@ class MetricChart(Widget):
             low, high = min(self.epochs), max(max(self.epochs), min(self.epochs) + 1)
             plt.xlim(low, high)
             plt.xticks(epoch_ticks(low, high))
-        plot.refresh()
+        plot.changed()
