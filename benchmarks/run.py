@@ -33,9 +33,9 @@ FLOPS_PER_SAMPLE = 3 * 2 * (784 * 256 + 256 * 128 + 128 * 10)  # forward + backw
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 FULL = dict(train=60_000, test=10_000, reps=3, chapter_batches=300, contention_batches=200,
-            target_acc=0.90, max_epochs=6, memory_epochs=500, memory_every=50, matmul_s=2.0, paints=3)
+            target_acc=0.90, max_epochs=6, memory_epochs=500, memory_every=50, matmul_s=2.0, paints=3, keys=10)
 QUICK = dict(train=12_000, test=2_000, reps=1, chapter_batches=50, contention_batches=40,
-             target_acc=0.80, max_epochs=10, memory_epochs=40, memory_every=10, matmul_s=0.5, paints=1)
+             target_acc=0.80, max_epochs=10, memory_epochs=40, memory_every=10, matmul_s=0.5, paints=1, keys=4)
 
 # the alternating rounds: key -> (label, pipeline, options, environment)
 ROUND = {
@@ -120,6 +120,59 @@ class Bench:
         return {"seconds": times}
 
 
+    def key_latency(self) -> dict:
+        """Seconds from a key sent to a tmux pane until the pane shows its screen, while the console trains.
+
+        Keys 1 and 3 alternate (environment and training screens); the clock stops at the first
+        capture showing the new screen's text (tmux polled every ~5 ms).
+        """
+        if not shutil.which("tmux"):
+            return {"unavailable": "tmux not installed"}
+        settings = self.tmp / "keys.toml"
+        settings.write_text(f'[run]\nruns_dir = "{self.runs}"\nname = "keys"\n[data]\ndataset = "mnist"\nroot = "{self.data}"\n'
+                            'val_fraction = 0.0\n[training]\nepochs = 100\n', encoding="utf-8")
+        exe = Path(sys.executable).with_name("trainconsole")
+        cmd = shlex.join(([str(exe)] if exe.exists() else [sys.executable, "-m", "engine"]) + ["-c", str(settings)])
+        tmux = ["tmux", "-L", f"trainconsole-keys-{os.getpid()}"]
+
+        def pane() -> str:
+            return subprocess.run(tmux + ["capture-pane", "-p", "-t", "k"], capture_output=True, text=True).stdout
+
+        def wait(shown, limit: float = 60.0) -> float | None:
+            start = time.perf_counter()
+            while time.perf_counter() - start < limit:
+                if shown(pane()):
+                    return time.perf_counter() - start
+                time.sleep(0.005)
+            return None
+
+        training = lambda text: "batch" in text and "Train on:" not in text  # noqa: E731
+        times: list[float] = []
+        try:
+            subprocess.run(tmux + ["new-session", "-d", "-s", "k", "-x", "120", "-y", "40", "-c", str(self.tmp), cmd], check=True,
+                           env=self.env({"TERM": "xterm-256color"}))
+            if wait(lambda text: "Environment" in text) is None:
+                return {"error": "the console showed nothing within 60 s"}
+            subprocess.run(tmux + ["send-keys", "-t", "k", "3"], check=True)
+            time.sleep(0.5)
+            subprocess.run(tmux + ["send-keys", "-t", "k", "s"], check=True)
+            if wait(lambda text: "batch" in text and "epoch 1 batch 0" not in text, 120) is None:
+                return {"error": "no training progress within 120 s of pressing s"}
+            for i in range(self.plan["keys"]):
+                key, shown = ("1", lambda text: "Train on:" in text) if i % 2 == 0 else ("3", training)
+                start = time.perf_counter()
+                subprocess.run(tmux + ["send-keys", "-t", "k", key], check=True)
+                seconds = wait(shown, 10.0)
+                if seconds is None:
+                    return {"error": f"key {key} not answered within 10 s"}
+                times.append(time.perf_counter() - start)
+                time.sleep(0.3)
+        finally:
+            subprocess.run(tmux + ["kill-server"], capture_output=True)
+        print(f"[--] key latency while training: {', '.join(f'{t * 1000:.0f} ms' for t in times)}", file=sys.stderr)
+        return {"seconds": times}
+
+
 def _brief(r: dict) -> str:
     if "error" in r or "unavailable" in r:
         return r.get("error") or r["unavailable"]
@@ -200,6 +253,7 @@ def run(plan: dict, tmp: Path) -> dict:
     }
     out["memory"] = bench.measure("digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"]], label="digits memory")
     out["paint"] = bench.first_paint()
+    out["keys"] = bench.key_latency()
     return out
 
 
@@ -257,6 +311,11 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
     lines.append("First paint (`trainconsole` started in a 120×40 tmux pane until the pane first shows anything): "
                  + (", ".join(f"{t:.2f} s" for t in paint) if paint else out["paint"].get("error") or out["paint"].get("unavailable")))
 
+    keys = out["keys"].get("seconds")
+    keys_max = max(keys) if keys else None
+    lines.append("Key presses while the console trains (1 and 3 alternately, from `tmux send-keys` until the pane shows the screen): "
+                 + (", ".join(f"{t * 1000:.0f} ms" for t in keys) if keys else out["keys"].get("error") or out["keys"].get("unavailable")))
+
     contention_engine = kept.get("(c) trainconsole headless")
     contention_plain = next(iter(kept.values()))
     targets = [
@@ -269,12 +328,13 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
          contention_engine and 100 * contention_engine, lambda v: v >= 50, ".0f", " %"),
         ("console ≥ 0.95× headless", ratio(d, c), lambda v: v >= 0.95, ".2f", "×"),
         ("first paint ≤ 1 s", paint_median, lambda v: v <= 1.0, ".2f", " s"),
+        ("key press answered ≤ 100 ms while training (slowest)", keys_max and 1000 * keys_max, lambda v: v <= 100, ".0f", " ms"),
         (f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB)", growth, lambda v: v <= 10, "+.1f", " MiB"),
     ]
     lines += ["", "| Target | measured | |", "|---|---|---|"]
     lines += [f"| {label} | {fmt(value, spec, unit)} | {verdict(value, ok)} |" for label, value, ok, spec, unit in targets]
     every = [r for k in ROUND for r in out[k]] + out["a_workers"] + out["c_1024"] + list(out["matmul"].values()) + list(out["tta"].values())
-    every += [r for pair in out["contention"].values() for r in pair] + [out["memory"], out["paint"]]
+    every += [r for pair in out["contention"].values() for r in pair] + [out["memory"], out["paint"], out["keys"]]
     return "\n".join(lines), not any("error" in r for r in every)
 
 
