@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainconsole: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `trainconsole checkpoints | head`: the reader has gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second traceback when Python flushes at exit
+        return EXIT_OK
 
 
 DEFAULT_SETTINGS = "settings.toml"
@@ -199,6 +202,14 @@ class _TerminalSafe:
 def cmd_eval(args) -> int:
     from engine.evaluate import evaluate_checkpoint, format_evaluation
 
+    if args.device is not None:
+        from engine.config import SettingsError
+        from engine.device import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except SettingsError as e:
+            raise SettingsError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
     result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split, device=args.device)
     if args.json:
         print(json.dumps(result))

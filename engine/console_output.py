@@ -102,7 +102,7 @@ class JsonPrinter:
                 pass
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -122,7 +122,7 @@ def format_runs(runs) -> str:
             vl = f"val_loss {c.val_loss:.4f}" if isinstance(c.val_loss, float) else "val_loss -"
             va = f"val_acc {c.val_acc:.1%}" if isinstance(c.val_acc, float) else "val_acc -"
             mark = " *best" if c.is_best else ""
-            lines.append(f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {_size(c.size):>9s}  {when}{mark}{'  ' + c.error if c.error else ''}")
+            lines.append(f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {format_size(c.size):>9s}  {when}{mark}{'  ' + c.error if c.error else ''}")
     return "\n".join(lines)
 
 

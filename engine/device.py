@@ -43,6 +43,23 @@ def resolve_device(name: str = "auto"):
     raise SettingsError(f"device.device = '{name}': allowed: auto, cpu, cuda, cuda:N or mps")
 
 
+def on_device(settings, device: str):
+    """The same settings on another device (a GPU run evaluated or resumed on a laptop).
+
+    fp16 autocast needs CUDA: elsewhere it becomes fp32. The device must exist here.
+    """
+    resolve_device(device)
+    if settings.training.precision == "fp16" and not device.startswith("cuda") and not (device == "auto" and _cuda_available()):
+        settings = settings.replace("training.precision", "fp32")
+    return settings.replace("device.device", device)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def device_name(device) -> str:
     import torch
 

@@ -16,7 +16,7 @@ import torch
 from engine import checkpoints as ck
 from engine.config import Settings, SettingsError, from_dict, load_settings
 from engine.data import build_data
-from engine.device import resolve_device
+from engine.device import on_device, resolve_device
 from engine.models import build_model
 from engine.trainer import _precision
 
@@ -46,7 +46,7 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
         except SettingsError:
             raise SettingsError(f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val") from None
     if device is not None:
-        settings = settings.replace("device.device", device)
+        settings = on_device(settings, device)
     device = resolve_device(settings.device.device)
     data = build_data(settings.data, settings.run.seed, device, augment=False)
     model = build_model(settings.model, data.in_shape, data.num_classes).to(device)

@@ -87,6 +87,7 @@ class Trainer:
         self.run_dir: Path | None = None
         self.state = RunState()
         self._partial: dict[str, Any] | None = None
+        self._paused_s = 0.0  # paused time in the current epoch
 
     # -- events -------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -201,18 +202,18 @@ class Trainer:
     def _train(self) -> tuple[str, str]:
         s = self.settings.training
         while self.state.epoch < s.epochs:
-            t0 = time.perf_counter()
+            t0, self._paused_s = time.perf_counter(), 0.0
             train = self._train_epoch()
             if train is None:
                 return "stopped", self.control.reason or "stopped"
             train_loss, train_acc, samples_per_s = train
             val_loss, val_acc = self.evaluate()
-            status = self._end_epoch(train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0)
+            status = self._end_epoch(train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0 - self._paused_s)
             if status:
                 return status
             if self.control.stop_requested:
                 return "stopped", self.control.reason or "stopped"
-        return "completed", f"trained {s.epochs} epochs"
+        return "completed", f"trained {s.epochs} epoch{'s' * (s.epochs != 1)}"
 
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
@@ -244,7 +245,7 @@ class Trainer:
             # checked before the next batch is drawn: its augmentation may draw from the global RNG, saved below
             if control.stop_requested or control.paused:
                 if control.paused:
-                    self._wait_paused(epoch, i)
+                    start += self._wait_paused(epoch, i)
                 if control.stop_requested:
                     partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen, "seconds": elapsed_before + time.perf_counter() - start}
                     self._save(snapshot.make_checkpoint(self, i, partial, epoch_start), "last.pth", "last")
@@ -285,12 +286,17 @@ class Trainer:
             return float("nan"), 0.0, 0.0
         return float(loss_sum) / seen, int(correct) / seen, seen / max(seconds, 1e-9)
 
-    def _wait_paused(self, epoch: int, batch: int) -> None:
+    def _wait_paused(self, epoch: int, batch: int) -> float:
+        """Block while paused; the seconds it waited, which the epoch's time and samples/s leave out."""
+        started = time.perf_counter()
         self.emit(RunPaused(epoch, batch))
         while self.control.paused:
             self.control.wait_while_paused()
         if not self.control.stop_requested:
             self.emit(RunResumed(epoch, batch))
+        waited = time.perf_counter() - started
+        self._paused_s += waited
+        return waited
 
     @torch.no_grad()
     def evaluate(self, batches=None) -> tuple[float, float]:

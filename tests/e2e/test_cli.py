@@ -308,3 +308,16 @@ def test_the_script_finds_user_modules_in_the_current_folder(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "Run completed" in done.stdout
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    """`trainconsole checkpoints | head -1`: no BrokenPipeError traceback when head has gone."""
+    runs = tmp_path / "runs"
+    for i in range(40):  # enough lines that the output cannot all fit before the pipe closes
+        (runs / f"run-{i}" / "checkpoints").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "checkpoints", str(runs)], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # gone before the first line is written
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

@@ -102,11 +102,11 @@ def test_eval_of_a_run_folder_and_of_last_and_the_text_report(run_dir, tmp_path,
 
 
 def test_eval_on_another_device_than_the_run(run_dir, capsys):
-    """A run trained on a GPU server is evaluated on a laptop with --device cpu."""
+    """A run trained on a GPU server in fp16 is evaluated on a laptop with --device cpu (in fp32: fp16 needs CUDA)."""
     settings = run_dir / "settings.toml"
     text = settings.read_text()
-    assert 'device = "cpu"' in text
-    settings.write_text(text.replace('device = "cpu"', 'device = "cuda:7"'))
+    assert 'device = "cpu"' in text and 'precision = "auto"' in text
+    settings.write_text(text.replace('device = "cpu"', 'device = "cuda:7"').replace('precision = "auto"', 'precision = "fp16"'))
     try:
         assert main(["eval", str(run_dir), "--device", "cpu", "--json"]) == 0
     finally:
@@ -149,7 +149,7 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, case, mon
     assert len(lines) == 1 and lines[0].startswith("trainconsole: error:"), stderr
     assert not marker.exists()
     expected = {"truncated": "truncated", "foreign": "not a PyTorch checkpoint", "malicious": "refused",
-                "other-architecture": "fc1.weight (32, 64) vs (48, 64)", "test-split-of-digits": "no test split", "best-as-resume": "not a full checkpoint", "bad-device": "device.device = 'tpu'"}[case]
+                "other-architecture": "fc1.weight (32, 64) vs (48, 64)", "test-split-of-digits": "no test split", "best-as-resume": "not a full checkpoint", "bad-device": "--device tpu: allowed: auto, cpu"}[case]
     assert expected in lines[0]
 
 

@@ -141,3 +141,16 @@ def test_small_training_steps_run_on_one_thread():
     assert choose_threads(step_flops=per_batch_64) == 1
     assert choose_threads(step_flops=PARALLEL_STEP_FLOPS * 10) >= 1
     assert choose_threads(3, step_flops=per_batch_64) == 3  # an explicit device.threads wins
+
+
+def test_on_device_moves_settings_and_drops_fp16_off_cuda():
+    from engine.config import Settings, SettingsError
+    from engine.device import on_device
+
+    gpu_run = Settings().replace("device.device", "auto").replace("training.precision", "fp16")
+    moved = on_device(gpu_run, "cpu")
+    assert (moved.device.device, moved.training.precision) == ("cpu", "fp32")
+    assert on_device(Settings().replace("training.precision", "bf16"), "cpu").training.precision == "bf16"
+    if not torch.cuda.is_available():
+        with pytest.raises(SettingsError, match="CUDA is not available"):
+            on_device(gpu_run, "cuda:0")

@@ -180,3 +180,26 @@ def test_the_hot_loop_syncs_only_at_the_progress_tick(tmp_path, monkeypatch):
     few, many = syncs(120), syncs(8)
     assert many[1] > 10 * few[1]
     assert few[0] == many[0] <= 4, (few, many)
+
+
+def test_paused_time_is_left_out_of_the_epoch_time_and_rate(tmp_path, monkeypatch):
+    """A pause in the middle of epoch 1: its seconds and samples/s are those of the training, not of the wait."""
+    import threading
+
+    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 0.0)
+    control = RunControl()
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if type(event).__name__ == "BatchProgressed" and (event.epoch, event.batch) == (1, 3):
+            control.pause()
+            threading.Timer(1.5, control.resume).start()
+
+    final = Trainer(make_settings(tmp_path), emit, control, set_threads=False).run()
+    assert final.status == "completed"
+    assert any(type(e).__name__ == "RunPaused" for e in events)
+    first, second = [e for e in events if isinstance(e, EpochCompleted)]
+    assert first.seconds < 1.0, first.seconds  # the 1.5 s pause is not in it
+    assert first.samples_per_s > 600 / 1.0
+    assert final.seconds > 1.5  # the run's wall time still holds it

@@ -124,3 +124,37 @@ def test_tables_show_every_column_and_the_chart_gets_most_of_the_rows(one_run, s
                 assert ckpts.region.y == runs.region.y and ckpts.region.x >= runs.region.right and screen.has_class("-wide")
 
     run(scenario())
+
+
+def test_after_a_delete_the_selection_moves_to_the_neighbour_and_evaluate_uses_the_consoles_device(tmp_path):
+    """Three runs; the last one is deleted: the one above it is selected, not the first.
+
+    The runs say `device = "cuda:7"`: evaluate and resume use the device chosen on screen 1 instead.
+    """
+    _train(tiny_settings(tmp_path, epochs=1), runs=3)
+    for settings in (tmp_path / "runs").glob("*/settings.toml"):
+        text = settings.read_text()
+        assert 'device = "auto"' in text
+        settings.write_text(text.replace('device = "auto"', 'device = "cuda:7"'))
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path, epochs=1).replace("device.device", "cpu"), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("4")
+            screen = app.screen
+            runs = screen.query_one("#runs", DataTable)
+            assert await wait_for(pilot, lambda: runs.row_count == 3, timeout=10)
+            await pilot.press("e")
+            details = screen.query_one("#ck-details", Static)
+            assert await wait_for(pilot, lambda: "Accuracy" in str(details.render()) or "failed" in str(details.render()), timeout=60)
+            assert "Accuracy" in str(details.render()), details.render()
+            await pilot.press("down", "down")
+            doomed, neighbour = screen.runs[2].path, screen.runs[1].path
+            await pilot.press("delete")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
+            await pilot.press("y")
+            assert await wait_for(pilot, lambda: runs.row_count == 2, timeout=10)
+            assert all(r.path != doomed for r in screen.runs)
+            assert screen.selected_run().path == neighbour
+
+    run(scenario())

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from engine.console_output import format_size
 from engine.runs import read_jsonl
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
@@ -22,10 +23,6 @@ from tui.widgets.screen_tabs import ScreenTabs
 
 def _num(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
 def settings_text(run_dir: Path) -> str:
@@ -96,7 +93,7 @@ class CheckpointsScreen(Screen):
 
     def _show_runs(self, runs: list[Any]) -> None:
         table = self.query_one("#runs", DataTable)
-        selected = self.selected_run()
+        selected, row = self.selected_run(), table.cursor_row
         self.runs = runs
         table.clear()
         for run in runs:
@@ -105,6 +102,8 @@ class CheckpointsScreen(Screen):
         self._set_status(f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3.")
         if selected is not None and any(r.path == selected.path for r in runs):
             table.move_cursor(row=[r.path for r in runs].index(selected.path))
+        elif runs and row is not None:  # the selected run was deleted: its neighbour, not the first run
+            table.move_cursor(row=min(row, len(runs) - 1))
         if runs:
             self._show_run(self.selected_run())
         else:
@@ -134,7 +133,7 @@ class CheckpointsScreen(Screen):
         table = self.query_one("#ckpts", DataTable)
         table.clear()
         for c in run.checkpoints:
-            table.add_row(Path(c.path).name, _num(c.epoch, "d"), _num(c.val_loss, ".4f"), _num(c.val_acc, ".1%"), _size(c.size), "*" if c.is_best else "", key=c.path)
+            table.add_row(Path(c.path).name, _num(c.epoch, "d"), _num(c.val_loss, ".4f"), _num(c.val_acc, ".1%"), format_size(c.size), "*" if c.is_best else "", key=c.path)
         history = RunHistory.from_rows(read_jsonl(Path(run.path) / "metrics.jsonl"))
         self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
         self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n\n{settings_text(Path(run.path))}")
@@ -156,8 +155,10 @@ class CheckpointsScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="resume")
     def _load_resume(self, last: Path) -> tuple[Any, int, Path]:
+        from engine.device import on_device
+
         settings, epoch = resume_settings(last)
-        return settings, epoch, last
+        return on_device(settings, self.app.settings.device.device), epoch, last  # the device chosen on screen 1
 
     async def _start_resume(self, settings: Any, epoch: int, last: Path) -> None:
         wanted = self.app.settings.training.epochs
@@ -183,7 +184,7 @@ class CheckpointsScreen(Screen):
     def _evaluate(self, target: str) -> dict[str, Any]:
         from engine.evaluate import evaluate_checkpoint
 
-        return evaluate_checkpoint(target)
+        return evaluate_checkpoint(target, device=self.app.settings.device.device)  # the device chosen on screen 1
 
     def action_delete(self) -> None:
         from tui.screens.confirm import ConfirmScreen
