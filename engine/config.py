@@ -321,6 +321,8 @@ def load_settings(path: str | os.PathLike | None = None, overrides: list[str] | 
             raise SettingsError(f"{source}: '{section}' must be a table [{section}]")
         field_ = next(f for f in section_fields(section) if f.name == name)
         data[section][name] = _check_value(section, field_, value, f"--set {text}")  # blame --set, not the file
+    if overrides:  # a rule across keys (model.options with mlp, ...) may be broken by the --set values
+        source = f"{source} with " + " ".join(f"--set {text}" for text in overrides)
     return from_dict(data, source)
 
 
@@ -357,7 +359,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def save_settings(settings: Settings, path: str | os.PathLike) -> None:
-    """A new file gets the commented template; an existing one keeps its comments and layout and gets only the values that differ."""
+    """A new file gets the commented template; an existing one keeps its comments, layout and line endings and gets only the values that differ.
+
+    Raises SettingsError, writing nothing, when the existing file does not load
+    (the values on hand did not come from it, and writing them in would clobber
+    what the user meant) or cannot be edited in place to hold exactly `settings`.
+    """
     atomic_write_text(path, _settings_text(settings, Path(path)))
 
 
@@ -365,13 +372,21 @@ def _settings_text(settings: Settings, path: Path) -> str:
     if not path.is_file():
         return to_toml(settings)
     try:
-        old = path.read_text(encoding="utf-8")
+        load_settings(path)
+    except SettingsError as e:
+        raise SettingsError(f"not saved, the file does not load: {e}") from None
+    with open(path, encoding="utf-8", newline="") as fh:  # newline="": see the line endings as they are
+        old = fh.read()
+    crlf = "\r\n" in old and old.count("\r\n") == old.count("\n")  # tomlkit writes new lines as \n
+    if crlf:
+        old = old.replace("\r\n", "\n")
+    try:
         new = update_toml(old, _changes(tomllib.loads(old), settings))
-        if not _changes(tomllib.loads(new), settings):
-            return new
-    except ValueError:  # not UTF-8 or not TOML, or a layout tomlkit cannot edit
-        pass
-    return to_toml(settings)  # the file must hold these values, even at the cost of its comments
+        if from_dict(tomllib.loads(new), str(path)) != settings:
+            raise ValueError("the edited text reads back different values")
+    except ValueError as e:  # a layout tomlkit cannot edit (SettingsError and TOMLDecodeError are ValueErrors)
+        raise SettingsError(f"not saved, {path} cannot be edited in place ({e}); rename or delete it to write a new one") from None
+    return new.replace("\n", "\r\n") if crlf else new
 
 
 def _changes(stored: dict[str, Any], settings: Settings) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,9 @@ def update_toml(text: str, changes: dict[str, dict[str, Any]]) -> str:
             if not isinstance(table, (Table, InlineTable)):  # missing, or not a table (invalid anyway)
                 table = tomlkit.table()
                 doc[section] = table
+            elif isinstance(table, Table) and table.is_super_table():
+                # [data] implied by [data.options]: tomlkit gave it that header's comment; a written [data] must not repeat it
+                table.trivia.comment_ws = table.trivia.comment = ""
             for name, value in values.items():
                 _set(table, name, value)
         return tomlkit.dumps(doc)

@@ -23,7 +23,7 @@ from torch import nn
 from engine import checkpoints as ck
 from engine import snapshot
 from engine.atomic import remove_stale_temporaries
-from engine.config import Settings, SettingsError, save_settings
+from engine.config import Settings, SettingsError, atomic_write_text, to_toml
 from engine.control import RunControl
 from engine.data import DataBundle, build_data
 from engine.device import choose_threads, device_name, resolve_device, training_step_flops
@@ -130,7 +130,7 @@ class Trainer:
         self.lock.acquire()
         try:
             remove_stale_temporaries(self.run_dir / "checkpoints")
-            save_settings(s, self.run_dir / "settings.toml")
+            atomic_write_text(self.run_dir / "settings.toml", to_toml(s))  # the run's record, rewritten whole on resume
             self.recorder = RunRecorder(self.run_dir)
             if checkpoint is not None:
                 self.recorder.rewrite_metrics(self._history_rows())

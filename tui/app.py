@@ -73,7 +73,7 @@ class TrainConsole(App):
 
     def on_mount(self) -> None:
         if self.settings_error:
-            self.notify(f"{self.settings_error}\nUsing built-in defaults.", title="Settings", severity="error", timeout=10)
+            self.notify(f"{self.settings_error}\nUsing built-in defaults.", title="Settings", severity="error", timeout=10, markup=False)
         self._warm_up()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up")
@@ -90,7 +90,7 @@ class TrainConsole(App):
 
     def on_torch_ready(self, message: TorchReady) -> None:
         if message.error:
-            self.notify(f"PyTorch failed to load: {message.error}", severity="error", timeout=30)
+            self.notify(f"PyTorch failed to load: {message.error}", severity="error", timeout=30, markup=False)
             return
         # a gen-2 collection over torch's objects stalls the event loop; freeze them once
         gc.collect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 
 import pytest
@@ -289,7 +290,7 @@ def test_saving_over_a_template_file_changes_only_the_changed_lines(tmp_path):
     assert [(a, b) for a, b in zip(old, new) if a != b] == [("epochs = 20", "epochs = 40")] and len(old) == len(new)
 
 
-def test_saving_keeps_a_sub_table_and_replaces_what_cannot_be_kept(tmp_path):
+def test_saving_keeps_a_sub_table(tmp_path):
     path = tmp_path / "settings.toml"
     path.write_text('[model]\nname = "resnet18"\n\n[model.options]\n# see torchvision\nzero_init_residual = true\n')
     s = load_settings(path).replace("model.options", {"zero_init_residual": False, "groups": 1})
@@ -297,11 +298,78 @@ def test_saving_keeps_a_sub_table_and_replaces_what_cannot_be_kept(tmp_path):
     assert path.read_text().endswith("[model.options]\n# see torchvision\nzero_init_residual = false\ngroups = 1\n")
     assert load_settings(path) == s
 
-    path.write_text('[training]\nepochs = "many"  # to fix\n')  # a stored value that is invalid is replaced
-    save_settings(Settings(), path)
-    assert path.read_text() == "[training]\nepochs = 20  # to fix\n"
 
-    path.write_text("[training\nnot toml")  # a file that does not parse is replaced by the template
-    save_settings(Settings(), path)
-    assert path.read_text() == to_toml(Settings())
+def test_a_section_added_above_its_sub_table_does_not_repeat_the_sub_tables_comment(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[data.options]  # synthetic opts\nsamples = 300\n")
+    s = load_settings(path).replace("data.dataset", "synthetic")
+    save_settings(s, path)
+    assert path.read_text() == '[data]\ndataset = "synthetic"\n\n[data.options]  # synthetic opts\nsamples = 300\n'
+    assert load_settings(path) == s
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[training]\nepochs = 3\nlr = 0.3\nepoch = 2\n", "unknown key training.epoch (did you mean 'epochs'?)"),
+    ('[training]\nepochs = "many"  # to fix\nlr = 0.3\n', "training.epochs = 'many': expected an integer"),
+    ("[training\nnot toml", "TOML syntax error"),
+    (b"[training]\nepochs = 3 # \xff\n", "cannot read"),
+])
+def test_a_file_that_does_not_load_is_not_saved_over(tmp_path, text, problem):
+    """The values on hand did not come from it: writing them in would clobber what the user wrote, and report success for a file that still would not load."""
+    path = tmp_path / "settings.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    before = path.read_bytes()
+    with pytest.raises(SettingsError) as refused:
+        save_settings(Settings().replace("training.lr", 0.5), path)
+    message = str(refused.value)
+    assert message.startswith(f"not saved, the file does not load: {path}: ") and problem in message and "\n" not in message
+    assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["settings.toml"], "no temporary file left behind"
+
+
+def test_a_file_that_cannot_be_edited_in_place_is_not_replaced_by_the_template(tmp_path, monkeypatch):
+    import engine.config
+
+    path = tmp_path / "settings.toml"
+    path.write_text("# my notes\n[training]\nepochs = 3\n")
+    monkeypatch.setattr(engine.config, "update_toml", lambda text, changes: text)  # an edit that loses the change
+    with pytest.raises(SettingsError, match=r"^not saved, .*settings.toml cannot be edited in place \(.*\); rename or delete it to write a new one$"):
+        save_settings(load_settings(path).replace("training.epochs", 4), path)
+    assert path.read_text() == "# my notes\n[training]\nepochs = 3\n"
+
+
+def test_saving_keeps_crlf_line_endings(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_bytes(b"# windows\r\n[training]\r\nepochs = 3  # short\r\nlr = 0.3\r\n")
+    s = load_settings(path).replace("training.epochs", 4).replace("model.name", "cnn")
+    save_settings(s, path)
+    assert path.read_bytes() == b'# windows\r\n[training]\r\nepochs = 4  # short\r\nlr = 0.3\r\n\r\n[model]\r\nname = "cnn"\r\n'
+    assert load_settings(path) == s
+
+
+def test_saving_writes_through_a_symlink(tmp_path):
+    real = tmp_path / "dotfiles" / "trainconsole.toml"
+    real.parent.mkdir()
+    real.write_text("[training]\nepochs = 3\n")
+    link = tmp_path / "settings.toml"
+    link.symlink_to(real)
+    s = load_settings(link).replace("training.epochs", 4)
+    save_settings(s, link)
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text() == "[training]\nepochs = 4\n"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["trainconsole.toml"], "no temporary file left behind"
+
+
+def test_saving_keeps_the_file_mode(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[training]\nepochs = 3\n")
+    path.chmod(0o600)
+    s = load_settings(path).replace("training.epochs", 4)
+    save_settings(s, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    fresh = tmp_path / "new.toml"  # a new file gets the usual mode (umask applied), not mkstemp's 0600
+    save_settings(s, fresh)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import Input, Static
+from textual.widgets._toast import Toast
 
 from engine.config import SECTIONS, Settings, SettingsError, load_settings, section_fields
 from pilot_helpers import SIZE, run, wait_for
@@ -93,3 +94,83 @@ def test_loading_another_file_fills_the_form(settings, tmp_path):
             assert app.settings_path == other
 
     run(scenario())
+
+
+def _notices(app) -> list[str]:
+    """The text of the notices on screen, as displayed (needs `run_test(notifications=True)`)."""
+    return [str(toast.render()) for toast in app.screen.query(Toast)]
+
+
+def test_a_file_that_fails_to_load_is_not_saved_over(settings, tmp_path):
+    """ctrl+o, a file with a typo, Enter: the error shows the file's text as written ([training] included);
+    Save then writes the form where its values came from, and the broken file stays as the user wrote it."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\nepochs = 3\nlr = 0.3\nepoch = 2\n")
+    good = tmp_path / "settings.toml"
+
+    async def scenario():
+        app = TrainConsole(settings, good)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.press("2")
+            await pilot.press("ctrl+o")
+            app.screen.query_one("#settings-path", Input).value = str(bad)
+            await pilot.press("enter")
+            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app)), timeout=5), _notices(app)
+            assert app.screen.query_one("#settings-path", Input).value == str(good)
+            await pilot.click("#save")
+            assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)), timeout=5)
+            assert not any("bad.toml" in n and n.startswith("saved") for n in _notices(app))
+            assert app.settings_path == good
+
+    run(scenario())
+    assert bad.read_text() == "[training]\nepochs = 3\nlr = 0.3\nepoch = 2\n"
+    assert load_settings(good) == settings
+
+
+def test_save_refuses_the_file_the_console_could_not_load_at_start(tmp_path):
+    """The console started on defaults because settings.toml did not load: ctrl+s must not write those defaults into it."""
+    from tui.app import load_initial_settings
+
+    path = tmp_path / "settings.toml"
+    path.write_text("[training]\nlr = 0.3\nepoch = 3\n")
+    defaults, error = load_initial_settings(path)
+
+    async def scenario():
+        app = TrainConsole(defaults, path, error)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app)), timeout=5), _notices(app)
+            await pilot.press("2")
+            await pilot.press("ctrl+s")
+            assert await wait_for(pilot, lambda: any(n.startswith("not saved, the file does not load") for n in _notices(app)), timeout=5), _notices(app)
+
+    run(scenario())
+    assert path.read_text() == "[training]\nlr = 0.3\nepoch = 3\n"
+
+
+def test_a_change_clears_the_cross_field_error_it_lifts(settings, tmp_path):
+    """model.name = mlp is refused while model.options is set; emptying the options lets the name through."""
+    path = tmp_path / "settings.toml"
+
+    async def scenario():
+        app = TrainConsole(settings, path)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.press("2")
+            name, options = await _field(app, pilot, "model.name"), await _field(app, pilot, "model.options")
+            name.query_one(Input).value = "resnet18"
+            assert await wait_for(pilot, lambda: app.settings.model.name == "resnet18", timeout=10)
+            options.query_one(Input).value = "{ zero_init_residual = true }"
+            assert await wait_for(pilot, lambda: app.settings.model.options == {"zero_init_residual": True}, timeout=5)
+            name.query_one(Input).value = "mlp"
+            assert await wait_for(pilot, lambda: name.has_class("-invalid"), timeout=5)
+            assert "takes no options" in str(name.query_one(".setting-doc", Static).render())
+            options.query_one(Input).value = "{}"
+            assert await wait_for(pilot, lambda: app.settings.model.options == {}, timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.model.name == "mlp", timeout=5)
+            assert not name.has_class("-invalid") and str(name.query_one(".setting-doc", Static).render()) == name.doc
+            await pilot.press("escape", "ctrl+s")
+            assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)), timeout=5)
+            assert not any("invalid field" in n for n in _notices(app))
+
+    run(scenario())
+    saved = load_settings(path)
+    assert saved.model.name == "mlp" and saved.model.options == {}

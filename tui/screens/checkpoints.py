@@ -62,7 +62,7 @@ class CheckpointsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield ScreenTabs("checkpoints")
-        yield Static("Loading runs ...", id="ck-status")
+        yield Static("Loading runs ...", id="ck-status", markup=False)
         with Horizontal(id="ck-top"):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="ckpts", cursor_type="row", zebra_stripes=True)
@@ -149,7 +149,7 @@ class CheckpointsScreen(Screen):
             return
         last = Path(run.path) / "checkpoints" / "last.pth"
         if not last.is_file():
-            self.notify(f"{run.name} has no last.pth to resume from.", severity="error")
+            self.notify(f"{run.name} has no last.pth to resume from.", severity="error", markup=False)
             return
         self._load_resume(last)
 
@@ -210,9 +210,9 @@ class CheckpointsScreen(Screen):
         try:
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         except OSError as e:
-            self.notify(f"cannot delete {target}: {e}", severity="error")
+            self.notify(f"cannot delete {target}: {e}", severity="error", markup=False)
             return
-        self.notify(f"deleted {target}")
+        self.notify(f"deleted {target}", markup=False)
         self.action_refresh()
 
     # -- results ------------------------------------------------------------------
@@ -225,7 +225,7 @@ class CheckpointsScreen(Screen):
             if worker.group == "evaluate":
                 self._details(f"Evaluation failed: {message}")
             else:
-                self.notify(message, severity="error", timeout=8)
+                self.notify(message, severity="error", timeout=8, markup=False)
             return
         if worker.result is None:
             return

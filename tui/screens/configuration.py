@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -41,7 +43,7 @@ class ConfigurationScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.shown: Settings | None = None  # the settings object the form last displayed
-        self.invalid: set[str] = set()
+        self.invalid: dict[str, Any] = {}  # key -> the value typed there that the engine rejected
         self._params_timer = None
 
     def compose(self) -> ComposeResult:
@@ -100,18 +102,34 @@ class ConfigurationScreen(Screen):
         current = getattr(getattr(self.app.settings, field.section), field.setting_name)
         if message.value == current and field.key not in self.invalid:
             return  # editors report their initial value when mounted
-        try:
-            settings = self.app.settings.replace(field.key, message.value, "form")
-        except SettingsError as e:
-            field.show_error(str(e))
-            self.invalid.add(field.key)
+        if not self._try(field.key, message.value):
             return
-        field.show_error(None)
-        self.invalid.discard(field.key)
-        self.app.set_settings(settings)
-        self.shown = settings
+        self._retry_invalid(field.section)
         if field.section in ("data", "model", "run"):
             self._schedule_params()
+
+    def _try(self, key: str, value: Any) -> bool:
+        """Apply one typed value if the engine accepts it; either way its row shows the outcome."""
+        field = self.query_one(f"#field-{key.replace('.', '-')}", SettingField)
+        try:
+            settings = self.app.settings.replace(key, value, "form")
+        except SettingsError as e:
+            field.show_error(str(e))
+            self.invalid[key] = value
+            return False
+        field.show_error(None)
+        self.invalid.pop(key, None)
+        self.app.set_settings(settings)
+        self.shown = settings
+        return True
+
+    def _retry_invalid(self, section: str) -> None:
+        """A change can lift a cross-field rule (model.options = {} lets model.name = mlp through): retry the section's rejected values."""
+        progress = True
+        while progress:  # one accepted value can let another through
+            progress = False
+            for key in [k for k in self.invalid if k.startswith(f"{section}.")]:
+                progress |= self._try(key, self.invalid[key])
 
     def _schedule_params(self) -> None:
         if self._params_timer is not None:
@@ -129,19 +147,24 @@ class ConfigurationScreen(Screen):
             return
         label = self.query_one("#param-count", Static)
         if worker.error is not None:
-            label.update(f"Model: cannot build ({worker.error})")
+            label.update(f"Model: cannot build ({escape(str(worker.error))})")
         elif worker.result is not None:
             label.update(worker.result)
 
-    def action_save(self) -> None:
-        path = self.app.settings_path
+    def action_save(self, path: Path | None = None) -> None:
+        """Save to `path` (the Save button's file row), by default to the file the settings came from."""
+        path = path or self.app.settings_path
         try:
             save_settings(self.app.settings, path)
         except OSError as e:
-            self.notify(f"cannot save {path}: {e}", severity="error")
+            self.notify(f"cannot save {path}: {e}", severity="error", markup=False)
             return
+        except SettingsError as e:  # the file does not load: writing the form into it would clobber it
+            self.notify(str(e), severity="error", timeout=10, markup=False)
+            return
+        self.app.settings_path = path
         note = f" ({len(self.invalid)} invalid field(s) not saved: {', '.join(sorted(self.invalid))})" if self.invalid else ""
-        self.notify(f"saved {path}{note}", severity="warning" if note else "information")
+        self.notify(f"saved {path}{note}", severity="warning" if note else "information", markup=False)
 
     def action_focus_path(self) -> None:
         self.query_one("#settings-path", Input).focus()
@@ -150,8 +173,7 @@ class ConfigurationScreen(Screen):
         if event.button.id == "load":
             self.load(self.query_one("#settings-path", Input).value)
         elif event.button.id == "save":
-            self.app.settings_path = Path(self.query_one("#settings-path", Input).value or "settings.toml")
-            self.action_save()
+            self.action_save(Path(self.query_one("#settings-path", Input).value or "settings.toml"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "settings-path":
@@ -160,14 +182,16 @@ class ConfigurationScreen(Screen):
     def load(self, path: str) -> None:
         path = path.strip()
         if not Path(path).is_file():
-            self.notify(f"{path}: no such file", severity="error")
+            self.notify(f"{path}: no such file", severity="error", markup=False)
             return
         try:
             settings = load_settings(path)
         except SettingsError as e:
-            self.notify(str(e), severity="error", timeout=10)
+            self.notify(str(e), severity="error", timeout=10, markup=False)
+            # the form still holds the previous file's values: Save must write them there, not over this file
+            self.query_one("#settings-path", Input).value = str(self.app.settings_path)
             return
         self.app.set_settings(settings, path)
         self.show_settings(settings)
         self.set_focus(None)  # back to the screen keys
-        self.notify(f"loaded {path}")
+        self.notify(f"loaded {path}", markup=False)

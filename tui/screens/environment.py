@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -74,7 +75,7 @@ class EnvironmentScreen(Screen):
         worker = event.worker
         if worker.group == "env-report" and worker.is_finished:
             if worker.error is not None:
-                self.query_one("#env-report", Static).update(f"Environment report failed: {worker.error}")
+                self.query_one("#env-report", Static).update(Text(f"Environment report failed: {worker.error}"))  # not markup
             elif worker.result is not None:
                 self._show_report(worker.result)
         elif worker.group == "gpu-memory" and worker.is_finished and worker.result:
@@ -120,7 +121,7 @@ class EnvironmentScreen(Screen):
         try:
             self.app.set_settings(self.app.settings.replace("device.device", str(event.value)))
         except SettingsError as e:
-            self.notify(str(e), severity="error")
+            self.notify(str(e), severity="error", markup=False)
             return
         self.query_one("#device-note", Static).update(f"settings: device.device = '{event.value}' (ctrl+s on the configuration screen saves it)")
 
