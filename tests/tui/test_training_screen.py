@@ -165,3 +165,29 @@ def test_the_epoch_table_has_the_focus_so_arrows_scroll_it(tmp_path):
             assert app.screen.query_one(EpochTable).row_count == 3
 
     run(scenario())
+
+
+def test_the_epoch_table_keeps_its_drawn_cells_across_a_screen_switch(tmp_path, monkeypatch):
+    """A return to the training screen restyles it; cells whose styles did not change are not drawn again."""
+    drawn = []
+    original = EpochTable._render_cell
+    monkeypatch.setattr(EpochTable, "_render_cell", lambda self, *a, **k: drawn.append(1) or original(self, *a, **k))
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path, epochs=3), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3", "s")
+            assert await wait_for(pilot, lambda: app.screen.outcome in ENDED)
+            await pilot.pause(0.3)
+            for key in ("1", "3", "1", "3"):
+                await pilot.press(key)
+                await pilot.pause(0.2)
+            drawn.clear()
+            await pilot.press("1")
+            await pilot.pause(0.2)
+            await pilot.press("3")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen.focused, EpochTable)
+            assert drawn == [], f"{len(drawn)} cells drawn again"
+
+    run(scenario())
