@@ -58,7 +58,7 @@ class EpochPrinter:
         if isinstance(event, RunStarted):
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
             print(f"Run folder : {event.run_dir}{resumed}", file=self.out)
-            print(f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU threads", file=self.out)
+            print(f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU thread{'s' * (event.threads != 1)}", file=self.out)
             print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
             print(f"Data       : {event.data_path}", file=self.out)
         elif isinstance(event, EpochCompleted):

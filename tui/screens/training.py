@@ -112,7 +112,7 @@ class TrainingScreen(Screen):
                 self.query_one(EpochTable).add_epoch(row)
             self._redraw_charts(None)
         self._status(f"[b]Running[/b] {_escape(e.run_dir)}" + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else ""))
-        self._device_line = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}, {e.threads} threads"
+        self._device_line = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}, {e.threads} thread{'s' * (e.threads != 1)}"
         self._model_line = f"{e.settings['model']['name']} {e.parameters:,} params | {e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
