@@ -17,7 +17,7 @@ import torch
 
 from engine import checkpoints as ck
 
-HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best")
+HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best", "time")
 
 
 @dataclass
@@ -49,6 +49,9 @@ def restore(trainer: Any, c: dict[str, Any]) -> None:
     st = trainer.state
     st.epoch = int(c["epoch"])
     st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
+    epochs = len(st.history["train_loss"])
+    for k, values in st.history.items():  # a key older checkpoints lack ("time"): None for their epochs
+        values[:0] = [None] * (epochs - len(values))
     best = c.get("best", {})
     st.best_epoch, st.best_value = best.get("epoch"), best.get("value")
     st.bad_epochs = int(best.get("bad_epochs", 0))

@@ -326,6 +326,7 @@ class Trainer:
     def _end_epoch(self, train_loss, train_acc, val_loss, val_acc, samples_per_s, seconds) -> tuple[str, str] | None:
         st, s = self.state, self.settings
         st.epoch += 1
+        finished = time.time()  # the epoch's wall-clock time, kept in the history so a resume can rewrite metrics.jsonl whole
         lr = self.optimizer.param_groups[0]["lr"]
         diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics)
         values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
@@ -334,12 +335,12 @@ class Trainer:
             st.best_epoch, st.best_value, st.bad_epochs = st.epoch, values[s.training.monitor], 0
         else:
             st.bad_epochs += 1
-        for k, v in {**values, "lr": lr, "seconds": seconds, "samples_per_s": samples_per_s, "diagnostic": diagnostic.status, "is_best": is_best}.items():
+        for k, v in {**values, "lr": lr, "seconds": seconds, "samples_per_s": samples_per_s, "diagnostic": diagnostic.status, "is_best": is_best, "time": finished}.items():
             st.history[k].append(v)
         self._step_scheduler(values[s.training.monitor])
         self._save_epoch_checkpoints(is_best)
         onset = overfitting_onset(st.history["val_loss"], s.diagnostics)
-        event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s, diagnostic, is_best, onset)
+        event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s, diagnostic, is_best, onset, time=finished)
         self.recorder.record_epoch(event.metrics())
         self.emit(event)
         if diagnostic.status != "ok":

@@ -203,3 +203,26 @@ def test_paused_time_is_left_out_of_the_epoch_time_and_rate(tmp_path, monkeypatc
     assert first.seconds < 1.0, first.seconds  # the 1.5 s pause is not in it
     assert first.samples_per_s > 600 / 1.0
     assert final.seconds > 1.5  # the run's wall time still holds it
+
+
+def test_a_resume_keeps_each_epochs_time_in_metrics(tmp_path):
+    """metrics.jsonl is rewritten from the checkpoint on resume: every row keeps its `time` (None for older checkpoints)."""
+    settings = make_settings(tmp_path, {"epochs": 3})
+    control = RunControl()
+    trainer = Trainer(settings, lambda e: isinstance(e, EpochCompleted) and e.epoch == 1 and control.stop("test"), control, set_threads=False)
+    trainer.run()
+    run_dir = trainer.run_dir
+    first = list(read_jsonl(run_dir / "metrics.jsonl"))
+    last = run_dir / "checkpoints" / "last.pth"
+    _, final, _ = run(settings, resume_from=last)
+    rows = list(read_jsonl(run_dir / "metrics.jsonl"))
+    assert final.status == "completed" and [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[0]["time"] == first[0]["time"] and all(isinstance(r["time"], float) for r in rows)
+
+    old = load_checkpoint(last)  # a checkpoint from before `time` was kept in the history
+    del old["history"]["time"]
+    torch.save(old, last)
+    _, final, _ = run(settings.replace("training.epochs", 4), resume_from=last)
+    rows = list(read_jsonl(run_dir / "metrics.jsonl"))
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert [r["time"] is None for r in rows] == [True, True, True, False]
