@@ -48,16 +48,9 @@ def on_device(settings, device: str):
 
     fp16 autocast needs CUDA: elsewhere it becomes fp32. The device must exist here.
     """
-    resolve_device(device)
-    if settings.training.precision == "fp16" and not device.startswith("cuda") and not (device == "auto" and _cuda_available()):
+    if resolve_device(device).type != "cuda" and settings.training.precision == "fp16":  # resolve first: a missing device is an error
         settings = settings.replace("training.precision", "fp32")
     return settings.replace("device.device", device)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def device_name(device) -> str:

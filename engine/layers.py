@@ -29,7 +29,7 @@ def dropout_mask(shape: torch.Size, keep: float) -> torch.Tensor:
 
 
 def keep_probability(keep: float) -> float:
-    """The probability `keep_mask` keeps an element with: `keep` rounded to a multiple of 1/65536."""
+    """The probability `dropout_mask` keeps an element with: `keep` rounded to a multiple of 1/65536."""
     return round(keep * LANE_LEVELS) / LANE_LEVELS
 
 

@@ -34,9 +34,7 @@ class EpochProgress(Horizontal):
         if now - self._last_shown < self.MIN_INTERVAL_S and event.batch < event.batches:
             return
         self._last_shown = now
-        # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels, never re-lay out the screen
-        self.query_one("#epoch-label", Label).update(f"epoch {event.epoch} batch {event.batch}/{event.batches}", layout=False)
-        self.query_one(ProgressBar).update(total=event.batches, progress=event.batch)
+        self._show_position(event.epoch, event.batch, event.batches)
         self.query_one("#epoch-rate", Label).update(f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}", layout=False)
 
     def show_paused(self, epoch: int, batch: int, batches: int) -> None:
@@ -44,9 +42,13 @@ class EpochProgress(Horizontal):
         if batch == 0:  # paused between epochs: the bar holds the epoch that finished
             epoch, batch = epoch - 1, batches
         if epoch >= 1:
-            self.query_one("#epoch-label", Label).update(f"epoch {epoch} batch {batch}/{batches}", layout=False)
-            self.query_one(ProgressBar).update(total=batches, progress=batch)
+            self._show_position(epoch, batch, batches)
         self.show_note("paused")
+
+    def _show_position(self, epoch: int, batch: int, batches: int) -> None:
+        # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels, never re-lay out the screen
+        self.query_one("#epoch-label", Label).update(f"epoch {epoch} batch {batch}/{batches}", layout=False)
+        self.query_one(ProgressBar).update(total=batches, progress=batch)
 
     def show_note(self, text: str) -> None:
         """A word in place of the rate and ETA while no batches run (paused, stopped)."""
