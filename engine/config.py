@@ -110,6 +110,7 @@ class TrainingSettings:
     precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", choices=PRECISIONS)
     stop_on_nan: bool = _f(True, "Stop the run when a loss becomes NaN or infinite.")
     compile: bool = _f(False, "Compile the model with torch.compile (slower to start; often slower on CPU).")
+    fused_step: bool = _f(True, "Built-in mlp on the CPU in fp32: a step with the backward pass written out (same updates, faster); false: autograd.")
 
 
 @dataclass

@@ -61,6 +61,7 @@ class EpochPrinter:
             print(f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU thread{'s' * (event.threads != 1)}", file=self.out)
             print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
             print(f"Data       : {event.data_path}", file=self.out)
+            print(f"Step       : {event.step}", file=self.out)
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
         elif isinstance(event, RunFinished):

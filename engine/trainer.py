@@ -45,6 +45,7 @@ from engine.models import build_model, count_parameters
 from engine.optim import build_optimizer, build_scheduler
 from engine.runs import RunLock, RunRecorder, create_run_dir
 from engine.snapshot import HISTORY_KEYS, RunState
+from engine.steps import build_step
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 
@@ -115,6 +116,10 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        self.step = build_step(
+            self.model, self.forward, self.criterion, self.optimizer, self.scaler, self.amp_dtype, self.device,
+            grad_clip=s.training.grad_clip, label_smoothing=s.training.label_smoothing, fused=s.training.fused_step,
+        )
         checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
             snapshot.restore(self, checkpoint)
@@ -191,7 +196,7 @@ class Trainer:
         self.emit(RunStarted(
             str(self.run_dir), s.to_dict(), str(self.device), device_name(self.device), count_parameters(self.model),
             self.data.train.num_samples, self.data.val.num_samples, len(self.data.train), self.data.description,
-            self.precision, self.state.epoch, s.training.epochs, self.threads,
+            self.precision, self.state.epoch, s.training.epochs, self.threads, self.step.description,
         ))
 
     def _autocast(self):
@@ -217,8 +222,7 @@ class Trainer:
 
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
-        model, opt, device, control = self.model, self.optimizer, self.device, self.control
-        clip = self.settings.training.grad_clip
+        model, step, device, control = self.model, self.step, self.device, self.control
         per_batch_scheduler = self.settings.training.scheduler == "onecycle"
         batches = len(self.data.train)
         epoch = self.state.epoch + 1
@@ -257,21 +261,12 @@ class Trainer:
             xb, yb = batch
             xb = xb.to(device, non_blocking=True)
             yb = yb.to(device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            with self._autocast():
-                out = self.forward(xb)
-                loss = self.criterion(out, yb)
-            self.scaler.scale(loss).backward()
-            if clip > 0:
-                self.scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            self.scaler.step(opt)
-            self.scaler.update()
+            loss, out = step(xb, yb)
             if per_batch_scheduler:
                 self.scheduler.step()
             n = yb.shape[0]
             seen += n
-            loss_sum.add_(loss.detach().float(), alpha=n)  # stays on the device: no sync per batch
+            loss_sum.add_(loss.float(), alpha=n)  # stays on the device: no sync per batch
             correct += (out.argmax(1) == yb).sum()
             now = time.perf_counter()
             if now - last_tick >= PROGRESS_INTERVAL_S or i == batches:

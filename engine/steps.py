@@ -1,0 +1,179 @@
+"""One training step: zero_grad → forward → loss → backward → optimizer step (chapter 6.1).
+
+`build_step` picks how. `AutogradStep` is the chapter's template and works
+for every model, device and precision. `FusedMLPStep` makes the same updates
+for the built-in MLP on the CPU in fp32 with its backward pass written out:
+no autograd graph, gradients written in place into preallocated `.grad`
+tensors, and fused Adam called without `Optimizer.step`'s per-call Python.
+On small batches that overhead, not arithmetic, is most of a step.
+
+A step takes a batch and returns `(loss, logits)`: the loss a 0-d tensor,
+left on the device, for the loop's running metrics.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.layers import dropout_mask, keep_probability
+from engine.models import MLP
+
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class AutogradStep:
+    """Chapter 6.1's step, for any model: autocast and GradScaler when asked for, gradient clipping."""
+
+    description = "autograd"
+
+    def __init__(self, model: nn.Module, forward: Callable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device, grad_clip: float):
+        self.model, self.forward, self.criterion, self.optimizer, self.scaler = model, forward, criterion, optimizer, scaler
+        self.grad_clip = grad_clip
+        self._autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.forward(xb)
+            loss = self.criterion(out, yb)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+        return loss.detach(), out.detach()
+
+
+class FusedMLPStep:
+    """The built-in MLP's step with the backward pass written out (CPU, fp32).
+
+    Forward: per hidden layer z = x·Wᵀ + b, a = relu(z) ⊙ m, with m the dropout
+    mask (0 or 1/keep) drawn exactly as `engine.layers.Dropout` draws it, in
+    the same order, so both steps consume the random stream alike. Backward,
+    from d = ∂loss/∂logits = (softmax − target) / n:
+        ∂W = dᵀ·a_prev, ∂b = Σ d, ∂a_prev = d·W, then ∂z = ∂a ⊙ [a > 0] / keep,
+    since a > 0 exactly where z > 0 and the element was kept (m = 1/keep).
+    The first layer's input gradient is never needed and never computed.
+    """
+
+    description = "fused MLP step (backward written out, no autograd)"
+
+    def __init__(self, model: MLP, optimizer: torch.optim.Optimizer, label_smoothing: float, grad_clip: float):
+        self.optimizer = optimizer
+        self.smoothing = label_smoothing
+        self.grad_clip = grad_clip
+        self.layers = [getattr(model, f"fc{i}") for i in range(1, model.depth + 2)]
+        self.dropouts = [getattr(model, f"dropout{i}") for i in range(1, model.depth + 1)]
+        self.params = [p for p in model.parameters()]
+        for p in self.params:  # written in place by every step: never None, never reallocated
+            p.grad = torch.zeros_like(p)
+        self._targets: dict[int, torch.Tensor] = {}
+        self._adam = _direct_fused_adam(optimizer)
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            x = xb.flatten(1)
+            inputs, keeps = [x], []
+            for fc, dropout in zip(self.layers, self.dropouts):
+                a = torch.addmm(fc.bias, x, fc.weight.t()).relu_()
+                keep = keep_probability(1.0 - dropout.p)
+                if dropout.p > 0:
+                    a.mul_(dropout_mask(a.shape, keep))
+                inputs.append(a)
+                keeps.append(keep if dropout.p > 0 else 1.0)
+                x = a
+            last = self.layers[-1]
+            logits = torch.addmm(last.bias, x, last.weight.t())
+            log_probs = torch.log_softmax(logits, 1)
+            if self.smoothing:
+                loss = F.cross_entropy(logits, yb, label_smoothing=self.smoothing)
+            else:
+                loss = F.nll_loss(log_probs, yb)
+            grad = self._logits_grad(log_probs, yb)
+            for i in range(len(self.layers) - 1, -1, -1):
+                fc, a_prev = self.layers[i], inputs[i]
+                torch.mm(grad.t(), a_prev, out=fc.weight.grad)
+                torch.sum(grad, 0, out=fc.bias.grad)
+                if i:
+                    grad = torch.ops.aten.threshold_backward(torch.mm(grad, fc.weight), a_prev, 0)
+                    if keeps[i - 1] != 1.0:
+                        grad.mul_(1.0 / keeps[i - 1])
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if self._adam is not None and self.optimizer.state:
+            self._adam()
+        else:  # SGD, or Adam's first step, which creates its state
+            self.optimizer.step()
+        return loss, logits
+
+    def _logits_grad(self, log_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(softmax − target) / n, the target being one-hot or label-smoothed; overwrites log_probs."""
+        n, classes = log_probs.shape
+        hit = self._targets.get(n)
+        if hit is None:
+            hit = self._targets[n] = torch.full((n, 1), -(1.0 - self.smoothing), device=log_probs.device)
+        grad = log_probs.exp_().scatter_add_(1, y.unsqueeze(1), hit)
+        if self.smoothing:
+            grad.sub_(self.smoothing / classes)
+        return grad.mul_(1.0 / n)
+
+
+def _direct_fused_adam(optimizer: torch.optim.Optimizer) -> Callable[[], None] | None:
+    """A call of the fused Adam(W) kernel that `optimizer.step()` would make, without its per-step Python.
+
+    Only for the plain case: one param group, fused, no amsgrad, maximize,
+    capturable or differentiable. None otherwise (the step then calls
+    `optimizer.step()`). Tests check it against `optimizer.step()`.
+    """
+    kernel = getattr(torch, "_fused_adamw_" if isinstance(optimizer, torch.optim.AdamW) else "_fused_adam_", None)
+    if kernel is None or type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if not group.get("fused") or any(group.get(k) for k in ("amsgrad", "maximize", "capturable", "differentiable")):
+        return None
+    if isinstance(optimizer, torch.optim.Adam) and group.get("decoupled_weight_decay"):
+        kernel = torch._fused_adamw_
+
+    def step() -> None:
+        group = optimizer.param_groups[0]  # read at each step: load_state_dict (a resume) replaces the groups and the state
+        params, state = group["params"], optimizer.state
+        states = [state[p] for p in params]
+        steps = [s["step"] for s in states]
+        for s in steps:
+            s.add_(1)
+        beta1, beta2 = group["betas"]
+        kernel(
+            params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
+            amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+            maximize=False, grad_scale=None, found_inf=None,
+        )
+
+    return step
+
+
+def fused_step_applies(model: nn.Module, device: torch.device, amp_dtype: torch.dtype | None, compiled: bool) -> bool:
+    """Whether `FusedMLPStep` makes the same updates as autograd: the built-in MLP, on the CPU, in fp32, not compiled.
+
+    Its dropout must draw its masks with `dropout_mask` (a keep probability
+    strictly between 0 and 1) or not at all (p = 0).
+    """
+    if type(model) is not MLP or device.type != "cpu" or amp_dtype is not None or compiled:
+        return False
+    return all(d.p == 0 or 0.0 < keep_probability(1.0 - d.p) < 1.0 for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1)))
+
+
+def build_step(model: nn.Module, forward: Callable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device, *,
+               grad_clip: float, label_smoothing: float, fused: bool) -> AutogradStep | FusedMLPStep:
+    """The fused step where `fused` is on and it applies, else chapter 6.1's autograd step."""
+    if fused and fused_step_applies(model, device, amp_dtype, compiled=forward is not model):
+        return FusedMLPStep(model, optimizer, label_smoothing, grad_clip)
+    return AutogradStep(model, forward, criterion, optimizer, scaler, amp_dtype, device, grad_clip)
