@@ -62,8 +62,15 @@ class TrainConsole(App):
         Binding("q", "quit_console", "Quit"),
     ]
 
+    # Textual's switch_mode holds the display for 50 ms (delay_update) so that a screen still being
+    # composed is not seen half-drawn. A screen shown before is already composed and laid out,
+    # so a switch back to it paints after one frame: the 50 ms were most of a key press's latency.
+    SHOWN_SCREEN_PAINT_DELAY_S = 1 / 60
+
     def __init__(self, settings: Settings, settings_path: str | Path = "settings.toml", settings_error: str | None = None) -> None:
         super().__init__()
+        self._shown_modes: set[str] = set()
+        self._paint_delay: float | None = None
         self.settings = settings  # the one current Settings object; screens read it when shown
         self.settings_path = Path(settings_path)
         self.settings_error = settings_error
@@ -106,6 +113,18 @@ class TrainConsole(App):
             callback()
         else:
             self._after_torch.append(callback)
+
+    def switch_mode(self, mode: str):
+        shown_before = mode in self._shown_modes or mode == self.current_mode
+        self._shown_modes.update((mode, self.current_mode))
+        self._paint_delay = self.SHOWN_SCREEN_PAINT_DELAY_S if shown_before else None
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._paint_delay = None
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        super().delay_update(delay if self._paint_delay is None else min(delay, self._paint_delay))
 
     def set_settings(self, settings: Settings, path: str | Path | None = None) -> None:
         self.settings = settings

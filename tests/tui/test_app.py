@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from textual.app import App
+
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.screens.checkpoints import CheckpointsScreen
@@ -108,5 +110,23 @@ def test_footers_are_not_rebuilt_when_a_screen_comes_back(settings, tmp_path):
                 await pilot.pause(0.1)
             assert isinstance(app.screen, TrainingScreen)
             assert list(app.screen.query_one(KeyFooter).children) == keys
+
+    run(scenario())
+
+
+def test_a_screen_shown_before_is_painted_after_one_frame(settings, tmp_path, monkeypatch):
+    """Textual holds the display 50 ms on each switch to hide a half-composed screen; a screen shown before needs no such wait."""
+    delays = []
+    original = App.delay_update
+    monkeypatch.setattr(App, "delay_update", lambda self, delay=0.05: (delays.append(delay), original(self, delay)))
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            for key in ("3", "1", "3", "4"):
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            assert isinstance(app.screen, CheckpointsScreen)
+            assert delays == [0.05, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, 0.05]
 
     run(scenario())

@@ -191,3 +191,37 @@ def test_the_epoch_table_keeps_its_drawn_cells_across_a_screen_switch(tmp_path, 
             assert drawn == [], f"{len(drawn)} cells drawn again"
 
     run(scenario())
+
+
+def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
+    """Fast epochs (digits: ~20 a second) are drawn at most 4 times a second; none is lost, and the end shows at once."""
+    from engine.events import RunFinished
+    from tui.screens.training import TrainingScreen
+
+    draws = []
+    original = TrainingScreen._redraw_charts
+    monkeypatch.setattr(TrainingScreen, "_redraw_charts", lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)))
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            screen.post_message(EngineEvent(_run_started(tmp_path)))
+            for n in range(1, 21):
+                screen.post_message(EngineEvent(_epoch(n)))
+            await pilot.pause()
+            table = screen.query_one(EpochTable)
+            assert table.row_count == 1, "the first epoch of a quiet spell is drawn at once, the next ones wait"
+            assert await wait_for(pilot, lambda: table.row_count == 20, timeout=5)
+            assert draws == [1, 20]
+            assert screen.query_one("#loss-chart", MetricChart).epochs == list(range(1, 21))
+            assert [table.get_row_at(i)[0] for i in (0, 19)] == ["1", "20"]
+            screen.post_message(EngineEvent(_epoch(21)))
+            screen.post_message(EngineEvent(_epoch(22)))
+            screen.post_message(EngineEvent(RunFinished("completed", "trained 22 epochs", 22, 22, 0.6, "val_loss", str(tmp_path), 3.0)))
+            await pilot.pause()
+            assert table.row_count == 22, "the run's end draws what is pending without waiting"
+            assert "Run finished" in _status(app)
+
+    run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Static
 
 from engine.runs import read_jsonl
@@ -35,6 +37,11 @@ def pause_point(epoch: int, batch: int, batches: int) -> str:
     return f"in epoch {epoch} after batch {batch}/{batches}"
 
 
+# Fast epochs (digits: ~20 a second) are drawn together, at most 4 times a second: drawing each
+# one re-laid out and repainted the screen, and a key press waited behind those repaints.
+EPOCH_SHOW_INTERVAL_S = 0.25
+
+
 class TrainingScreen(Screen):
     BINDINGS = [Binding("s", "start", "Start"), Binding("p", "pause", "Pause/resume"), Binding("x", "stop", "Stop & save")]
     AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
@@ -45,6 +52,10 @@ class TrainingScreen(Screen):
         self.run_dir: str | None = None
         self.batches = 0  # per epoch, from RunStarted
         self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
+        self._unshown: list[dict] = []  # epochs received but not drawn yet (see _show_epochs)
+        self._last_epoch: Any = None
+        self._last_shown = 0.0
+        self._show_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield ScreenTabs("training")
@@ -109,7 +120,7 @@ class TrainingScreen(Screen):
             earlier = [row for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl") if row.get("epoch", 0) <= e.start_epoch]
             for row in earlier:
                 self.history.add(row)
-                self.query_one(EpochTable).add_epoch(row)
+            self.query_one(EpochTable).add_epochs(earlier)
             self._redraw_charts(None)
         self._status(f"[b]Running[/b] {_escape(e.run_dir)}" + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else ""))
         self._device_line = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}, {e.threads} thread{'s' * (e.threads != 1)}"
@@ -124,12 +135,32 @@ class TrainingScreen(Screen):
     def _on_EpochCompleted(self, e) -> None:
         row = e.metrics()
         self.history.add(row)
-        self.query_one(EpochTable).add_epoch(row)
+        self._unshown.append(row)
+        self._last_epoch = e
+        if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
+            wait = self._last_shown + EPOCH_SHOW_INTERVAL_S - time.monotonic()
+            if wait <= 0:
+                self._show_epochs()
+            else:
+                self._show_timer = self.set_timer(wait, self._show_epochs)
+
+    def _show_epochs(self) -> None:
+        """Put the epochs that arrived since the last call on the screen: table rows, badge, charts, info line."""
+        if self._show_timer is not None:
+            self._show_timer.stop()
+            self._show_timer = None
+        self._last_shown = time.monotonic()
+        rows, self._unshown = self._unshown, []
+        if not rows:
+            return
+        self.query_one(EpochTable).add_epochs(rows)
+        e = self._last_epoch
         self.query_one(DiagnosticBadge).show(e.diagnostic)
         self._redraw_charts(e.onset_epoch)
         self._update_info(e.lr)
 
     def _on_RunPaused(self, e) -> None:
+        self._show_epochs()
         self.outcome = "paused"
         self.query_one(EpochProgress).show_paused(e.epoch, e.batch, self.batches)
         self._status(f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  {_escape(self.run_dir or '')}")
@@ -139,6 +170,7 @@ class TrainingScreen(Screen):
         self._status(f"[b]Running[/b] {_escape(self.run_dir or '')}")
 
     def _on_RunFinished(self, e) -> None:
+        self._show_epochs()
         self.outcome = e.status
         best = f"; best {e.monitor} {e.best_value:.4f} at epoch {e.best_epoch}" if e.best_value is not None else ""
         word = {"completed": "Run finished", "early_stopped": "Run finished (early stop)", "stopped": "Run stopped", "nan": "Run stopped: NaN"}[e.status]
@@ -147,6 +179,7 @@ class TrainingScreen(Screen):
         self._status(f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}", "-done" if e.status in ("completed", "early_stopped") else "-warning")
 
     def _on_RunFailed(self, e) -> None:
+        self._show_epochs()
         self.outcome = "failed"
         self._status(f"[b]Run failed[/b]: {_escape(e.error)}\nRun folder: {_escape(e.run_dir or '-')}", "-error")
 
@@ -161,6 +194,8 @@ class TrainingScreen(Screen):
 
     # -- helpers ------------------------------------------------------------------
     def _reset(self) -> None:
+        self._show_epochs()
+        self._unshown.clear()
         self.history = RunHistory()
         self.run_dir = None
         self.query_one(EpochTable).reset()
@@ -182,7 +217,8 @@ class TrainingScreen(Screen):
 
             m = gpu_memory(self._cuda_index)
             gpu = f" | GPU {m['used'] / 1e9:.1f}/{m['total'] / 1e9:.1f} GB"
-        self.query_one("#run-info", Static).update(f"{self._device_line}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}")
+        # one line (app.tcss: nowrap): no new layout needed
+        self.query_one("#run-info", Static).update(f"{self._device_line}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}", layout=False)
 
     def _status(self, text: str, variant: str = "") -> None:
         status = self.query_one("#run-status", Static)

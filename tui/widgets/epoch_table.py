@@ -50,7 +50,11 @@ class EpochTable(DataTable):
         self.add_columns(*COLUMNS)
 
     def add_epoch(self, metrics: dict) -> None:
-        self.add_row(*epoch_row(metrics), key=str(metrics["epoch"]))
+        self.add_epochs([metrics])
+
+    def add_epochs(self, rows: list[dict]) -> None:
+        for metrics in rows:
+            self.add_row(*epoch_row(metrics), key=str(metrics["epoch"]))
         self.move_cursor(row=self.row_count - 1)
 
     def reset(self) -> None:
