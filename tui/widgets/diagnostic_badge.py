@@ -15,10 +15,14 @@ class DiagnosticBadge(Static):
         self.status = "idle"
 
     def show(self, diagnostic) -> None:
+        changed = diagnostic.status != self.status
         self.status = diagnostic.status
-        self.remove_class(*STATUS_CLASSES)
-        self.add_class({"ok": "-ok", "nan": "-nan"}.get(diagnostic.status, "-warning"))
-        self.update(f"[b] {diagnostic.label} [/b] {_escape(diagnostic.message)}")
+        if changed:
+            self.remove_class(*STATUS_CLASSES)
+            self.add_class({"ok": "-ok", "nan": "-nan"}.get(diagnostic.status, "-warning"))
+        # a new status may need another line; the same status with new numbers is laid out as before
+        # (a layout pass repaints the whole screen, and epochs may arrive several times a second)
+        self.update(f"[b] {diagnostic.label} [/b] {_escape(diagnostic.message)}", layout=changed)
 
     def reset(self, text: str = "NO RUN") -> None:
         self.status = "idle"

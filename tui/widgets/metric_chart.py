@@ -75,6 +75,7 @@ class MetricChart(Widget):
         self.epochs: list[int] = []
         self.series: dict[str, list[float]] = {}
         self.onset: int | None = None
+        self._title: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_line(), classes="chart-title", markup=False)
@@ -104,7 +105,10 @@ class MetricChart(Widget):
         return line
 
     def redraw(self) -> None:
-        self.query_one(".chart-title", Static).update(self.title_line())
+        title = self.title_line()
+        if title != self._title:  # one line high (app.tcss): no layout pass needed
+            self._title = title
+            self.query_one(".chart-title", Static).update(title, layout=False)
         plot = self.query_one(CachedPlot)
         plt = plot.plt
         plt.clear_data()
