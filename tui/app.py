@@ -90,6 +90,7 @@ class TrainConsole(App):
             import engine.trainer  # noqa: F401
 
             _first_step()
+            _import_torchvision()
         except Exception as e:  # pragma: no cover - a broken torch install
             self.post_message(TorchReady(f"{type(e).__name__}: {e}"))
             return
@@ -182,6 +183,15 @@ def _first_step() -> None:
     optimizer = build_optimizer(model, Settings().training, torch.device("cpu"))
     torch.nn.functional.cross_entropy(model(torch.randn(3, 4)), torch.tensor([0, 1, 0])).backward()
     optimizer.step()
+
+
+def _import_torchvision() -> None:
+    """torchvision imports torch._dynamo: about 2 s of Python holding the GIL. The environment
+    report imports it; done here, before a run may start, it never slows a run's first epoch."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # the environment screen reports a broken torchvision
+        pass
 
 
 def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None]:

@@ -225,3 +225,19 @@ def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
             assert "Run finished" in _status(app)
 
     run(scenario())
+
+
+def test_the_progress_bar_is_still_while_no_run_is_active(tmp_path):
+    """An indeterminate bar redraws itself 15 times a second: it moves only while a run starts."""
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path, epochs=1), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            bar = app.screen.query_one(ProgressBar)
+            assert bar.percentage is not None and bar.auto_refresh is None
+            await pilot.press("s")
+            assert await wait_for(pilot, lambda: app.screen.outcome in ENDED)
+            assert bar.percentage == 1 and bar.auto_refresh is None
+
+    run(scenario())

@@ -25,7 +25,8 @@ class EpochProgress(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("epoch -", id="epoch-label")
-        yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="epoch-bar")
+        # an empty bar until a run starts: total=None would animate (15 frames a second) with nothing running
+        yield ProgressBar(total=1, show_eta=False, show_percentage=True, id="epoch-bar")
         yield Label("", id="epoch-rate")
 
     def show(self, event) -> None:
@@ -55,6 +56,7 @@ class EpochProgress(Horizontal):
         self.query_one("#epoch-rate", Label).update(text, layout=False)
 
     def reset(self) -> None:
+        """A run is starting: the bar moves without a position until its first batch."""
         self.query_one("#epoch-label", Label).update("epoch -")
         self.query_one(ProgressBar).update(total=None, progress=0)
         self.query_one("#epoch-rate", Label).update("")
