@@ -72,13 +72,14 @@ class FusedMLPStep:
         self.grad_clip = grad_clip
         self.layers = [getattr(model, f"fc{i}") for i in range(1, model.depth + 2)]
         self.dropouts = [getattr(model, f"dropout{i}") for i in range(1, model.depth + 1)]
-        self.params = [p for p in model.parameters()]
-        for p in self.params:  # written in place by every step: never None, never reallocated
-            p.grad = torch.zeros_like(p)
+        self.params = list(model.parameters())  # their .grad is written in place by every step
         self._targets: dict[int, torch.Tensor] = {}
         self._adam = _direct_fused_adam(optimizer)
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for p in self.params:
+            if p.grad is None:  # someone called zero_grad(set_to_none=True): the gradients are written into .grad
+                p.grad = torch.zeros_like(p)
         with torch.no_grad():
             x = xb.flatten(1)
             inputs, keeps = [x], []

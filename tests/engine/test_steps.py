@@ -138,3 +138,18 @@ def test_a_run_says_which_step_it_uses(tiny_settings):
         started = events[0]
         assert started.step.startswith(expected)
         assert events[-1].status == "completed"
+
+
+def test_fused_step_survives_zero_grad_set_to_none():
+    """The gradients are written into .grad: a zero_grad(set_to_none=True) in between must not make a step skip its update."""
+    torch.manual_seed(5)
+    model = MLP(64, 10, (16,), 0.0)
+    t = TrainingSettings()
+    opt = build_optimizer(model, t, CPU)
+    step = build_step(model, model, nn.CrossEntropyLoss(), opt, torch.amp.GradScaler("cpu", enabled=False), None, CPU, grad_clip=0.0, label_smoothing=0.0, fused=True)
+    (xb, yb), = batches(n=1)
+    step(xb, yb)
+    opt.zero_grad(set_to_none=True)
+    before = model.fc1.weight.detach().clone()
+    step(xb, yb)
+    assert not torch.equal(model.fc1.weight, before)
