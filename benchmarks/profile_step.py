@@ -1,6 +1,6 @@
 """Where a training step's time goes: the engine's own step, timed and profiled on this machine's device.
 
-    python benchmarks/profile_step.py [--batch 64] [--precision auto] [--steps 200]
+    python benchmarks/profile_step.py [--batch 64] [--precision auto] [--steps 200] [--autograd]
 
 Builds the engine's Trainer on generated MNIST-shaped data (as `make bench`
 does), times its steps with the loop's own code (`Trainer._train_epoch`, so
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--samples", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--autograd", action="store_true", help="the autograd step instead of the fused MLP step (training.fused_step = false)")
     args = p.parse_args(argv)
 
     import engine.cli  # noqa: F401  OMP_WAIT_POLICY as `trainconsole` sets it, before torch loads
@@ -44,14 +45,14 @@ def main(argv: list[str] | None = None) -> None:
             "run": {"runs_dir": f"{tmp}/runs", "name": "profile"},
             "device": {"threads": args.threads},
             "data": {"dataset": "mnist", "root": f"{tmp}/data", "batch_size": args.batch, "val_fraction": 0.0},
-            "training": {"epochs": 1, "precision": args.precision},
+            "training": {"epochs": 1, "precision": args.precision, "fused_step": not args.autograd},
         })
         trainer = Trainer(settings, lambda event: None)
         trainer.setup()
         cuda = trainer.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         batches = len(trainer.data.train)
-        print(f"device {trainer.device} ({trainer.precision}), {trainer.threads} threads, batch {args.batch}, {batches} batches an epoch")
+        print(f"device {trainer.device} ({trainer.precision}), {trainer.threads} threads, batch {args.batch}, {batches} batches an epoch, step: {trainer.step.description}")
         trainer._train_epoch()  # warm-up: allocator, cuBLAS handles, autocast caches
         sync()
         start = time.perf_counter()
