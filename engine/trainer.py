@@ -78,8 +78,10 @@ def _precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, 
 class Trainer:
     """One run. Build it (validates and loads everything), then `run()`."""
 
-    def __init__(self, settings: Settings, emit: Emit, control: RunControl | None = None, *, resume_from: str | Path | None = None, set_threads: bool = True):
+    def __init__(self, settings: Settings, emit: Emit, control: RunControl | None = None, *, resume_from: str | Path | None = None,
+                 set_threads: bool = True, progress_interval_s: float | None = None):
         self.settings = settings
+        self.progress_interval_s = progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
         self._emit_user = emit
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None
@@ -243,6 +245,7 @@ class Trainer:
                 next(batches_iter)
             snapshot.set_global_rng(partial["rng"], device)
         seen_at_start = seen
+        interval = PROGRESS_INTERVAL_S if self.progress_interval_s is None else self.progress_interval_s
         start = last_tick = time.perf_counter()
         i = skip  # batches done
         while True:
@@ -269,7 +272,7 @@ class Trainer:
             loss_sum.add_(loss.float(), alpha=n)  # stays on the device: no sync per batch
             correct += (out.argmax(1) == yb).sum()
             now = time.perf_counter()
-            if now - last_tick >= PROGRESS_INTERVAL_S or i == batches:
+            if now - last_tick >= interval or i == batches:
                 last_tick = now
                 running = float(loss_sum) / seen  # the throttled tick is the only sync inside an epoch
                 rate = (seen - seen_at_start) / max(now - start, 1e-9)

@@ -16,6 +16,7 @@ from textual import work
 from textual.widget import Widget
 
 from tui.messages import EngineEvent, RunCrashed, RunEnded
+from tui.widgets.epoch_progress import EpochProgress
 
 
 def console_threads(requested: int = 0) -> int:
@@ -63,7 +64,9 @@ class Runner(Widget):
             from engine.trainer import Trainer
 
             torch.set_num_threads(console_threads(settings.device.threads))
-            trainer = Trainer(settings, self._post_event, control, resume_from=resume_from, set_threads=False)
+            # ticks only as often as the bar moves: each message wakes the UI thread, which takes the GIL from training
+            trainer = Trainer(settings, self._post_event, control, resume_from=resume_from, set_threads=False,
+                              progress_interval_s=EpochProgress.MIN_INTERVAL_S)
             trainer.setup()
             trainer.run()
         except Exception as e:  # SettingsError, CheckpointError, DataError: one line, the app stays up

@@ -12,7 +12,7 @@ import torch
 import engine.trainer as trainer_module
 from engine.checkpoints import CheckpointError, load_checkpoint
 from engine.config import SettingsError, from_dict
-from engine.events import CheckpointSaved, EpochCompleted, RunFailed, RunFinished
+from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished
 from engine.runs import read_jsonl, run_status
 from engine.trainer import RunControl, Trainer
 
@@ -226,3 +226,14 @@ def test_a_resume_keeps_each_epochs_time_in_metrics(tmp_path):
     rows = list(read_jsonl(run_dir / "metrics.jsonl"))
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert [r["time"] is None for r in rows] == [True, True, True, False]
+
+
+def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
+    """The console draws its bar 4 times a second and asks for no more ticks than that; the last batch always ticks."""
+    for interval, expected in ((0.0, 8), (1e9, 1)):  # 600 synthetic samples, 480 for training: 8 batches
+        events = []
+        settings = make_settings(tmp_path / str(interval), {"epochs": 1})
+        Trainer(settings, events.append, set_threads=False, progress_interval_s=interval).run()
+        ticks = [e for e in events if isinstance(e, BatchProgressed)]
+        assert len(ticks) == expected
+        assert (ticks[-1].batch, ticks[-1].batches) == (8, 8)
