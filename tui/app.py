@@ -120,9 +120,13 @@ class TrainConsole(App):
         self._shown_modes.update((mode, self.current_mode))
         self._paint_delay = self.SHOWN_SCREEN_PAINT_DELAY_S if shown_before else None
         try:
-            return super().switch_mode(mode)
+            result = super().switch_mode(mode)
         finally:
             self._paint_delay = None
+        if not shown_before:
+            screen = self.screen
+            screen.call_after_refresh(lambda: _mark_styles_current(self, screen))
+        return result
 
     def delay_update(self, delay: float = 0.05) -> None:
         super().delay_update(delay if self._paint_delay is None else min(delay, self._paint_delay))
@@ -169,6 +173,19 @@ class TrainConsole(App):
         for mode in MODES:
             yield SystemCommand(f"Screen: {mode}", f"Show the {mode} screen", lambda m=mode: self.switch_mode(m))
         yield SystemCommand("Help", "Keys of this screen", self.action_help)
+
+
+def _mark_styles_current(app: App, screen: Screen) -> None:
+    """Record that a newly mounted mode screen has the app's current CSS.
+
+    Textual's switch_mode refreshes the whole app's CSS (~40-90 ms) when a
+    screen's CSS count lags the app's. A mode's screen is mounted after its
+    first switch has refreshed the CSS, so it never records the count, and the
+    first return to it paid that refresh: the slowest key press measured. Its
+    widgets took their styles from that same CSS when they mounted.
+    """
+    if isinstance(getattr(screen, "_css_update_count", None), int):
+        screen._css_update_count = app._css_update_count
 
 
 def _first_step() -> None:

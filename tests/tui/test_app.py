@@ -130,3 +130,25 @@ def test_a_screen_shown_before_is_painted_after_one_frame(settings, tmp_path, mo
             assert delays == [0.05, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, 0.05]
 
     run(scenario())
+
+
+def test_returning_to_a_screen_does_not_refresh_the_whole_css(settings, tmp_path, monkeypatch):
+    """Textual refreshed all CSS (~40-90 ms) on the first return to each screen: its CSS count was never recorded."""
+    refreshes = []
+    original = App.refresh_css
+    monkeypatch.setattr(App, "refresh_css", lambda self, animate=True: (refreshes.append(self.current_mode), original(self, animate)))
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            for key in ("3", "4", "2"):  # first visits
+                await pilot.press(key)
+                await pilot.pause(0.2)
+            refreshes.clear()
+            for key in ("1", "3", "4", "2", "3"):
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            assert isinstance(app.screen, TrainingScreen)
+            assert refreshes == []
+
+    run(scenario())
