@@ -194,7 +194,7 @@ def test_the_epoch_table_keeps_its_drawn_cells_across_a_screen_switch(tmp_path, 
 
 
 def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
-    """Fast epochs (digits: ~20 a second) are drawn at most 4 times a second; none is lost, and the end shows at once."""
+    """Fast epochs (digits: ~20 a second) are drawn at most twice a second; none is lost, and the end shows at once."""
     from engine.events import RunFinished
     from tui.screens.training import TrainingScreen
 

@@ -37,9 +37,9 @@ def pause_point(epoch: int, batch: int, batches: int) -> str:
     return f"in epoch {epoch} after batch {batch}/{batches}"
 
 
-# Fast epochs (digits: ~20 a second) are drawn together, at most 4 times a second: drawing each
+# Fast epochs (digits: ~20 a second) are drawn together, at most twice a second: drawing each
 # one re-laid out and repainted the screen, and a key press waited behind those repaints.
-EPOCH_SHOW_INTERVAL_S = 0.25
+EPOCH_SHOW_INTERVAL_S = 0.5
 
 
 class TrainingScreen(Screen):
