@@ -143,13 +143,15 @@ def _direct_fused_adam(optimizer: torch.optim.Optimizer) -> Callable[[], None] |
     if isinstance(optimizer, torch.optim.Adam) and group.get("decoupled_weight_decay"):
         kernel = torch._fused_adamw_
 
+    one = torch.ones((), device=group["params"][0].device)  # add_(a tensor): a third of the cost of add_(1) on a 0-d tensor
+
     def step() -> None:
         group = optimizer.param_groups[0]  # read at each step: load_state_dict (a resume) replaces the groups and the state
         params, state = group["params"], optimizer.state
         states = [state[p] for p in params]
         steps = [s["step"] for s in states]
         for s in steps:
-            s.add_(1)
+            s.add_(one)
         beta1, beta2 = group["betas"]
         kernel(
             params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
