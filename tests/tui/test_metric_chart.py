@@ -67,3 +67,15 @@ def test_the_plot_is_built_again_only_after_new_data(monkeypatch):
             assert len(builds) == built + 1 and str(plot.render()) != first
 
     run(scenario())
+
+
+def test_long_histories_are_decimated_evenly_and_keep_the_newest_point():
+    from tui.widgets.metric_chart import MAX_POINTS, decimate
+
+    xs = list(range(1, 1001))
+    kept_x, kept_y = decimate(xs, [x * 2 for x in xs])
+    assert len(kept_x) == MAX_POINTS and kept_x[0] == 1 and kept_x[-1] == 1000
+    assert kept_y == [x * 2 for x in kept_x]
+    gaps = {b - a for a, b in zip(kept_x, kept_x[1:])}
+    assert max(gaps) - min(gaps) <= 1  # evenly spaced
+    assert decimate([1, 2, 3], [4, 5, 6]) == ([1, 2, 3], [4, 5, 6])
