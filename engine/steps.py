@@ -23,7 +23,9 @@ from torch import nn
 from engine.layers import dropout_mask, keep_probability
 from engine.models import MLP
 
-Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    """The autocast context of a precision (`amp_dtype` None: fp32, no autocast); the trainer's evaluation uses it too."""
+    return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
 
 
 class AutogradStep:
@@ -35,12 +37,12 @@ class AutogradStep:
                  scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device, grad_clip: float):
         self.model, self.forward, self.criterion, self.optimizer, self.scaler = model, forward, criterion, optimizer, scaler
         self.grad_clip = grad_clip
-        self._autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
+        self.device, self.amp_dtype = device, amp_dtype
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             out = self.forward(xb)
             loss = self.criterion(out, yb)
         self.scaler.scale(loss).backward()
@@ -71,7 +73,8 @@ class FusedMLPStep:
         self.smoothing = label_smoothing
         self.grad_clip = grad_clip
         self.layers = [getattr(model, f"fc{i}") for i in range(1, model.depth + 2)]
-        self.dropouts = [getattr(model, f"dropout{i}") for i in range(1, model.depth + 1)]
+        # per hidden layer: the keep probability its masks are drawn with, or None without dropout
+        self.keeps = [keep_probability(1.0 - d.p) if d.p > 0 else None for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))]
         self.params = list(model.parameters())  # their .grad is written in place by every step
         self._targets: dict[int, torch.Tensor] = {}
         self._adam = _direct_fused_adam(optimizer)
@@ -82,14 +85,12 @@ class FusedMLPStep:
                 p.grad = torch.zeros_like(p)
         with torch.no_grad():
             x = xb.flatten(1)
-            inputs, keeps = [x], []
-            for fc, dropout in zip(self.layers, self.dropouts):
+            inputs = [x]
+            for fc, keep in zip(self.layers, self.keeps):
                 a = torch.addmm(fc.bias, x, fc.weight.t()).relu_()
-                keep = keep_probability(1.0 - dropout.p)
-                if dropout.p > 0:
+                if keep is not None:
                     a.mul_(dropout_mask(a.shape, keep))
                 inputs.append(a)
-                keeps.append(keep if dropout.p > 0 else 1.0)
                 x = a
             last = self.layers[-1]
             logits = torch.addmm(last.bias, x, last.weight.t())
@@ -105,8 +106,8 @@ class FusedMLPStep:
                 torch.sum(grad, 0, out=fc.bias.grad)
                 if i:
                     grad = torch.ops.aten.threshold_backward(torch.mm(grad, fc.weight), a_prev, 0)
-                    if keeps[i - 1] != 1.0:
-                        grad.mul_(1.0 / keeps[i - 1])
+                    if self.keeps[i - 1] is not None:
+                        grad.mul_(1.0 / self.keeps[i - 1])
         if self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         if self._adam is not None and self.optimizer.state:

@@ -13,7 +13,6 @@ import random
 import threading
 import time
 import traceback
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from engine.models import build_model, count_parameters
 from engine.optim import build_optimizer, build_scheduler
 from engine.runs import RunLock, RunRecorder, create_run_dir
 from engine.snapshot import HISTORY_KEYS, RunState
-from engine.steps import build_step
+from engine.steps import autocast, build_step
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 
@@ -201,11 +200,6 @@ class Trainer:
             self.precision, self.state.epoch, s.training.epochs, self.threads, self.step.description,
         ))
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def _train(self) -> tuple[str, str]:
         s = self.settings.training
         while self.state.epoch < s.epochs:
@@ -305,7 +299,7 @@ class Trainer:
         seen = 0
         for xb, yb in batches if batches is not None else self.data.val:
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 out = self.forward(xb)
                 loss = self.criterion(out, yb)
             loss_sum += loss.float() * yb.shape[0]
