@@ -52,8 +52,7 @@ class TrainingScreen(Screen):
         self.run_dir: str | None = None
         self.batches = 0  # per epoch, from RunStarted
         self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
-        self._unshown: list[dict] = []  # epochs received but not drawn yet (see _show_epochs)
-        self._last_epoch: Any = None
+        self._unshown: list[Any] = []  # EpochCompleted events received but not drawn yet (see _show_epochs)
         self._last_shown = 0.0
         self._show_timer: Timer | None = None
 
@@ -133,10 +132,8 @@ class TrainingScreen(Screen):
         self.query_one(EpochProgress).show(e)
 
     def _on_EpochCompleted(self, e) -> None:
-        row = e.metrics()
-        self.history.add(row)
-        self._unshown.append(row)
-        self._last_epoch = e
+        self.history.add(e.metrics())
+        self._unshown.append(e)
         if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
             wait = self._last_shown + EPOCH_SHOW_INTERVAL_S - time.monotonic()
             if wait <= 0:
@@ -150,11 +147,11 @@ class TrainingScreen(Screen):
             self._show_timer.stop()
             self._show_timer = None
         self._last_shown = time.monotonic()
-        rows, self._unshown = self._unshown, []
-        if not rows:
+        events, self._unshown = self._unshown, []
+        if not events:
             return
-        self.query_one(EpochTable).add_epochs(rows)
-        e = self._last_epoch
+        self.query_one(EpochTable).add_epochs([e.metrics() for e in events])
+        e = events[-1]
         self.query_one(DiagnosticBadge).show(e.diagnostic)
         self._redraw_charts(e.onset_epoch)
         self._update_info(e.lr)
@@ -194,8 +191,8 @@ class TrainingScreen(Screen):
 
     # -- helpers ------------------------------------------------------------------
     def _reset(self) -> None:
-        self._show_epochs()
-        self._unshown.clear()
+        self._unshown.clear()  # a new run: nothing of the old one is still to draw
+        self._show_epochs()  # (stops a pending draw)
         self.history = RunHistory()
         self.run_dir = None
         self.query_one(EpochTable).reset()

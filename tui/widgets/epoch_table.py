@@ -49,9 +49,6 @@ class EpochTable(DataTable):
         self.zebra_stripes = True
         self.add_columns(*COLUMNS)
 
-    def add_epoch(self, metrics: dict) -> None:
-        self.add_epochs([metrics])
-
     def add_epochs(self, rows: list[dict]) -> None:
         for metrics in rows:
             self.add_row(*epoch_row(metrics), key=str(metrics["epoch"]))
