@@ -41,8 +41,8 @@ QUICK = dict(train=12_000, test=2_000, reps=1, chapter_batches=50, contention_ba
 ROUND = {
     "a": ("(a) chapter 6.1 loop, 5.1 pipeline", "chapter", ["--batches", "{chapter_batches}"], {}),
     "b": ("(b) same loop, TensorDataset DataLoader", "tensors", [], {}),
-    "c": ("(c) trainconsole headless", "engine", [], {}),
-    "d": ("(d) trainconsole in the console", "console", [], {}),
+    "c": ("(c) trainconsole headless", "engine", ["--steady"], {}),
+    "d": ("(d) trainconsole in the console", "console", ["--steady"], {}),
     "e": ("(e) Lightning Trainer", "lightning", [], {}),
     "d_all": (f"(d) with threads = {CORES} (all cores)", "console", ["--threads", str(CORES)], {}),
     "c_all": (f"(c) with threads = {CORES} (all cores)", "engine", ["--threads", str(CORES)], {}),
@@ -213,6 +213,16 @@ def ratio(x: float | None, y: float | None) -> float | None:
     return x / y if x and y else None
 
 
+def paired_ratio(xs: list[dict], ys: list[dict], key: str) -> tuple[float | None, list[float]]:
+    """The median of round-by-round ratios x_i / y_i, and the ratios.
+
+    Runs of the same round ran a minute apart: their ratio cancels most of a
+    shared machine's slow drift, which the ratio of two medians does not.
+    """
+    pairs = [x[key] / y[key] for x, y in zip(xs, ys) if x.get(key) and y.get(key)]
+    return (statistics.median(pairs) if pairs else None), pairs
+
+
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
@@ -325,6 +335,11 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
     lines.append("Key presses while the console trains (1 and 3 alternately, from `tmux send-keys` until the pane shows the screen): "
                  + (", ".join(f"{t * 1000:.0f} ms" for t in keys) if keys else out["keys"].get("error") or out["keys"].get("unavailable")))
 
+    console_ratio, console_pairs = paired_ratio(out["d"], out["c"], "steady_samples_per_s")
+    lines += [""]
+    lines.append(f"Console against headless, each run's second epoch (while the console draws the first), round by round: "
+                 f"{', '.join(f'{r:.2f}×' for r in console_pairs) or 'n/a'}; their median is the target's figure "
+                 f"(first epochs, ratio of medians: {fmt(ratio(d, c), '.2f', '×')}).")
     contention_engine = kept.get("(c) trainconsole headless")
     contention_plain = next(iter(kept.values()))
     targets = [
@@ -335,7 +350,7 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         ("≥ 75 % of the hardware bound at batch 1024", _pct(c1024, bound(out["c_1024"])[0]), lambda v: v >= 75, ".0f", " %"),
         (f"keeps ≥ 50 % beside a busy process (plain loop: {fmt(contention_plain and 100 * contention_plain, '.0f', ' %')})",
          contention_engine and 100 * contention_engine, lambda v: v >= 50, ".0f", " %"),
-        ("console ≥ 0.95× headless", ratio(d, c), lambda v: v >= 0.95, ".2f", "×"),
+        ("console ≥ 0.95× headless (second epochs, median of round ratios)", console_ratio, lambda v: v >= 0.95, ".2f", "×"),
         ("first paint ≤ 1 s", paint_median, lambda v: v <= 1.0, ".2f", " s"),
         ("key press answered ≤ 100 ms while training (slowest)", keys_max and 1000 * keys_max, lambda v: v <= 100, ".0f", " ms"),
         (f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB)", growth, lambda v: v <= 10, "+.1f", " MiB"),

@@ -9,7 +9,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from pilot_helpers import run
-from tui.widgets.metric_chart import MetricChart
+from tui.widgets.metric_chart import CachedPlot, MetricChart, matrix_text
 
 
 class ChartApp(App):
@@ -47,8 +47,8 @@ def test_series_names_and_the_onset_are_in_the_title_line_not_over_the_plot():
 
 def test_the_plot_is_built_again_only_after_new_data(monkeypatch):
     builds = []
-    original = PlotextPlot.render
-    monkeypatch.setattr(PlotextPlot, "render", lambda self: builds.append(1) or original(self))
+    original = CachedPlot._build
+    monkeypatch.setattr(CachedPlot, "_build", lambda self: builds.append(1) or original(self))
 
     async def scenario():
         app = ChartApp()
@@ -79,3 +79,45 @@ def test_long_histories_are_decimated_evenly_and_keep_the_newest_point():
     gaps = {b - a for a, b in zip(kept_x, kept_x[1:])}
     assert max(gaps) - min(gaps) <= 1  # evenly spaced
     assert decimate([1, 2, 3], [4, 5, 6]) == ([1, 2, 3], [4, 5, 6])
+
+
+def _segments(text):
+    from rich.console import Console
+    from rich.segment import Segment
+
+    console = Console(width=200, color_system="truecolor", force_terminal=True)
+    return list(Segment.simplify(text.render(console)))
+
+
+def test_the_plot_text_read_from_plotext_s_matrix_is_what_its_ansi_output_parses_to():
+    from rich.text import Text
+    from textual_plotext.plot import Plot
+
+    for theme in ("pro", "dark", "clear"):
+        plot = Plot()
+        plot.plotsize(60, 15)
+        plot._set_size(60, 15)
+        plot.theme(theme)
+        xs = list(range(1, 31))
+        plot.plot(xs, [1 / x for x in xs], marker="braille", color=(0, 130, 200))
+        plot.plot(xs, [x / 30 for x in xs], marker="braille", color=[60, 180, 75])  # an RGB list, not only tuples
+        plot.vertical_line(7, color=(230, 25, 75))
+        plot.xticks([1, 10, 20, 30])
+        expected = Text.from_ansi(plot.build())
+        got = matrix_text(plot.monitor.matrix)
+        assert got.plain == expected.plain
+        assert _segments(got) == _segments(expected), theme
+
+
+def test_the_chart_widget_shows_what_textual_plotext_would_render():
+    async def scenario():
+        app = ChartApp()
+        async with app.run_test(size=(50, 16)) as pilot:
+            chart = app.query_one(MetricChart)
+            epochs = list(range(1, 21))
+            chart.show(epochs, {"train": [1 / e for e in epochs], "val": [1 / e + e / 40 for e in epochs]}, onset=5)
+            await pilot.pause()
+            plot = chart.query_one(CachedPlot)
+            assert _segments(plot.render()) == _segments(PlotextPlot.render(plot))
+
+    run(scenario())
