@@ -371,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.name in ("engine", "console", "digits-memory"):
         import engine.cli  # noqa: F401  sets OMP_WAIT_POLICY as `trainconsole` does, before torch loads
     result = PIPELINES[args.name](args)
-    result.update(name=args.name, batch=args.batch, peak_rss_mb=round(_status_mb("VmHWM"), 1), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"))
+    result.update(name=args.name, batch=args.batch, peak_rss_mb=round(_status_mb("VmHWM"), 1), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
+                  gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"))
     print(json.dumps(result), flush=True)
 
 

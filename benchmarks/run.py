@@ -46,7 +46,7 @@ ROUND = {
     "e": ("(e) Lightning Trainer", "lightning", [], {}),
     "d_all": (f"(d) with threads = {CORES} (all cores)", "console", ["--threads", str(CORES)], {}),
     "c_all": (f"(c) with threads = {CORES} (all cores)", "engine", ["--threads", str(CORES)], {}),
-    "c_active": (f"(c) threads = {CORES}, OMP_WAIT_POLICY=ACTIVE", "engine", ["--threads", str(CORES)], {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "c_active": (f"(c) threads = {CORES}, OMP_WAIT_POLICY=ACTIVE", "engine", ["--threads", str(CORES)], {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "infinite"}),
 }
 CPU_THREAD_VARIANTS = ("d_all", "c_all", "c_active")
 
@@ -64,7 +64,7 @@ class Bench:
 
     def env(self, extra: dict | None = None) -> dict:
         """The caller's environment without OpenMP settings: each pipeline sets what its real counterpart sets."""
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         return {**env, **(extra or {})}
 
     def measure(self, name: str, options: list | tuple = (), extra_env: dict | None = None, label: str = "") -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from engine.events import BatchProgressed, EpochCompleted, Event, RunFailed, RunFinished, RunStarted
+from engine.events import BatchProgressed, EpochCompleted, Event, RunFailed, RunFinished, RunStarted, ThreadsChanged
 from engine.runs import to_json
 
 
@@ -64,6 +64,9 @@ class EpochPrinter:
             print(f"Step       : {event.step}", file=self.out)
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
+        elif isinstance(event, ThreadsChanged):
+            why = f"other processes took {event.busy_elsewhere:.1f} cores" if event.threads < event.previous else "cores free again"
+            print(f"Threads    : {event.previous} -> {event.threads} in epoch {event.epoch} ({why})", file=self.out)
         elif isinstance(event, RunFinished):
             best = f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
             word = {"completed": "Run completed", "early_stopped": "Early stop", "stopped": "Run stopped", "nan": "Run stopped on NaN"}.get(event.status, event.status)

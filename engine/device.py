@@ -114,6 +114,91 @@ def choose_threads(requested: int = 0, reserve: int = 0, step_flops: float | Non
     return max(1, free_cores() - reserve)
 
 
+def _allowed_cpus() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return set(range(os.cpu_count() or 1))
+
+
+def _busy_jiffies(cpus: set[int], stat: str = "/proc/stat") -> int | None:
+    """Clock ticks the given CPUs spent on anything but idling, since boot (None where /proc/stat is not there)."""
+    try:
+        with open(stat) as fh:
+            total = 0
+            for line in fh:
+                if not line.startswith("cpu") or line.startswith("cpu "):
+                    continue
+                name, *fields = line.split()
+                if int(name[3:]) in cpus:
+                    values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+                    total += sum(values) - values[3] - values[4]
+            return total
+    except (OSError, ValueError):
+        return None
+
+
+class CoreWatch:
+    """Sizes a running CPU training to the cores other processes leave free.
+
+    `choose_threads` counts the free cores once, when a run starts. A process
+    that starts later takes one of them, and torch's threads then wait on each
+    other at every parallel op: a 2-thread run beside a busy process lost half
+    its speed here. Every `window_s` the watch compares the CPU time the
+    allowed cores spent busy with this process's own, and returns a new
+    thread count: fewer at once when other processes took cores, the chosen
+    count again once they have left them for two windows in a row.
+    """
+
+    def __init__(self, chosen: int, window_s: float = 1.0, *, cpus: set[int] | None = None, stat: str = "/proc/stat",
+                 clock=time.monotonic, own_cpu_s=None):
+        self.chosen = self.threads = chosen
+        self.window_s = window_s
+        self.cpus = cpus if cpus is not None else _allowed_cpus()
+        self.stat, self.clock = stat, clock
+        self.own_cpu_s = own_cpu_s or (lambda: sum(os.times()[:2]))
+        self.tick_s = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+        self._clear_windows = 0
+        self.last_elsewhere = 0.0
+        self._start()
+
+    def _start(self) -> None:
+        self._t, self._busy, self._own = self.clock(), _busy_jiffies(self.cpus, self.stat), self.own_cpu_s()
+
+    def elsewhere(self) -> float | None:
+        """Cores' worth of CPU other processes used since the last look; None before a window has passed."""
+        now = self.clock()
+        if self._busy is None or now - self._t < self.window_s:
+            return None
+        busy, own = _busy_jiffies(self.cpus, self.stat), self.own_cpu_s()
+        if busy is None:
+            return None
+        others = ((busy - self._busy) * self.tick_s - (own - self._own)) / (now - self._t)
+        self._t, self._busy, self._own = now, busy, own
+        self.last_elsewhere = max(0.0, others)
+        return self.last_elsewhere
+
+    def poll(self) -> int | None:
+        """A new thread count when the free cores changed, else None (cheap before a window has passed)."""
+        others = self.elsewhere()
+        if others is None:
+            return None
+        fit = max(1, min(self.chosen, int(len(self.cpus) - others + 0.5)))
+        if fit < self.threads:
+            self._clear_windows = 0
+            self.threads = fit
+            return fit
+        if fit > self.threads:
+            self._clear_windows += 1
+            if self._clear_windows >= 2:
+                self._clear_windows = 0
+                self.threads = fit
+                return fit
+        else:
+            self._clear_windows = 0
+        return None
+
+
 def training_step_flops(model, sample, batch_size: int) -> float | None:
     """About 3× the forward FLOPs of one sample, times the batch (None when they cannot be counted)."""
     import torch

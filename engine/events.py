@@ -65,6 +65,16 @@ class BatchProgressed(Event):
 
 
 @dataclass(frozen=True)
+class ThreadsChanged(Event):
+    """A CPU run's torch threads, resized to the cores other processes left free (engine.device.CoreWatch)."""
+
+    epoch: int
+    threads: int
+    previous: int
+    busy_elsewhere: float  # cores' worth of CPU other processes used in the last window
+
+
+@dataclass(frozen=True)
 class EpochCompleted(Event):
     epoch: int
     epochs: int
@@ -146,7 +156,7 @@ class RunFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (RunStarted, BatchProgressed, EpochCompleted, DiagnosticRaised, CheckpointSaved, RunPaused, RunResumed, RunFinished, RunFailed)
+    for cls in (RunStarted, BatchProgressed, ThreadsChanged, EpochCompleted, DiagnosticRaised, CheckpointSaved, RunPaused, RunResumed, RunFinished, RunFailed)
 }
 
 Emit = Callable[[Event], None]

@@ -25,7 +25,7 @@ from engine.atomic import remove_stale_temporaries
 from engine.config import Settings, SettingsError, atomic_write_text, to_toml
 from engine.control import RunControl
 from engine.data import DataBundle, build_data
-from engine.device import choose_threads, device_name, resolve_device, training_step_flops
+from engine.device import CoreWatch, choose_threads, device_name, resolve_device, training_step_flops
 from engine.diagnostics import diagnose, overfitting_onset
 from engine.events import (
     BatchProgressed,
@@ -39,6 +39,7 @@ from engine.events import (
     RunPaused,
     RunResumed,
     RunStarted,
+    ThreadsChanged,
 )
 from engine.models import build_model, count_parameters
 from engine.optim import build_optimizer, build_scheduler
@@ -78,9 +79,12 @@ class Trainer:
     """One run. Build it (validates and loads everything), then `run()`."""
 
     def __init__(self, settings: Settings, emit: Emit, control: RunControl | None = None, *, resume_from: str | Path | None = None,
-                 set_threads: bool = True, progress_interval_s: float | None = None):
+                 set_threads: bool = True, progress_interval_s: float | None = None, follow_free_cores: bool | None = None):
         self.settings = settings
         self.progress_interval_s = progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
+        # threads resized to the free cores while training (CoreWatch); None: where the trainer chose them itself
+        self.follow_free_cores = follow_free_cores
+        self.core_watch: CoreWatch | None = None
         self._emit_user = emit
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None
@@ -113,6 +117,9 @@ class Trainer:
             flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
             self.threads = choose_threads(s.device.threads, step_flops=flops)
             torch.set_num_threads(self.threads)
+        follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
+        if follow and self.device.type == "cpu" and not s.device.threads and self.threads > 1:
+            self.core_watch = CoreWatch(self.threads)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
@@ -216,6 +223,13 @@ class Trainer:
                 return "stopped", self.control.reason or "stopped"
         return "completed", f"trained {s.epochs} epoch{'s' * (s.epochs != 1)}"
 
+    def _follow_free_cores(self, epoch: int) -> None:
+        threads = self.core_watch.poll()
+        if threads is not None and threads != self.threads:
+            previous, self.threads = self.threads, threads
+            torch.set_num_threads(threads)
+            self.emit(ThreadsChanged(epoch, threads, previous, round(self.core_watch.last_elsewhere, 2)))
+
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
         model, step, device, control = self.model, self.step, self.device, self.control
@@ -271,6 +285,8 @@ class Trainer:
                 running = float(loss_sum) / seen  # the throttled tick is the only sync inside an epoch
                 rate = (seen - seen_at_start) / max(now - start, 1e-9)
                 self.emit(BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running))
+                if self.core_watch is not None:
+                    self._follow_free_cores(epoch)
                 if not math.isfinite(running) and self.settings.training.stop_on_nan:
                     break  # the epoch ends now and is reported as NaN
         seconds = elapsed_before + time.perf_counter() - start

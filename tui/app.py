@@ -219,7 +219,10 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
 
 
 def main(config_path: str = "settings.toml", settings: Settings | None = None) -> int:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from engine.cli import OPENMP_DEFAULTS  # where `trainconsole` did not set them already
+
+    for name, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     error = None
     if settings is None:
         settings, error = load_initial_settings(config_path)

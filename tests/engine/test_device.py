@@ -154,3 +154,67 @@ def test_on_device_moves_settings_and_drops_fp16_off_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(SettingsError, match="CUDA is not available"):
             on_device(gpu_run, "cuda:0")
+
+
+class FakeMachine:
+    """A /proc/stat of two CPUs, a clock and this process's CPU time, all moved by hand."""
+
+    def __init__(self, tmp_path):
+        self.path, self.now, self.own, self.busy = tmp_path / "stat", 0.0, 0.0, [0, 0]
+        self.write()
+
+    def write(self):
+        lines = ["cpu  0 0 0 0 0 0 0 0 0 0"] + [f"cpu{i} {b} 0 0 1000 7 0 0 0 0 0" for i, b in enumerate(self.busy)]
+        self.path.write_text("\n".join(lines) + "\n")
+
+    def advance(self, seconds, own_cores, other_cores):
+        """`seconds` pass with this process busy on `own_cores` cores and other processes on `other_cores`."""
+        ticks = round((own_cores + other_cores) * seconds * 100)
+        self.busy = [self.busy[0] + ticks - ticks // 2, self.busy[1] + ticks // 2]
+        self.now += seconds
+        self.own += own_cores * seconds
+        self.write()
+
+    def watch(self, chosen=2):
+        watch = dev.CoreWatch(chosen, cpus={0, 1}, stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own)
+        watch.tick_s = 0.01  # the fake counts 100 ticks a second
+        return watch
+
+
+def test_threads_follow_the_cores_other_processes_leave_free(tmp_path):
+    machine = FakeMachine(tmp_path)
+    watch = machine.watch()
+    machine.advance(0.5, own_cores=2, other_cores=0)
+    assert watch.poll() is None  # not a whole window yet
+    machine.advance(0.5, own_cores=2, other_cores=0)
+    assert watch.poll() is None  # a quiet machine: the chosen 2 threads stay
+    machine.advance(1.0, own_cores=1, other_cores=1)  # a busy process takes a core
+    assert watch.poll() == 1 and watch.last_elsewhere == pytest.approx(1.0)
+    machine.advance(1.0, own_cores=1, other_cores=1)
+    assert watch.poll() is None  # still busy: stays at 1
+    machine.advance(1.0, own_cores=1, other_cores=0)  # it left: one quiet window is not enough
+    assert watch.poll() is None
+    machine.advance(1.0, own_cores=1, other_cores=0.2)  # a little noise counts as quiet
+    assert watch.poll() == 2
+    machine.advance(1.0, own_cores=2, other_cores=0)
+    assert watch.poll() is None
+
+
+def test_threads_never_grow_past_the_chosen_count_or_drop_below_one(tmp_path):
+    machine = FakeMachine(tmp_path)
+    watch = machine.watch(chosen=1)
+    machine.advance(1.0, own_cores=1, other_cores=0)
+    assert watch.poll() is None
+    machine = FakeMachine(tmp_path)
+    watch = machine.watch(chosen=2)
+    machine.advance(1.0, own_cores=0.1, other_cores=1.9)
+    assert watch.poll() == 1
+
+
+def test_no_stat_file_means_no_change(tmp_path):
+    watch = dev.CoreWatch(2, stat=str(tmp_path / "absent"))
+    assert watch.poll() is None and watch.elsewhere() is None
+
+
+def test_the_busy_time_of_this_machine_s_cpus_is_read():
+    assert dev._busy_jiffies(dev._allowed_cpus()) is not None

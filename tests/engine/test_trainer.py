@@ -237,3 +237,40 @@ def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
         ticks = [e for e in events if isinstance(e, BatchProgressed)]
         assert len(ticks) == expected
         assert (ticks[-1].batch, ticks[-1].batches) == (8, 8)
+
+
+def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
+    from engine.events import ThreadsChanged
+
+    class BusyCores:  # CoreWatch's answer when another process took one of two cores
+        last_elsewhere = 1.0
+
+        def poll(self):
+            return 1
+
+    events = []
+    trainer = Trainer(make_settings(tmp_path, {"epochs": 1}), events.append, set_threads=False, progress_interval_s=0.0)
+    trainer.setup()
+    assert trainer.core_watch is None  # set_threads=False and no follow_free_cores: the caller owns the threads
+    trainer.threads, trainer.core_watch = 2, BusyCores()
+    try:
+        trainer.run()
+    finally:
+        torch.set_num_threads(1)
+    changes = [e for e in events if isinstance(e, ThreadsChanged)]
+    assert [(e.epoch, e.previous, e.threads, e.busy_elsewhere) for e in changes] == [(1, 2, 1, 1.0)]  # once, not at every tick
+    assert trainer.threads == 1
+    assert any(json.loads(line)["type"] == "ThreadsChanged" for line in open(Path(trainer.run_dir) / "events.jsonl"))
+
+
+def test_only_a_run_that_chose_several_threads_itself_watches_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "choose_threads", lambda requested, step_flops=None: requested or 2)
+    try:
+        auto = Trainer(make_settings(tmp_path / "a", {"epochs": 1}), lambda e: None)
+        auto.setup()
+        fixed = Trainer(make_settings(tmp_path / "f", {"epochs": 1}, device={"threads": 2}), lambda e: None)
+        fixed.setup()
+        assert auto.core_watch is not None and fixed.core_watch is None
+        auto.close(), fixed.close()
+    finally:
+        torch.set_num_threads(1)

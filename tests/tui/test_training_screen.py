@@ -241,3 +241,23 @@ def test_the_progress_bar_is_still_while_no_run_is_active(tmp_path):
             assert bar.percentage == 1 and bar.auto_refresh is None
 
     run(scenario())
+
+
+def test_the_info_line_follows_the_run_s_threads(tmp_path):
+    from engine.events import ThreadsChanged
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            info = lambda: str(screen.query_one("#run-info", Static).render())  # noqa: E731
+            started = _run_started(tmp_path)
+            screen.post_message(EngineEvent(RunStarted(**{**started.__dict__, "threads": 2})))
+            assert await wait_for(pilot, lambda: "fp32, 2 threads |" in info()), info()
+            screen.post_message(EngineEvent(ThreadsChanged(4, 1, 2, 1.0)))
+            assert await wait_for(pilot, lambda: "fp32, 1 thread (cores busy elsewhere) |" in info()), info()
+            screen.post_message(EngineEvent(ThreadsChanged(9, 2, 1, 0.0)))
+            assert await wait_for(pilot, lambda: "fp32, 2 threads |" in info()), info()
+
+    run(scenario())

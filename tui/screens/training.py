@@ -122,11 +122,17 @@ class TrainingScreen(Screen):
             self.query_one(EpochTable).add_epochs(earlier)
             self._redraw_charts(None)
         self._status(f"[b]Running[/b] {_escape(e.run_dir)}" + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else ""))
-        self._device_line = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}, {e.threads} thread{'s' * (e.threads != 1)}"
+        self._device = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}"
+        self._device_line = f"{self._device}, {e.threads} thread{'s' * (e.threads != 1)}"
         self._model_line = f"{e.settings['model']['name']} {e.parameters:,} params | {e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
         self._update_info(None)
+
+    def _on_ThreadsChanged(self, e) -> None:
+        busy = " (cores busy elsewhere)" if e.threads < e.previous else ""
+        self._device_line = f"{self._device}, {e.threads} thread{'s' * (e.threads != 1)}{busy}"
+        self._update_info(self.history.lr[-1] if self.history.lr else None)
 
     def _on_BatchProgressed(self, e) -> None:
         self.query_one(EpochProgress).show(e)
