@@ -1,0 +1,48 @@
+"""The epoch table grows a row an epoch without re-arranging the whole screen."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+
+from pilot_helpers import run
+from tui.widgets.epoch_table import EpochTable
+
+
+class TableApp(App):
+    CSS = "EpochTable { height: 8; } Static { height: 3; }"
+
+    def compose(self) -> ComposeResult:
+        yield EpochTable()
+        yield Static("below the table")
+
+
+def _metrics(epoch: int) -> dict:
+    return {"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.1 / epoch, "train_acc": 0.5, "val_acc": 0.5, "lr": 1e-3, "seconds": 0.1}
+
+
+def test_rows_after_the_scrollbar_appeared_need_no_layout_and_the_newest_row_shows(monkeypatch):
+    layouts = []
+
+    async def scenario():
+        app = TableApp()
+        async with app.run_test(size=(100, 20)) as pilot:
+            table = app.query_one(EpochTable)
+            original = type(app.screen)._refresh_layout
+            monkeypatch.setattr(type(app.screen), "_refresh_layout", lambda self, *a, **k: layouts.append(len(table.rows)) or original(self, *a, **k))
+            for epoch in range(1, 21):
+                table.add_epochs([_metrics(epoch)])
+                await pilot.pause()
+            # 8 lines: the header and 7 rows fit; the 8th row brings the scrollbar, which is a layout
+            assert table.show_vertical_scrollbar
+            assert all(rows <= 8 for rows in layouts), layouts
+            assert table.vertical_scrollbar.window_virtual_size == table.virtual_size.height == 21  # header + 20 rows
+            assert table.scroll_y == table.max_scroll_y > 0  # scrolled to the newest epoch
+            assert table.cursor_row == 19
+            assert "20" in "".join(str(line.text) for line in [table.render_line(y) for y in range(table.size.height)])
+
+            table.reset()  # a new run: the table is empty and the scrollbar goes
+            await pilot.pause()
+            assert table.row_count == 0 and not table.show_vertical_scrollbar
+
+    run(scenario())
