@@ -90,13 +90,20 @@ def _running_elsewhere() -> int:
             return 0
 
 
-def free_cores() -> int:
-    """Cores this process may use, less the ones other processes are busy on (at least 1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, cores - _running_elsewhere())
+def free_cores(window_s: float = 0.1) -> int:
+    """Cores this process may use, less the ones other processes kept busy for `window_s` (at least 1).
+
+    Measured from /proc/stat less this process's own CPU time, so this
+    process's other threads (the console's interface, a worker) never count.
+    Without /proc/stat: less the processes running right now.
+    """
+    cpus = _allowed_cpus()
+    watch = CoreWatch(len(cpus), window_s, cpus=cpus)
+    time.sleep(window_s)
+    others = watch.elsewhere()
+    if others is None:
+        return max(1, len(cpus) - _running_elsewhere())
+    return max(1, len(cpus) - int(others + 0.5))
 
 
 # Below this many FLOPs per training step, waking more OpenMP threads costs more than they

@@ -218,3 +218,29 @@ def test_no_stat_file_means_no_change(tmp_path):
 
 def test_the_busy_time_of_this_machine_s_cpus_is_read():
     assert dev._busy_jiffies(dev._allowed_cpus()) is not None
+
+
+def test_free_cores_leave_out_a_core_a_busy_process_takes_but_not_this_process_s_own_threads():
+    import os
+    import threading
+
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("needs 2 cores")
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(lambda: stop.is_set(), True)])  # this process, busy
+    spinner.start()
+    try:
+        own_busy = dev.free_cores(0.3)
+    finally:
+        stop.set()
+        spinner.join()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        __import__("time").sleep(0.3)
+        beside_hog = dev.free_cores(0.3)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert beside_hog <= cores - 1
+    assert own_busy > beside_hog  # a busy thread of this process is not "another process"
