@@ -21,11 +21,23 @@ def dropout_mask(shape: torch.Size, keep: float) -> torch.Tensor:
     arithmetic on an int16 one, is several times slower here.
     """
     n = shape.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    words = torch.randint(WORD_LOW, WORD_HIGH, (mask_words(n),), dtype=torch.int64)
     lanes = words.view(torch.int16)[:n].view(shape).float()  # integers, uniform over [-32768, 32767]
-    # a half-integer threshold: exactly round(keep * 65536) lane values lie below it
-    threshold = keep * LANE_LEVELS - LANE_LEVELS // 2 - 0.5
-    return lanes.lt_(threshold).mul_(1.0 / keep)  # below: 1 -> 1/keep, above: 0
+    return lanes.lt_(lane_threshold(keep)).mul_(1.0 / keep)  # below: 1 -> 1/keep, above: 0
+
+
+# the random words of a mask: randint over the whole int64 range (its high bound is exclusive)
+WORD_LOW, WORD_HIGH = -(2**63), 2**63 - 1
+
+
+def mask_words(n: int) -> int:
+    """The random 64-bit words a mask of n elements draws: four 16-bit lanes each."""
+    return (n + 3) // 4
+
+
+def lane_threshold(keep: float) -> float:
+    """A half-integer: exactly round(keep * 65536) of the lane values [-32768, 32767] lie below it."""
+    return keep * LANE_LEVELS - LANE_LEVELS // 2 - 0.5
 
 
 def keep_probability(keep: float) -> float:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers import dropout_mask, keep_probability
+from engine.layers import WORD_HIGH, WORD_LOW, keep_probability, lane_threshold, mask_words
 from engine.models import MLP
 
 def autocast(device: torch.device, amp_dtype: torch.dtype | None):
@@ -77,6 +77,7 @@ class FusedMLPStep:
         self.keeps = [keep_probability(1.0 - d.p) if d.p > 0 else None for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))]
         self.params = list(model.parameters())  # their .grad is written in place by every step
         self._targets: dict[int, torch.Tensor] = {}
+        self._masks: dict[int, _MaskBuffers] = {}
         self._adam = _direct_fused_adam(optimizer)
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,11 +86,15 @@ class FusedMLPStep:
                 p.grad = torch.zeros_like(p)
         with torch.no_grad():
             x = xb.flatten(1)
+            masks = self._masks.get(x.shape[0])
+            if masks is None:
+                masks = self._masks[x.shape[0]] = _MaskBuffers(x.shape[0], [fc.out_features for fc in self.layers[:-1]], self.keeps)
+            masks.draw()
             inputs = [x]
-            for fc, keep in zip(self.layers, self.keeps):
+            for fc, mask in zip(self.layers, masks.masks):
                 a = torch.addmm(fc.bias, x, fc.weight.t()).relu_()
-                if keep is not None:
-                    a.mul_(dropout_mask(a.shape, keep))
+                if mask is not None:
+                    a.mul_(mask)
                 inputs.append(a)
                 x = a
             last = self.layers[-1]
@@ -126,6 +131,38 @@ class FusedMLPStep:
         if self.smoothing:
             grad.sub_(self.smoothing / classes)
         return grad.mul_(1.0 / n)
+
+
+class _MaskBuffers:
+    """A step's dropout masks for one batch size, drawn with one call into buffers kept from step to step.
+
+    The words are those `engine.layers.dropout_mask` draws for each layer in
+    turn (one draw of their total is the same stream, checked by the tests),
+    and each mask is built from its layer's lanes by the same rule.
+    """
+
+    def __init__(self, n: int, widths: list[int], keeps: list[float | None]):
+        counts = [mask_words(n * w) if keep is not None else 0 for w, keep in zip(widths, keeps)]
+        self.words = torch.empty(sum(counts), dtype=torch.int64)
+        self.masks: list[torch.Tensor | None] = []
+        self._rules = []
+        start = 0
+        for w, keep, count in zip(widths, keeps, counts):
+            if keep is None:
+                self.masks.append(None)
+                continue
+            lanes = self.words[start:start + count].view(torch.int16)[: n * w].view(n, w)
+            mask = torch.empty(n, w)
+            self.masks.append(mask)
+            self._rules.append((lanes, mask, lane_threshold(keep), 1.0 / keep))
+            start += count
+
+    def draw(self) -> None:
+        if not self._rules:
+            return
+        self.words.random_(WORD_LOW, WORD_HIGH)
+        for lanes, mask, threshold, scale in self._rules:
+            mask.copy_(lanes).lt_(threshold).mul_(scale)
 
 
 def _direct_fused_adam(optimizer: torch.optim.Optimizer) -> Callable[[], None] | None:

@@ -153,3 +153,23 @@ def test_fused_step_survives_zero_grad_set_to_none():
     before = model.fc1.weight.detach().clone()
     step(xb, yb)
     assert not torch.equal(model.fc1.weight, before)
+
+
+def test_a_step_s_masks_drawn_at_once_are_the_ones_dropout_draws_layer_by_layer():
+    from engine.layers import dropout_mask, keep_probability
+    from engine.steps import _MaskBuffers
+
+    keeps = [keep_probability(0.7), None, keep_probability(0.5)]
+    shapes = [(5, 7), (5, 4), (5, 3)]  # 35 and 15 elements: not whole words of four lanes
+    torch.manual_seed(3)
+    expected = [dropout_mask(torch.Size(shape), keep) if keep is not None else None for shape, keep in zip(shapes, keeps)]
+    after = torch.get_rng_state()
+    torch.manual_seed(3)
+    buffers = _MaskBuffers(5, [w for _, w in shapes], keeps)
+    buffers.draw()
+    assert torch.equal(torch.get_rng_state(), after)
+    for got, want in zip(buffers.masks, expected):
+        assert (got is None and want is None) or torch.equal(got, want)
+    first = [m.clone() for m in buffers.masks if m is not None]
+    buffers.draw()  # the next step: new masks in the same buffers
+    assert not all(torch.equal(m, f) for m, f in zip([m for m in buffers.masks if m is not None], first))
