@@ -46,3 +46,29 @@ def test_rows_after_the_scrollbar_appeared_need_no_layout_and_the_newest_row_sho
             assert table.row_count == 0 and not table.show_vertical_scrollbar
 
     run(scenario())
+
+
+def test_a_new_row_draws_its_own_cells_not_the_rows_already_shown(monkeypatch):
+    from textual.widgets import DataTable
+
+    drawn = []
+    original = DataTable._render_cell
+    monkeypatch.setattr(DataTable, "_render_cell", lambda self, row, column, *a, **k: drawn.append(row) or original(self, row, column, *a, **k))
+
+    async def scenario():
+        app = TableApp()
+        async with app.run_test(size=(100, 20)) as pilot:
+            table = app.query_one(EpochTable)
+            table.add_epochs([_metrics(e) for e in (1, 2, 3)])
+            await pilot.pause()
+            drawn.clear()
+            table.add_epochs([_metrics(4)])
+            await pilot.pause()
+            # row 3 (epoch 4) is drawn, and row 2 again: the cursor moved off it
+            assert set(drawn) == {2, 3}, drawn
+            table.reset()
+            table.add_epochs([_metrics(9)])
+            await pilot.pause()
+            assert "9" in str(table.render_line(1).text)  # a new run: nothing kept from the old rows
+
+    run(scenario())

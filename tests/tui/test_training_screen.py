@@ -261,3 +261,53 @@ def test_the_info_line_follows_the_run_s_threads(tmp_path):
             assert await wait_for(pilot, lambda: "fp32, 2 threads |" in info()), info()
 
     run(scenario())
+
+
+def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_return(tmp_path, monkeypatch):
+    """Nothing is drawn for nobody; the return paints the screen as it was left, then the new epochs."""
+    from engine.events import RunFinished
+    import tui.screens.training as training_module
+    from tui.screens.training import TrainingScreen
+    from tui.widgets.metric_chart import CachedPlot
+
+    monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.0, raising=False)  # time enough to look at the first frame back
+    draws, builds = [], []
+    original = TrainingScreen._redraw_charts
+    monkeypatch.setattr(TrainingScreen, "_redraw_charts", lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)))
+    build = CachedPlot._build
+    monkeypatch.setattr(CachedPlot, "_build", lambda self: builds.append(1) or build(self))
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            screen.post_message(EngineEvent(_run_started(tmp_path)))
+            screen.post_message(EngineEvent(_epoch(1)))
+            table = screen.query_one(EpochTable)
+            assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
+            await pilot.pause(0.3)  # painted
+            await pilot.press("1")
+            for n in range(2, 8):
+                screen.post_message(EngineEvent(_epoch(n)))
+            await pilot.pause(0.8)  # longer than EPOCH_SHOW_INTERVAL_S: a visible screen would have drawn them
+            assert table.row_count == 1 and draws == [1]
+            assert screen.history.epochs == list(range(1, 8))  # kept, only not drawn
+            builds.clear()
+            await pilot.press("3")
+            await pilot.pause()
+            assert table.row_count == 1 and builds == [], "the first frame back is the screen as it was left"
+            assert await wait_for(pilot, lambda: table.row_count == 7, timeout=5)
+            assert draws == [1, 7]
+            assert screen.query_one("#loss-chart", MetricChart).epochs == list(range(1, 8))
+
+            await pilot.press("1")  # a run that ends unseen: its last epochs too are drawn on the return
+            screen.post_message(EngineEvent(_epoch(8)))
+            screen.post_message(EngineEvent(RunFinished("completed", "trained 8 epochs", 8, 8, 0.6, "val_loss", str(tmp_path), 3.0)))
+            await pilot.pause(0.3)
+            assert table.row_count == 7
+            await pilot.press("3")
+            assert await wait_for(pilot, lambda: table.row_count == 8, timeout=5)
+            assert "Run finished" in _status(app)
+
+    run(scenario())

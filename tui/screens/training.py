@@ -40,6 +40,10 @@ def pause_point(epoch: int, batch: int, batches: int) -> str:
 # Fast epochs (digits: ~20 a second) are drawn together, at most twice a second: drawing each
 # one re-laid out and repainted the screen, and a key press waited behind those repaints.
 EPOCH_SHOW_INTERVAL_S = 0.5
+# Epochs that arrive while another screen is shown are drawn on the return, this long after
+# it: the screen first paints as it was left (its charts' text is kept), so the key is answered
+# at once, and the table rows and both charts follow.
+RETURN_DRAW_DELAY_S = 0.1
 
 
 class TrainingScreen(Screen):
@@ -152,6 +156,8 @@ class TrainingScreen(Screen):
         if self._show_timer is not None:
             self._show_timer.stop()
             self._show_timer = None
+        if not self.is_current:  # nobody sees it: drawn on the return (on_screen_resume)
+            return
         self._last_shown = time.monotonic()
         events, self._unshown = self._unshown, []
         if not events:
@@ -161,6 +167,10 @@ class TrainingScreen(Screen):
         self.query_one(DiagnosticBadge).show(e.diagnostic)
         self._redraw_charts(e.onset_epoch)
         self._update_info(e.lr)
+
+    def on_screen_resume(self) -> None:
+        if self._unshown and self._show_timer is None:
+            self._show_timer = self.set_timer(RETURN_DRAW_DELAY_S, self._show_epochs)
 
     def _on_RunPaused(self, e) -> None:
         self._show_epochs()

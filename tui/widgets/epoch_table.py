@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
@@ -32,6 +33,21 @@ class EpochTable(DataTable):
 
     _styled_with: tuple | None = None
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # DataTable keys its cell cache on a count that every added row bumps, so each new epoch
+        # drew every visible cell again (~0.3 ms a cell here). An epoch's cells never change once
+        # added: these are kept by row, column, style, width and cursor state.
+        self._cells: LRUCache = LRUCache(20_000)
+
+    def _render_cell(self, row_index: int, column_index: int, base_style, width: int, cursor: bool = False, hover: bool = False):
+        row_key = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
+        key = (row_key, self._column_locations.get_key(column_index), base_style, width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state)
+        lines = self._cells.get(key)
+        if lines is None:
+            lines = self._cells[key] = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        return lines
+
     def watch_virtual_size(self, old: Size, new: Size) -> None:
         """A layout only when a scrollbar comes or goes or the columns widen; else move the scrollbar alone."""
         height = self.container_size.height
@@ -56,6 +72,7 @@ class EpochTable(DataTable):
             self.refresh()
             return
         self._styled_with = styled_with
+        self._cells.clear()
         super().notify_style_update()
 
     def on_mount(self) -> None:
@@ -69,4 +86,5 @@ class EpochTable(DataTable):
         self.move_cursor(row=self.row_count - 1)
 
     def reset(self) -> None:
+        self._cells.clear()
         self.clear()
