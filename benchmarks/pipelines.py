@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
 CONSOLE_TIMEOUT_S = 600
+STEADY_EPOCHS = 4  # --steady: the first epoch warms up; the median of the others is the steady rate
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,10 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=0, help="stop after this many batches (0: one epoch)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (chapter)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the pipeline's own choice)")
-    p.add_argument("--steady", action="store_true", help="engine, console: also train a second epoch and report its rate (steady_samples_per_s)")
+    p.add_argument("--steady", action="store_true",
+                   help=f"engine, console: train {STEADY_EPOCHS} epochs and also report the median rate of all but the first (steady_samples_per_s)")
     p.add_argument("--target-acc", type=float, default=0.0, help="train until this validation accuracy and report the time")
     p.add_argument("--max-epochs", type=int, default=5, help="give up on --target-acc after this many epochs")
-    p.add_argument("--epochs", type=int, default=500, help="digits-memory: epochs to run")
+    p.add_argument("--epochs", type=int, default=500, help="digits-memory, console-ab: epochs to run")
     p.add_argument("--every", type=int, default=50, help="digits-memory: sample RSS every this many epochs")
     p.add_argument("--seconds", type=float, default=2.0, help="matmul: how long to measure")
     return p.parse_args(argv)
@@ -206,15 +209,18 @@ def engine(args) -> dict:
         elif isinstance(e, EpochCompleted):
             out.setdefault("samples_per_s", e.samples_per_s)
             out.setdefault("samples", round(e.samples_per_s * e.seconds))  # approximate; the rate is what counts
-            if e.epoch == 2:
-                out["steady_samples_per_s"] = e.samples_per_s
+            if e.epoch > 1:
+                steady.append(e.samples_per_s)
             if args.target_acc and e.val_acc >= args.target_acc and "time_to_acc_s" not in out:
                 out.update(time_to_acc_s=time.perf_counter() - started, epochs_to_acc=e.epoch, val_acc=e.val_acc)
                 control.stop("benchmark: accuracy reached")
             out["last_val_acc"] = e.val_acc
 
-    epochs = args.max_epochs if args.target_acc else 2 if args.steady else 1
+    steady: list[float] = []
+    epochs = args.max_epochs if args.target_acc else STEADY_EPOCHS if args.steady else 1
     final = Trainer(engine_settings(args, epochs), emit, control).run()
+    if steady:
+        out["steady_samples_per_s"] = statistics.median(steady)
     if isinstance(final, RunFailed):
         raise RuntimeError(final.error)
     if args.target_acc and "time_to_acc_s" not in out:
@@ -226,15 +232,15 @@ def console(args) -> dict:
     """The console app, headless (App.run_test): keys 3 (training screen) then s (start), one epoch.
 
     samples/s and threads come from the run's own events.jsonl (its EpochCompleted and RunStarted).
-    With --steady it trains two epochs: the second one's rate counts what the
-    console draws for the first (table row, charts, badge) while it trains.
+    With --steady it trains STEADY_EPOCHS epochs: the later ones count what the
+    console draws for the one before (table row, charts, badge) while they train.
     """
     import asyncio
 
     try:
         from tui.app import TrainConsole
 
-        app = TrainConsole(engine_settings(args, epochs=2 if args.steady else 1), Path(args.runs) / "settings.toml")
+        app = TrainConsole(engine_settings(args, epochs=STEADY_EPOCHS if args.steady else 1), Path(args.runs) / "settings.toml")
     except Exception as e:  # the console is written by someone else and may not be there yet
         return {"unavailable": f"console not available: {type(e).__name__}: {e}"}
 
@@ -258,8 +264,61 @@ def console(args) -> dict:
         return {"unavailable": f"console run ended without an epoch (outcome {screen.outcome})"}
     out = {"threads": started["threads"], "samples_per_s": epochs[0]["samples_per_s"], "samples": started["train_samples"]}
     if len(epochs) > 1:
-        out["steady_samples_per_s"] = epochs[1]["samples_per_s"]
+        out["steady_samples_per_s"] = statistics.median(e["samples_per_s"] for e in epochs[1:])
     return out
+
+
+def console_ab(args) -> dict:
+    """What the console's drawing costs training, measured in one process: no machine drift between the halves.
+
+    The engine trains in a thread beside the console (as the console runs
+    it), and its events reach the training screen on alternate epochs only:
+    an "on" epoch carries its own progress ticks and the drawing of the epoch
+    before it, an "off" epoch nothing. Returns the median on/off ratio of
+    adjacent epochs.
+    """
+    import asyncio
+    import threading
+
+    from engine.control import RunControl
+    from engine.trainer import Trainer
+    from tui.app import TrainConsole
+    from tui.messages import EngineEvent
+    from tui.runner import console_threads
+    from tui.widgets.epoch_progress import EpochProgress
+
+    settings = engine_settings(args, epochs=args.epochs)
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    state = {"on": True, "screen": None}
+
+    def emit(e) -> None:
+        if type(e).__name__ == "EpochCompleted":
+            rates[state["on"]].append(e.samples_per_s)
+            state["on"] = not state["on"]  # this epoch's own draw falls in the next one
+        if state["on"] and state["screen"] is not None:
+            state["screen"].post_message(EngineEvent(e))
+
+    async def drive():
+        app = TrainConsole(settings, Path(args.runs) / "settings.toml")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("3")
+            while not app.torch_ready:
+                await asyncio.sleep(0.05)
+            state["screen"] = app.screen
+            import torch
+
+            torch.set_num_threads(console_threads(settings.device.threads))  # as tui.runner starts a run
+            trainer = Trainer(settings, emit, RunControl(), set_threads=False, progress_interval_s=EpochProgress.MIN_INTERVAL_S)
+            thread = threading.Thread(target=trainer.run)
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.1)
+            return trainer.threads
+
+    threads = asyncio.run(drive())
+    pairs = [on / off for on, off in zip(rates[True][1:], rates[False][1:])]  # the first epoch warms up
+    return {"threads": threads, "ratio": statistics.median(pairs) if pairs else None, "pairs": [round(p, 3) for p in pairs],
+            "on": rates[True], "off": rates[False]}
 
 
 # -- the contrast -----------------------------------------------------------------------
@@ -361,14 +420,14 @@ def digits_memory(args) -> dict:
 
 
 PIPELINES = {
-    "chapter": chapter, "tensors": tensors, "engine": engine, "console": console, "lightning": lightning,
+    "chapter": chapter, "tensors": tensors, "engine": engine, "console": console, "console-ab": console_ab, "lightning": lightning,
     "matmul": matmul, "digits-memory": digits_memory,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.name in ("engine", "console", "digits-memory"):
+    if args.name in ("engine", "console", "console-ab", "digits-memory"):
         import engine.cli  # noqa: F401  sets OMP_WAIT_POLICY as `trainconsole` does, before torch loads
     result = PIPELINES[args.name](args)
     result.update(name=args.name, batch=args.batch, peak_rss_mb=round(_status_mb("VmHWM"), 1), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
