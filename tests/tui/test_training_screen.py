@@ -106,6 +106,16 @@ def _run_started(run_dir, start_epoch: int = 0) -> RunStarted:
     return RunStarted(str(run_dir), settings, "cpu", "x86_64", 1000, 1437, 360, 23, "in-memory", "fp32", start_epoch, 5, 1)
 
 
+def _count_chart_draws(monkeypatch) -> list[int]:
+    """The epochs in the screen's history at each redraw of its charts."""
+    from tui.screens.training import TrainingScreen
+
+    draws: list[int] = []
+    original = TrainingScreen._redraw_charts
+    monkeypatch.setattr(TrainingScreen, "_redraw_charts", lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)))
+    return draws
+
+
 def _epoch(epoch: int) -> EpochCompleted:
     return EpochCompleted(epoch, 5, 0.5, 0.6, 0.8, 0.7, 1e-3, 0.1, 9000.0, Diagnostic("ok", "fine"), False, None)
 
@@ -196,11 +206,8 @@ def test_the_epoch_table_keeps_its_drawn_cells_across_a_screen_switch(tmp_path, 
 def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
     """Fast epochs (digits: ~20 a second) are drawn at most twice a second; none is lost, and the end shows at once."""
     from engine.events import RunFinished
-    from tui.screens.training import TrainingScreen
 
-    draws = []
-    original = TrainingScreen._redraw_charts
-    monkeypatch.setattr(TrainingScreen, "_redraw_charts", lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)))
+    draws = _count_chart_draws(monkeypatch)
 
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
@@ -267,13 +274,10 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
     """Nothing is drawn for nobody; the return paints the screen as it was left, then the new epochs."""
     from engine.events import RunFinished
     import tui.screens.training as training_module
-    from tui.screens.training import TrainingScreen
     from tui.widgets.metric_chart import CachedPlot
 
     monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.0, raising=False)  # time enough to look at the first frame back
-    draws, builds = [], []
-    original = TrainingScreen._redraw_charts
-    monkeypatch.setattr(TrainingScreen, "_redraw_charts", lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)))
+    draws, builds = _count_chart_draws(monkeypatch), []
     build = CachedPlot._build
     monkeypatch.setattr(CachedPlot, "_build", lambda self: builds.append(1) or build(self))
 
