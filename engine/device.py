@@ -90,37 +90,6 @@ def _running_elsewhere() -> int:
             return 0
 
 
-def free_cores(window_s: float = 0.1) -> int:
-    """Cores this process may use, less the ones other processes kept busy for `window_s` (at least 1).
-
-    Measured from /proc/stat less this process's own CPU time, so this
-    process's other threads (the console's interface, a worker) never count.
-    Without /proc/stat: less the processes running right now.
-    """
-    cpus = _allowed_cpus()
-    watch = CoreWatch(len(cpus), window_s, cpus=cpus)
-    time.sleep(window_s)
-    others = watch.elsewhere()
-    if others is None:
-        return max(1, len(cpus) - _running_elsewhere())
-    return max(1, len(cpus) - int(others + 0.5))
-
-
-# Below this many FLOPs per training step, waking more OpenMP threads costs more than they
-# save: measured on 2 cores, the chapter's MLP (~90 MFLOP a step at batch 64) trains ~15 % faster
-# on 1 thread than on 2, and ~15 % slower on 1 thread at batch 1024 (~1.4 GFLOP a step).
-PARALLEL_STEP_FLOPS = 300e6
-
-
-def choose_threads(requested: int = 0, reserve: int = 0, step_flops: float | None = None) -> int:
-    """Threads for torch's intra-op pool: the request; else 1 for small steps; else the free cores less `reserve`."""
-    if requested > 0:
-        return requested
-    if step_flops is not None and step_flops < PARALLEL_STEP_FLOPS:
-        return 1
-    return max(1, free_cores() - reserve)
-
-
 def _allowed_cpus() -> set[int]:
     try:
         return set(os.sched_getaffinity(0))
@@ -204,6 +173,37 @@ class CoreWatch:
         else:
             self._clear_windows = 0
         return None
+
+
+def free_cores(window_s: float = 0.1) -> int:
+    """Cores this process may use, less the ones other processes kept busy for `window_s` (at least 1).
+
+    Measured from /proc/stat less this process's own CPU time, so this
+    process's other threads (the console's interface, a worker) never count.
+    Without /proc/stat: less the processes running right now.
+    """
+    cpus = _allowed_cpus()
+    watch = CoreWatch(len(cpus), window_s, cpus=cpus)
+    time.sleep(window_s)
+    others = watch.elsewhere()
+    if others is None:
+        return max(1, len(cpus) - _running_elsewhere())
+    return max(1, len(cpus) - int(others + 0.5))
+
+
+# Below this many FLOPs per training step, waking more OpenMP threads costs more than they
+# save: measured on 2 cores, the chapter's MLP (~90 MFLOP a step at batch 64) trains ~15 % faster
+# on 1 thread than on 2, and ~15 % slower on 1 thread at batch 1024 (~1.4 GFLOP a step).
+PARALLEL_STEP_FLOPS = 300e6
+
+
+def choose_threads(requested: int = 0, reserve: int = 0, step_flops: float | None = None) -> int:
+    """Threads for torch's intra-op pool: the request; else 1 for small steps; else the free cores less `reserve`."""
+    if requested > 0:
+        return requested
+    if step_flops is not None and step_flops < PARALLEL_STEP_FLOPS:
+        return 1
+    return max(1, free_cores() - reserve)
 
 
 def training_step_flops(model, sample, batch_size: int) -> float | None:
