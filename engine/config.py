@@ -58,7 +58,7 @@ class DeviceSettings:
     """Which device trains the model."""
 
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", device=True)
-    threads: int = _f(0, "CPU threads for torch (0: choose from the free cores).", min=0)
+    threads: int = _f(0, "CPU threads for torch (0: choose from the free cores); fewer while other processes take cores.", min=0)
 
 
 @dataclass

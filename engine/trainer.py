@@ -82,7 +82,7 @@ class Trainer:
                  set_threads: bool = True, progress_interval_s: float | None = None, follow_free_cores: bool | None = None):
         self.settings = settings
         self.progress_interval_s = progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
-        # threads resized to the free cores while training (CoreWatch); None: where the trainer chose them itself
+        # threads resized to the free cores while training (CoreWatch); None: where the trainer sets the threads itself
         self.follow_free_cores = follow_free_cores
         self.core_watch: CoreWatch | None = None
         self._emit_user = emit
@@ -118,7 +118,7 @@ class Trainer:
             self.threads = choose_threads(s.device.threads, step_flops=flops)
             torch.set_num_threads(self.threads)
         follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
-        if follow and self.device.type == "cpu" and not s.device.threads and self.threads > 1:
+        if follow and self.device.type == "cpu" and self.threads > 1:  # `device.threads` is then the most it uses
             self.core_watch = CoreWatch(self.threads)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)

@@ -263,14 +263,15 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     assert any(json.loads(line)["type"] == "ThreadsChanged" for line in open(Path(trainer.run_dir) / "events.jsonl"))
 
 
-def test_only_a_run_that_chose_several_threads_itself_watches_the_cores(tmp_path, monkeypatch):
+def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_does_not(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "choose_threads", lambda requested, step_flops=None: requested or 2)
     try:
-        auto = Trainer(make_settings(tmp_path / "a", {"epochs": 1}), lambda e: None)
-        auto.setup()
-        fixed = Trainer(make_settings(tmp_path / "f", {"epochs": 1}, device={"threads": 2}), lambda e: None)
-        fixed.setup()
-        assert auto.core_watch is not None and fixed.core_watch is None
-        auto.close(), fixed.close()
+        watched = {}
+        for name, threads in (("auto", 0), ("fixed", 2), ("one", 1)):
+            trainer = Trainer(make_settings(tmp_path / name, {"epochs": 1}, device={"threads": threads}), lambda e: None)
+            trainer.setup()
+            watched[name] = trainer.core_watch is not None and trainer.core_watch.chosen
+            trainer.close()
+        assert watched == {"auto": 2, "fixed": 2, "one": False}  # threads = 2 is the most a run uses
     finally:
         torch.set_num_threads(1)
