@@ -7,7 +7,6 @@ imported by a background worker after mount.
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -219,10 +218,7 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
 
 
 def main(config_path: str = "settings.toml", settings: Settings | None = None) -> int:
-    from engine.cli import OPENMP_DEFAULTS  # where `trainconsole` did not set them already
-
-    for name, value in OPENMP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    import engine.cli  # noqa: F401  its import sets OPENMP_DEFAULTS (unless the user did) before torch loads
     error = None
     if settings is None:
         settings, error = load_initial_settings(config_path)

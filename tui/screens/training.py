@@ -46,6 +46,10 @@ EPOCH_SHOW_INTERVAL_S = 0.5
 RETURN_DRAW_DELAY_S = 0.1
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' * (n != 1)}"
+
+
 class TrainingScreen(Screen):
     BINDINGS = [Binding("s", "start", "Start"), Binding("p", "pause", "Pause/resume"), Binding("x", "stop", "Stop & save")]
     AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
@@ -127,15 +131,14 @@ class TrainingScreen(Screen):
             self._redraw_charts(None)
         self._status(f"[b]Running[/b] {_escape(e.run_dir)}" + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else ""))
         self._device = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}"
-        self._device_line = f"{self._device}, {e.threads} thread{'s' * (e.threads != 1)}"
+        self._threads = _threads(e.threads)
         self._model_line = f"{e.settings['model']['name']} {e.parameters:,} params | {e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
         self._update_info(None)
 
     def _on_ThreadsChanged(self, e) -> None:
-        busy = " (cores busy elsewhere)" if e.threads < e.previous else ""
-        self._device_line = f"{self._device}, {e.threads} thread{'s' * (e.threads != 1)}{busy}"
+        self._threads = _threads(e.threads) + (" (cores busy elsewhere)" if e.threads < e.previous else "")
         self._update_info(self.history.lr[-1] if self.history.lr else None)
 
     def _on_BatchProgressed(self, e) -> None:
@@ -231,7 +234,7 @@ class TrainingScreen(Screen):
             m = gpu_memory(self._cuda_index)
             gpu = f" | GPU {m['used'] / 1e9:.1f}/{m['total'] / 1e9:.1f} GB"
         # one line (app.tcss: nowrap): no new layout needed
-        self.query_one("#run-info", Static).update(f"{self._device_line}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}", layout=False)
+        self.query_one("#run-info", Static).update(f"{self._device}, {self._threads}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}", layout=False)
 
     def _status(self, text: str, variant: str = "") -> None:
         status = self.query_one("#run-status", Static)
