@@ -76,8 +76,7 @@ class FusedMLPStep:
         # per hidden layer: the keep probability its masks are drawn with, or None without dropout
         self.keeps = [keep_probability(1.0 - d.p) if d.p > 0 else None for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))]
         self.params = list(model.parameters())  # their .grad is written in place by every step
-        self._targets: dict[int, torch.Tensor] = {}
-        self._masks: dict[int, _MaskBuffers] = {}
+        self._buffers: dict[int, _BatchBuffers] = {}  # by batch size: an epoch's last batch may be smaller
         self._adam = _direct_fused_adam(optimizer)
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,12 +85,12 @@ class FusedMLPStep:
                 p.grad = torch.zeros_like(p)
         with torch.no_grad():
             x = xb.flatten(1)
-            masks = self._masks.get(x.shape[0])
-            if masks is None:
-                masks = self._masks[x.shape[0]] = _MaskBuffers(x.shape[0], [fc.out_features for fc in self.layers[:-1]], self.keeps)
-            masks.draw()
+            buffers = self._buffers.get(x.shape[0])
+            if buffers is None:
+                buffers = self._buffers[x.shape[0]] = _BatchBuffers(x.shape[0], [fc.out_features for fc in self.layers[:-1]], self.keeps, self.smoothing)
+            buffers.draw()
             inputs = [x]
-            for fc, mask in zip(self.layers, masks.masks):
+            for fc, mask in zip(self.layers, buffers.masks):
                 a = torch.addmm(fc.bias, x, fc.weight.t()).relu_()
                 if mask is not None:
                     a.mul_(mask)
@@ -104,7 +103,7 @@ class FusedMLPStep:
                 loss = F.cross_entropy(logits, yb, label_smoothing=self.smoothing)
             else:
                 loss = F.nll_loss(log_probs, yb)
-            grad = self._logits_grad(log_probs, yb)
+            grad = self._logits_grad(log_probs, yb, buffers.target)
             for i in range(len(self.layers) - 1, -1, -1):
                 fc, a_prev = self.layers[i], inputs[i]
                 torch.mm(grad.t(), a_prev, out=fc.weight.grad)
@@ -121,27 +120,27 @@ class FusedMLPStep:
             self.optimizer.step()
         return loss, logits
 
-    def _logits_grad(self, log_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _logits_grad(self, log_probs: torch.Tensor, y: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
         """(softmax − target) / n, the target being one-hot or label-smoothed; overwrites log_probs."""
         n, classes = log_probs.shape
-        hit = self._targets.get(n)
-        if hit is None:
-            hit = self._targets[n] = torch.full((n, 1), -(1.0 - self.smoothing), device=log_probs.device)
         grad = log_probs.exp_().scatter_add_(1, y.unsqueeze(1), hit)
         if self.smoothing:
             grad.sub_(self.smoothing / classes)
         return grad.mul_(1.0 / n)
 
 
-class _MaskBuffers:
-    """A step's dropout masks for one batch size, drawn with one call into buffers kept from step to step.
+class _BatchBuffers:
+    """What a step of one batch size keeps from step to step: its dropout masks and its target column.
 
-    The words are those `engine.layers.dropout_mask` draws for each layer in
-    turn (one draw of their total is the same stream, checked by the tests),
-    and each mask is built from its layer's lanes by the same rule.
+    The masks are drawn with one call into kept buffers. Their words are those
+    `engine.layers.dropout_mask` draws for each layer in turn (one draw of
+    their total is the same stream, checked by the tests), and each mask is
+    built from its layer's lanes by the same rule. The step is CPU-only, so
+    both live on the CPU.
     """
 
-    def __init__(self, n: int, widths: list[int], keeps: list[float | None]):
+    def __init__(self, n: int, widths: list[int], keeps: list[float | None], smoothing: float):
+        self.target = torch.full((n, 1), -(1.0 - smoothing))  # added at each label's softmax: one-hot or smoothed
         counts = [mask_words(n * w) if keep is not None else 0 for w, keep in zip(widths, keeps)]
         self.words = torch.empty(sum(counts), dtype=torch.int64)
         self.masks: list[torch.Tensor | None] = []

@@ -157,7 +157,7 @@ def test_fused_step_survives_zero_grad_set_to_none():
 
 def test_a_step_s_masks_drawn_at_once_are_the_ones_dropout_draws_layer_by_layer():
     from engine.layers import dropout_mask, keep_probability
-    from engine.steps import _MaskBuffers
+    from engine.steps import _BatchBuffers
 
     keeps = [keep_probability(0.7), None, keep_probability(0.5)]
     shapes = [(5, 7), (5, 4), (5, 3)]  # 35 and 15 elements: not whole words of four lanes
@@ -165,7 +165,7 @@ def test_a_step_s_masks_drawn_at_once_are_the_ones_dropout_draws_layer_by_layer(
     expected = [dropout_mask(torch.Size(shape), keep) if keep is not None else None for shape, keep in zip(shapes, keeps)]
     after = torch.get_rng_state()
     torch.manual_seed(3)
-    buffers = _MaskBuffers(5, [w for _, w in shapes], keeps)
+    buffers = _BatchBuffers(5, [w for _, w in shapes], keeps, 0.0)
     buffers.draw()
     assert torch.equal(torch.get_rng_state(), after)
     for got, want in zip(buffers.masks, expected):
