@@ -76,3 +76,23 @@ def test_a_new_row_draws_its_own_cells_not_the_rows_already_shown(monkeypatch):
             assert "9" in str(table.render_line(1).text)  # a new run: nothing kept from the old rows
 
     run(scenario())
+
+
+def test_after_many_epochs_the_table_keeps_about_a_screen_of_rendered_rows():
+    """DataTable's caches are keyed on a count each row bumps: left alone, they fill with dead rows that every full collection walks."""
+    from tui.widgets.epoch_table import CELLS_KEPT, ROWS_KEPT
+
+    async def scenario():
+        app = TableApp()
+        async with app.run_test(size=(100, 20)) as pilot:
+            table = app.query_one(EpochTable)
+            for start in range(1, 501, 25):
+                table.add_epochs([_metrics(e) for e in range(start, start + 25)])
+                await pilot.pause()
+            assert table.row_count == 500
+            caches = {"cells": table._cell_render_cache, "rows": table._row_render_cache, "renderables": table._row_renderable_cache, "lines": table._line_cache}
+            assert {name: len(cache) for name, cache in caches.items() if len(cache) > ROWS_KEPT} == {}
+            assert 0 < len(table._cells) <= CELLS_KEPT
+            assert "500" in "".join(str(table.render_line(y).text) for y in range(table.size.height))
+
+    run(scenario())

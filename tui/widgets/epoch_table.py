@@ -8,6 +8,11 @@ from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 from textual.widgets import DataTable
 
+# the rendered cells kept: a tall screen's rows (~60) by the 10 columns, and the cursor row's
+CELLS_KEPT = 1_000
+# the rows, lines (and cells, behind the ones above) that DataTable's own caches keep: a screen's
+ROWS_KEPT = 200
+
 COLUMNS = ("epoch", "train loss", "train acc", "val loss", "val acc", "gap", "lr", "s", "diagnostic", "best")
 
 
@@ -38,7 +43,16 @@ class EpochTable(DataTable):
         # DataTable keys its cell cache on a count that every added row bumps, so each new epoch
         # drew every visible cell again (~0.3 ms a cell here). An epoch's cells never change once
         # added: these are kept by row, column, style, width and cursor state.
-        self._cells: LRUCache = LRUCache(20_000)
+        self._cells: LRUCache = LRUCache(CELLS_KEPT)
+        # DataTable's own caches are keyed on that count too: every epoch turns what they hold into
+        # dead entries (10,000 cells, 1,000 rows: ~70,000 objects) that every full garbage
+        # collection walks, ~60 ms while a key press waits. They are emptied as rows arrive
+        # (add_epochs) and hold no more than a screen.
+        for cache in self._count_keyed_caches():
+            cache.maxsize = ROWS_KEPT
+
+    def _count_keyed_caches(self) -> tuple[LRUCache, ...]:
+        return (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache)
 
     def _render_cell(self, row_index: int, column_index: int, base_style, width: int, cursor: bool = False, hover: bool = False):
         row_key = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
@@ -83,6 +97,8 @@ class EpochTable(DataTable):
     def add_epochs(self, rows: list[dict]) -> None:
         for metrics in rows:
             self.add_row(*epoch_row(metrics), key=str(metrics["epoch"]))
+        for cache in self._count_keyed_caches():
+            cache.clear()  # keyed on the count add_row bumped: nothing in them can be read again
         self.move_cursor(row=self.row_count - 1)
 
     def reset(self) -> None:
