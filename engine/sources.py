@@ -338,6 +338,19 @@ def _factory(settings: DataSettings, seed: int) -> Source:
     return DatasetSource(settings.dataset, train, test, len(names), names, decodable=False)
 
 
+def import_loader(dataset: str) -> None:
+    """Import the modules a built-in dataset is loaded with, for a caller that pays for them ahead of a run.
+
+    The console does it while it warms up: scikit-learn, which `digits` (the
+    default) needs, is ~40,000 objects that Python's full garbage collections
+    would otherwise walk for the rest of the session.
+    """
+    if dataset == "digits":
+        import sklearn.datasets  # noqa: F401
+    elif dataset in TORCHVISION or dataset == "image-folder":
+        import torchvision.datasets  # noqa: F401
+
+
 def load_source(settings: DataSettings, seed: int) -> Source:
     name = settings.dataset
     if name == "digits":

@@ -6,16 +6,16 @@ imported by a background worker after mount.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.config import Settings, SettingsError, load_settings
+from tui import heap
 from tui.messages import TorchReady
 
 MODES = ("environment", "configuration", "training", "checkpoints")
@@ -75,33 +75,49 @@ class TrainConsole(App):
         self.settings_error = settings_error
         self.run_control: Any = None  # RunControl of the active run (set by the Runner)
         self.torch_ready = False
+        self._heap_held = False  # collections are off from mount until PyTorch is ready
+        self.input_pause = heap.InputPause()
         self._after_torch: list[Callable[[], None]] = []
 
     def on_mount(self) -> None:
         if self.settings_error:
             self.notify(f"{self.settings_error}\nUsing built-in defaults.", title="Settings", severity="error", timeout=10, markup=False)
-        self._warm_up()
+        heap.hold()  # no collection walks the warm-up's imports: they are frozen when it is done
+        self._heap_held = True
+        self._warm_up(self.settings.data.dataset)
+
+    def on_unmount(self) -> None:
+        # never wait for a whole run: the loop stops at the next batch boundary and saves last.pth
+        self._stop_run("console closed")
+        if self._heap_held:  # closed before PyTorch was ready
+            heap.release()
+        self.input_pause.end()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self.input_pause.input_seen(self)
+        await super().on_event(event)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up")
-    def _warm_up(self) -> None:
+    def _warm_up(self, dataset: str) -> None:
         try:
             import engine.checkpoints  # noqa: F401  (torch, torchvision-free)
             import engine.trainer  # noqa: F401
 
             _first_step()
             _import_torchvision()
+            _import_loader(dataset)
         except Exception as e:  # pragma: no cover - a broken torch install
             self.post_message(TorchReady(f"{type(e).__name__}: {e}"))
             return
         self.post_message(TorchReady())
 
     def on_torch_ready(self, message: TorchReady) -> None:
+        heap.settle()
+        self._heap_held = False
         if message.error:
             self.notify(f"PyTorch failed to load: {message.error}", severity="error", timeout=30, markup=False)
             return
-        # a gen-2 collection over torch's objects stalls the event loop; freeze them once
-        gc.collect()
-        gc.freeze()
         self.torch_ready = True
         callbacks, self._after_torch = self._after_torch, []
         for callback in callbacks:
@@ -163,10 +179,6 @@ class TrainConsole(App):
         if self.run_control is not None:
             self.run_control.stop(reason)
 
-    def on_unmount(self) -> None:
-        # never wait for a whole run: the loop stops at the next batch boundary and saves last.pth
-        self._stop_run("console closed")
-
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode in MODES:
@@ -207,6 +219,16 @@ def _import_torchvision() -> None:
     try:
         import torchvision  # noqa: F401
     except Exception:  # the environment screen reports a broken torchvision
+        pass
+
+
+def _import_loader(dataset: str) -> None:
+    """The configured dataset's loader modules (scikit-learn for digits), imported before they are frozen with torch's."""
+    from engine.sources import import_loader
+
+    try:
+        import_loader(dataset)
+    except Exception:  # the run that needs them reports it
         pass
 
 

@@ -388,3 +388,12 @@ def test_in_memory_takes_booleans_as_well_as_words(tiny_settings):
     assert tiny_settings("data.in_memory=true").data.in_memory == "true"
     with pytest.raises(SettingsError, match="allowed: auto, true, false"):
         tiny_settings("data.in_memory='sometimes'")
+
+
+def test_import_loader_imports_what_a_built_in_dataset_loads_with():
+    import subprocess
+
+    code = ("import sys; from engine.sources import import_loader; import_loader('csv'); a = 'sklearn.datasets' in sys.modules; "
+            "import_loader('digits'); print(a, 'sklearn.datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=True)
+    assert out.stdout.split() == ["False", "True"]
