@@ -315,3 +315,29 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
             assert "Run finished" in _status(app)
 
     run(scenario())
+
+
+def test_an_epoch_that_arrives_just_after_the_return_waits_for_the_screen_to_paint(tmp_path, monkeypatch):
+    """The first epoch of a quiet spell is drawn at once, except in the moment after a return: the key is answered first."""
+    import tui.screens.training as training_module
+
+    monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.0, raising=False)
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            screen.post_message(EngineEvent(_run_started(tmp_path)))
+            screen.post_message(EngineEvent(_epoch(1)))
+            table = screen.query_one(EpochTable)
+            assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
+            await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch would show at once
+            await pilot.press("1")
+            await pilot.press("3")
+            screen.post_message(EngineEvent(_epoch(2)))
+            await pilot.pause(0.3)
+            assert table.row_count == 1, "drawn before the return's first frame"
+            assert await wait_for(pilot, lambda: table.row_count == 2, timeout=5)
+
+    run(scenario())

@@ -40,9 +40,9 @@ def pause_point(epoch: int, batch: int, batches: int) -> str:
 # Fast epochs (digits: ~20 a second) are drawn together, at most twice a second: drawing each
 # one re-laid out and repainted the screen, and a key press waited behind those repaints.
 EPOCH_SHOW_INTERVAL_S = 0.5
-# Epochs that arrive while another screen is shown are drawn on the return, this long after
-# it: the screen first paints as it was left (its charts' text is kept), so the key is answered
-# at once, and the table rows and both charts follow.
+# Epochs that arrive while another screen is shown, or just after the return to this one, are
+# drawn this long after the return: the screen first paints as it was left (its charts' text is
+# kept), so the key is answered at once, and the table rows and both charts follow.
 RETURN_DRAW_DELAY_S = 0.1
 
 
@@ -61,7 +61,7 @@ class TrainingScreen(Screen):
         self.batches = 0  # per epoch, from RunStarted
         self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
         self._unshown: list[Any] = []  # EpochCompleted events received but not drawn yet (see _show_epochs)
-        self._last_shown = 0.0
+        self._last_shown = self._resumed = 0.0
         self._show_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -148,7 +148,7 @@ class TrainingScreen(Screen):
         self.history.add(e.metrics())
         self._unshown.append(e)
         if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
-            wait = self._last_shown + EPOCH_SHOW_INTERVAL_S - time.monotonic()
+            wait = max(self._last_shown + EPOCH_SHOW_INTERVAL_S, self._resumed + RETURN_DRAW_DELAY_S) - time.monotonic()
             if wait <= 0:
                 self._show_epochs()
             else:
@@ -172,6 +172,7 @@ class TrainingScreen(Screen):
         self._update_info(e.lr)
 
     def on_screen_resume(self) -> None:
+        self._resumed = time.monotonic()
         if self._unshown and self._show_timer is None:
             self._show_timer = self.set_timer(RETURN_DRAW_DELAY_S, self._show_epochs)
 
