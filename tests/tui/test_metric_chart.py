@@ -69,6 +69,36 @@ def test_the_plot_is_built_again_only_after_new_data(monkeypatch):
     run(scenario())
 
 
+def test_a_held_chart_shows_its_last_plot_until_released(monkeypatch):
+    """A return to the training screen paints first: data that came while it was away is plotted after."""
+    builds = []
+    original = CachedPlot._build
+    monkeypatch.setattr(CachedPlot, "_build", lambda self: builds.append(1) or original(self))
+
+    async def scenario():
+        app = ChartApp()
+        async with app.run_test(size=(40, 14)) as pilot:
+            chart = app.query_one(MetricChart)
+            chart.show([1, 2], {"train": [1.0, 0.5]})
+            await pilot.pause()
+            plot = chart.query_one(PlotextPlot)
+            first, built = str(plot.render()), len(builds)
+            chart.hold()
+            chart.show([1, 2, 3], {"train": [1.0, 0.5, 0.2]})
+            await pilot.pause()
+            assert str(plot.render()) == first and len(builds) == built
+            chart.release()
+            await pilot.pause()
+            assert str(plot.render()) != first and len(builds) == built + 1
+
+            chart.hold()
+            await pilot.resize_terminal(50, 14)  # a new size cannot show the old text: built at once
+            await pilot.pause()
+            assert len(builds) == built + 2 and len(str(plot.render()).splitlines()[0]) == 50
+
+    run(scenario())
+
+
 def test_long_histories_are_decimated_evenly_and_keep_the_newest_point():
     from tui.widgets.metric_chart import MAX_POINTS, decimate
 

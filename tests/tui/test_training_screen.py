@@ -14,7 +14,7 @@ from tui.app import TrainConsole
 from tui.messages import EngineEvent
 from tui.widgets.diagnostic_badge import DiagnosticBadge
 from tui.widgets.epoch_table import EpochTable
-from tui.widgets.metric_chart import MetricChart
+from tui.widgets.metric_chart import CachedPlot, MetricChart
 
 ENDED = ("completed", "early_stopped", "stopped", "nan", "failed")
 
@@ -339,5 +339,33 @@ def test_an_epoch_that_arrives_just_after_the_return_waits_for_the_screen_to_pai
             await pilot.pause(0.3)
             assert table.row_count == 1, "drawn before the return's first frame"
             assert await wait_for(pilot, lambda: table.row_count == 2, timeout=5)
+
+    run(scenario())
+
+
+def test_a_draw_that_falls_due_just_after_a_return_waits_for_the_screen_to_paint(tmp_path, monkeypatch):
+    """Epochs queued before the screen was left are drawn RETURN_DRAW_DELAY_S after the return, not when they fell due."""
+    import tui.screens.training as training_module
+
+    monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.5, raising=False)
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            screen = app.screen
+            screen.post_message(EngineEvent(_run_started(tmp_path)))
+            screen.post_message(EngineEvent(_epoch(1)))
+            screen.post_message(EngineEvent(_epoch(2)))  # drawn EPOCH_SHOW_INTERVAL_S after the first
+            table = screen.query_one(EpochTable)
+            assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
+            await pilot.press("1")
+            await pilot.press("3")
+            assert all(chart.query_one(CachedPlot)._held for chart in screen.query(MetricChart))
+            await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)
+            assert table.row_count == 1, "drawn when it fell due, right after the return"
+            assert await wait_for(pilot, lambda: table.row_count == 2, timeout=5)
+            assert not any(chart.query_one(CachedPlot)._held for chart in screen.query(MetricChart))
+            assert screen.query_one("#loss-chart", MetricChart).epochs == [1, 2]
 
     run(scenario())

@@ -61,7 +61,8 @@ class TrainingScreen(Screen):
         self.batches = 0  # per epoch, from RunStarted
         self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
         self._unshown: list[Any] = []  # EpochCompleted events received but not drawn yet (see _show_epochs)
-        self._last_shown = self._resumed = 0.0
+        self._last_shown = 0.0
+        self._left = False  # another screen was shown since this one was: a resume is a return
         self._show_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -148,7 +149,7 @@ class TrainingScreen(Screen):
         self.history.add(e.metrics())
         self._unshown.append(e)
         if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
-            wait = max(self._last_shown + EPOCH_SHOW_INTERVAL_S, self._resumed + RETURN_DRAW_DELAY_S) - time.monotonic()
+            wait = self._last_shown + EPOCH_SHOW_INTERVAL_S - time.monotonic()
             if wait <= 0:
                 self._show_epochs()
             else:
@@ -172,9 +173,25 @@ class TrainingScreen(Screen):
         self._update_info(e.lr)
 
     def on_screen_resume(self) -> None:
-        self._resumed = time.monotonic()
-        if self._unshown and self._show_timer is None:
-            self._show_timer = self.set_timer(RETURN_DRAW_DELAY_S, self._show_epochs)
+        # nothing is drawn before a return has painted: not the epochs that came meanwhile, nor
+        # a draw that was due, nor charts whose new data never reached the screen before it was left
+        if not self._left:  # the first show: there is nothing to return to
+            return
+        self._left = False
+        if self._show_timer is not None:
+            self._show_timer.stop()
+        charts = list(self.query(MetricChart))
+        for chart in charts:
+            chart.hold()
+        self._show_timer = self.set_timer(RETURN_DRAW_DELAY_S, lambda: self._after_return(charts))
+
+    def on_screen_suspend(self) -> None:
+        self._left = True
+
+    def _after_return(self, charts: list[MetricChart]) -> None:
+        for chart in charts:
+            chart.release()
+        self._show_epochs()
 
     def _on_RunPaused(self, e) -> None:
         self._show_epochs()

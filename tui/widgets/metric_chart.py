@@ -89,14 +89,24 @@ class CachedPlot(PlotextPlot):
         super().__init__()
         self._version = 0
         self._cache: tuple[tuple, Text] | None = None
+        self._held = False
 
     def changed(self) -> None:
         self._version += 1
         self.refresh()
 
+    def hold(self) -> None:
+        """Until `release`, show the text last built (at this size and theme) even if the data changed since."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+        if self._cache is not None and self._cache[0][0] != self._version:
+            self.refresh()
+
     def render(self) -> Text:
         key = (self._version, self.size, self.app.theme)
-        if self._cache is None or self._cache[0] != key:
+        if self._cache is None or (self._cache[0] != key and not (self._held and self._cache[0][1:] == key[1:])):
             self._cache = (key, self._build())
         return self._cache[1].copy()
 
@@ -146,6 +156,13 @@ class MetricChart(Widget):
 
     def clear(self) -> None:
         self.show([], {}, None)
+
+    def hold(self) -> None:
+        """Keep showing the plot as it was last drawn (a screen's return paints first, draws after)."""
+        self.query_one(CachedPlot).hold()
+
+    def release(self) -> None:
+        self.query_one(CachedPlot).release()
 
     def colors(self) -> dict[str, tuple[int, int, int]]:
         return {name: SERIES_COLORS.get(name, OTHER_COLORS[i % len(OTHER_COLORS)]) for i, name in enumerate(self.series)}
