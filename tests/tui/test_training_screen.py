@@ -317,34 +317,8 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
     run(scenario())
 
 
-def test_an_epoch_that_arrives_just_after_the_return_waits_for_the_screen_to_paint(tmp_path, monkeypatch):
-    """The first epoch of a quiet spell is drawn at once, except in the moment after a return: the key is answered first."""
-    import tui.screens.training as training_module
-
-    monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.0, raising=False)
-
-    async def scenario():
-        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
-            screen.post_message(EngineEvent(_run_started(tmp_path)))
-            screen.post_message(EngineEvent(_epoch(1)))
-            table = screen.query_one(EpochTable)
-            assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
-            await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch would show at once
-            await pilot.press("1")
-            await pilot.press("3")
-            screen.post_message(EngineEvent(_epoch(2)))
-            await pilot.pause(0.3)
-            assert table.row_count == 1, "drawn before the return's first frame"
-            assert await wait_for(pilot, lambda: table.row_count == 2, timeout=5)
-
-    run(scenario())
-
-
-def test_a_draw_that_falls_due_just_after_a_return_waits_for_the_screen_to_paint(tmp_path, monkeypatch):
-    """Epochs queued before the screen was left are drawn RETURN_DRAW_DELAY_S after the return, not when they fell due."""
+def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
+    """Neither a draw that falls due just after the return nor an epoch that arrives then: both wait RETURN_DRAW_DELAY_S."""
     import tui.screens.training as training_module
 
     monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.5, raising=False)
@@ -354,18 +328,27 @@ def test_a_draw_that_falls_due_just_after_a_return_waits_for_the_screen_to_paint
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3")
             screen = app.screen
+            charts = list(screen.query(MetricChart))
+            held = lambda: [chart.query_one(CachedPlot)._held for chart in charts]  # noqa: E731
             screen.post_message(EngineEvent(_run_started(tmp_path)))
             screen.post_message(EngineEvent(_epoch(1)))
-            screen.post_message(EngineEvent(_epoch(2)))  # drawn EPOCH_SHOW_INTERVAL_S after the first
+            screen.post_message(EngineEvent(_epoch(2)))  # due EPOCH_SHOW_INTERVAL_S after the first
             table = screen.query_one(EpochTable)
             assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
             await pilot.press("1")
             await pilot.press("3")
-            assert all(chart.query_one(CachedPlot)._held for chart in screen.query(MetricChart))
+            assert held() == [True, True], "the charts show what they showed when the screen was left"
             await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)
             assert table.row_count == 1, "drawn when it fell due, right after the return"
             assert await wait_for(pilot, lambda: table.row_count == 2, timeout=5)
-            assert not any(chart.query_one(CachedPlot)._held for chart in screen.query(MetricChart))
-            assert screen.query_one("#loss-chart", MetricChart).epochs == [1, 2]
+            assert held() == [False, False] and charts[0].epochs == [1, 2]
+
+            await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch would show at once
+            await pilot.press("1")
+            await pilot.press("3")
+            screen.post_message(EngineEvent(_epoch(3)))
+            await pilot.pause(0.3)
+            assert table.row_count == 2, "drawn before the return's first frame"
+            assert await wait_for(pilot, lambda: table.row_count == 3, timeout=5)
 
     run(scenario())
