@@ -83,17 +83,17 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
 
 
 def format_evaluation(r: dict[str, Any]) -> str:
+    """The report as text: the confusion matrix as narrow as its numbers, each row ending in its class's accuracy."""
     lines = [
         f"Checkpoint : {r['checkpoint']}",
         f"Split      : {r['split']} ({r['samples']} samples)",
         f"Loss       : {r['loss']:.4f}",
         f"Accuracy   : {r['accuracy']:.2%}",
-        "Per class  : " + "  ".join(f"{c}: {a:.1%}" if a is not None else f"{c}: -" for c, a in zip(r["classes"], r["per_class_accuracy"])),
         "Confusion matrix (rows: true class, columns: predicted):",
     ]
-    names = [str(c)[:6] for c in r["classes"]]
-    width = max(6, max(len(n) for n in names), max(len(str(v)) for row in r["confusion_matrix"] for v in row))
-    lines.append(" " * (width + 1) + " ".join(f"{n:>{width}}" for n in names))
-    for name, row in zip(names, r["confusion_matrix"]):
-        lines.append(f"{name:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    names = [str(c)[:8] for c in r["classes"]]
+    width = max(max(len(n) for n in names), max(len(str(v)) for row in r["confusion_matrix"] for v in row))
+    lines.append(" " * width + "".join(f" {n:>{width}}" for n in names) + "     acc")
+    for name, row, acc in zip(names, r["confusion_matrix"], r["per_class_accuracy"]):
+        lines.append(f"{name:>{width}}" + "".join(f" {v:>{width}}" for v in row) + f" {f'{acc:.1%}' if acc is not None else '-':>7}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,10 @@ def test_eval_of_a_run_folder_and_of_last_and_the_text_report(run_dir, tmp_path,
     assert last.returncode == 0, last.stderr
     final = list(read_jsonl(run_dir / "metrics.jsonl"))[-1]
     assert f"Accuracy   : {final['val_acc']:.2%}" in last.stdout and "Confusion matrix" in last.stdout
+    lines = last.stdout.splitlines()
+    matrix = lines[lines.index(next(line for line in lines if line.startswith("Confusion matrix"))) + 1:][:11]
+    assert matrix[0].split()[-1] == "acc" and len({len(line) for line in matrix}) == 1  # a header and 10 rows, aligned
+    assert all(re.fullmatch(r"\d+\.\d%|-", row.split()[-1]) for row in matrix[1:])
 
 
 def test_eval_on_another_device_than_the_run(run_dir, capsys):

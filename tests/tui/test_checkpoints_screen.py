@@ -47,6 +47,9 @@ def test_list_evaluate_resume_and_delete_a_run(tmp_path):
             await pilot.press("e")
             details = screen.query_one("#ck-details", Static)
             assert await wait_for(pilot, lambda: "Accuracy" in str(details.render()), timeout=20)
+            await pilot.pause()
+            longest = max(len(line) for line in str(details.render()).splitlines())
+            assert details.size.width >= longest, "the report is wrapped (a confusion matrix loses its shape): it scrolls instead"
 
             app.set_settings(app.settings.replace("training.epochs", 3))  # train one epoch more
             await pilot.press("r")
