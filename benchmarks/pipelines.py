@@ -9,7 +9,7 @@ NAME is one of:
   console     (d) trainconsole inside the console: the Textual app, headless, run started with keys 3 then s
   lightning   (e) PyTorch Lightning's Trainer over the TensorDataset loader
   matmul      the hardware bound: 2048x2048 fp32 matmul FLOP/s
-  digits-memory  RSS over a long run of the default settings (digits)
+  digits-memory  RSS over a long run of the default settings (digits), headless or (--console) in the console
 
 Each measurement runs in its own process so that VmHWM is that pipeline's own peak.
 samples/s counts the training phase only: from the first batch to the last of the epoch (or of --batches).
@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, default=5, help="give up on --target-acc after this many epochs")
     p.add_argument("--epochs", type=int, default=500, help="digits-memory, console-ab: epochs to run")
     p.add_argument("--every", type=int, default=50, help="digits-memory: sample RSS every this many epochs")
+    p.add_argument("--console", action="store_true", help="digits-memory: train inside the console (headless), which draws every epoch")
     p.add_argument("--seconds", type=float, default=2.0, help="matmul: how long to measure")
     return p.parse_args(argv)
 
@@ -413,10 +414,43 @@ def digits_memory(args) -> dict:
 
     settings = from_dict({"run": {"name": "digits-memory", "runs_dir": args.runs}, "training": {"epochs": args.epochs}}, "benchmark settings")
     started = time.perf_counter()
-    final = Trainer(settings, emit).run()
-    if isinstance(final, RunFailed):
-        raise RuntimeError(final.error)
+    if args.console:
+        rss = _console_memory(settings, args.every)
+    else:
+        final = Trainer(settings, emit).run()
+        if isinstance(final, RunFailed):
+            raise RuntimeError(final.error)
     return {"rss_mb": rss, "seconds": time.perf_counter() - started}
+
+
+def _console_memory(settings, every: int) -> dict[int, float]:
+    """RSS every `every` epochs of a run inside the console (headless, keys 3 then s): table rows, charts, history."""
+    import asyncio
+
+    from tui.app import TrainConsole
+
+    app = TrainConsole(settings, Path(settings.run.runs_dir) / "settings.toml")
+    rss: dict[int, float] = {}
+
+    async def drive():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("3")
+            await pilot.press("s")
+            screen = app.screen
+            table = screen.query_one("#epoch-table")
+            deadline = time.monotonic() + CONSOLE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                mark = table.row_count // every * every  # epochs come drawn in twos and tens: the first look past each mark
+                if mark and mark not in rss:
+                    rss[mark] = round(_status_mb("VmRSS"), 1)
+                if screen.outcome not in ("idle", "starting", "running", "paused"):
+                    break
+
+    asyncio.run(drive())
+    if not rss:
+        raise RuntimeError("the console run drew no epoch")
+    return rss
 
 
 PIPELINES = {

@@ -280,6 +280,8 @@ def run(plan: dict, tmp: Path) -> dict:
     }
     out["console_ab"] = bench.measure("console-ab", ["--epochs", plan["ab_epochs"]], label="console on/off, one process")
     out["memory"] = bench.measure("digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"]], label="digits memory")
+    out["memory_console"] = bench.measure("digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"], "--console"],
+                                          label="digits memory, in the console")
     out["paint"] = bench.first_paint()
     out["keys"] = bench.key_latency()
     out["keys_digits"] = bench.key_latency("digits")
@@ -332,11 +334,13 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         kept[label] = ratio(median([loaded]), median([quiet]))
         lines.append(f"| {label} | {spread([quiet])} | {spread([loaded])} | {fmt(kept[label] and 100 * kept[label], '.0f', ' %')} | {threads([quiet, loaded])} |")
 
-    rss = {int(k): v for k, v in out["memory"].get("rss_mb", {}).items()}
-    first, last = (rss[min(rss)], rss[max(rss)]) if rss else (None, None)
-    growth = last - first if rss else None
-    lines += ["", f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), RSS MiB every {plan['memory_every']} epochs: "
-              + (", ".join(f"{k}: {v:,.1f}" for k, v in sorted(rss.items())) if rss else out["memory"].get("error", "n/a"))]
+    growths = []
+    for key, where in (("memory", "headless"), ("memory_console", "in the console, which draws every epoch")):
+        rss = {int(k): v for k, v in out[key].get("rss_mb", {}).items()}
+        growths.append(rss[max(rss)] - rss[min(rss)] if len(rss) > 1 else None)
+        lines += ["", f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), {where}, RSS MiB every {plan['memory_every']} epochs: "
+                  + (", ".join(f"{k}: {v:,.1f}" for k, v in sorted(rss.items())) if rss else out[key].get("error", "n/a"))]
+    growth = None if None in growths else max(growths)
     paint = out["paint"].get("seconds")
     paint_median = statistics.median(paint) if paint else None
     lines.append("First paint (`trainconsole` started in a 120×40 tmux pane until the pane first shows anything): "
@@ -373,12 +377,12 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         (f"console ≥ 0.95× headless ({LATER}, median of round ratios)", console_ratio, lambda v: v >= 0.95, ".2f", "×"),
         ("first paint ≤ 1 s", paint_median, lambda v: v <= 1.0, ".2f", " s"),
         ("key press answered ≤ 100 ms while training (slowest)", keys_max and 1000 * keys_max, lambda v: v <= 100, ".0f", " ms"),
-        (f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB)", growth, lambda v: v <= 10, "+.1f", " MiB"),
+        (f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB; the larger of headless and console)", growth, lambda v: v <= 10, "+.1f", " MiB"),
     ]
     lines += ["", "| Target | measured | |", "|---|---|---|"]
     lines += [f"| {label} | {fmt(value, spec, unit)} | {verdict(value, ok)} |" for label, value, ok, spec, unit in targets]
     every = [r for k in ROUND for r in out[k]] + out["a_workers"] + out["c_1024"] + list(out["matmul"].values()) + list(out["tta"].values())
-    every += [r for pair in out["contention"].values() for r in pair] + [out["console_ab"], out["memory"], out["paint"], out["keys"], out["keys_digits"]]
+    every += [r for pair in out["contention"].values() for r in pair] + [out["console_ab"], out["memory"], out["memory_console"], out["paint"], out["keys"], out["keys_digits"]]
     return "\n".join(lines), not any("error" in r for r in every)
 
 
