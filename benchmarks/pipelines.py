@@ -18,6 +18,7 @@ samples/s counts the training phase only: from the first batch to the last of th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -236,8 +237,6 @@ def console(args) -> dict:
     With --steady it trains STEADY_EPOCHS epochs: the later ones count what the
     console draws for the one before (table row, charts, badge) while they train.
     """
-    import asyncio
-
     try:
         from tui.app import TrainConsole
 
@@ -245,16 +244,7 @@ def console(args) -> dict:
     except Exception as e:  # the console is written by someone else and may not be there yet
         return {"unavailable": f"console not available: {type(e).__name__}: {e}"}
 
-    async def drive():
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("3")
-            await pilot.press("s")
-            deadline = time.monotonic() + CONSOLE_TIMEOUT_S
-            while getattr(app.screen, "outcome", None) in ("idle", "starting", "running", "paused") and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            return app.screen
-
-    screen = asyncio.run(drive())
+    screen = asyncio.run(_train_in_console(app))
     run_dir = getattr(screen, "run_dir", None)
     if not run_dir:
         return {"unavailable": f"console not available: keys 3, s started no run (screen {type(screen).__name__}, outcome {getattr(screen, 'outcome', '?')})"}
@@ -269,6 +259,25 @@ def console(args) -> dict:
     return out
 
 
+async def _train_in_console(app, look=None, poll_s: float = 0.05):
+    """Keys 3 (training screen) then s (start) in the headless app; every poll_s, look(screen) until the run ends.
+
+    The training screen, at its end (its outcome says how the run went).
+    """
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.press("s")
+        screen = app.screen
+        deadline = time.monotonic() + CONSOLE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(poll_s)
+            if look is not None:
+                look(screen)  # once more after the end: the run's end draws its last epochs
+            if getattr(screen, "outcome", None) not in ("idle", "starting", "running", "paused"):
+                break
+        return screen
+
+
 def console_ab(args) -> dict:
     """What the console's drawing costs training, measured in one process: no machine drift between the halves.
 
@@ -278,7 +287,6 @@ def console_ab(args) -> dict:
     before it, an "off" epoch nothing. Returns the median on/off ratio of
     adjacent epochs.
     """
-    import asyncio
     import threading
 
     from engine.control import RunControl
@@ -425,29 +433,17 @@ def digits_memory(args) -> dict:
 
 def _console_memory(settings, every: int) -> dict[int, float]:
     """RSS every `every` epochs of a run inside the console (headless, keys 3 then s): table rows, charts, history."""
-    import asyncio
-
     from tui.app import TrainConsole
 
     app = TrainConsole(settings, Path(settings.run.runs_dir) / "settings.toml")
     rss: dict[int, float] = {}
 
-    async def drive():
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("3")
-            await pilot.press("s")
-            screen = app.screen
-            table = screen.query_one("#epoch-table")
-            deadline = time.monotonic() + CONSOLE_TIMEOUT_S
-            while time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-                mark = table.row_count // every * every  # epochs come drawn in twos and tens: the first look past each mark
-                if mark and mark not in rss:
-                    rss[mark] = round(_status_mb("VmRSS"), 1)
-                if screen.outcome not in ("idle", "starting", "running", "paused"):
-                    break
+    def look(screen) -> None:
+        mark = screen.query_one("#epoch-table").row_count // every * every  # epochs come drawn in twos and tens: the first look past each mark
+        if mark and mark not in rss:
+            rss[mark] = round(_status_mb("VmRSS"), 1)
 
-    asyncio.run(drive())
+    asyncio.run(_train_in_console(app, look, poll_s=0.02))
     if not rss:
         raise RuntimeError("the console run drew no epoch")
     return rss
