@@ -22,13 +22,18 @@ def _plot_text(chart: MetricChart) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", plt.build())
 
 
+def _overfitting(n: int) -> tuple[list[int], dict[str, list[float]]]:
+    """n epochs of train and val curves that part (train 1/e, val 1/e + e/2n): the val loss turns up after a few epochs."""
+    epochs = list(range(1, n + 1))
+    return epochs, {"train": [1 / e for e in epochs], "val": [1 / e + e / (2 * n) for e in epochs]}
+
+
 def test_series_names_and_the_onset_are_in_the_title_line_not_over_the_plot():
     async def scenario():
         app = ChartApp()
         async with app.run_test(size=(40, 14)) as pilot:
             chart = app.query_one(MetricChart)
-            epochs = list(range(1, 11))
-            chart.show(epochs, {"train": [1 / e for e in epochs], "val": [1 / e + e / 20 for e in epochs]}, onset=2)
+            chart.show(*_overfitting(10), onset=2)
             await pilot.pause()
             title = str(chart.query_one(".chart-title", Static).render())
             assert title == "loss  ━ train  ━ val  ┃ onset 2"
@@ -128,8 +133,7 @@ def test_the_chart_widget_shows_what_textual_plotext_would_render():
         app = ChartApp()
         async with app.run_test(size=(50, 16)) as pilot:
             chart = app.query_one(MetricChart)
-            epochs = list(range(1, 21))
-            chart.show(epochs, {"train": [1 / e for e in epochs], "val": [1 / e + e / 40 for e in epochs]}, onset=5)
+            chart.show(*_overfitting(20), onset=5)
             await pilot.pause()
             plot = chart.query_one(CachedPlot)
             assert _segments(plot.render()) == _segments(PlotextPlot.render(plot))

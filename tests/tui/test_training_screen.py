@@ -120,6 +120,15 @@ def _epoch(epoch: int) -> EpochCompleted:
     return EpochCompleted(epoch, 5, 0.5, 0.6, 0.8, 0.7, 1e-3, 0.1, 9000.0, Diagnostic("ok", "fine"), False, None)
 
 
+async def _training_screen(pilot, *events):
+    """Key 3, then the events handed to the training screen as the runner hands them."""
+    await pilot.press("3")
+    screen = pilot.app.screen
+    for event in events:
+        screen.post_message(EngineEvent(event))
+    return screen
+
+
 def test_a_resumed_run_shows_each_epoch_once_when_the_loop_is_ahead_of_the_screen(tmp_path):
     """RunStarted reaches the screen late under load: metrics.jsonl may already hold the epoch after the resume."""
     (tmp_path / "metrics.jsonl").write_text("".join(to_json(_epoch(n).metrics()) + "\n" for n in (1, 2)))
@@ -127,10 +136,7 @@ def test_a_resumed_run_shows_each_epoch_once_when_the_loop_is_ahead_of_the_scree
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
-            for event in (_run_started(tmp_path, start_epoch=1), _epoch(2)):
-                screen.post_message(EngineEvent(event))
+            screen = await _training_screen(pilot, _run_started(tmp_path, start_epoch=1), _epoch(2))
             await pilot.pause()
             assert screen.query_one(EpochTable).row_count == 2
             assert screen.query_one("#loss-chart", MetricChart).epochs == [1, 2]
@@ -145,10 +151,7 @@ def test_the_paused_status_and_the_progress_bar_name_the_same_point(tmp_path):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
-            for event in (_run_started(tmp_path), BatchProgressed(2, 23, 23, 9000.0, 0.0, 0.4), RunPaused(3, 0)):
-                screen.post_message(EngineEvent(event))
+            screen = await _training_screen(pilot, _run_started(tmp_path), BatchProgressed(2, 23, 23, 9000.0, 0.0, 0.4), RunPaused(3, 0))
             await pilot.pause()
             assert "Paused after epoch 2" in _status(app), _status(app)
             assert _bar(app) == (2, 23, 23)
@@ -212,11 +215,7 @@ def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
-            screen.post_message(EngineEvent(_run_started(tmp_path)))
-            for n in range(1, 21):
-                screen.post_message(EngineEvent(_epoch(n)))
+            screen = await _training_screen(pilot, _run_started(tmp_path), *map(_epoch, range(1, 21)))
             await pilot.pause()
             table = screen.query_one(EpochTable)
             assert table.row_count == 1, "the first epoch of a quiet spell is drawn at once, the next ones wait"
@@ -256,11 +255,8 @@ def test_the_info_line_follows_the_run_s_threads(tmp_path):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
+            screen = await _training_screen(pilot, RunStarted(**{**_run_started(tmp_path).__dict__, "threads": 2}))
             info = lambda: str(screen.query_one("#run-info", Static).render())  # noqa: E731
-            started = _run_started(tmp_path)
-            screen.post_message(EngineEvent(RunStarted(**{**started.__dict__, "threads": 2})))
             assert await wait_for(pilot, lambda: "fp32, 2 threads |" in info()), info()
             screen.post_message(EngineEvent(ThreadsChanged(4, 1, 2, 1.0)))
             assert await wait_for(pilot, lambda: "fp32, 1 thread (cores busy elsewhere) |" in info()), info()
@@ -284,10 +280,7 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
-            screen.post_message(EngineEvent(_run_started(tmp_path)))
-            screen.post_message(EngineEvent(_epoch(1)))
+            screen = await _training_screen(pilot, _run_started(tmp_path), _epoch(1))
             table = screen.query_one(EpochTable)
             assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
             await pilot.pause(0.3)  # painted
@@ -326,13 +319,9 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            screen = app.screen
+            screen = await _training_screen(pilot, _run_started(tmp_path), _epoch(1), _epoch(2))  # the second due EPOCH_SHOW_INTERVAL_S after the first
             charts = list(screen.query(MetricChart))
             held = lambda: [chart.query_one(CachedPlot)._held for chart in charts]  # noqa: E731
-            screen.post_message(EngineEvent(_run_started(tmp_path)))
-            screen.post_message(EngineEvent(_epoch(1)))
-            screen.post_message(EngineEvent(_epoch(2)))  # due EPOCH_SHOW_INTERVAL_S after the first
             table = screen.query_one(EpochTable)
             assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
             await pilot.press("1")
