@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import reprlib
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,47 @@ MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+# Bounds a value must keep to so that the OS, C code and other TOML readers accept it later in the run.
+COUNT_MAX = 1_000_000  # epochs, patience, step sizes, ...: TOML integers are 64-bit, C's often 32
+SEED_MAX = 2**32 - 1  # numpy's seeds stop here (torch's at 2**64 - 1)
+THREADS_MAX = 1024
+SIZE_MAX, LAYERS_MAX = 65_536, 64  # model.hidden and model.channels: widths and how many
+NAME_BYTES_MAX = 240  # a folder name is at most 255 bytes; run.name leaves room for the -N of a taken name
+PATH_BYTES_MAX, PART_BYTES_MAX = 4095, 255  # Linux PATH_MAX less the NUL, NAME_MAX
+OPTIONS_DEPTH_MAX, OPTIONS_VALUES_MAX = 8, 10_000
+FILE_BYTES_MAX = 2**20
+TOML_INT_MIN, TOML_INT_MAX = -(2**63), 2**63 - 1
+SYNTHETIC_OPTIONS = {"samples": 2000, "features": 20, "classes": 3, "noise": 0.5}
+SYNTHETIC_ELEMENTS_MAX = 100_000_000  # samples x features (or classes) floats: 400 MB
+
+
+def _one_line(text: str) -> str:
+    """Line breaks, control characters and lone surrogates spelled as escapes: a message stays one printable line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class SettingsError(ValueError):
     """Bad settings: the message is one line naming the file, key, value and what is allowed."""
+
+    def __init__(self, message: str):
+        super().__init__(_one_line(str(message)))
+
+
+class _Shown(reprlib.Repr):
+    """A value as a message shows it: short, shallow, and never failing on an integer of thousands of digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = 80
+        self.maxlevel, self.maxlist, self.maxdict = 3, 8, 8
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_shown = _Shown().repr
 
 
 def _f(default: Any, doc: str, **rules: Any) -> Any:
@@ -48,9 +90,9 @@ def _f(default: Any, doc: str, **rules: Any) -> Any:
 class RunSettings:
     """Where and under which name a run is recorded."""
 
-    name: str = _f("digits-mlp", "Run name; the run folder is runs_dir/name (a suffix is added if it exists).", nonempty=True)
-    runs_dir: str = _f("runs", "Folder that holds one sub-folder per run.", nonempty=True)
-    seed: int = _f(0, "Random seed for weights, shuffling and splits (-1: no fixed seed).", min=-1)
+    name: str = _f("digits-mlp", "Run name; the run folder is runs_dir/name (a suffix is added if it exists).", nonempty=True, folder_name=True)
+    runs_dir: str = _f("runs", "Folder that holds one sub-folder per run.", nonempty=True, path=True)
+    seed: int = _f(0, "Random seed for weights, shuffling and splits (-1: no fixed seed; at most 2**32 - 1, numpy's limit).", min=-1, max=SEED_MAX)
 
 
 @dataclass
@@ -58,7 +100,7 @@ class DeviceSettings:
     """Which device trains the model."""
 
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", device=True)
-    threads: int = _f(0, "CPU threads for torch (0: choose from the free cores); fewer while other processes take cores.", min=0)
+    threads: int = _f(0, "CPU threads for torch (0: choose from the free cores); fewer while other processes take cores.", min=0, max=THREADS_MAX)
 
 
 @dataclass
@@ -66,9 +108,9 @@ class DataSettings:
     """The dataset, its split and how it is batched."""
 
     dataset: str = _f("digits", "digits, mnist, fashion-mnist, cifar10, synthetic, csv, image-folder, or package.module:function.", choices=DATASETS, importable=True)
-    root: str = _f("data", "Folder of torchvision datasets (mnist, fashion-mnist, cifar10).", nonempty=True)
+    root: str = _f("data", "Folder of torchvision datasets (mnist, fashion-mnist, cifar10).", nonempty=True, path=True)
     download: bool = _f(False, "Download torchvision datasets into root when missing (needs a network).")
-    path: str = _f("", "CSV file (csv) or folder of class sub-folders (image-folder).")
+    path: str = _f("", "CSV file (csv) or folder of class sub-folders (image-folder).", path=True)
     label_column: str = _f("label", "csv: name of the label column; the other columns are features.", nonempty=True)
     image_size: int = _f(32, "image-folder: images are resized to image_size x image_size.", min=4, max=1024)
     batch_size: int = _f(64, "Training batch size.", min=1, max=1_000_000)
@@ -85,9 +127,9 @@ class ModelSettings:
     """The network to train."""
 
     name: str = _f("mlp", "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.", model=True)
-    hidden: list = _f([256, 128], "mlp: sizes of the hidden layers ([]: none, a linear model, i.e. logistic regression).", ints=True, min=1)
+    hidden: list = _f([256, 128], "mlp: sizes of the hidden layers ([]: none, a linear model, i.e. logistic regression).", ints=True, min=1, max=SIZE_MAX)
     dropout: float = _f(0.3, "Dropout probability after each hidden layer (mlp, cnn).", min=0.0, max=0.99)
-    channels: list = _f([32, 64], "cnn: channels of the convolution blocks (at least one block).", ints=True, min=1)
+    channels: list = _f([32, 64], "cnn: channels of the convolution blocks (at least one block).", ints=True, min=1, max=SIZE_MAX)
     options: dict = _f({}, "Extra keyword arguments for a torchvision or package.module:Class model (mlp and cnn take none).")
 
 
@@ -95,15 +137,15 @@ class ModelSettings:
 class TrainingSettings:
     """The optimisation loop."""
 
-    epochs: int = _f(20, "Number of epochs (raise it and resume to train longer).", min=1, max=1_000_000)
+    epochs: int = _f(20, "Number of epochs (raise it and resume to train longer).", min=1, max=COUNT_MAX)
     optimizer: str = _f("adam", "adam, adamw or sgd.", choices=OPTIMIZERS)
     lr: float = _f(1e-3, "Learning rate.", min_exclusive=0.0, max=10.0)
     weight_decay: float = _f(0.0, "Weight decay (L2 penalty).", min=0.0, max=1.0)
     momentum: float = _f(0.9, "sgd: momentum.", min=0.0, max=0.999)
     scheduler: str = _f("none", "none, step, cosine, onecycle or plateau.", choices=SCHEDULERS)
-    step_size: int = _f(10, "step: epochs between learning-rate decays.", min=1)
+    step_size: int = _f(10, "step: epochs between learning-rate decays.", min=1, max=COUNT_MAX)
     gamma: float = _f(0.1, "step and plateau: factor applied to the learning rate.", min_exclusive=0.0, max=1.0)
-    patience: int = _f(0, "Early stopping: epochs without improvement of monitor before stopping (0: off).", min=0)
+    patience: int = _f(0, "Early stopping: epochs without improvement of monitor before stopping (0: off).", min=0, max=COUNT_MAX)
     monitor: str = _f("val_loss", "Metric that picks best.pth and drives early stopping and plateau.", choices=MONITORS)
     grad_clip: float = _f(0.0, "Clip the gradient norm to this value (0: off).", min=0.0)
     label_smoothing: float = _f(0.0, "Label smoothing of the cross-entropy loss.", min=0.0, max=0.9)
@@ -120,17 +162,17 @@ class DiagnosticsSettings:
     overfit_loss_gap: float = _f(0.5, "OVERFITTING when val_loss - train_loss exceeds this.", min=0.0)
     overfit_acc_gap: float = _f(0.1, "OVERFITTING when train_acc - val_acc exceeds this.", min=0.0, max=1.0)
     underfit_loss: float = _f(1.0, "UNDERFITTING when train_loss stays above this ...", min=0.0)
-    underfit_after: int = _f(20, "... after this many epochs.", min=0)
+    underfit_after: int = _f(20, "... after this many epochs.", min=0, max=COUNT_MAX)
     onset_margin: float = _f(0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0)
-    onset_min_epochs: int = _f(10, "Overfitting onset is looked for only after this many epochs.", min=1)
+    onset_min_epochs: int = _f(10, "Overfitting onset is looked for only after this many epochs.", min=1, max=COUNT_MAX)
 
 
 @dataclass
 class CheckpointSettings:
     """What is written to runs_dir/name/checkpoints."""
 
-    every: int = _f(0, "Also keep epoch_N.pth every N epochs (0: off).", min=0)
-    keep: int = _f(3, "How many epoch_N.pth files to keep (newest first).", min=1)
+    every: int = _f(0, "Also keep epoch_N.pth every N epochs (0: off).", min=0, max=COUNT_MAX)
+    keep: int = _f(3, "How many epoch_N.pth files to keep (newest first).", min=1, max=COUNT_MAX)
 
 
 @dataclass
@@ -184,7 +226,7 @@ def _is_import_path(value: str) -> bool:
 
 
 def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) -> Any:
-    where = f"{source}: {section}.{f.name} = {value!r}"
+    where = f"{source}: {section}.{f.name} = {_shown(value)}"
     rules = f.metadata
     kind = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())  # type: ignore[misc]
     if kind is bool:
@@ -195,26 +237,18 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingsError(f"{where}: expected an integer")
     elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SettingsError(f"{where}: expected a number")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise SettingsError(f"{where}: expected a finite number")
+        value = _finite_float(where, value)
     elif kind is str:
         if isinstance(value, bool) and rules.get("boolean"):  # in_memory = false, as well as "false"
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise SettingsError(f"{where}: expected a string")
+        _check_text(where, value)
+        _check_file_name(where, value, rules)
     elif kind is list:
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise SettingsError(f"{where}: expected a list of integers, e.g. [256, 128]")
-        if "min" in rules and any(v < rules["min"] for v in value):
-            raise SettingsError(f"{where}: every size must be at least {rules['min']}")
-        return list(value)
+        return _check_sizes(where, value, rules)
     elif kind is dict:
-        if not isinstance(value, dict):
-            raise SettingsError(f"{where}: expected a table, e.g. {{ samples = 2000 }}")
-        return dict(value)
+        return _check_options(where, value)
     if "min" in rules and value < rules["min"]:
         raise SettingsError(f"{where}: must be at least {rules['min']}")
     if "min_exclusive" in rules and value <= rules["min_exclusive"]:
@@ -232,6 +266,87 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
     if rules.get("model"):
         _check_model_name(where, value)
     return value
+
+
+def _finite_float(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingsError(f"{where}: expected a number")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise SettingsError(f"{where}: expected a finite number") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{where}: expected a finite number")
+    return value
+
+
+def _check_text(where: str, text: str) -> None:
+    """Text that UTF-8 can encode and a line can hold: what settings.toml, a path and a message need."""
+    if text.isprintable():
+        return
+    for i, c in enumerate(text):
+        category = unicodedata.category(c)
+        if category == "Cs":  # Python's stand-in for a byte that was not UTF-8 (an undecodable argument)
+            raise SettingsError(f"{where}: not UTF-8 text ({c!r} at character {i})")
+        if category in ("Cc", "Zl", "Zp"):
+            raise SettingsError(f"{where}: control character {c!r} at character {i}")
+
+
+def _check_file_name(where: str, value: str, rules: Any) -> None:
+    size = len(value.encode("utf-8"))
+    if rules.get("folder_name"):
+        if value in (".", "..") or any(sep and sep in value for sep in ("/", os.sep, os.altsep)):
+            raise SettingsError(f"{where}: must be a plain folder name (no '/', not '.' or '..')")
+        if size > NAME_BYTES_MAX:
+            raise SettingsError(f"{where}: {size} bytes long, at most {NAME_BYTES_MAX} (the file system's limit less a suffix)")
+    if rules.get("path"):
+        if size > PATH_BYTES_MAX:
+            raise SettingsError(f"{where}: {size} bytes long, at most {PATH_BYTES_MAX}")
+        if any(len(part.encode("utf-8")) > PART_BYTES_MAX for part in value.split("/")):
+            raise SettingsError(f"{where}: a folder or file name in it is longer than {PART_BYTES_MAX} bytes")
+
+
+def _check_sizes(where: str, value: Any, rules: Any) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise SettingsError(f"{where}: expected a list of integers, e.g. [256, 128]")
+    if len(value) > LAYERS_MAX:
+        raise SettingsError(f"{where}: {len(value)} sizes, at most {LAYERS_MAX}")
+    if any(v < rules["min"] for v in value):
+        raise SettingsError(f"{where}: every size must be at least {rules['min']}")
+    if any(v > rules["max"] for v in value):
+        raise SettingsError(f"{where}: every size must be at most {rules['max']}")
+    return list(value)
+
+
+def _check_options(where: str, options: Any) -> dict[str, Any]:
+    """A free table of keyword arguments: plain TOML values (text, numbers, true/false, arrays, tables), bounded."""
+    if not isinstance(options, dict):
+        raise SettingsError(f"{where}: expected a table, e.g. {{ samples = 2000 }}")
+    pending, count = [(options, 1)], 0
+    while pending:  # not recursive: a nesting as deep as the caller's stack is refused, not crashed on
+        value, depth = pending.pop()
+        count += 1
+        if count > OPTIONS_VALUES_MAX:
+            raise SettingsError(f"{where}: more than {OPTIONS_VALUES_MAX} values")
+        if isinstance(value, (dict, list)):
+            if depth > OPTIONS_DEPTH_MAX:
+                raise SettingsError(f"{where}: arrays and tables nested more than {OPTIONS_DEPTH_MAX} deep")
+            if isinstance(value, dict):
+                for key in value:
+                    if not isinstance(key, str):
+                        raise SettingsError(f"{where}: key {_shown(key)} is not text")
+                    _check_text(f"{where}: key {_shown(key)}", key)
+            pending.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+        elif isinstance(value, str):
+            _check_text(where, value)
+        elif isinstance(value, bool):
+            pass
+        elif isinstance(value, int):
+            if not TOML_INT_MIN <= value <= TOML_INT_MAX:
+                raise SettingsError(f"{where}: {_shown(value)} is beyond a 64-bit integer")
+        elif not (isinstance(value, float) and math.isfinite(value)):
+            raise SettingsError(f"{where}: {_shown(value)} is not a plain value (text, a finite number, true/false, an array or a table)")
+    return dict(options)
 
 
 def _check_device_spelling(where: str, value: str) -> None:
@@ -285,6 +400,31 @@ def _check_across(s: Settings, source: str) -> None:
         raise SettingsError(f"{source}: model.options = {m.options!r}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models")
     if m.name == "cnn" and not m.channels:
         raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
+    if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.sources)
+        _check_synthetic_values({**SYNTHETIC_OPTIONS, **s.data.options}, f"{source}: ")
+
+
+def synthetic_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The synthetic dataset's options, defaults filled in and checked: a bad one is named data.options.<key>."""
+    unknown = set(options) - set(SYNTHETIC_OPTIONS)
+    if unknown:
+        raise SettingsError(f"data.options: unknown option(s) {', '.join(sorted(map(str, unknown)))} for synthetic; allowed: {', '.join(SYNTHETIC_OPTIONS)}")
+    chosen = {**SYNTHETIC_OPTIONS, **options}
+    _check_synthetic_values(chosen)
+    return chosen
+
+
+def _check_synthetic_values(o: dict[str, Any], prefix: str = "") -> None:
+    for key, low, high in (("samples", 10, 10_000_000), ("features", 2, 100_000), ("classes", 2, 10_000)):
+        value = o[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise SettingsError(f"{prefix}data.options.{key} = {_shown(value)}: expected an integer from {low} to {high}")
+    if o["samples"] * max(o["features"], o["classes"]) > SYNTHETIC_ELEMENTS_MAX:
+        raise SettingsError(f"{prefix}data.options: samples x features (or classes) = {o['samples'] * max(o['features'], o['classes'])}, "
+                            f"at most {SYNTHETIC_ELEMENTS_MAX} (400 MB of float32)")
+    noise = o["noise"]
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 100:  # NaN fails both
+        raise SettingsError(f"{prefix}data.options.noise = {_shown(noise)}: expected a number from 0 to 100")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -292,39 +432,65 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise SettingsError(f"--set {text!r}: expected section.key=value, e.g. --set training.lr=0.01")
+        raise SettingsError(f"--set {_clipped(text)!r}: expected section.key=value, e.g. --set training.lr=0.01")
     raw = raw.strip()
     try:
-        value = tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+        parsed = tomllib.loads(f"value = {raw}")
+    except RecursionError:
+        raise SettingsError(f"--set {_clipped(text)}: the value is nested too deeply") from None
+    except ValueError:  # not TOML (TOMLDecodeError), or an integer of more digits than Python converts
+        return key, raw
+    if list(parsed) != ["value"]:  # more than one value, e.g. `1\nother = 2`: not one TOML value, so text
+        return key, raw
+    return key, parsed["value"]
+
+
+def _clipped(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def load_settings(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     """Read `path` (defaults when it is None or missing), apply `--set` overrides, validate."""
-    data: dict[str, Any] = {}
     source = str(path) if path is not None else "defaults"
-    if path is not None:
-        p = Path(path)
-        if p.exists():
-            try:
-                data = tomllib.loads(p.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as e:
-                raise SettingsError(f"{source}: TOML syntax error: {e}") from None
-            except (OSError, UnicodeDecodeError) as e:
-                raise SettingsError(f"{source}: cannot read: {e}") from None
+    data = _read_settings_file(path, source) if path is not None else {}
     for text in overrides:
         key, value = parse_override(text)
-        section, name = _split_key(key, f"--set {text}")
+        section, name = _split_key(key, f"--set {_clipped(text)}")
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise SettingsError(f"{source}: '{section}' must be a table [{section}]")
         field_ = next(f for f in section_fields(section) if f.name == name)
-        data[section][name] = _check_value(section, field_, value, f"--set {text}")  # blame --set, not the file
+        data[section][name] = _check_value(section, field_, value, f"--set {_clipped(text)}")  # blame --set, not the file
     if overrides:  # a rule across keys (model.options with mlp, ...) may be broken by the --set values
-        source = f"{source} with " + " ".join(f"--set {text}" for text in overrides)
+        source = f"{source} with " + " ".join(f"--set {_clipped(text)}" for text in overrides)
     return from_dict(data, source)
+
+
+def _read_settings_file(path: str | os.PathLike, source: str) -> dict[str, Any]:
+    """The file's tables; none when it does not exist. A BOM (some Windows editors write one) is skipped."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(FILE_BYTES_MAX + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except IsADirectoryError:
+        raise SettingsError(f"{source}: is a folder, not a settings file") from None
+    except OSError as e:
+        raise SettingsError(f"{source}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL in the path
+        raise SettingsError(f"{source}: not a usable file name ({e})") from None
+    if len(raw) > FILE_BYTES_MAX:
+        raise SettingsError(f"{source}: larger than {FILE_BYTES_MAX} bytes, too large for a settings file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{source}: cannot read: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise SettingsError(f"{source}: arrays or tables nested too deeply") from None
+    except ValueError as e:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise SettingsError(f"{source}: TOML syntax error: {e}") from None
 
 
 def to_toml(settings: Settings) -> str:
@@ -378,6 +544,8 @@ def _settings_text(settings: Settings, path: Path) -> str:
         raise SettingsError(f"not saved, the file does not load: {e}") from None
     with open(path, encoding="utf-8", newline="") as fh:  # newline="": see the line endings as they are
         old = fh.read()
+    bom = "\ufeff" if old.startswith("\ufeff") else ""  # kept, for the editor that wrote it
+    old = old[len(bom):]
     crlf = "\r\n" in old and old.count("\r\n") == old.count("\n")  # tomlkit writes new lines as \n
     if crlf:
         old = old.replace("\r\n", "\n")
@@ -387,7 +555,7 @@ def _settings_text(settings: Settings, path: Path) -> str:
             raise ValueError("the edited text reads back different values")
     except ValueError as e:  # a layout tomlkit cannot edit (SettingsError and TOMLDecodeError are ValueErrors)
         raise SettingsError(f"not saved, {path} cannot be edited in place ({e}); rename or delete it to write a new one") from None
-    return new.replace("\n", "\r\n") if crlf else new
+    return bom + (new.replace("\n", "\r\n") if crlf else new)
 
 
 def _changes(stored: dict[str, Any], settings: Settings) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from engine.config import DataSettings, SettingsError
+from engine.config import DataSettings, SettingsError, synthetic_options
 
 TORCHVISION = {
     # name: (class name, folder under root, files that must be there, mean, std, class names)
@@ -251,14 +251,7 @@ def _digits() -> Source:
 
 def _synthetic(options: dict[str, Any], seed: int) -> Source:
     """Chapter 5.3's tabular data, made learnable: labels from a random linear teacher plus noise."""
-    known = {"samples": 2000, "features": 20, "classes": 3, "noise": 0.5}
-    unknown = set(options) - set(known)
-    if unknown:
-        raise SettingsError(f"data.options: unknown option(s) {', '.join(sorted(unknown))} for synthetic; allowed: {', '.join(known)}")
-    o = {**known, **options}
-    for k in ("samples", "features", "classes"):
-        if not isinstance(o[k], int) or isinstance(o[k], bool) or o[k] < (2 if k != "samples" else 10):
-            raise SettingsError(f"data.options.{k} = {o[k]!r}: expected an integer of at least {2 if k != 'samples' else 10}")
+    o = synthetic_options(options)
     g = torch.Generator().manual_seed(seed if seed >= 0 else 0)
     x = torch.randn(o["samples"], o["features"], generator=g)
     teacher = torch.randn(o["features"], o["classes"], generator=g)

@@ -373,3 +373,160 @@ def test_saving_keeps_the_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- values the OS, C code or TOML would refuse later in the run: refused here, in one line naming the key -----------
+
+def _deep(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+BAD_OVERRIDES = [
+    ("run.seed=99999999999999999999", "run.seed = 99999999999999999999: must be at most 4294967295"),
+    ("run.seed=4294967296", "must be at most 4294967295"),
+    ("run.seed=" + "9" * 5000, "run.seed = '99999"),  # more digits than Python converts: text, not a crash
+    ("device.threads=99999999999", "device.threads = 99999999999: must be at most 1024"),
+    ("training.step_size=99999999999999999999999", "training.step_size"),
+    ("training.patience=10000001", "training.patience"),
+    ("diagnostics.underfit_after=10000001", "diagnostics.underfit_after"),
+    ("diagnostics.onset_min_epochs=10000001", "diagnostics.onset_min_epochs"),
+    ("checkpoints.every=10000001", "checkpoints.every"),
+    ("checkpoints.keep=10000001", "checkpoints.keep"),
+    ("model.hidden=[99999999999999999999]", "model.hidden = [99999999999999999999]: every size must be at most 65536"),
+    ("model.channels=[" + ", ".join(["8"] * 65) + "]", "model.channels = [8, 8, 8, 8, 8, 8, 8, 8, ...]: 65 sizes, at most 64"),
+    ("training.lr=1" + "0" * 400, "training.lr = <an integer of 1329 bits>: expected a finite number"),
+    ("training.grad_clip=1" + "0" * 400, "training.grad_clip"),
+    ("run.name='a/b'", "run.name = 'a/b': must be a plain folder name"),
+    ("run.name='..'", "must be a plain folder name"),
+    ("run.name=.", "must be a plain folder name"),
+    ("run.name=" + "x" * 241, "241 bytes long, at most 240"),
+    ("run.name=" + "é" * 121, "242 bytes long"),
+    ('run.name="a\\u0000b"', r"run.name = 'a\x00b': control character '\x00' at character 1"),
+    ('run.runs_dir="runs\\u0000"', "run.runs_dir"),
+    ('data.path="a\\nb"', r"data.path = 'a\nb': control character '\n'"),
+    ('data.root="a\\u2028b"', "data.root"),
+    ('data.label_column="\\u001b[31m"', "control character"),
+    ("run.name=a\udcffb", r"run.name = 'a\udcffb': not UTF-8 text ('\udcff' at character 1)"),
+    ("data.root=\udcff", "data.root"),
+    ("run.runs_dir=" + "x" * 256, "a folder or file name in it is longer than 255 bytes"),
+    ("data.root=" + "ab/" * 1400, "4200 bytes long, at most 4095"),
+    ("data.options={a=" + _deep(1000) + "}", "the value is nested too deeply"),
+    ("data.options=" + _deep(1000), "the value is nested too deeply"),
+    ("model.options={a=" + _deep(8) + "}", "model.options = {'a': [[[...]]]}: arrays and tables nested more than 8 deep"),
+    ("model.options={a={b={c={d={e={f={g={h={i=1}}}}}}}}}", "nested more than 8 deep"),
+    ("model.options={when=1979-05-27T07:32:00Z}", "is not a plain value"),
+    ("model.options={x=nan}", "model.options = {'x': nan}: nan is not a plain value"),
+    ("model.options={x=[1, 2, inf]}", "inf is not a plain value"),
+    ('model.options={"a\\nb"=1}', r"key 'a\nb': control character"),
+    ("data.options={x=\"\udcff\"}", "not UTF-8 text"),
+    ("training.lr=1\nfoo = 2", r"training.lr = '1\nfoo = 2': expected a number"),
+    ("train\ning.lr=1", r"--set train\ning.lr=1: unknown section [train\ning]"),
+]
+
+
+@pytest.mark.parametrize("override, expected", BAD_OVERRIDES, ids=[str(i) for i in range(len(BAD_OVERRIDES))])
+def test_values_that_would_fail_later_are_one_line_settings_errors(override, expected):
+    with pytest.raises(SettingsError) as info:
+        load_settings(None, [override])
+    message = str(info.value)
+    assert message.isprintable(), "one line, no control characters or surrogates"
+    assert expected in message
+
+
+def test_bounds_themselves_are_allowed(tmp_path):
+    s = load_settings(None, [
+        "run.seed=4294967295", "device.threads=1024", "model.hidden=[65536]", "model.options={}",
+        "run.name='" + "é" * 120 + "'", "run.runs_dir='" + "x" * 255 + "'", "training.grad_clip=1e308",
+        "model.name=pkg.mod:Net", "model.options={a=" + _deep(7) + ", t='tab\tok?'}".replace("\t", " "),
+    ])
+    assert s.run.seed == 2**32 - 1 and s.model.options["a"] == [[[[[[[1]]]]]]]
+    assert load_settings(None, ["run.seed=-1"]).run.seed == -1
+
+
+SYNTHETIC_BAD = [
+    ('{samples = "x"}', "data.options.samples = 'x': expected an integer from 10 to 10000000"),
+    ("{samples = 0}", "data.options.samples = 0"),
+    ("{samples = -5}", "data.options.samples = -5"),
+    ("{samples = 1000000000000}", "data.options.samples = 1000000000000"),
+    ("{samples = true}", "data.options.samples = True"),
+    ("{features = 1000000}", "data.options.features = 1000000"),
+    ("{classes = 1}", "data.options.classes = 1"),
+    ("{samples = 10000000, features = 100}", "samples x features (or classes) = 1000000000, at most 100000000"),
+    ("{noise = nan}", "not a plain value"),
+    ('{noise = "loud"}', "data.options.noise = 'loud': expected a number from 0 to 100"),
+    ("{noise = -1}", "data.options.noise = -1"),
+]
+
+
+@pytest.mark.parametrize("options, expected", SYNTHETIC_BAD)
+def test_synthetic_options_are_checked_with_the_settings(options, expected):
+    with pytest.raises(SettingsError) as info:
+        load_settings(None, ["data.dataset=synthetic", f"data.options={options}"])
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_synthetic_options_are_checked_where_the_data_is_made_too():
+    from engine.config import synthetic_options
+
+    assert synthetic_options({"samples": 300}) == {"samples": 300, "features": 20, "classes": 3, "noise": 0.5}
+    with pytest.raises(SettingsError, match=r"^data.options.samples = 'x'"):
+        synthetic_options({"samples": "x"})  # Settings built in code skip load_settings
+    with pytest.raises(SettingsError, match="unknown option"):
+        synthetic_options({"sample": 100})
+
+
+@pytest.mark.parametrize("value", [object(), (1, 2), {1, 2}, b"bytes", 2**63, -(2**63) - 1])
+def test_options_hold_only_plain_toml_values(value):
+    with pytest.raises(SettingsError, match="model.options"):
+        from_dict({"model": {"name": "pkg.mod:Net", "options": {"x": value}}})
+    with pytest.raises(SettingsError, match="key 1 is not text"):
+        from_dict({"model": {"name": "pkg.mod:Net", "options": {1: 2}}})
+
+
+def test_options_of_unbounded_size_are_refused():
+    with pytest.raises(SettingsError, match="more than 10000 values"):
+        from_dict({"model": {"name": "pkg.mod:Net", "options": {"x": list(range(20_000))}}})
+
+
+def test_a_python_integer_too_long_to_print_is_shown_by_its_size():
+    with pytest.raises(SettingsError, match=r"run.seed = <an integer of \d+ bits>: must be at most"):
+        from_dict({"run": {"seed": 10**5000}})
+
+
+# -- the file itself -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, expected", [
+    (b"[run]\nname = \"caf\xe9\"\n", "not UTF-8 text (byte 17: b'\\xe9')"),
+    (b"[model]\noptions = { a = " + _deep(1000).encode() + b" }\n", "arrays or tables nested too deeply"),
+    (b"[run]\nseed = " + b"9" * 5000 + b"\n", "TOML syntax error: Exceeds the limit"),
+    (b"[run]\nseed = 1979-05-27\n", "run.seed = datetime.date(1979, 5, 27): expected an integer"),
+    (b"[run]\nname = \"a\\u0000\"\n", "control character"),
+    (b'["\\n"]\nx = 1\n', r"unknown section [\n]"),
+    (b"#" * (2**20 + 1), "larger than 1048576 bytes"),
+])
+def test_a_bad_file_is_one_line_naming_it(tmp_path, content, expected):
+    path = tmp_path / "settings.toml"
+    path.write_bytes(content)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.isprintable() and str(path) in message and expected in message
+
+
+def test_a_settings_path_that_is_no_file_is_one_line(tmp_path):
+    with pytest.raises(SettingsError, match="is a folder, not a settings file"):
+        load_settings(tmp_path)
+    with pytest.raises(SettingsError, match="not a usable file name"):
+        load_settings(str(tmp_path / "a\0b"))
+    with pytest.raises(SettingsError, match="cannot read: File name too long"):
+        load_settings(tmp_path / ("x" * 300))
+    assert load_settings(tmp_path / "missing" / "settings.toml") == Settings()
+
+
+def test_a_byte_order_mark_is_read_and_kept_on_save(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_bytes(b"\xef\xbb\xbf[training]\r\nepochs = 3\r\n")
+    s = load_settings(path)
+    assert s.training.epochs == 3
+    save_settings(s.replace("training.epochs", 4), path)
+    assert path.read_bytes() == b"\xef\xbb\xbf[training]\r\nepochs = 4\r\n"
