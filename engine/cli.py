@@ -39,9 +39,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+ALLOW_HELP = "let settings from a checkpoint or run folder import this code (repeatable); your own settings need no flag"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainconsole", description="A terminal training console for PyTorch. With no command, opens the console.")
     p.add_argument("-c", "--config", default=None, help="settings file (default: ./settings.toml; built-in defaults when absent)")
+    p.add_argument("--set", dest="console_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting in the console, as with run")
+    p.add_argument("--allow-import", dest="console_allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="train headless, one line per epoch")
@@ -49,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set training.lr=0.01 (repeatable)")
     run.add_argument("--resume", metavar="last|PATH", help="continue a run from its last.pth (last: the newest run in runs_dir)")
     run.add_argument("--json", action="store_true", help="print one JSON event per line")
+    run.add_argument("--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the validation or test split")
     ev.add_argument("checkpoint", help="a .pth file or a run folder (its best.pth)")
@@ -56,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=("val", "test"), default="val")
     ev.add_argument("--device", default=None, help="evaluate on this device instead of the run's (auto, cpu, cuda:N, mps)")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument("--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP)
 
     ls = sub.add_parser("checkpoints", help="list runs and their checkpoints")
     ls.add_argument("runs_dir", nargs="?", default=None, help="default: run.runs_dir of ./settings.toml")
@@ -67,14 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # `package.module:function` datasets and models are found in the current folder, as with `python -m engine`
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         args = build_parser().parse_args(argv)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
+    try:
+        return _run_command(args)
+    except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
+        from engine.crash import crash_line, write_crash_report
+
+        print(crash_line(e, write_crash_report(e, f"trainconsole {' '.join(sys.argv[1:])}")), file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_command(args) -> int:
     from engine.config import SettingsError  # torch-free: the console must paint before torch loads
 
     if args.command is None:
@@ -102,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `trainconsole checkpoints | head`: the reader has gone, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second traceback when Python flushes at exit
         return EXIT_OK
+    except OSError as e:  # the disk or the OS refused (a folder not readable, ...): what and where, in one line
+        where = f" {e.filename}" if e.filename else ""
+        print(f"trainconsole: error:{where}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 DEFAULT_SETTINGS = "settings.toml"
@@ -119,32 +137,33 @@ def _settings_path(args) -> str:
 
 def cmd_console(args) -> int:
     from engine.config import load_settings
+    from engine.user_code import set_code_folder
 
     path = args.config or DEFAULT_SETTINGS
     # A bad file stops here, before the console opens: starting on defaults could later save them over it.
-    settings = load_settings(path) if Path(path).exists() else load_settings(None)
+    settings = load_settings(path if Path(path).exists() else None, args.console_overrides)
+    set_code_folder(Path(path).resolve().parent)
     from tui.app import main as console_main  # only the console imports textual
 
-    return console_main(path, settings)
+    return console_main(path, settings, args.console_allowed)
 
 
 def cmd_run(args) -> int:
-    from engine.checkpoints import load_checkpoint, resolve_resume
-    from engine.config import from_dict, load_settings, parse_override
+    from engine.checkpoints import resolve_resume
+    from engine.config import load_settings
     from engine.console_output import EpochPrinter, JsonPrinter
+    from engine.resume import resume_settings
     from engine.trainer import RunControl, Trainer
+    from engine.user_code import named_imports, set_code_folder
 
-    settings = load_settings(_settings_path(args), args.overrides)
+    path = _settings_path(args)
+    settings = load_settings(path, args.overrides)
+    set_code_folder(Path(path).resolve().parent)
     resume_from = None
     if args.resume:
         resume_from = resolve_resume(args.resume, settings.run.runs_dir)
-        saved = load_checkpoint(resume_from)
-        if not isinstance(saved, dict) or "settings" not in saved:
-            raise UsageError(f"--resume {args.resume}: {resume_from} is not a full checkpoint (use last.pth or epoch_N.pth)")
-        settings = from_dict(saved["settings"], f"{resume_from} settings")
-        for text in args.overrides:  # --set still applies on top (e.g. training.epochs=40 to train longer)
-            key, value = parse_override(text)
-            settings = settings.replace(key, value, f"--set {text}")
+        allowed = named_imports(settings) | set(args.allowed)  # what the user named: their settings, --set, --allow-import
+        settings, _ = resume_settings(resume_from, allowed, args.overrides)
 
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
     control = RunControl()
@@ -206,17 +225,26 @@ class _TerminalSafe:
 
 
 def cmd_eval(args) -> int:
+    from engine.config import SettingsError, load_settings
     from engine.evaluate import evaluate_checkpoint, format_evaluation
+    from engine.user_code import named_imports, set_code_folder
 
     if args.device is not None:
-        from engine.config import SettingsError
         from engine.device import resolve_device
 
         try:
             resolve_device(args.device)
         except SettingsError as e:
             raise SettingsError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
-    result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split, device=args.device)
+    allowed = set(args.allowed)
+    own = args.config_run or args.config or DEFAULT_SETTINGS  # the user's settings: the import paths they name are theirs
+    if Path(own).is_file():
+        set_code_folder(Path(own).resolve().parent)
+        try:
+            allowed |= named_imports(load_settings(own))
+        except SettingsError:
+            pass  # -c is loaded again, and reported, by evaluate_checkpoint
+    result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split, device=args.device, allowed_imports=allowed)
     if args.json:
         print(json.dumps(result))
     else:

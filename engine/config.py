@@ -220,7 +220,7 @@ def _split_key(key: str, source: str) -> tuple[str, str]:
     return section, name
 
 
-def _is_import_path(value: str) -> bool:
+def is_import_path(value: str) -> bool:
     module, sep, attr = value.partition(":")
     return bool(sep and module and attr and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier())
 
@@ -258,7 +258,7 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
     if rules.get("nonempty") and not value.strip():
         raise SettingsError(f"{where}: must not be empty")
     if "choices" in rules and value not in rules["choices"]:
-        if not (rules.get("importable") and _is_import_path(value)):
+        if not (rules.get("importable") and is_import_path(value)):
             extra = " or package.module:function" if rules.get("importable") else ""
             raise SettingsError(f"{where}: unknown{_suggest(value, rules['choices'])}; allowed: {', '.join(rules['choices'])}{extra}")
     if rules.get("device"):
@@ -358,7 +358,7 @@ def _check_device_spelling(where: str, value: str) -> None:
 
 
 def _check_model_name(where: str, value: str) -> None:
-    if value in MODELS or _is_import_path(value):
+    if value in MODELS or is_import_path(value):
         return
     from engine.models import torchvision_model_names
 

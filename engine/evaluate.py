@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import torch
 
@@ -19,27 +19,33 @@ from engine.data import build_data
 from engine.device import on_device, resolve_device
 from engine.models import build_model
 from engine.trainer import _precision
+from engine.user_code import check_untrusted
 
 
-def _settings_for(path: Path, checkpoint: Any, config: str | None) -> Settings:
+def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_imports: Collection[str]) -> Settings:
+    """The user's -c settings, else the checkpoint's own or its run folder's, which may name only code the user allowed."""
     if config:
         return load_settings(config)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("settings"), dict):
-        return from_dict(checkpoint["settings"], f"{path} settings")
+        return check_untrusted(from_dict(checkpoint["settings"], f"{path} settings"), str(path), allowed_imports)
     run_settings = path.parent.parent / "settings.toml"  # best.pth holds weights only: use its run's settings
     if run_settings.is_file():
-        return load_settings(run_settings)
+        return check_untrusted(load_settings(run_settings), str(run_settings), allowed_imports)
     raise ck.CheckpointError(f"{path}: holds no settings and {run_settings} does not exist; pass -c SETTINGS")
 
 
 @torch.no_grad()
-def evaluate_checkpoint(target: str | Path, config: str | None = None, split: str = "val", device: str | None = None) -> dict[str, Any]:
-    """`device` overrides the run's own (a run trained on a GPU server, evaluated on a laptop)."""
+def evaluate_checkpoint(target: str | Path, config: str | None = None, split: str = "val", device: str | None = None,
+                        allowed_imports: Collection[str] = ()) -> dict[str, Any]:
+    """`device` overrides the run's own (a run trained on a GPU server, evaluated on a laptop).
+
+    Settings read from the checkpoint or its run folder may import only the code in `allowed_imports` (engine.user_code).
+    """
     path = Path(target)
     if path.is_dir():
         path = path / "checkpoints" / "best.pth"
     checkpoint = ck.load_checkpoint(path)
-    settings = _settings_for(path, checkpoint, config)
+    settings = _settings_for(path, checkpoint, config, allowed_imports)
     if split == "test":
         try:
             settings = settings.replace("data.val_fraction", 0.0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -12,6 +10,7 @@ from torch import nn
 
 from engine.config import ModelSettings, SettingsError
 from engine.layers import Dropout
+from engine.user_code import call_with_options, import_object
 
 
 class MLP(nn.Module):
@@ -75,39 +74,6 @@ def torchvision_model_names() -> list[str]:
     return sorted(models.list_models(module=models))
 
 
-def import_object(path: str, what: str, key: str) -> Any:
-    """`package.module:name` → the object, or a SettingsError naming the setting."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:
-        raise SettingsError(f"{key} = '{path}': cannot import module '{module_name}': {type(e).__name__}: {e}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise SettingsError(f"{key} = '{path}': module '{module_name}' has no {what} '{attr}'") from None
-
-
-def _call_with_options(factory: Any, options: dict[str, Any], given: dict[str, Any], key: str) -> Any:
-    """Call a user factory with the options, adding `given` values it accepts (in_shape, num_classes, ...)."""
-    try:
-        params = inspect.signature(factory).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    except (TypeError, ValueError):
-        params, takes_any = {}, False
-    kwargs = {k: v for k, v in given.items() if takes_any or k in params}
-    kwargs.update(options)
-    name = getattr(factory, "__name__", factory)
-    try:
-        return factory(**kwargs)
-    except SettingsError:
-        raise
-    except TypeError as e:
-        raise SettingsError(f"{key}: calling {name} failed: {e}") from None
-    except Exception as e:  # the user's code cannot be built from these settings: one line, no traceback
-        raise SettingsError(f"{key}: {name}({', '.join(kwargs)}) raised {type(e).__name__}: {e}") from None
-
-
 def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: int) -> nn.Module:
     in_shape = tuple(in_shape)
     in_features = 1
@@ -121,7 +87,7 @@ def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: i
         return CNN(in_shape, num_classes, settings.channels, settings.dropout)
     if ":" in settings.name:
         cls = import_object(settings.name, "class or function", "model.name")
-        model = _call_with_options(cls, settings.options, {"in_shape": in_shape, "in_features": in_features, "num_classes": num_classes}, "model.name")
+        model = call_with_options(cls, settings.options, {"in_shape": in_shape, "in_features": in_features, "num_classes": num_classes}, "model.name")
         if not isinstance(model, nn.Module):
             raise SettingsError(f"model.name = '{settings.name}': returned {type(model).__name__}, not a torch.nn.Module")
         return model

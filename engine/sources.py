@@ -312,10 +312,10 @@ def _image_folder(settings: DataSettings) -> Source:
 
 
 def _factory(settings: DataSettings, seed: int) -> Source:
-    from engine.models import _call_with_options, import_object
+    from engine.user_code import call_with_options, import_object
 
     factory = import_object(settings.dataset, "function", "data.dataset")
-    result = _call_with_options(factory, settings.options, {"seed": seed, "root": settings.root}, "data.dataset")
+    result = call_with_options(factory, settings.options, {"seed": seed, "root": settings.root}, "data.dataset")
     train, test = (result if isinstance(result, tuple) else (result, None))
     if not isinstance(train, Dataset):
         raise SettingsError(f"data.dataset = '{settings.dataset}': returned {type(train).__name__}, expected a torch Dataset or a (train, test) pair")

@@ -33,17 +33,6 @@ def settings_text(run_dir: Path) -> str:
     return "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#"))
 
 
-def resume_settings(last: Path) -> tuple[Any, int]:
-    """The settings stored in a full checkpoint and its completed epochs, as `trainconsole run --resume` takes them."""
-    from engine.checkpoints import CheckpointError, load_checkpoint
-    from engine.config import from_dict
-
-    saved = load_checkpoint(last)
-    if not isinstance(saved, dict) or "settings" not in saved:
-        raise CheckpointError(f"{last} is not a full checkpoint (use last.pth or epoch_N.pth)")
-    return from_dict(saved["settings"], f"{last} settings"), int(saved.get("epoch", 0))
-
-
 class CheckpointsScreen(Screen):
     # Up/Down pick a run: without this Textual focuses the first focusable widget, the screen tabs
     AUTO_FOCUS = "#runs"
@@ -156,8 +145,9 @@ class CheckpointsScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="resume")
     def _load_resume(self, last: Path) -> tuple[Any, int, Path]:
         from engine.device import on_device
+        from engine.resume import resume_settings
 
-        settings, epoch = resume_settings(last)
+        settings, epoch = resume_settings(last, self.app.trusted_imports())
         return on_device(settings, self.app.settings.device.device), epoch, last  # the device chosen on screen 1
 
     async def _start_resume(self, settings: Any, epoch: int, last: Path) -> None:
@@ -184,7 +174,8 @@ class CheckpointsScreen(Screen):
     def _evaluate(self, target: str) -> dict[str, Any]:
         from engine.evaluate import evaluate_checkpoint
 
-        return evaluate_checkpoint(target, device=self.app.settings.device.device)  # the device chosen on screen 1
+        # the device chosen on screen 1
+        return evaluate_checkpoint(target, device=self.app.settings.device.device, allowed_imports=self.app.trusted_imports())
 
     def action_delete(self) -> None:
         from tui.screens.confirm import ConfirmScreen
