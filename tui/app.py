@@ -6,6 +6,8 @@ imported by a background worker after mount.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -15,8 +17,14 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.config import Settings, SettingsError, load_settings
-from tui import heap
+from engine.crash import crash_line, write_crash_report
+from tui import heap, textual_compat
 from tui.messages import TorchReady
+
+# the headless CLI's code for a run stopped by a signal (engine.cli.EXIT_INTERRUPTED); engine.cli is not imported here
+EXIT_INTERRUPTED = 130
+# SIGHUP: the terminal went away (a dropped SSH session, a killed tmux); SIGTERM, SIGINT: asked to stop
+STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGHUP", None), signal.SIGTERM, signal.SIGINT) if s is not None)
 
 MODES = ("environment", "configuration", "training", "checkpoints")
 
@@ -66,13 +74,19 @@ class TrainConsole(App):
     # so a switch back to it paints after one frame: the 50 ms were most of a key press's latency.
     SHOWN_SCREEN_PAINT_DELAY_S = 1 / 60
 
-    def __init__(self, settings: Settings, settings_path: str | Path = "settings.toml", settings_error: str | None = None) -> None:
+    def __init__(self, settings: Settings, settings_path: str | Path = "settings.toml", settings_error: str | None = None,
+                 allowed_imports: Iterable[str] = ()) -> None:
         super().__init__()
+        textual_compat.guard_option_list_paging()
         self._shown_modes: set[str] = set()
         self._paint_delay: float | None = None
         self.settings = settings  # the one current Settings object; screens read it when shown
         self.settings_path = Path(settings_path)
         self.settings_error = settings_error
+        # import paths that settings from a checkpoint or run folder may name (--allow-import); the console's own settings add theirs
+        self.allowed_imports = frozenset(allowed_imports)
+        self.stopped_by: str | None = None  # the signal that closed the console
+        self.crash_report: Path | None = None
         self.run_control: Any = None  # RunControl of the active run (set by the Runner)
         self.torch_ready = False
         self._heap_held = False  # collections are off from mount until PyTorch is ready
@@ -80,6 +94,9 @@ class TrainConsole(App):
         self._after_torch: list[Callable[[], None]] = []
 
     def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
         if self.settings_error:
             self.notify(f"{self.settings_error}\nUsing built-in defaults.", title="Settings", severity="error", timeout=10, markup=False)
         heap.hold()  # no collection walks the warm-up's imports: they are frozen when it is done
@@ -89,9 +106,27 @@ class TrainConsole(App):
     def on_unmount(self) -> None:
         # never wait for a whole run: the loop stops at the next batch boundary and saves last.pth
         self._stop_run("console closed")
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
         if self._heap_held:  # closed before PyTorch was ready
             heap.release()
         self.input_pause.end()
+
+    def _on_stop_signal(self, signum: int) -> None:
+        """As in a headless run: the run stops at the next batch boundary with last.pth saved, and the console closes."""
+        name = signal.Signals(signum).name
+        if self.stopped_by is None:
+            self.stopped_by = name
+            self._stop_run(f"{name} received: stopped at a batch boundary, last.pth saved")
+            self.exit(return_code=EXIT_INTERRUPTED)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A crash of the console itself: the run is stopped and saved, the traceback goes to a file, the exit code is 1."""
+        self._stop_run("the console crashed")
+        self.crash_report = write_crash_report(error, "trainconsole console crash")
+        super()._handle_exception(error)
+        textual_compat.replace_exit_traceback(self, crash_line(error, self.crash_report, "trainconsole console"))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent) and not event.is_forwarded:
@@ -140,16 +175,25 @@ class TrainConsole(App):
             self._paint_delay = None
         if not shown_before:
             screen = self.screen
-            screen.call_after_refresh(lambda: _mark_styles_current(self, screen))
+            screen.call_after_refresh(lambda: textual_compat.mark_styles_current(self, screen))
         return result
 
     def delay_update(self, delay: float = 0.05) -> None:
         super().delay_update(delay if self._paint_delay is None else min(delay, self._paint_delay))
 
+    def trusted_imports(self) -> set[str]:
+        """Code that settings from a checkpoint or run folder may import: what the console's settings and --allow-import name."""
+        from engine.user_code import named_imports
+
+        return named_imports(self.settings) | self.allowed_imports
+
     def set_settings(self, settings: Settings, path: str | Path | None = None) -> None:
         self.settings = settings
         if path is not None:
+            from engine.user_code import set_code_folder
+
             self.settings_path = Path(path)
+            set_code_folder(self.settings_path.resolve().parent)
 
     async def start_run(self, settings: Settings, resume_from: str | Path | None = None) -> None:
         """Switch to the training screen and start a run there (the checkpoints screen's resume)."""
@@ -184,19 +228,6 @@ class TrainConsole(App):
         for mode in MODES:
             yield SystemCommand(f"Screen: {mode}", f"Show the {mode} screen", lambda m=mode: self.switch_mode(m))
         yield SystemCommand("Help", "Keys of this screen", self.action_help)
-
-
-def _mark_styles_current(app: App, screen: Screen) -> None:
-    """Record that a newly mounted mode screen has the app's current CSS.
-
-    Textual's switch_mode refreshes the whole app's CSS (~40-90 ms) when a
-    screen's CSS count lags the app's. A mode's screen is mounted after its
-    first switch has refreshed the CSS, so it never records the count, and the
-    first return to it paid that refresh: the slowest key press measured. Its
-    widgets took their styles from that same CSS when they mounted.
-    """
-    if isinstance(getattr(screen, "_css_update_count", None), int):
-        screen._css_update_count = app._css_update_count
 
 
 def _first_step() -> None:
@@ -239,10 +270,12 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
         return Settings(), str(e)
 
 
-def main(config_path: str = "settings.toml", settings: Settings | None = None) -> int:
+def main(config_path: str = "settings.toml", settings: Settings | None = None, allowed_imports: Iterable[str] = ()) -> int:
+    """Run the console; the exit code: 0, 1 when it crashed, 130 when a signal closed it (its run stopped and saved)."""
     import engine.cli  # noqa: F401  its import sets OPENMP_DEFAULTS (unless the user did) before torch loads
     error = None
     if settings is None:
         settings, error = load_initial_settings(config_path)
-    TrainConsole(settings, config_path, error).run()
-    return 0
+    app = TrainConsole(settings, config_path, error, allowed_imports)
+    app.run()
+    return app.return_code or 0
