@@ -43,3 +43,34 @@ def mnist_raw(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     write_mnist(root, "MNIST")
     return root
+
+
+@pytest.fixture
+def read_only_copy(tmp_path: Path):
+    """`make(files)`: a folder holding `files` ({relative path: bytes or text}) on a tmpfs remounted read-only.
+
+    Tests run as root, whom chmod does not stop; a read-only mount stops everyone. Skipped where mounting is refused.
+    """
+    mounts: list[Path] = []
+
+    def make(files: dict[str, bytes | str]) -> Path:
+        import subprocess
+
+        folder = tmp_path / f"read-only-{len(mounts)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"a read-only folder needs `mount -t tmpfs` (root): {done.stderr.strip() or done.returncode}")
+        mounts.append(folder)
+        for name, content in files.items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        return folder
+
+    yield make
+    import subprocess
+
+    for folder in reversed(mounts):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -174,3 +174,22 @@ def test_a_change_clears_the_cross_field_error_it_lifts(settings, tmp_path):
     run(scenario())
     saved = load_settings(path)
     assert saved.model.name == "mlp" and saved.model.options == {}
+
+
+def test_a_save_the_disk_refuses_says_so_and_changes_nothing(settings, read_only_copy, tmp_path):
+    """ctrl+s over a settings file on a read-only disk, and Save to a path the OS cannot take: one notice each, the console stays."""
+    folder = read_only_copy({"settings.toml": "[training]\nepochs = 3\n"})
+
+    async def scenario():
+        app = TrainConsole(settings, folder / "settings.toml")
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.press("2")
+            await pilot.press("ctrl+s")
+            assert await wait_for(pilot, lambda: any("Read-only file system" in n for n in _notices(app)), timeout=5), _notices(app)
+            app.screen.query_one("#settings-path", Input).value = str(tmp_path / "bad\0name.toml")
+            await pilot.click("#save")
+            assert await wait_for(pilot, lambda: any("embedded null byte" in n for n in _notices(app)), timeout=5), _notices(app)
+            assert app.is_running and app.settings_path == folder / "settings.toml"
+
+    run(scenario())
+    assert (folder / "settings.toml").read_text() == "[training]\nepochs = 3\n"

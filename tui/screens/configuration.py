@@ -156,11 +156,12 @@ class ConfigurationScreen(Screen):
         path = path or self.app.settings_path
         try:
             save_settings(self.app.settings, path)
-        except OSError as e:
-            self.notify(f"cannot save {path}: {e}", severity="error", markup=False)
-            return
-        except SettingsError as e:  # the file does not load: writing the form into it would clobber it
-            self.notify(str(e), severity="error", timeout=10, markup=False)
+        except (OSError, ValueError) as e:  # ValueError: a path the OS cannot take (a NUL byte)
+            if isinstance(e, SettingsError):  # the file does not load: writing the form into it would clobber it
+                self.notify(str(e), severity="error", timeout=10, markup=False)
+                return
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.notify(f"not saved: cannot write {path}: {reason}; the file is unchanged", severity="error", timeout=10, markup=False)
             return
         self.app.settings_path = path
         note = f" ({len(self.invalid)} invalid field(s) not saved: {', '.join(sorted(self.invalid))})" if self.invalid else ""
@@ -181,7 +182,7 @@ class ConfigurationScreen(Screen):
 
     def load(self, path: str) -> None:
         path = path.strip()
-        if not Path(path).is_file():
+        if "\0" in path or not Path(path).is_file():
             self.notify(f"{path}: no such file", severity="error", markup=False)
             return
         try:
