@@ -45,8 +45,10 @@ def _alive(session: str) -> bool:
         (120, 40, {"TERM": "xterm-256color"}, None),
         (80, 24, {"TERM": "xterm-256color"}, None),
         (100, 30, {"TERM": "screen", "NO_COLOR": "1"}, (80, 24)),  # no colours, an old TERM, resized mid-run
+        (200, 60, {"TERM": "screen", "NO_COLOR": "1"}, (80, 24)),
+        (80, 24, {"TERM": "screen", "NO_COLOR": "1"}, (200, 60)),
     ],
-    ids=["120x40", "80x24", "no-color-screen-resized"],
+    ids=["120x40", "80x24", "no-color-screen-resized", "200x60-to-80x24", "80x24-to-200x60"],
 )
 def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, resize_to):
     (tmp_path / "settings.toml").write_text(f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[training]\nepochs = 5\n')
