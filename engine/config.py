@@ -298,7 +298,8 @@ def _check_file_name(where: str, value: str, rules: Any) -> None:
         if value in (".", "..") or any(sep and sep in value for sep in ("/", os.sep, os.altsep)):
             raise SettingsError(f"{where}: must be a plain folder name (no '/', not '.' or '..')")
         if size > NAME_BYTES_MAX:
-            raise SettingsError(f"{where}: {size} bytes long, at most {NAME_BYTES_MAX} (the file system's limit less a suffix)")
+            limit = f"at most {NAME_BYTES_MAX} (the file system's limit less a suffix)"
+            raise SettingsError(f"{where}: {size} bytes long, {limit}")
     if rules.get("path"):
         if size > PATH_BYTES_MAX:
             raise SettingsError(f"{where}: {size} bytes long, at most {PATH_BYTES_MAX}")
@@ -345,7 +346,8 @@ def _check_options(where: str, options: Any) -> dict[str, Any]:
             if not TOML_INT_MIN <= value <= TOML_INT_MAX:
                 raise SettingsError(f"{where}: {_shown(value)} is beyond a 64-bit integer")
         elif not (isinstance(value, float) and math.isfinite(value)):
-            raise SettingsError(f"{where}: {_shown(value)} is not a plain value (text, a finite number, true/false, an array or a table)")
+            plain = "text, a finite number, true/false, an array or a table"
+            raise SettingsError(f"{where}: {_shown(value)} is not a plain value ({plain})")
     return dict(options)
 
 
@@ -397,7 +399,7 @@ def _check_across(s: Settings, source: str) -> None:
     m = s.model
     if m.name in MODELS and m.options:  # the built-ins' settings are their own keys; an ignored option would mislead
         own = "model.hidden and model.dropout" if m.name == "mlp" else "model.channels and model.dropout"
-        raise SettingsError(f"{source}: model.options = {m.options!r}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models")
+        raise SettingsError(f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models")
     if m.name == "cnn" and not m.channels:
         raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
     if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.sources)
@@ -408,7 +410,8 @@ def synthetic_options(options: dict[str, Any]) -> dict[str, Any]:
     """The synthetic dataset's options, defaults filled in and checked: a bad one is named data.options.<key>."""
     unknown = set(options) - set(SYNTHETIC_OPTIONS)
     if unknown:
-        raise SettingsError(f"data.options: unknown option(s) {', '.join(sorted(map(str, unknown)))} for synthetic; allowed: {', '.join(SYNTHETIC_OPTIONS)}")
+        names, allowed = ", ".join(sorted(map(str, unknown))), ", ".join(SYNTHETIC_OPTIONS)
+        raise SettingsError(f"data.options: unknown option(s) {names} for synthetic; allowed: {allowed}")
     chosen = {**SYNTHETIC_OPTIONS, **options}
     _check_synthetic_values(chosen)
     return chosen
@@ -418,9 +421,11 @@ def _check_synthetic_values(o: dict[str, Any], prefix: str = "") -> None:
     for key, low, high in (("samples", 10, 10_000_000), ("features", 2, 100_000), ("classes", 2, 10_000)):
         value = o[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise SettingsError(f"{prefix}data.options.{key} = {_shown(value)}: expected an integer from {low} to {high}")
-    if o["samples"] * max(o["features"], o["classes"]) > SYNTHETIC_ELEMENTS_MAX:
-        raise SettingsError(f"{prefix}data.options: samples x features (or classes) = {o['samples'] * max(o['features'], o['classes'])}, "
+            where = f"{prefix}data.options.{key} = {_shown(value)}"
+            raise SettingsError(f"{where}: expected an integer from {low} to {high}")
+    elements = o["samples"] * max(o["features"], o["classes"])
+    if elements > SYNTHETIC_ELEMENTS_MAX:
+        raise SettingsError(f"{prefix}data.options: samples x features (or classes) = {elements}, "
                             f"at most {SYNTHETIC_ELEMENTS_MAX} (400 MB of float32)")
     noise = o["noise"]
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 100:  # NaN fails both
@@ -460,7 +465,8 @@ def load_settings(path: str | os.PathLike | None = None, overrides: list[str] | 
         if not isinstance(data[section], dict):
             raise SettingsError(f"{source}: '{section}' must be a table [{section}]")
         field_ = next(f for f in section_fields(section) if f.name == name)
-        data[section][name] = _check_value(section, field_, value, f"--set {_clipped(text)}")  # blame --set, not the file
+        # blame --set, not the file
+        data[section][name] = _check_value(section, field_, value, f"--set {_clipped(text)}")
     if overrides:  # a rule across keys (model.options with mlp, ...) may be broken by the --set values
         source = f"{source} with " + " ".join(f"--set {_clipped(text)}" for text in overrides)
     return from_dict(data, source)
@@ -484,7 +490,8 @@ def _read_settings_file(path: str | os.PathLike, source: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SettingsError(f"{source}: cannot read: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+        byte = raw[e.start:e.start + 1]
+        raise SettingsError(f"{source}: cannot read: not UTF-8 text (byte {e.start}: {byte!r})") from None
     try:
         return tomllib.loads(text)
     except RecursionError:

@@ -321,3 +321,51 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     stderr = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+# Values that once passed validation and then crashed the run (or wrote a traceback): each is one line, exit 2.
+DEEP = "[" * 1000 + "]" * 1000
+SETTINGS_THAT_CRASHED_LATER = {
+    "seed beyond numpy and torch": (None, ("--set", "run.seed=99999999999999999999"), ("run.seed", "at most 4294967295")),
+    "threads beyond C's int": (None, ("--set", "device.threads=99999999999"), ("device.threads", "at most 1024")),
+    "a number beyond any float": (None, ("--set", "training.lr=1" + "0" * 400), ("training.lr", "finite")),
+    "run name with a slash": (None, ("--set", "run.name='a/b'"), ("run.name = 'a/b'", "plain folder name")),
+    "run name with a NUL": (None, ("--set", 'run.name="a\\u0000b"'), ("run.name", "control character")),
+    "undecodable argument byte": (None, ("--set", "run.name=a\udcffb"), ("run.name", "not UTF-8 text")),
+    "options nested 1000 deep": (None, ("--set", f"data.options={{a={DEEP}}}"), ("data.options", "nested too deeply")),
+    "synthetic samples of the wrong type": (None, ("--set", "data.dataset=synthetic", "--set", 'data.options={samples="x"}'),
+                                            ("data.options.samples = 'x'",)),
+    "synthetic samples of terabytes": (None, ("--set", "data.dataset=synthetic", "--set", "data.options={samples=10000000000}"),
+                                       ("data.options.samples = 10000000000",)),
+    "settings file not UTF-8": (b"[run]\nname = \"caf\xe9\"\n", (), ("settings.toml", "not UTF-8 text")),
+    "settings file is a folder": ("folder", (), ("settings.toml", "is a folder")),
+}
+
+
+def test_settings_that_crashed_later_exit_2_with_one_line(tmp_path):
+    cases = []
+    for i, (name, (content, args, _)) in enumerate(SETTINGS_THAT_CRASHED_LATER.items()):
+        cwd = tmp_path / f"case{i}"
+        cwd.mkdir()
+        if content == "folder":
+            (cwd / "settings.toml").mkdir()
+        elif content is not None:
+            (cwd / "settings.toml").write_bytes(content)
+        cases.append((name, str(cwd), ["run", *args]))
+    # the first case also through the installed script, as a user types it
+    script = subprocess.run([str(Path(sys.executable).parent / "trainconsole"), "run", *cases[0][2][1:]],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=_env())
+    forked = subprocess.run([sys.executable, "-c", FORKED_CLI, json.dumps(cases)], capture_output=True, text=True,
+                            timeout=300, env=_env())
+    assert forked.returncode == 0, forked.stderr
+    results = json.loads(forked.stdout)
+    results[f"{cases[0][0]} (trainconsole script)"] = {"exit": script.returncode, "stderr": script.stderr}
+    problems = []
+    for name, r in results.items():
+        words = SETTINGS_THAT_CRASHED_LATER[name.partition(" (")[0]][2]
+        lines = r["stderr"].splitlines()
+        one_line = len(lines) == 1 and lines[0].startswith("trainconsole: error: ")
+        if r["exit"] != 2 or not one_line or not all(w in lines[0] for w in words):
+            problems.append(f"{name}: exit {r['exit']}, stderr {r['stderr']!r}")
+    problems += [f"{cwd}: a run folder was created for bad settings" for _, cwd, _ in cases if runs_in(Path(cwd))]
+    assert not problems, "\n".join(problems)
