@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.atomic import atomic_write
+from engine.atomic import NotARegularFile, atomic_write
 from engine.runs import read_jsonl, run_status
 
 FORMAT_VERSION = 1
@@ -30,11 +30,16 @@ class CheckpointError(Exception):
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """`torch.save` through `atomic_write`: a failed save (disk full, permissions) leaves the old file intact and raises CheckpointError."""
+    """`torch.save` through `atomic_write`, as a regular file never written through a symlink.
+
+    A failed save (disk full, permissions, a symlink in its place) leaves the old file intact and raises CheckpointError.
+    """
     path = Path(path)
     try:
-        atomic_write(path, lambda fh: torch.save(obj, fh))
-    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
+        atomic_write(path, lambda fh: torch.save(obj, fh), follow_symlinks=False)
+    except NotARegularFile as e:
+        raise CheckpointError(str(e)) from None
+    except (OSError, RuntimeError) as e:  # atomic_write hands back the OSError that torch's zip writer turns into a RuntimeError
         reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"cannot save {path}: {reason}; the previous {path.name}, if any, is intact") from None
 

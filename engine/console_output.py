@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
 from engine.events import BatchProgressed, EpochCompleted, Event, RunFailed, RunFinished, RunStarted, ThreadsChanged
 from engine.runs import to_json
+
+
+# errors whose one line says it all (a full disk, a symlink in the run folder): no traceback to point to, and
+# events.jsonl may not have taken it
+SELF_EXPLAINED = ("CheckpointError", "RunFolderError")
 
 
 def epoch_line(e: EpochCompleted) -> str:
@@ -29,11 +35,30 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def _discard(out: TextIO) -> None:
+    """The reader of `out` has gone (`| head -1`): what is still buffered goes to /dev/null, so Python's flush at exit
+    meets no broken pipe (no "Exception ignored ... BrokenPipeError", no exit status 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, out.fileno())
+    except (OSError, ValueError):  # a stream with no descriptor (io.StringIO) has nothing to flush at exit
+        pass
+    finally:
+        os.close(devnull)
+
+
 class EpochPrinter:
-    """Human output. A self-updating progress line only when `out` is a terminal: logs never get carriage returns."""
+    """Human output. A self-updating progress line only when `out` is a terminal: logs never get carriage returns.
+
+    When the reader of `out` goes (`| head -1`) the run goes on, recorded as usual; only the printing stops.
+    """
 
     def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
-        self.out, self.err = out, err
+        self.out: TextIO | None = out
+        self.err = err
         self.live = out.isatty()
         self._progress_shown = False
 
@@ -43,6 +68,18 @@ class EpochPrinter:
             self._progress_shown = False
 
     def __call__(self, event: Event) -> None:
+        if self.out is not None:
+            try:
+                self._show(event)
+            except BrokenPipeError:
+                _discard(self.out)
+                self.out = None
+        if isinstance(event, RunFailed):  # on stderr, which outlives a closed stdout pipe
+            print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)
+            if event.run_dir and event.error_type not in SELF_EXPLAINED:
+                print(f"trainconsole: details in {event.run_dir}/events.jsonl", file=self.err)
+
+    def _show(self, event: Event) -> None:
         if isinstance(event, BatchProgressed):
             if self.live:
                 bar_width = 20
@@ -72,22 +109,24 @@ class EpochPrinter:
             word = {"completed": "Run completed", "early_stopped": "Early stop", "stopped": "Run stopped", "nan": "Run stopped on NaN"}.get(event.status, event.status)
             print(f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, {_duration(event.seconds)} this session{best}", file=self.out)
             print(f"Run folder : {event.run_dir}", file=self.out)
-        elif isinstance(event, RunFailed):
-            print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)
-            if event.run_dir:
-                print(f"trainconsole: details in {event.run_dir}/events.jsonl", file=self.err)
         self.out.flush()
 
     def close(self) -> None:
-        self._clear()
-        self.out.flush()
+        if self.out is None:
+            return
+        try:
+            self._clear()
+            self.out.flush()
+        except BrokenPipeError:
+            _discard(self.out)
+            self.out = None
 
 
 class JsonPrinter:
-    """`--json`: one JSON event per line."""
+    """`--json`: one JSON event per line; when the reader goes (`| head -1`) the run goes on, recorded as usual."""
 
     def __init__(self, out: TextIO = sys.stdout):
-        self.out = out
+        self.out: TextIO | None = out
 
     def __call__(self, event: Event) -> None:
         if self.out is None:
@@ -95,7 +134,8 @@ class JsonPrinter:
         try:
             self.out.write(to_json(event.to_dict()) + "\n")
             self.out.flush()
-        except BrokenPipeError:  # `| head`: the reader is gone; the run itself goes on and is recorded
+        except BrokenPipeError:
+            _discard(self.out)
             self.out = None
 
     def close(self) -> None:
@@ -103,7 +143,8 @@ class JsonPrinter:
             try:
                 self.out.flush()
             except BrokenPipeError:
-                pass
+                _discard(self.out)
+                self.out = None
 
 
 def format_size(n: int) -> str:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.config import SettingsError, atomic_write_text
+from engine.atomic import NotARegularFile, atomic_write, open_append, open_regular, refuse_unless_regular, write_all
+from engine.config import SettingsError
 from engine.events import BatchProgressed, Event
 
 try:
@@ -29,6 +31,51 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 TERMINAL = {"RunFinished", "RunFailed"}
+RUN_FILES = ("settings.toml", "metrics.jsonl", "events.jsonl", ".lock")
+CHECKPOINT_FILES = ("best.pth", "last.pth")
+
+
+class RunFolderError(SettingsError):
+    """A run folder's file cannot be written: a symlink in the folder, a read-only or full disk. The message is one line naming the file."""
+
+
+def cannot_write(path: Path, e: OSError) -> RunFolderError:
+    """The one-line error of a failed write in a run folder ("...: No space left on device")."""
+    if isinstance(e, NotARegularFile):
+        return RunFolderError(str(e))
+    return RunFolderError(f"cannot write {path}: {e.strerror or e}")
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    """run_dir/checkpoints, checked to be a real folder inside the run folder (a symlink there would send writes and deletions elsewhere)."""
+    path = run_dir / "checkpoints"
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: no such folder; {run_dir} is not a complete run folder") from None
+    if not stat.S_ISDIR(mode):
+        kind = "symbolic link" if stat.S_ISLNK(mode) else "file"
+        raise RunFolderError(f"{path} is a {kind}; a run folder's checkpoints are written only in a real folder inside it")
+    return path
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Before anything is written: every file a run writes or deletes is absent or a regular file inside run_dir."""
+    ck_dir = checkpoints_dir(run_dir)
+    names = [run_dir / n for n in RUN_FILES] + [ck_dir / n for n in CHECKPOINT_FILES] + sorted(ck_dir.glob("epoch_*.pth"))
+    try:
+        for path in names:
+            refuse_unless_regular(path)
+    except NotARegularFile as e:
+        raise RunFolderError(str(e)) from None
+
+
+def write_run_file(path: Path, text: str) -> None:
+    """A run folder's whole-file write (settings.toml, metrics.jsonl on resume): atomic, never through a symlink."""
+    try:
+        atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), follow_symlinks=False)
+    except OSError as e:
+        raise cannot_write(path, e) from None
 
 
 def _json_default(value: Any) -> Any:
@@ -72,82 +119,134 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
     raise SettingsError(f"run.name = '{name}': too many runs with this name in {runs_dir}")
 
 
+def discard_new_run_dir(run_dir: Path) -> None:
+    """Remove a folder that create_run_dir made when the run's set-up then failed; only the files a set-up writes, never more."""
+    for path in [run_dir / n for n in RUN_FILES]:
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+    for folder in (run_dir / "checkpoints", run_dir):
+        try:
+            folder.rmdir()  # fails, leaving it, when anything else is inside
+        except OSError:
+            pass
+
+
 class RunLock:
     """An exclusive flock on run_dir/.lock for as long as a process trains there (released by the kernel on kill -9)."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / ".lock"
-        self.fh = None
+        self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.fh = open(self.path, "a+")
+        try:
+            self.fd = open_regular(self.path, os.O_RDWR)
+        except OSError as e:
+            if isinstance(e, NotARegularFile):
+                raise cannot_write(self.path, e) from None
+            raise RunFolderError(f"{self.path.parent}: cannot write in this run folder: {e.strerror or e}") from None
         if fcntl is not None:
             for attempt in range(5):  # is_locked() holds the lock for an instant while it looks
                 try:
-                    fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if attempt == 4:
-                        self.fh.close()
-                        self.fh = None
+                        self.release()
                         raise SettingsError(f"{self.path.parent}: another process is training in this run folder") from None
                     time.sleep(0.05)
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(str(os.getpid()))
-        self.fh.flush()
+        try:  # the pid is for people; a full disk here costs nothing
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
 
     def release(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def is_locked(run_dir: Path) -> bool:
-    path = run_dir / ".lock"
-    if fcntl is None or not path.exists():
+    """Whether a process trains in run_dir; reads only, so a read-only run folder answers too."""
+    if fcntl is None:
         return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
+    try:  # O_NONBLOCK: a FIFO named .lock must not hang a listing
+        fd = os.open(run_dir / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # absent, a symlink, unreadable: no process of ours holds it
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases our own flock
     return False
 
 
 class RunRecorder:
-    """Writes a run's events to events.jsonl and its epochs to metrics.jsonl, one flushed line each."""
+    """Writes a run's events to events.jsonl and its epochs to metrics.jsonl, one whole line per write.
+
+    Unlike other listeners its failure fails the run: a run that cannot be recorded is not worth going on
+    with. The first failed write raises RunFolderError; after it the recorder writes nothing more (the
+    disk is full or gone) and raises nothing more, so recording the RunFailed itself cannot hide the error.
+    """
 
     PROGRESS_EVERY_S = 1.0
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
-        self.events = open(run_dir / "events.jsonl", "a", encoding="utf-8")
-        self.metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.failed: RunFolderError | None = None
+        self.events = self._open(run_dir / "events.jsonl")
+        try:
+            self.metrics = self._open(run_dir / "metrics.jsonl")
+        except BaseException:
+            os.close(self.events)
+            raise
         self._last_progress = 0.0
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        try:
+            return open_append(path)
+        except OSError as e:
+            raise cannot_write(path, e) from None
+
+    def _write(self, fd: int, name: str, data: dict[str, Any]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            write_all(fd, (to_json(data) + "\n").encode("utf-8"))
+        except OSError as e:
+            self.failed = cannot_write(self.run_dir / name, e)
+            raise self.failed from None
 
     def record(self, event: Event) -> None:
         if isinstance(event, BatchProgressed):
             if event.time - self._last_progress < self.PROGRESS_EVERY_S:
                 return
             self._last_progress = event.time
-        self.events.write(to_json(event.to_dict()) + "\n")
-        self.events.flush()
+        self._write(self.events, "events.jsonl", event.to_dict())
 
     def record_epoch(self, metrics: dict[str, Any]) -> None:
-        self.metrics.write(to_json(metrics) + "\n")
-        self.metrics.flush()
+        self._write(self.metrics, "metrics.jsonl", metrics)
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         """On resume: metrics.jsonl becomes exactly the checkpoint's history (drops epochs it never saved)."""
-        self.metrics.close()
-        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(to_json(r) + "\n" for r in rows))
-        self.metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        path = self.run_dir / "metrics.jsonl"
+        write_run_file(path, "".join(to_json(r) + "\n" for r in rows))
+        os.close(self.metrics)
+        self.metrics = self._open(path)
 
     def close(self) -> None:
-        self.events.close()
-        self.metrics.close()
+        for fd in (self.events, self.metrics):
+            try:
+                os.close(fd)
+            except OSError:  # a network file system may report a failed write only here; the run's outcome is already known
+                pass
+        self.events = self.metrics = -1
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

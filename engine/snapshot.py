@@ -17,6 +17,14 @@ import torch
 
 from engine import checkpoints as ck
 
+# what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was trained with,
+# and the precision and the step decide the numbers of every epoch its settings.toml describes
+MUST_MATCH_ON_RESUME = {
+    "optimizer": "its optimizer state",
+    "scheduler": "its scheduler state",
+    "precision": "its precision (and grad-scaler state)",
+    "fused_step": "the training step of its earlier epochs",
+}
 HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best", "time")
 
 
@@ -38,6 +46,7 @@ def restore(trainer: Any, c: dict[str, Any]) -> None:
     if int(c.get("format_version", 1)) > ck.FORMAT_VERSION:
         raise ck.CheckpointError(f"{trainer.resume_from}: checkpoint format {c['format_version']} is newer than this trainconsole reads ({ck.FORMAT_VERSION}); upgrade trainconsole")
     ck.load_weights(trainer.model, c["model_state_dict"], str(trainer.resume_from))
+    _check_settings_fit(trainer, c)
     try:
         trainer.optimizer.load_state_dict(c["optimizer_state_dict"])
         if trainer.scheduler is not None and c.get("scheduler_state_dict"):
@@ -64,6 +73,18 @@ def restore(trainer: Any, c: dict[str, Any]) -> None:
         set_global_rng(rng, trainer.device)
         # data_epoch_start, not data: a stop before the epoch's first batch saved data after its shuffle was drawn
         trainer.data.generator.set_state(rng.get("data_epoch_start", rng["data"]))
+
+def _check_settings_fit(trainer: Any, c: dict[str, Any]) -> None:
+    """A changed optimizer or scheduler would load silently and crash (or mislead) at the first step: refuse it here."""
+    saved = (c.get("settings") or {}).get("training") or {}
+    now = trainer.settings.training
+    for key, what in MUST_MATCH_ON_RESUME.items():
+        if key in saved and saved[key] != getattr(now, key):
+            raise ck.CheckpointError(
+                f"{trainer.resume_from}: trained with training.{key} = {saved[key]!r}, resumed with {getattr(now, key)!r}, "
+                f"which does not fit {what}; resume with {key} = {saved[key]!r} or start a new run"
+            )
+
 
 def _restore_scheduler(sch: Any, state: dict[str, Any]) -> None:
     """Load the scheduler's position; a schedule laid out for the run's length follows a raised training.epochs."""

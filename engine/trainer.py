@@ -22,7 +22,7 @@ from torch import nn
 from engine import checkpoints as ck
 from engine import snapshot
 from engine.atomic import remove_stale_temporaries
-from engine.config import Settings, SettingsError, atomic_write_text, to_toml
+from engine.config import Settings, SettingsError, to_toml
 from engine.control import RunControl
 from engine.data import DataBundle, build_data
 from engine.device import CoreWatch, choose_threads, device_name, resolve_device, training_step_flops
@@ -43,7 +43,7 @@ from engine.events import (
 )
 from engine.models import build_model, count_parameters
 from engine.optim import build_optimizer, build_scheduler
-from engine.runs import RunLock, RunRecorder, create_run_dir
+from engine.runs import RunFolderError, RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
 from engine.snapshot import HISTORY_KEYS, RunState
 from engine.steps import autocast, build_step
 
@@ -139,20 +139,23 @@ class Trainer:
         in_run_folder = self.resume_from is not None and self.resume_from.parent.name == "checkpoints"
         # a checkpoint copied out of its run folder continues in a new folder, never in its parent
         self.run_dir = self.resume_from.parent.parent if in_run_folder else create_run_dir(s.run.runs_dir, s.run.name)
-        self.lock = RunLock(self.run_dir)
-        self.lock.acquire()
         try:
-            remove_stale_temporaries(self.run_dir / "checkpoints")
-            atomic_write_text(self.run_dir / "settings.toml", to_toml(s))  # the run's record, rewritten whole on resume
+            check_run_folder(self.run_dir)  # a downloaded run folder's symlinks are refused before anything is written
+            self.lock = RunLock(self.run_dir)
+            self.lock.acquire()
+            remove_stale_temporaries(checkpoints_dir(self.run_dir))
+            write_run_file(self.run_dir / "settings.toml", to_toml(s))  # the run's record, rewritten whole on resume
             self.recorder = RunRecorder(self.run_dir)
             if checkpoint is not None:
                 self.recorder.rewrite_metrics(self._history_rows())
         except BaseException:
             self.close()
+            if not in_run_folder:  # a new folder that never started a run is not left behind as an empty "run"
+                discard_new_run_dir(self.run_dir)
             raise
 
     def _save(self, obj: Any, name: str, kind: str) -> None:
-        path = self.run_dir / "checkpoints" / name
+        path = checkpoints_dir(self.run_dir) / name  # checked at each save: the folder may have been swapped for a link
         ck.atomic_save(obj, path)
         monitor = self.settings.training.monitor
         h = self.state.history
@@ -166,9 +169,9 @@ class Trainer:
         cs = self.settings.checkpoints
         if cs.every and self.state.epoch % cs.every == 0:
             self._save(full, f"epoch_{self.state.epoch}.pth", "epoch")
-            kept = sorted(self.run_dir.glob("checkpoints/epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
-            for old in kept[:-cs.keep]:  # the new file is written before an old one goes
-                old.unlink(missing_ok=True)
+            numbered = [p for p in checkpoints_dir(self.run_dir).glob("epoch_*.pth") if p.stem[6:].isdigit()]
+            for old in sorted(numbered, key=lambda p: int(p.stem[6:]))[:-cs.keep]:  # the new file is written before an old one goes
+                old.unlink(missing_ok=True)  # a symlink itself goes, never what it points to
         self._save(full, "last.pth", "last")
 
     # -- the loop -------------------------------------------------------------
@@ -189,9 +192,20 @@ class Trainer:
             )
         except Exception as e:
             final = RunFailed(f"{type(e).__name__}: {e}", type(e).__name__, traceback.format_exc(), str(self.run_dir), self.state.epoch)
-        self.emit(final)
-        self.close()
+        try:
+            self._emit_final(final)
+        finally:
+            self.close()
         return final
+
+    def _emit_final(self, final: Event) -> None:
+        """The run's last event: a disk that failed the run may not take its record, but every listener still hears it."""
+        try:
+            if self.recorder is not None:
+                self.recorder.record(final)
+        except RunFolderError:
+            pass  # the disk's first failure is the one `final` reports; a second would only hide it
+        self._emit_user(final)
 
     def close(self) -> None:
         if self.recorder is not None:
