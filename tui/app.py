@@ -20,53 +20,24 @@ from engine.config import Settings, SettingsError, load_settings
 from engine.crash import crash_line, write_crash_report
 from tui import heap, textual_compat
 from tui.messages import TorchReady
+from tui.screen_table import SCREENS
 
 # the headless CLI's code for a run stopped by a signal (engine.cli.EXIT_INTERRUPTED); engine.cli is not imported here
 EXIT_INTERRUPTED = 130
 # SIGHUP: the terminal went away (a dropped SSH session, a killed tmux); SIGTERM, SIGINT: asked to stop
 STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGHUP", None), signal.SIGTERM, signal.SIGINT) if s is not None)
 
-MODES = ("environment", "configuration", "training", "checkpoints")
-
-
-def _environment() -> Screen:
-    from tui.screens.environment import EnvironmentScreen
-
-    return EnvironmentScreen()
-
-
-def _configuration() -> Screen:
-    from tui.screens.configuration import ConfigurationScreen
-
-    return ConfigurationScreen()
-
-
-def _training() -> Screen:
-    from tui.screens.training import TrainingScreen
-
-    return TrainingScreen()
-
-
-def _checkpoints() -> Screen:
-    from tui.screens.checkpoints import CheckpointsScreen
-
-    return CheckpointsScreen()
-
-
 class TrainConsole(App):
     """trainconsole: environment, configuration, live training and checkpoints."""
 
     CSS_PATH = "app.tcss"
     TITLE = "trainconsole"
-    MODES = {"environment": _environment, "configuration": _configuration, "training": _training, "checkpoints": _checkpoints}
-    DEFAULT_MODE = "environment"
+    MODES = {entry.mode: entry.build for entry in SCREENS}
+    DEFAULT_MODE = SCREENS[0].mode
     BINDINGS = [
-        Binding("1", "switch_mode('environment')", "Env"),
-        Binding("2", "switch_mode('configuration')", "Config"),
-        Binding("3", "switch_mode('training')", "Train"),
-        Binding("4", "switch_mode('checkpoints')", "Checkpoints"),
+        *(Binding(entry.key, f"switch_mode('{entry.mode}')", entry.short) for entry in SCREENS),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit_console", "Quit"),
+        Binding("q", "quit_console", "Quit", tooltip="quit (asks first while a run is active, then stops it and saves last.pth)"),
     ]
 
     # Textual's switch_mode holds the display for 50 ms (delay_update) so that a screen still being
@@ -225,8 +196,8 @@ class TrainConsole(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode in MODES:
-            yield SystemCommand(f"Screen: {mode}", f"Show the {mode} screen", lambda m=mode: self.switch_mode(m))
+        for entry in SCREENS:
+            yield SystemCommand(f"Screen: {entry.mode}", entry.summary, lambda m=entry.mode: self.switch_mode(m))
         yield SystemCommand("Help", "Keys of this screen", self.action_help)
 
 

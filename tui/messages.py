@@ -10,6 +10,8 @@ from typing import Any
 
 from textual.message import Message
 
+from engine.events import BatchProgressed
+
 
 class EngineEvent(Message):
     """One engine event (engine.events.*), delivered on the UI thread."""
@@ -18,13 +20,9 @@ class EngineEvent(Message):
         super().__init__()
         self.event = event
 
-    @property
-    def kind(self) -> str:
-        return type(self.event).__name__
-
     def can_replace(self, message: Message) -> bool:
         # a burst of progress ticks collapses to the newest one
-        return self.kind == "BatchProgressed" and isinstance(message, EngineEvent) and message.kind == "BatchProgressed"
+        return isinstance(self.event, BatchProgressed) and isinstance(message, EngineEvent) and isinstance(message.event, BatchProgressed)
 
 
 class RunCrashed(Message):

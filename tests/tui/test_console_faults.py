@@ -52,7 +52,10 @@ def test_a_signal_stops_the_run_at_a_batch_boundary_and_closes_the_console(tmp_p
     final = deadline_events[-1]
     assert final["type"] == "RunFinished" and final["status"] == "stopped" and sig.name in final["reason"]
     last = torch.load(next((tmp_path / "runs").glob("*/checkpoints/last.pth")), weights_only=True)
-    assert last["batch"] > 0  # mid-epoch, at the exact batch
+    # the exact position: the epochs completed, and the batches of the next one (0 when the stop fell between epochs)
+    assert last["epoch"] == sum(e["type"] == "EpochCompleted" for e in deadline_events)
+    progress = [e for e in deadline_events if e["type"] == "BatchProgressed" and e["epoch"] == last["epoch"] + 1]
+    assert last["batch"] >= (progress[-1]["batch"] if progress else 0)
 
 
 class CrashingConsole(TrainConsole):

@@ -39,10 +39,10 @@ class CheckpointsScreen(Screen):
     # under 100 columns the two tables cannot stand side by side without cutting columns (app.tcss)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
-        Binding("r", "resume", "Resume"),
-        Binding("e", "evaluate", "Evaluate"),
-        Binding("delete,D", "delete", "Delete"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("r", "resume", "Resume", tooltip="resume the selected run from its last.pth"),
+        Binding("e", "evaluate", "Evaluate", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
+        Binding("delete,D", "delete", "Delete", tooltip="delete the selected run or checkpoint (asks first)"),
+        Binding("f5", "refresh", "Refresh", tooltip="refresh the list"),
     ]
 
     def __init__(self) -> None:

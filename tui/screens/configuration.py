@@ -34,7 +34,7 @@ def count_model_parameters(settings: Settings) -> str:
 
 
 class ConfigurationScreen(Screen):
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("ctrl+o", "focus_path", "Load file"), Binding("escape", "leave_field", "Leave field", show=False)]
+    BINDINGS = [Binding("ctrl+s", "save", "Save", tooltip="save the settings file (atomic; your comments and layout stay)"), Binding("ctrl+o", "focus_path", "Load file", tooltip="load another settings file (the path field)"), Binding("escape", "leave_field", "Leave field", show=False)]
 
     def action_leave_field(self) -> None:
         """Escape leaves a text field, so the screen keys (1-4, q) work again."""

@@ -35,7 +35,7 @@ def format_gpus(gpus: list[dict[str, Any]]) -> str:
 
 
 class EnvironmentScreen(Screen):
-    BINDINGS = [Binding("d", "pick_device", "Device")]
+    BINDINGS = [Binding("d", "pick_device", "Device", tooltip="focus the device picker")]
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""`?`: the keys of every screen."""
+"""`?`: the keys of every screen, read from the screen table and each screen's own bindings."""
 
 from __future__ import annotations
 
@@ -8,34 +8,30 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-HELP = """\
-# trainconsole
+from tui.screen_table import SCREENS
 
-| Key | Everywhere |
-|-----|------------|
-| `1` `2` `3` `4` | environment, configuration, training, checkpoints |
-| `tab` / mouse | move between fields and tabs |
-| `ctrl+p` | command palette |
-| `?` | this help |
-| `q` | quit (asks first while a run is active, then stops it and saves last.pth) |
-
-| Key | Screen |
-|-----|--------|
-| `d` | environment: focus the device picker |
-| `ctrl+s` | configuration: save the settings file (atomic) |
-| `ctrl+o` | configuration: load another settings file (path field) |
-| `s` | training: start a run with the current settings |
-| `p` | training: pause / resume |
-| `x` | training: stop and save last.pth |
-| `r` | checkpoints: resume the selected run from last.pth |
-| `e` | checkpoints: evaluate the selected checkpoint (best.pth of a run) |
-| `delete` / `D` | checkpoints: delete the selected run or checkpoint (asks first) |
-| `f5` | checkpoints: refresh the list |
-
+BADGES = """\
 The diagnostic badge: **OK**, **OVERFITTING** (val loss or accuracy drifts away from
 train), **UNDERFITTING** (train loss stays high), **NaN** (the loss diverged).
 The red vertical line on the charts marks where overfitting began.
 """
+
+
+def _key(binding: Binding) -> str:
+    return " / ".join(f"`{k.strip()}`" for k in (binding.key_display or binding.key).split(","))
+
+
+def help_text(app_bindings: list[Binding]) -> str:
+    lines = ["# trainconsole", "", "| Key | Everywhere |", "|-----|------------|"]
+    lines.append(f"| {' '.join(f'`{e.key}`' for e in SCREENS)} | {', '.join(e.mode for e in SCREENS)} |")
+    lines += ["| `tab` / mouse | move between fields and tabs |", "| `ctrl+p` | command palette |"]
+    lines += [f"| {_key(b)} | {b.tooltip or b.description.lower()} |" for b in app_bindings if not b.action.startswith("switch_mode")]
+    lines += ["", "| Key | Screen |", "|-----|--------|"]
+    for entry in SCREENS:
+        for b in entry.screen_class().BINDINGS:
+            if isinstance(b, Binding) and b.show:
+                lines.append(f"| {_key(b)} | {entry.mode}: {b.tooltip or b.description.lower()} |")
+    return "\n".join(lines) + "\n\n" + BADGES
 
 
 class HelpScreen(ModalScreen[None]):
@@ -47,7 +43,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP + f"\nYou are on the **{self.mode}** screen. `escape` closes this help.")
+            yield Markdown(help_text(self.app.BINDINGS) + f"\nYou are on the **{self.mode}** screen. `escape` closes this help.")
 
     def action_close(self) -> None:
         self.dismiss(None)

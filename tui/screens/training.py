@@ -13,6 +13,16 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
+from engine.events import (
+    BatchProgressed,
+    EpochCompleted,
+    RunFailed,
+    RunFinished,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+    ThreadsChanged,
+)
 from engine.runs import read_jsonl
 from tui.widgets.key_footer import KeyFooter
 from tui.messages import EngineEvent, RunCrashed, RunEnded
@@ -51,11 +61,22 @@ def _threads(n: int) -> str:
 
 
 class TrainingScreen(Screen):
-    BINDINGS = [Binding("s", "start", "Start"), Binding("p", "pause", "Pause/resume"), Binding("x", "stop", "Stop & save")]
+    BINDINGS = [Binding("s", "start", "Start", tooltip="start a run with the current settings"), Binding("p", "pause", "Pause/resume", tooltip="pause / resume at the next batch"), Binding("x", "stop", "Stop & save", tooltip="stop at the next batch and save last.pth")]
     AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
 
     def __init__(self) -> None:
         super().__init__()
+        # each engine event this screen shows, by type (an event it does not show, e.g. CheckpointSaved, is passed over)
+        self._handlers: dict[type, Any] = {
+            RunStarted: self._on_run_started,
+            ThreadsChanged: self._on_threads_changed,
+            BatchProgressed: self._on_batch_progressed,
+            EpochCompleted: self._on_epoch_completed,
+            RunPaused: self._on_run_paused,
+            RunResumed: self._on_run_resumed,
+            RunFinished: self._on_run_finished,
+            RunFailed: self._on_run_failed,
+        }
         self.history = RunHistory()
         self.run_dir: str | None = None
         self.batches = 0  # per epoch, from RunStarted
@@ -115,11 +136,11 @@ class TrainingScreen(Screen):
 
     # -- engine events ----------------------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
-        handler = getattr(self, f"_on_{message.kind}", None)
+        handler = self._handlers.get(type(message.event))
         if handler is not None:
             handler(message.event)
 
-    def _on_RunStarted(self, e) -> None:
+    def _on_run_started(self, e: RunStarted) -> None:
         self.run_dir = e.run_dir
         self.batches = e.batches_per_epoch
         self.outcome = "running"
@@ -138,14 +159,14 @@ class TrainingScreen(Screen):
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
         self._update_info(None)
 
-    def _on_ThreadsChanged(self, e) -> None:
+    def _on_threads_changed(self, e: ThreadsChanged) -> None:
         self._threads = _threads(e.threads) + (" (cores busy elsewhere)" if e.threads < e.previous else "")
         self._update_info(self.history.lr[-1] if self.history.lr else None)
 
-    def _on_BatchProgressed(self, e) -> None:
+    def _on_batch_progressed(self, e: BatchProgressed) -> None:
         self.query_one(EpochProgress).show(e)
 
-    def _on_EpochCompleted(self, e) -> None:
+    def _on_epoch_completed(self, e: EpochCompleted) -> None:
         self.history.add(e.metrics())
         self._unshown.append(e)
         if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
@@ -193,17 +214,17 @@ class TrainingScreen(Screen):
             chart.release()
         self._show_epochs()
 
-    def _on_RunPaused(self, e) -> None:
+    def _on_run_paused(self, e: RunPaused) -> None:
         self._show_epochs()
         self.outcome = "paused"
         self.query_one(EpochProgress).show_paused(e.epoch, e.batch, self.batches)
         self._status(f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  {_escape(self.run_dir or '')}")
 
-    def _on_RunResumed(self, e) -> None:
+    def _on_run_resumed(self, e: RunResumed) -> None:
         self.outcome = "running"
         self._status(f"[b]Running[/b] {_escape(self.run_dir or '')}")
 
-    def _on_RunFinished(self, e) -> None:
+    def _on_run_finished(self, e: RunFinished) -> None:
         self._show_epochs()
         self.outcome = e.status
         best = f"; best {e.monitor} {e.best_value:.4f} at epoch {e.best_epoch}" if e.best_value is not None else ""
@@ -212,7 +233,7 @@ class TrainingScreen(Screen):
             self.query_one(EpochProgress).show_note("stopped")
         self._status(f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}", "-done" if e.status in ("completed", "early_stopped") else "-warning")
 
-    def _on_RunFailed(self, e) -> None:
+    def _on_run_failed(self, e: RunFailed) -> None:
         self._show_epochs()
         self.outcome = "failed"
         self._status(f"[b]Run failed[/b]: {_escape(e.error)}\nRun folder: {_escape(e.run_dir or '-')}", "-error")

@@ -1,15 +1,15 @@
-"""The four screens as clickable tabs at the top of each screen."""
+"""The screens as clickable tabs at the top of each screen."""
 
 from __future__ import annotations
 
 from textual.widgets import Tab, Tabs
 
-SCREENS = (("environment", "1 Environment"), ("configuration", "2 Configuration"), ("training", "3 Training"), ("checkpoints", "4 Checkpoints"))
+from tui.screen_table import SCREENS
 
 
 class ScreenTabs(Tabs):
     def __init__(self, current: str) -> None:
-        super().__init__(*(Tab(label, id=f"tab-{mode}") for mode, label in SCREENS), active=f"tab-{current}")
+        super().__init__(*(Tab(f"{e.key} {e.title}", id=f"tab-{e.mode}") for e in SCREENS), active=f"tab-{current}")
         self.current = current
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
