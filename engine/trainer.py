@@ -94,6 +94,7 @@ class Trainer:
         self.state = RunState()
         self._partial: dict[str, Any] | None = None
         self._paused_s = 0.0  # paused time in the current epoch
+        self._epochs_before = 0  # completed epochs when the current one began: a failure while saving it belongs to it
 
     # -- events -------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -183,6 +184,7 @@ class Trainer:
         if self.recorder is None:
             self.setup()
         started = time.perf_counter()
+        self._epochs_before = self.state.epoch
         try:
             self._emit_started()
             status, reason = self._train()
@@ -191,7 +193,7 @@ class Trainer:
                 self.settings.training.monitor, str(self.run_dir), time.perf_counter() - started,
             )
         except Exception as e:
-            final = RunFailed(f"{type(e).__name__}: {e}", type(e).__name__, traceback.format_exc(), str(self.run_dir), self.state.epoch)
+            final = RunFailed(f"{type(e).__name__}: {e}", type(e).__name__, traceback.format_exc(), str(self.run_dir), self._epochs_before)
         try:
             self._emit_final(final)
         finally:
@@ -224,7 +226,7 @@ class Trainer:
     def _train(self) -> tuple[str, str]:
         s = self.settings.training
         while self.state.epoch < s.epochs:
-            t0, self._paused_s = time.perf_counter(), 0.0
+            t0, self._paused_s, self._epochs_before = time.perf_counter(), 0.0, self.state.epoch
             train = self._train_epoch()
             if train is None:
                 return "stopped", self.control.reason or "stopped"

@@ -146,6 +146,7 @@ def test_a_disk_too_small_for_the_first_checkpoint_fails_the_run_in_one_line(tmp
     result = cli(tmp_path, "run", *TINY, "--set", f"run.runs_dir={str(disk / 'runs')!r}")
     assert result.returncode == 1, result.stderr
     line = one_error_line(result)
+    assert line.startswith("trainconsole: training failed at epoch 1: ")
     assert FULL in line and "PytorchStreamWriter" not in line and "enforce fail" not in line
     (run_dir,) = (disk / "runs").iterdir()
     assert not list((run_dir / "checkpoints").glob(".*.tmp")), "the half-written temporary is removed"

@@ -329,6 +329,7 @@ def test_full_disk_when_a_checkpoint_is_saved_keeps_the_earlier_ones(tmp_path, m
     _, final, _ = train(make_settings(tmp_path / "runs", epochs=3, lr=0.01))
     _assert_failed_on_full_disk(final, earlier_epoch=1)
     assert final.error_type == "CheckpointError" and name in final.error
+    assert final.epoch == 1, "epoch 2 failed: one epoch completed (its end was never recorded)"
     assert not list((Path(final.run_dir) / "checkpoints").glob(".*.tmp")), "no temporary left behind"
 
 
