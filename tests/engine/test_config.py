@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
-import tomllib
+import sys
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10, which the README supports: the same fallback as engine.config
+    import tomli as tomllib
 
 from engine.config import (
     DataSettings,
