@@ -157,10 +157,10 @@ def test_on_device_moves_settings_and_drops_fp16_off_cuda():
 
 
 class FakeMachine:
-    """A /proc/stat of two CPUs, a clock and this process's CPU time, all moved by hand."""
+    """A /proc/stat of `cpus` CPUs counting `hz` ticks a second, a clock and this process's CPU time, all moved by hand."""
 
-    def __init__(self, tmp_path):
-        self.path, self.now, self.own, self.busy = tmp_path / "stat", 0.0, 0.0, [0, 0]
+    def __init__(self, tmp_path, cpus: int = 2, hz: int = 100):
+        self.path, self.now, self.own, self.busy, self.hz = tmp_path / "stat", 0.0, 0.0, [0] * cpus, hz
         self.write()
 
     def write(self):
@@ -169,15 +169,15 @@ class FakeMachine:
 
     def advance(self, seconds, own_cores, other_cores):
         """`seconds` pass with this process busy on `own_cores` cores and other processes on `other_cores`."""
-        ticks = round((own_cores + other_cores) * seconds * 100)
-        self.busy = [self.busy[0] + ticks - ticks // 2, self.busy[1] + ticks // 2]
+        ticks, n = round((own_cores + other_cores) * seconds * self.hz), len(self.busy)
+        self.busy = [b + ticks // n + (i < ticks % n) for i, b in enumerate(self.busy)]
         self.now += seconds
         self.own += own_cores * seconds
         self.write()
 
     def watch(self, chosen=2):
-        watch = dev.CoreWatch(chosen, cpus={0, 1}, stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own)
-        watch.tick_s = 0.01  # the fake counts 100 ticks a second
+        watch = dev.CoreWatch(chosen, cpus=set(range(len(self.busy))), stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own)
+        watch.tick_s = 1 / self.hz
         return watch
 
 
@@ -220,27 +220,42 @@ def test_the_busy_time_of_this_machine_s_cpus_is_read():
     assert dev._busy_jiffies(dev._allowed_cpus()) is not None
 
 
-def test_free_cores_leave_out_a_core_a_busy_process_takes_but_not_this_process_s_own_threads():
+def machine_for_free_cores(monkeypatch, tmp_path, own_cores: float, other_cores: float, cpus: int = 4) -> FakeMachine:
+    """free_cores reads this fake machine: its sleep lets the window pass with the given load."""
+    import functools
     import os
-    import threading
+    import time
 
-    cores = len(os.sched_getaffinity(0))
-    if cores < 2:
-        pytest.skip("needs 2 cores")
-    stop = threading.Event()
-    spinner = threading.Thread(target=lambda: [None for _ in iter(lambda: stop.is_set(), True)])  # this process, busy
-    spinner.start()
-    try:
-        own_busy = dev.free_cores(0.3)
-    finally:
-        stop.set()
-        spinner.join()
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        __import__("time").sleep(0.3)
-        beside_hog = dev.free_cores(0.3)
-    finally:
-        hog.kill()
-        hog.wait()
-    assert beside_hog <= cores - 1
-    assert own_busy > beside_hog  # a busy thread of this process is not "another process"
+    machine = FakeMachine(tmp_path, cpus, hz=os.sysconf("SC_CLK_TCK"))  # free_cores' watch counts the real tick rate
+    monkeypatch.setattr(dev, "_allowed_cpus", lambda: set(range(cpus)))
+    monkeypatch.setattr(dev, "CoreWatch", functools.partial(dev.CoreWatch, stat=str(machine.path), clock=lambda: machine.now,
+                                                            own_cpu_s=lambda: machine.own))
+    monkeypatch.setattr(dev, "time", SimpleNamespace(sleep=lambda s: machine.advance(s, own_cores, other_cores), monotonic=time.monotonic))
+    return machine
+
+
+@pytest.mark.parametrize("own_cores, other_cores, free", [
+    (0, 0, 4),
+    (3, 0, 4),  # this process's own threads, however busy, are not "another process"
+    (2, 1, 3),  # a busy process takes a core
+    (0, 0.4, 4),  # a little noise rounds away
+    (0, 0.6, 3),
+    (1, 2.6, 1),
+    (0, 9, 1),  # never fewer than one
+])
+def test_free_cores_leave_out_the_cores_other_processes_keep_busy_but_not_this_process_s_own(monkeypatch, tmp_path, own_cores, other_cores, free):
+    machine_for_free_cores(monkeypatch, tmp_path, own_cores, other_cores)
+    assert dev.free_cores(0.3) == free
+
+
+def test_free_cores_without_proc_stat_count_the_processes_running_elsewhere(monkeypatch, tmp_path):
+    machine = machine_for_free_cores(monkeypatch, tmp_path, 0, 0)
+    machine.path.unlink()
+    monkeypatch.setattr(dev, "_running_elsewhere", lambda: 1)
+    assert dev.free_cores(0.3) == 3
+
+
+def test_free_cores_on_this_machine_are_between_one_and_its_cores():
+    import os
+
+    assert 1 <= dev.free_cores(0.05) <= len(os.sched_getaffinity(0))  # all that holds under any load
