@@ -152,6 +152,7 @@ def cmd_run(args) -> int:
     from engine.checkpoints import resolve_resume
     from engine.config import load_settings
     from engine.console_output import EpochPrinter, JsonPrinter
+    from engine.events import RunFailed
     from engine.resume import resume_settings
     from engine.trainer import RunControl, Trainer
     from engine.user_code import named_imports, set_code_folder
@@ -189,7 +190,7 @@ def cmd_run(args) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         output.close()
-    if type(final).__name__ == "RunFailed":
+    if isinstance(final, RunFailed):
         return EXIT_FAILED
     if final.status == "nan":
         return EXIT_FAILED
@@ -208,11 +209,11 @@ class _TerminalSafe:
         self.printer = printer
         self.gone = False
 
-    def __call__(self, event) -> None:
+    def on_event(self, event) -> None:
         if self.gone:
             return
         try:
-            self.printer(event)
+            self.printer.on_event(event)
         except OSError:
             self.gone = True
 

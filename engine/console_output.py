@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TextIO
 
-from engine.events import BatchProgressed, EpochCompleted, Event, RunFailed, RunFinished, RunStarted, ThreadsChanged
+from engine.events import BatchProgressed, EpochCompleted, Event, ListenerFailed, RunFailed, RunFinished, RunStarted, ThreadsChanged
 from engine.runs import to_json
 
 
@@ -67,13 +67,15 @@ class EpochPrinter:
             self.out.write("\r\x1b[K")
             self._progress_shown = False
 
-    def __call__(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         if self.out is not None:
             try:
                 self._show(event)
             except BrokenPipeError:
                 _discard(self.out)
                 self.out = None
+        if isinstance(event, ListenerFailed):  # the run goes on; on stderr, as the run's own failure
+            print(f"trainconsole: warning: {event.listener} stopped listening: {event.error}; the run goes on", file=self.err)
         if isinstance(event, RunFailed):  # on stderr, which outlives a closed stdout pipe
             print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)
             if event.run_dir and event.error_type not in SELF_EXPLAINED:
@@ -128,7 +130,7 @@ class JsonPrinter:
     def __init__(self, out: TextIO = sys.stdout):
         self.out: TextIO | None = out
 
-    def __call__(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         if self.out is None:
             return
         try:

@@ -1,6 +1,6 @@
 """The events a run emits, in the order they happen.
 
-Each event is a small frozen dataclass delivered through one `emit` callable.
+Each event is a small frozen dataclass delivered to the run's listeners (engine.listeners).
 `to_dict()` gives a JSON-ready dict with a `type` key and `event_from_dict`
 reads it back, so the same events feed the console, the headless CLI and the
 run's append-only `events.jsonl`.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,11 @@ class ThreadsChanged(Event):
     busy_elsewhere: float  # cores' worth of CPU other processes used in the last window
 
 
+# The record of one epoch: a line of metrics.jsonl, a row of the console's table, a point of its charts, a
+# value of the checkpoint's history. Every one of them reads these names, in this order.
+EPOCH_RECORD_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best", "time")
+
+
 @dataclass(frozen=True)
 class EpochCompleted(Event):
     epoch: int
@@ -90,20 +95,9 @@ class EpochCompleted(Event):
     onset_epoch: int | None  # chapter 8.1: the epoch where overfitting began, if it did
 
     def metrics(self) -> dict[str, Any]:
-        """The `metrics.jsonl` record of this epoch."""
-        return {
-            "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "val_loss": self.val_loss,
-            "train_acc": self.train_acc,
-            "val_acc": self.val_acc,
-            "lr": self.lr,
-            "seconds": round(self.seconds, 4),
-            "samples_per_s": round(self.samples_per_s, 1),
-            "diagnostic": self.diagnostic.status,
-            "is_best": self.is_best,
-            "time": self.time,
-        }
+        """The record of this epoch (EPOCH_RECORD_FIELDS): its `metrics.jsonl` line."""
+        shown = {"seconds": round(self.seconds, 4), "samples_per_s": round(self.samples_per_s, 1), "diagnostic": self.diagnostic.status}
+        return {name: shown.get(name, getattr(self, name, None)) for name in EPOCH_RECORD_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -154,12 +148,19 @@ class RunFailed(Event):
     epoch: int
 
 
+@dataclass(frozen=True)
+class ListenerFailed(Event):
+    """A listener raised (a log writer on a full disk, ...): it hears no more of the run, which goes on."""
+
+    listener: str
+    error: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (RunStarted, BatchProgressed, ThreadsChanged, EpochCompleted, DiagnosticRaised, CheckpointSaved, RunPaused, RunResumed, RunFinished, RunFailed)
+    for cls in (RunStarted, BatchProgressed, ThreadsChanged, EpochCompleted, DiagnosticRaised, CheckpointSaved, RunPaused, RunResumed,
+                RunFinished, RunFailed, ListenerFailed)
 }
-
-Emit = Callable[[Event], None]
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from engine.atomic import NotARegularFile, atomic_write, open_append, open_regular, refuse_unless_regular, write_all
 from engine.config import SettingsError
-from engine.events import BatchProgressed, Event
+from engine.events import BatchProgressed, EpochCompleted, Event
 
 try:
     import fcntl
@@ -187,14 +187,15 @@ def is_locked(run_dir: Path) -> bool:
 
 
 class RunRecorder:
-    """Writes a run's events to events.jsonl and its epochs to metrics.jsonl, one whole line per write.
+    """The run folder's listener: every event to events.jsonl and each epoch's record to metrics.jsonl, one whole line per write.
 
-    Unlike other listeners its failure fails the run: a run that cannot be recorded is not worth going on
-    with. The first failed write raises RunFolderError; after it the recorder writes nothing more (the
-    disk is full or gone) and raises nothing more, so recording the RunFailed itself cannot hide the error.
+    Unlike other listeners it is `required`: a run that cannot be recorded is not worth going on with. The
+    first failed write raises RunFolderError; after it the recorder writes nothing more (the disk is full or
+    gone) and raises nothing more, so recording the RunFailed itself cannot hide the error.
     """
 
     PROGRESS_EVERY_S = 1.0
+    required = True
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
@@ -223,15 +224,14 @@ class RunRecorder:
             self.failed = cannot_write(self.run_dir / name, e)
             raise self.failed from None
 
-    def record(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         if isinstance(event, BatchProgressed):
             if event.time - self._last_progress < self.PROGRESS_EVERY_S:
                 return
             self._last_progress = event.time
+        if isinstance(event, EpochCompleted):
+            self._write(self.metrics, "metrics.jsonl", event.metrics())
         self._write(self.events, "events.jsonl", event.to_dict())
-
-    def record_epoch(self, metrics: dict[str, Any]) -> None:
-        self._write(self.metrics, "metrics.jsonl", metrics)
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         """On resume: metrics.jsonl becomes exactly the checkpoint's history (drops epochs it never saved)."""
@@ -241,6 +241,8 @@ class RunRecorder:
         self.metrics = self._open(path)
 
     def close(self) -> None:
+        if self.events < 0:
+            return
         for fd in (self.events, self.metrics):
             try:
                 os.close(fd)

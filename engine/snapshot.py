@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from engine import checkpoints as ck
+from engine.events import EPOCH_RECORD_FIELDS
 
 # what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was trained with,
 # and the precision and the step decide the numbers of every epoch its settings.toml describes
@@ -25,7 +26,7 @@ MUST_MATCH_ON_RESUME = {
     "precision": "its precision (and grad-scaler state)",
     "fused_step": "the training step of its earlier epochs",
 }
-HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best", "time")
+HISTORY_KEYS = EPOCH_RECORD_FIELDS[1:]  # an epoch's record, less its number (the position in each list)
 
 
 @dataclass
@@ -39,23 +40,44 @@ class RunState:
     bad_epochs: int = 0  # epochs since the monitor last improved (early stopping)
 
 
-def restore(trainer: Any, c: dict[str, Any]) -> None:
-    """Put a full checkpoint back into a set-up trainer: weights, optimizer, scheduler, scaler, state, RNGs."""
+@dataclass
+class TrainingParts:
+    """What a full checkpoint is made of, and what a resume puts it back into."""
+
+    settings: Any  # engine.config.Settings
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # an LR scheduler, or None
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    generator: torch.Generator  # the data order's
+    state: RunState
+
+
+def restore(parts: TrainingParts, c: dict[str, Any], source: str) -> dict[str, Any] | None:
+    """Put a full checkpoint back: weights, optimizer, scheduler, scaler, state, RNGs.
+
+    Returns the position inside an interrupted epoch (None at an epoch boundary): the loop replays that
+    epoch's first batches and then sets the global RNGs it holds.
+    """
     if not isinstance(c, dict) or "model_state_dict" not in c or "optimizer_state_dict" not in c:
-        raise ck.CheckpointError(f"{trainer.resume_from}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
+        raise ck.CheckpointError(f"{source}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
     if int(c.get("format_version", 1)) > ck.FORMAT_VERSION:
-        raise ck.CheckpointError(f"{trainer.resume_from}: checkpoint format {c['format_version']} is newer than this trainconsole reads ({ck.FORMAT_VERSION}); upgrade trainconsole")
-    ck.load_weights(trainer.model, c["model_state_dict"], str(trainer.resume_from))
-    _check_settings_fit(trainer, c)
+        raise ck.CheckpointError(f"{source}: checkpoint format {c['format_version']} is newer than this trainconsole reads "
+                                 f"({ck.FORMAT_VERSION}); upgrade trainconsole")
+    ck.load_weights(parts.model, c["model_state_dict"], source)
+    _check_settings_fit(parts.settings, c, source)
     try:
-        trainer.optimizer.load_state_dict(c["optimizer_state_dict"])
-        if trainer.scheduler is not None and c.get("scheduler_state_dict"):
-            _restore_scheduler(trainer.scheduler, c["scheduler_state_dict"])
+        parts.optimizer.load_state_dict(c["optimizer_state_dict"])
+        if parts.scheduler is not None and c.get("scheduler_state_dict"):
+            _restore_scheduler(parts.scheduler, c["scheduler_state_dict"])
         if c.get("scaler_state_dict"):
-            trainer.scaler.load_state_dict(c["scaler_state_dict"])
+            parts.scaler.load_state_dict(c["scaler_state_dict"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ck.CheckpointError(f"{trainer.resume_from}: its optimizer or scheduler state does not fit training.optimizer = '{trainer.settings.training.optimizer}', scheduler = '{trainer.settings.training.scheduler}' ({e})") from None
-    st = trainer.state
+        t = parts.settings.training
+        raise ck.CheckpointError(f"{source}: its optimizer or scheduler state does not fit training.optimizer = '{t.optimizer}', "
+                                 f"scheduler = '{t.scheduler}' ({e})") from None
+    st = parts.state
     st.epoch = int(c["epoch"])
     st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
     epochs = len(st.history["train_loss"])
@@ -67,21 +89,22 @@ def restore(trainer: Any, c: dict[str, Any]) -> None:
     rng = c.get("rng") or {}
     if int(c.get("batch", 0)) > 0:
         # the global RNGs are set once the epoch's first batches have been replayed
-        trainer._partial = {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"], "rng": rng}
-        return
+        return {**c["partial"], "batch": int(c["batch"]), "data_epoch_start": rng["data_epoch_start"], "rng": rng}
     if rng:
-        set_global_rng(rng, trainer.device)
+        set_global_rng(rng, parts.device)
         # data_epoch_start, not data: a stop before the epoch's first batch saved data after its shuffle was drawn
-        trainer.data.generator.set_state(rng.get("data_epoch_start", rng["data"]))
+        parts.generator.set_state(rng.get("data_epoch_start", rng["data"]))
+    return None
 
-def _check_settings_fit(trainer: Any, c: dict[str, Any]) -> None:
+
+def _check_settings_fit(settings: Any, c: dict[str, Any], source: str) -> None:
     """A changed optimizer or scheduler would load silently and crash (or mislead) at the first step: refuse it here."""
     saved = (c.get("settings") or {}).get("training") or {}
-    now = trainer.settings.training
+    now = settings.training
     for key, what in MUST_MATCH_ON_RESUME.items():
         if key in saved and saved[key] != getattr(now, key):
             raise ck.CheckpointError(
-                f"{trainer.resume_from}: trained with training.{key} = {saved[key]!r}, resumed with {getattr(now, key)!r}, "
+                f"{source}: trained with training.{key} = {saved[key]!r}, resumed with {getattr(now, key)!r}, "
                 f"which does not fit {what}; resume with {key} = {saved[key]!r} or start a new run"
             )
 
@@ -100,30 +123,31 @@ def set_global_rng(rng: dict[str, Any], device: torch.device) -> None:
     random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
 
 # -- checkpoints ----------------------------------------------------------
-def make_checkpoint(trainer: Any, batch: int = 0, partial: dict[str, Any] | None = None, epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
+def make_checkpoint(parts: TrainingParts, batch: int = 0, partial: dict[str, Any] | None = None,
+                    epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
     """The full checkpoint: chapter 7.1's keys plus everything an exact resume needs, as tensors and plain types."""
-    st, h = trainer.state, trainer.state.history
+    st, h = parts.state, parts.state.history
     last = {k: (h[k][-1] if h[k] else float("nan")) for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
     py = random.getstate()
     return {
         "format_version": ck.FORMAT_VERSION,
         "epoch": st.epoch,
         "batch": batch,
-        "model_state_dict": trainer.model.state_dict(),
-        "optimizer_state_dict": trainer.optimizer.state_dict(),
-        "scheduler_state_dict": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-        "scaler_state_dict": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
+        "model_state_dict": parts.model.state_dict(),
+        "optimizer_state_dict": parts.optimizer.state_dict(),
+        "scheduler_state_dict": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+        "scaler_state_dict": parts.scaler.state_dict() if parts.scaler.is_enabled() else None,
         **last,
         "history": {k: list(v) for k, v in h.items()},
-        "best": {"epoch": st.best_epoch, "value": st.best_value, "monitor": trainer.settings.training.monitor, "bad_epochs": st.bad_epochs},
+        "best": {"epoch": st.best_epoch, "value": st.best_value, "monitor": parts.settings.training.monitor, "bad_epochs": st.bad_epochs},
         "rng": {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if trainer.device.type == "cuda" else [],
+            "cuda": torch.cuda.get_rng_state_all() if parts.device.type == "cuda" else [],
             "python": [py[0], list(py[1]), py[2]],
-            "data": trainer.data.generator.get_state(),
-            "data_epoch_start": epoch_start if epoch_start is not None else trainer.data.generator.get_state(),
+            "data": parts.generator.get_state(),
+            "data_epoch_start": epoch_start if epoch_start is not None else parts.generator.get_state(),
         },
         "partial": partial or {},
-        "settings": trainer.settings.to_dict(),
+        "settings": parts.settings.to_dict(),
         "torch_version": str(torch.__version__),
     }

@@ -1,20 +1,21 @@
 """The loop: one run of chapter 6's template, with everything a real run needs.
 
-`Trainer(settings, emit).run()` trains in the calling thread (the console
-calls it from a worker thread) and reports through `emit` only. The caller
-steers it through a `RunControl`: stop and pause are flags the loop reads
-between batches.
+`Trainer(settings, listeners).run()` trains in the calling thread (the console
+calls it from a worker thread) and reports only through events to its
+listeners (engine.listeners). Its decisions (NaN stop, early stopping,
+checkpoint retention, CPU threads) are small policies (engine.policies). The
+caller steers it through a `RunControl`: stop and pause are flags the loop
+reads between batches.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -31,7 +32,6 @@ from engine.events import (
     BatchProgressed,
     CheckpointSaved,
     DiagnosticRaised,
-    Emit,
     EpochCompleted,
     Event,
     RunFailed,
@@ -41,10 +41,12 @@ from engine.events import (
     RunStarted,
     ThreadsChanged,
 )
+from engine.listeners import ListenerLike, Listeners
 from engine.models import build_model, count_parameters
 from engine.optim import build_optimizer, build_scheduler
+from engine.policies import CheckpointRetention, ThreadFollower, stop_policies
 from engine.runs import RunFolderError, RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
-from engine.snapshot import HISTORY_KEYS, RunState
+from engine.snapshot import HISTORY_KEYS, RunState, TrainingParts
 from engine.steps import autocast, build_step
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
@@ -78,14 +80,17 @@ def _precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, 
 class Trainer:
     """One run. Build it (validates and loads everything), then `run()`."""
 
-    def __init__(self, settings: Settings, emit: Emit, control: RunControl | None = None, *, resume_from: str | Path | None = None,
-                 set_threads: bool = True, progress_interval_s: float | None = None, follow_free_cores: bool | None = None):
+    def __init__(self, settings: Settings, listeners: ListenerLike | Sequence[ListenerLike] = (), control: RunControl | None = None, *,
+                 resume_from: str | Path | None = None, set_threads: bool = True, progress_interval_s: float | None = None,
+                 follow_free_cores: bool | None = None):
         self.settings = settings
         self.progress_interval_s = progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
         # threads resized to the free cores while training (CoreWatch); None: where the trainer sets the threads itself
         self.follow_free_cores = follow_free_cores
-        self.core_watch: CoreWatch | None = None
-        self._emit_user = emit
+        self.thread_follower: ThreadFollower | None = None
+        self.listeners = Listeners([listeners] if callable(listeners) or hasattr(listeners, "on_event") else listeners)
+        self.stop_policies = stop_policies(settings)
+        self.retention = CheckpointRetention.from_settings(settings.checkpoints)
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None
         self.set_threads = set_threads
@@ -97,10 +102,12 @@ class Trainer:
         self._epochs_before = 0  # completed epochs when the current one began: a failure while saving it belongs to it
 
     # -- events -------------------------------------------------------------
+    def add_listener(self, listener: ListenerLike) -> None:
+        """Hear this run's events from now on (add before `run()` to hear them all)."""
+        self.listeners.add(listener)
+
     def emit(self, event: Event) -> None:
-        if self.recorder is not None:
-            self.recorder.record(event)
-        self._emit_user(event)
+        self.listeners.emit(event)
 
     # -- set-up ---------------------------------------------------------------
     def setup(self) -> None:
@@ -120,7 +127,7 @@ class Trainer:
             torch.set_num_threads(self.threads)
         follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
         if follow and self.device.type == "cpu" and self.threads > 1:  # `device.threads` is then the most it uses
-            self.core_watch = CoreWatch(self.threads)
+            self.thread_follower = ThreadFollower(CoreWatch(self.threads))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
@@ -129,9 +136,10 @@ class Trainer:
             self.model, self.forward, self.criterion, self.optimizer, self.scaler, self.amp_dtype, self.device,
             grad_clip=s.training.grad_clip, label_smoothing=s.training.label_smoothing, fused=s.training.fused_step,
         )
+        self.parts = TrainingParts(s, self.model, self.optimizer, self.scheduler, self.scaler, self.device, self.data.generator, self.state)
         checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
-            snapshot.restore(self, checkpoint)
+            self._partial = snapshot.restore(self.parts, checkpoint, str(self.resume_from))
             if self.state.epoch >= s.training.epochs:
                 raise SettingsError(
                     f"{self.resume_from}: the run already trained {self.state.epoch} epochs and training.epochs = {s.training.epochs}; "
@@ -147,6 +155,7 @@ class Trainer:
             remove_stale_temporaries(checkpoints_dir(self.run_dir))
             write_run_file(self.run_dir / "settings.toml", to_toml(s))  # the run's record, rewritten whole on resume
             self.recorder = RunRecorder(self.run_dir)
+            self.listeners.add(self.recorder, first=True)  # the run's own record hears every event before the others
             if checkpoint is not None:
                 self.recorder.rewrite_metrics(self._history_rows())
         except BaseException:
@@ -166,13 +175,13 @@ class Trainer:
     def _save_epoch_checkpoints(self, is_best: bool) -> None:
         if is_best:
             self._save(self.model.state_dict(), "best.pth", "best")
-        full = snapshot.make_checkpoint(self)
-        cs = self.settings.checkpoints
-        if cs.every and self.state.epoch % cs.every == 0:
+        full = snapshot.make_checkpoint(self.parts)
+        if self.retention.keeps(self.state.epoch):
             self._save(full, f"epoch_{self.state.epoch}.pth", "epoch")
-            numbered = [p for p in checkpoints_dir(self.run_dir).glob("epoch_*.pth") if p.stem[6:].isdigit()]
-            for old in sorted(numbered, key=lambda p: int(p.stem[6:]))[:-cs.keep]:  # the new file is written before an old one goes
-                old.unlink(missing_ok=True)  # a symlink itself goes, never what it points to
+            folder = checkpoints_dir(self.run_dir)
+            numbered = [int(p.stem[6:]) for p in folder.glob("epoch_*.pth") if p.stem[6:].isdigit()]
+            for epoch in self.retention.to_remove(numbered):  # the new file is written before an old one goes
+                (folder / f"epoch_{epoch}.pth").unlink(missing_ok=True)  # a symlink itself goes, never what it points to
         self._save(full, "last.pth", "last")
 
     # -- the loop -------------------------------------------------------------
@@ -202,16 +211,11 @@ class Trainer:
 
     def _emit_final(self, final: Event) -> None:
         """The run's last event: a disk that failed the run may not take its record, but every listener still hears it."""
-        try:
-            if self.recorder is not None:
-                self.recorder.record(final)
-        except RunFolderError:
-            pass  # the disk's first failure is the one `final` reports; a second would only hide it
-        self._emit_user(final)
+        self.listeners.emit(final, final=True)
 
     def close(self) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
+        """The end of the run for every listener (the recorder closes its files), then the run folder's lock."""
+        self.listeners.close()
         if getattr(self, "lock", None) is not None:
             self.lock.release()
 
@@ -232,19 +236,21 @@ class Trainer:
                 return "stopped", self.control.reason or "stopped"
             train_loss, train_acc, samples_per_s = train
             val_loss, val_acc = self.evaluate()
-            status = self._end_epoch(train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0 - self._paused_s)
-            if status:
-                return status
+            epoch = self._end_epoch(train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0 - self._paused_s)
+            for policy in self.stop_policies:
+                decision = policy.after_epoch(self.state, epoch)
+                if decision is not None:
+                    return decision.status, decision.reason
             if self.control.stop_requested:
                 return "stopped", self.control.reason or "stopped"
         return "completed", f"trained {s.epochs} epoch{'s' * (s.epochs != 1)}"
 
     def _follow_free_cores(self, epoch: int) -> None:
-        threads = self.core_watch.poll()
-        if threads is not None and threads != self.threads:
+        threads = self.thread_follower.threads(self.threads)
+        if threads is not None:
             previous, self.threads = self.threads, threads
             torch.set_num_threads(threads)
-            self.emit(ThreadsChanged(epoch, threads, previous, round(self.core_watch.last_elsewhere, 2)))
+            self.emit(ThreadsChanged(epoch, threads, previous, self.thread_follower.busy_elsewhere))
 
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
@@ -279,7 +285,7 @@ class Trainer:
                     start += self._wait_paused(epoch, i)
                 if control.stop_requested:
                     partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen, "seconds": elapsed_before + time.perf_counter() - start}
-                    self._save(snapshot.make_checkpoint(self, i, partial, epoch_start), "last.pth", "last")
+                    self._save(snapshot.make_checkpoint(self.parts, i, partial, epoch_start), "last.pth", "last")
                     return None
             batch = next(batches_iter, None)
             if batch is None:
@@ -301,7 +307,7 @@ class Trainer:
                 running = float(loss_sum) / seen  # the throttled tick is the only sync inside an epoch
                 rate = (seen - seen_at_start) / max(now - start, 1e-9)
                 self.emit(BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running))
-                if self.core_watch is not None:
+                if self.thread_follower is not None:
                     self._follow_free_cores(epoch)
                 if not math.isfinite(running) and self.settings.training.stop_on_nan:
                     break  # the epoch ends now and is reported as NaN
@@ -347,7 +353,8 @@ class Trainer:
             return True
         return value < best if self.settings.training.monitor.endswith("loss") else value > best
 
-    def _end_epoch(self, train_loss, train_acc, val_loss, val_acc, samples_per_s, seconds) -> tuple[str, str] | None:
+    def _end_epoch(self, train_loss, train_acc, val_loss, val_acc, samples_per_s, seconds) -> EpochCompleted:
+        """Chapter 8's bookkeeping of an epoch: best model, scheduler, checkpoints, diagnostic; its event, heard by every listener."""
         st, s = self.state, self.settings
         st.epoch += 1
         finished = time.time()  # the epoch's wall-clock time, kept in the history so a resume can rewrite metrics.jsonl whole
@@ -364,16 +371,12 @@ class Trainer:
         self._step_scheduler(values[s.training.monitor])
         self._save_epoch_checkpoints(is_best)
         onset = overfitting_onset(st.history["val_loss"], s.diagnostics)
-        event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s, diagnostic, is_best, onset, time=finished)
-        self.recorder.record_epoch(event.metrics())
+        event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s,
+                               diagnostic, is_best, onset, time=finished)
         self.emit(event)
         if diagnostic.status != "ok":
             self.emit(DiagnosticRaised(st.epoch, diagnostic))
-        if diagnostic.status == "nan" and s.training.stop_on_nan:
-            return "nan", diagnostic.message
-        if s.training.patience and st.bad_epochs >= s.training.patience:
-            return "early_stopped", f"{s.training.monitor} did not improve for {s.training.patience} epochs (best {st.best_value:.4f} at epoch {st.best_epoch})"
-        return None
+        return event
 
     def _step_scheduler(self, monitored: float) -> None:
         sch = self.scheduler
@@ -388,10 +391,3 @@ class Trainer:
     def _history_rows(self) -> list[dict[str, Any]]:
         h = self.state.history
         return [{"epoch": i + 1, **{k: h[k][i] for k in HISTORY_KEYS}} for i in range(len(h["train_loss"]))]
-
-
-def run_in_thread(trainer: Trainer, name: str = "trainconsole-run") -> threading.Thread:
-    """Start `trainer.run()` in a daemon thread (what the console does)."""
-    thread = threading.Thread(target=trainer.run, name=name, daemon=True)
-    thread.start()
-    return thread

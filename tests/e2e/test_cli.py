@@ -277,7 +277,7 @@ def test_progress_line_only_on_a_terminal():
     for out in (piped, tty):
         printer = EpochPrinter(out, out)
         for e in events:
-            printer(e)
+            printer.on_event(e)
         printer.close()
     assert "\r" not in piped.text and "\x1b" not in piped.text
     assert piped.text.splitlines() == ["Epoch [1/3] | LR: 1.00e-03 | Train: 0.5000 (80.0%) | Val: 0.6000 (70.0%) | Gap: +0.1000 | OK | best"]

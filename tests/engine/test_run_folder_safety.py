@@ -20,7 +20,7 @@ import engine.runs
 from engine import checkpoints as ck
 from engine.checkpoints import CheckpointError, atomic_save, load_checkpoint
 from engine.config import SettingsError, from_dict
-from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished
+from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished, RunPaused, RunResumed
 from engine.runs import RunRecorder, is_locked, read_jsonl
 from engine.trainer import RunControl, Trainer
 
@@ -351,8 +351,8 @@ def test_the_recorder_never_raises_after_its_first_failure(tmp_path, monkeypatch
     recorder = RunRecorder(run_dir)
     monkeypatch.setattr(engine.runs, "write_all", _enospc)
     with pytest.raises(SettingsError, match=FULL):
-        recorder.record_epoch({"epoch": 1})
-    recorder.record_epoch({"epoch": 2})  # the disk is full: nothing more is tried
+        recorder.on_event(RunPaused(1, 0))
+    recorder.on_event(RunResumed(1, 0))  # the disk is full: nothing more is tried
     recorder.close()
     recorder.close()
 
@@ -362,10 +362,9 @@ def test_a_torn_last_line_is_ended_before_the_next_one(tmp_path):
     run_dir.mkdir()
     (run_dir / "events.jsonl").write_text('{"type": "RunStarted"}\n{"type": "Epo')  # a full disk cut this line
     recorder = RunRecorder(run_dir)
-    recorder.record_epoch({"epoch": 1})
-    recorder._write(recorder.events, "events.jsonl", {"type": "RunFinished"})
+    recorder.on_event(RunPaused(1, 0))
     recorder.close()
-    assert [e["type"] for e in read_jsonl(run_dir / "events.jsonl")] == ["RunStarted", "RunFinished"]
+    assert [e["type"] for e in read_jsonl(run_dir / "events.jsonl")] == ["RunStarted", "RunPaused"]
 
 
 def test_atomic_save_reports_the_disk_not_torchs_zip_writer(tmp_path, monkeypatch):

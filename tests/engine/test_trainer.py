@@ -241,6 +241,7 @@ def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
 
 def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     from engine.events import ThreadsChanged
+    from engine.policies import ThreadFollower
 
     class BusyCores:  # CoreWatch's answer when another process took one of two cores
         last_elsewhere = 1.0
@@ -251,8 +252,8 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     events = []
     trainer = Trainer(make_settings(tmp_path, {"epochs": 1}), events.append, set_threads=False, progress_interval_s=0.0)
     trainer.setup()
-    assert trainer.core_watch is None  # set_threads=False and no follow_free_cores: the caller owns the threads
-    trainer.threads, trainer.core_watch = 2, BusyCores()
+    assert trainer.thread_follower is None  # set_threads=False and no follow_free_cores: the caller owns the threads
+    trainer.threads, trainer.thread_follower = 2, ThreadFollower(BusyCores())
     try:
         trainer.run()
     finally:
@@ -270,7 +271,7 @@ def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_d
         for name, threads in (("auto", 0), ("fixed", 2), ("one", 1)):
             trainer = Trainer(make_settings(tmp_path / name, {"epochs": 1}, device={"threads": threads}), lambda e: None)
             trainer.setup()
-            watched[name] = trainer.core_watch is not None and trainer.core_watch.chosen
+            watched[name] = trainer.thread_follower is not None and trainer.thread_follower.watch.chosen
             trainer.close()
         assert watched == {"auto": 2, "fixed": 2, "one": False}  # threads = 2 is the most a run uses
     finally:

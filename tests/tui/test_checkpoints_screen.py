@@ -17,7 +17,7 @@ from tui.widgets.metric_chart import MetricChart
 
 def _train(settings, runs: int = 1) -> None:
     for _ in range(runs):
-        Trainer(settings, emit=lambda event: None).run()
+        Trainer(settings, lambda event: None).run()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from engine.events import (
     BatchProgressed,
     EpochCompleted,
+    ListenerFailed,
     RunFailed,
     RunFinished,
     RunPaused,
@@ -76,6 +77,7 @@ class TrainingScreen(Screen):
             RunResumed: self._on_run_resumed,
             RunFinished: self._on_run_finished,
             RunFailed: self._on_run_failed,
+            ListenerFailed: self._on_listener_failed,
         }
         self.history = RunHistory()
         self.run_dir: str | None = None
@@ -237,6 +239,9 @@ class TrainingScreen(Screen):
         self._show_epochs()
         self.outcome = "failed"
         self._status(f"[b]Run failed[/b]: {_escape(e.error)}\nRun folder: {_escape(e.run_dir or '-')}", "-error")
+
+    def _on_listener_failed(self, e: ListenerFailed) -> None:
+        self.notify(f"{e.listener} stopped listening: {e.error}; the run goes on", severity="warning", timeout=10, markup=False)
 
     def on_run_crashed(self, message: RunCrashed) -> None:
         self.outcome = "failed"

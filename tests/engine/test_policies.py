@@ -1,0 +1,41 @@
+"""The run's decisions as small units: each reads the state and answers."""
+
+from __future__ import annotations
+
+from engine.events import Diagnostic, EpochCompleted
+from engine.policies import CheckpointRetention, EarlyStopping, NanStop, Stop, stop_policies
+from engine.snapshot import RunState
+
+
+def epoch(n: int, status: str = "ok") -> EpochCompleted:
+    return EpochCompleted(n, 10, 0.5, 0.6, 0.8, 0.7, 1e-3, 1.0, 100.0, Diagnostic(status, f"{status} message"), False, None)
+
+
+def test_nan_stop_answers_a_nan_epoch_unless_it_is_off():
+    assert NanStop(True).after_epoch(RunState(), epoch(3, "nan")) == Stop("nan", "nan message")
+    assert NanStop(True).after_epoch(RunState(), epoch(3, "overfitting")) is None
+    assert NanStop(False).after_epoch(RunState(), epoch(3, "nan")) is None
+
+
+def test_early_stopping_counts_the_epochs_without_improvement():
+    state = RunState(epoch=7, best_epoch=4, best_value=0.25, bad_epochs=2)
+    assert EarlyStopping(3, "val_loss").after_epoch(state, epoch(7)) is None
+    state.bad_epochs = 3
+    decision = EarlyStopping(3, "val_loss").after_epoch(state, epoch(7))
+    assert decision.status == "early_stopped" and "best 0.2500 at epoch 4" in decision.reason
+    assert EarlyStopping(0, "val_loss").after_epoch(state, epoch(7)) is None  # patience 0: off
+
+
+def test_the_nan_stop_is_asked_before_early_stopping(tiny_settings):
+    policies = stop_policies(tiny_settings("training.patience=1"))
+    state = RunState(epoch=2, best_epoch=1, best_value=0.1, bad_epochs=1)
+    decisions = [p.after_epoch(state, epoch(2, "nan")) for p in policies]
+    assert decisions[0].status == "nan" and decisions[1].status == "early_stopped"
+
+
+def test_retention_keeps_every_nth_epoch_and_the_newest_few():
+    keep = CheckpointRetention(every=2, keep=2)
+    assert [e for e in range(1, 8) if keep.keeps(e)] == [2, 4, 6]
+    assert keep.to_remove([2, 4, 6]) == [2]
+    assert keep.to_remove([6, 2]) == []
+    assert not CheckpointRetention(every=0, keep=3).keeps(4)
