@@ -5,7 +5,7 @@
 NAME is one of:
   chapter     (a) chapter 6.1's loop over chapter 5.1's pipeline (torchvision MNIST, ToTensor + Normalize per sample)
   tensors     (b) the same loop over a DataLoader of an in-memory TensorDataset
-  engine      (c) trainconsole headless: engine.trainer.Trainer, the MNIST fast path
+  engine      (c) trainconsole headless: engine.training.trainer.Trainer, the MNIST fast path
   console     (d) trainconsole inside the console: the Textual app, headless, run started with keys 3 then s
   lightning   (e) PyTorch Lightning's Trainer over the TensorDataset loader
   matmul      the hardware bound: 2048x2048 fp32 matmul FLOP/s
@@ -183,7 +183,7 @@ def tensors(args) -> dict:
 # -- trainconsole ---------------------------------------------------------------------
 
 def engine_settings(args, epochs: int):
-    from engine.config import from_dict
+    from engine.settings.config import from_dict
 
     return from_dict({
         "run": {"name": "bench", "runs_dir": args.runs},
@@ -196,7 +196,7 @@ def engine_settings(args, epochs: int):
 def engine(args) -> dict:
     """The headless engine (what `trainconsole run` drives), measured from its own events."""
     from engine.events import BatchProgressed, EpochCompleted, RunFailed, RunStarted
-    from engine.trainer import RunControl, Trainer
+    from engine.training.trainer import RunControl, Trainer
 
     started = time.perf_counter()
     control = RunControl()
@@ -289,8 +289,8 @@ def console_ab(args) -> dict:
     """
     import threading
 
-    from engine.control import RunControl
-    from engine.trainer import Trainer
+    from engine.training.control import RunControl
+    from engine.training.trainer import Trainer
     from tui.app import TrainConsole
     from tui.messages import EngineEvent
     from tui.runner import console_threads
@@ -410,9 +410,9 @@ def matmul(args) -> dict:
 
 def digits_memory(args) -> dict:
     """The default settings (digits, batch 64) for --epochs epochs; RSS sampled every --every epochs."""
-    from engine.config import from_dict
+    from engine.settings.config import from_dict
     from engine.events import EpochCompleted, RunFailed
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     rss: dict[int, float] = {}
 
@@ -458,7 +458,9 @@ PIPELINES = {
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.name in ("engine", "console", "console-ab", "digits-memory"):
-        import engine.cli  # noqa: F401  sets OMP_WAIT_POLICY as `trainconsole` does, before torch loads
+        from engine.device import apply_openmp_defaults
+
+        apply_openmp_defaults()  # as `trainconsole` does, before torch loads
     result = PIPELINES[args.name](args)
     result.update(name=args.name, batch=args.batch, peak_rss_mb=round(_status_mb("VmHWM"), 1), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
                   gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"))

@@ -31,12 +31,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--autograd", action="store_true", help="the autograd step instead of the fused MLP step (training.fused_step = false)")
     args = p.parse_args(argv)
 
-    import engine.cli  # noqa: F401  OMP_WAIT_POLICY as `trainconsole` sets it, before torch loads
+    from engine.device import apply_openmp_defaults
+
+    apply_openmp_defaults()  # as `trainconsole` does, before torch loads
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from engine.config import from_dict
-    from engine.trainer import Trainer
+    from engine.settings.config import from_dict
+    from engine.training.trainer import Trainer
     from mnist_files import write_mnist
 
     with tempfile.TemporaryDirectory(prefix="trainconsole-profile-") as tmp:

@@ -4,7 +4,7 @@
 `tomlkit.py` (or any module named like a dependency) would be imported in its
 place; it is taken off before anything else is imported. User modules are
 found in the settings file's folder, after the installed packages
-(engine.user_code).
+(engine.settings.user_code).
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Headless commands: `trainconsole run | eval | checkpoints | env` (and no command: the console).
+"""Headless commands: `trainconsole run | eval | checkpoints | env` (the console, `trainconsole` with no command, is tui.cli's).
 
 Exit codes: 0 done, 1 training failed, 2 bad settings or usage (one line on
 stderr, no traceback), 130 interrupted: Ctrl-C (SIGINT), SIGTERM and SIGHUP
@@ -16,16 +16,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-
-# torch's OpenMP threads otherwise spin-wait for ~300,000 turns after each
-# parallel op, and a run collapses when another process takes a core. Here they
-# spin 10,000 turns (tens of µs: the gap between two ops of a training step)
-# and then sleep; a 2-thread step at batch 1024 was ~17 % faster than with no
-# spin at all. A process that takes a core mid-run is CoreWatch's job. Both must
-# be set before torch is first imported.
-OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}
-for _name, _value in OPENMP_DEFAULTS.items():
-    os.environ.setdefault(_name, _value)
+from typing import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -73,14 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, console: Callable[[argparse.Namespace], int] | None = None) -> int:
+    """Run one command; with none, `console(args)` when given (tui.cli gives it), else a usage error."""
+    from engine.device import apply_openmp_defaults
+
+    apply_openmp_defaults()  # before anything imports torch
     try:
         args = build_parser().parse_args(argv)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _run_command(args)
+        return _run_command(args, console)
     except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
         from engine.crash import crash_line, write_crash_report
 
@@ -88,16 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _run_command(args) -> int:
-    from engine.config import SettingsError  # torch-free: the console must paint before torch loads
+def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> int:
+    from engine.settings.config import SettingsError  # torch-free: the console must paint before torch loads
 
     if args.command is None:
+        if console is None:
+            print("trainconsole: a command is needed: run, eval, checkpoints or env (the console is `trainconsole` with no command)",
+                  file=sys.stderr)
+            return EXIT_USAGE
         try:
-            return cmd_console(args)
+            return console(args)
         except SettingsError as e:
             print(f"trainconsole: error: {e}", file=sys.stderr)
             return EXIT_USAGE
-    from engine.checkpoints import CheckpointError
+    from engine.runs.checkpoints import CheckpointError
 
     try:
         if args.command == "run":
@@ -127,7 +126,7 @@ DEFAULT_SETTINGS = "settings.toml"
 
 def _settings_path(args) -> str:
     """The settings file: a path named with -c must exist; ./settings.toml may be absent (built-in defaults)."""
-    from engine.config import SettingsError
+    from engine.settings.config import SettingsError
 
     named = getattr(args, "config_run", None) or args.config
     if named is not None and not Path(named).is_file():
@@ -135,27 +134,14 @@ def _settings_path(args) -> str:
     return named or DEFAULT_SETTINGS
 
 
-def cmd_console(args) -> int:
-    from engine.config import load_settings
-    from engine.user_code import set_code_folder
-
-    path = args.config or DEFAULT_SETTINGS
-    # A bad file stops here, before the console opens: starting on defaults could later save them over it.
-    settings = load_settings(path if Path(path).exists() else None, args.console_overrides)
-    set_code_folder(Path(path).resolve().parent)
-    from tui.app import main as console_main  # only the console imports textual
-
-    return console_main(path, settings, args.console_allowed)
-
-
 def cmd_run(args) -> int:
-    from engine.checkpoints import resolve_resume
-    from engine.config import load_settings
-    from engine.console_output import EpochPrinter, JsonPrinter
+    from engine.runs.checkpoints import resolve_resume
+    from engine.settings.config import load_settings
+    from engine.printers import EpochPrinter, JsonPrinter
     from engine.events import RunFailed
-    from engine.resume import resume_settings
-    from engine.trainer import RunControl, Trainer
-    from engine.user_code import named_imports, set_code_folder
+    from engine.runs.resume import resume_settings
+    from engine.training.trainer import RunControl, Trainer
+    from engine.settings.user_code import named_imports, set_code_folder
 
     path = _settings_path(args)
     settings = load_settings(path, args.overrides)
@@ -226,9 +212,9 @@ class _TerminalSafe:
 
 
 def cmd_eval(args) -> int:
-    from engine.config import SettingsError, load_settings
-    from engine.evaluate import evaluate_checkpoint, format_evaluation
-    from engine.user_code import named_imports, set_code_folder
+    from engine.settings.config import SettingsError, load_settings
+    from engine.runs.evaluate import evaluate_checkpoint, format_evaluation
+    from engine.settings.user_code import named_imports, set_code_folder
 
     if args.device is not None:
         from engine.device import resolve_device
@@ -256,8 +242,8 @@ def cmd_eval(args) -> int:
 def cmd_checkpoints(args) -> int:
     from dataclasses import asdict
 
-    from engine.checkpoints import list_runs
-    from engine.config import load_settings
+    from engine.runs.checkpoints import list_runs
+    from engine.settings.config import load_settings
 
     runs_dir = args.runs_dir or load_settings(_settings_path(args)).run.runs_dir
     runs = list_runs(runs_dir)
@@ -267,7 +253,7 @@ def cmd_checkpoints(args) -> int:
     if not runs:
         print(f"no runs in {runs_dir}")
         return EXIT_OK
-    from engine.console_output import format_runs
+    from engine.printers import format_runs
 
     print(format_runs(runs))
     return EXIT_OK

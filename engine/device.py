@@ -8,7 +8,19 @@ import sys
 import time
 from typing import Any
 
-from engine.config import SettingsError
+from engine.settings.config import SettingsError
+
+
+# torch's OpenMP threads otherwise spin-wait for ~300,000 turns after each parallel op, and a run collapses when
+# another process takes a core; here they spin 10,000 turns (tens of µs: the gap between two ops of a step) and then
+# sleep. A process that takes a core mid-run is CoreWatch's job. BENCHMARKS.md has the measurements.
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}
+
+
+def apply_openmp_defaults() -> None:
+    """OPENMP_DEFAULTS, where the user set no value of their own; only effective before torch is first imported."""
+    for name, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def _mps_available(torch) -> bool:

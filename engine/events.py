@@ -51,7 +51,7 @@ class RunStarted(Event):
     start_epoch: int  # epochs already done (non-zero when resuming)
     epochs: int
     threads: int
-    step: str = "autograd"  # how a batch's step runs: "autograd" or the fused MLP step (engine.steps)
+    step: str = "autograd"  # how a batch's step runs: "autograd" or the fused MLP step (engine.training.steps)
 
 
 @dataclass(frozen=True)

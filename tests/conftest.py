@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 import torch
 
-from engine.config import Settings, load_settings
+from engine.settings.config import Settings, load_settings
 from mnist_files import write_mnist
 
 

@@ -16,7 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine.config import Settings, SettingsError, load_settings
+from engine.settings.config import Settings, SettingsError, load_settings
 from engine.crash import crash_line, write_crash_report
 from tui import heap, textual_compat
 from tui.messages import TorchReady
@@ -107,8 +107,8 @@ class TrainConsole(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up")
     def _warm_up(self, dataset: str) -> None:
         try:
-            import engine.checkpoints  # noqa: F401  (torch, torchvision-free)
-            import engine.trainer  # noqa: F401
+            import engine.runs.checkpoints  # noqa: F401  (torch, torchvision-free)
+            import engine.training.trainer  # noqa: F401
 
             _first_step()
             _import_torchvision()
@@ -154,14 +154,14 @@ class TrainConsole(App):
 
     def trusted_imports(self) -> set[str]:
         """Code that settings from a checkpoint or run folder may import: what the console's settings and --allow-import name."""
-        from engine.user_code import named_imports
+        from engine.settings.user_code import named_imports
 
         return named_imports(self.settings) | self.allowed_imports
 
     def set_settings(self, settings: Settings, path: str | Path | None = None) -> None:
         self.settings = settings
         if path is not None:
-            from engine.user_code import set_code_folder
+            from engine.settings.user_code import set_code_folder
 
             self.settings_path = Path(path)
             set_code_folder(self.settings_path.resolve().parent)
@@ -206,8 +206,8 @@ def _first_step() -> None:
     (dynamo, distributed tensors), which would otherwise stall the first epoch of the first run."""
     import torch
 
-    from engine.config import Settings
-    from engine.optim import build_optimizer
+    from engine.settings.config import Settings
+    from engine.training.optim import build_optimizer
 
     model = torch.nn.Linear(4, 2)
     optimizer = build_optimizer(model, Settings().training, torch.device("cpu"))
@@ -226,7 +226,7 @@ def _import_torchvision() -> None:
 
 def _import_loader(dataset: str) -> None:
     """The configured dataset's loader modules (scikit-learn for digits), imported before they are frozen with torch's."""
-    from engine.sources import import_loader
+    from engine.data.sources import import_loader
 
     try:
         import_loader(dataset)
@@ -243,7 +243,9 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
 
 def main(config_path: str = "settings.toml", settings: Settings | None = None, allowed_imports: Iterable[str] = ()) -> int:
     """Run the console; the exit code: 0, 1 when it crashed, 130 when a signal closed it (its run stopped and saved)."""
-    import engine.cli  # noqa: F401  its import sets OPENMP_DEFAULTS (unless the user did) before torch loads
+    from engine.device import apply_openmp_defaults
+
+    apply_openmp_defaults()  # before the warm-up imports torch
     error = None
     if settings is None:
         settings, error = load_initial_settings(config_path)

@@ -31,17 +31,17 @@ class Runner(Widget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.control: Any = None  # engine.trainer.RunControl of the active run, None when idle
+        self.control: Any = None  # engine.training.trainer.RunControl of the active run, None when idle
 
     @property
     def active(self) -> bool:
         return self.control is not None
 
     def start(self, settings: Any, resume_from: str | Path | None = None) -> bool:
-        """Start a run (False when one is already active). Needs engine.trainer imported (the app warms it up)."""
+        """Start a run (False when one is already active). Needs engine.training.trainer imported (the app warms it up)."""
         if self.active:
             return False
-        from engine.trainer import RunControl
+        from engine.training.trainer import RunControl
 
         self.control = RunControl()
         self.app.run_control = self.control
@@ -61,7 +61,7 @@ class Runner(Widget):
         try:
             import torch
 
-            from engine.trainer import Trainer
+            from engine.training.trainer import Trainer
 
             torch.set_num_threads(console_threads(settings.device.threads))
             # ticks only as often as the bar moves: each message wakes the UI thread, which takes the GIL from training

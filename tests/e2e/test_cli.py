@@ -132,7 +132,7 @@ FILES = {"user model that cannot be built": {"badinit.py": "class Net:\n    def 
 # running engine/__main__.py, without paying torch's import sixteen times.
 FORKED_CLI = r"""
 import json, os, runpy, sys, traceback
-import torch, torchvision, engine.cli, engine.trainer  # what every run imports anyway
+import torch, torchvision, engine.cli, engine.training.trainer  # what every run imports anyway
 results = {}
 for name, cwd, args in json.loads(sys.argv[1]):
     out, err = os.path.join(cwd, "stdout"), os.path.join(cwd, "stderr")
@@ -238,8 +238,8 @@ def test_training_failures_exit_1(tmp_path):
 
 def test_engine_never_imports_the_console_libraries(tmp_path):
     code = (
-        "import sys, engine, engine.trainer, engine.cli, engine.config, engine.data, engine.models, engine.diagnostics, "
-        "engine.device, engine.console_output, engine.checkpoints, engine.evaluate\n"
+        "import sys, engine, engine.training.trainer, engine.cli, engine.settings.config, engine.data.loaders, engine.models.networks, engine.training.diagnostics, "
+        "engine.device, engine.printers, engine.runs.checkpoints, engine.runs.evaluate\n"
         "from engine.cli import main\n"
         f"code = main(['run', '--json', '--set', 'run.runs_dir={tmp_path / 'runs'}', '--set', 'training.epochs=1'])\n"
         "assert code == 0, code\n"
@@ -268,7 +268,7 @@ class _Out:
 
 
 def test_progress_line_only_on_a_terminal():
-    from engine.console_output import EpochPrinter
+    from engine.printers import EpochPrinter
     from engine.events import BatchProgressed, Diagnostic, EpochCompleted
 
     events = [BatchProgressed(1, i, 4, 1000.0, 1.0, 0.5) for i in range(1, 5)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.runs import read_jsonl
+from engine.runs.folder import read_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoints import load_checkpoint
-from engine.config import from_dict
+from engine.runs.checkpoints import load_checkpoint
+from engine.settings.config import from_dict
 from engine.events import BatchProgressed, EpochCompleted, RunFailed, RunStarted
-from engine.runs import is_locked, read_jsonl
-from engine.trainer import RunControl, Trainer
+from engine.runs.folder import is_locked, read_jsonl
+from engine.training.trainer import RunControl, Trainer
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ import torch
 import torch.nn as nn
 
 from engine.cli import main
-from engine.config import from_dict, load_settings
-from engine.data import build_data
-from engine.models import build_model
-from engine.runs import read_jsonl
-from engine.trainer import Trainer
+from engine.settings.config import from_dict, load_settings
+from engine.data.loaders import build_data
+from engine.models.networks import build_model
+from engine.runs.folder import read_jsonl
+from engine.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from engine.cli import main
-from engine.runs import read_jsonl
+from engine.runs.folder import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUN = ["--set", "data.batch_size=8", "--set", "training.epochs=500", "--set", "device.threads=1",

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.optim as optim
 
-import engine.checkpoints as ck
-from engine.checkpoints import CheckpointError, atomic_save, list_runs, load_checkpoint, load_weights
-from engine.config import from_dict
+import engine.runs.checkpoints as ck
+from engine.runs.checkpoints import CheckpointError, atomic_save, list_runs, load_checkpoint, load_weights
+from engine.settings.config import from_dict
 from engine.events import RunFailed
-from engine.models import MLP
-from engine.trainer import Trainer
+from engine.models.networks import MLP
+from engine.training.trainer import Trainer
 from chapter import ReseauMNIST
 
 CHAPTER_KEYS = {"epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "val_loss", "val_acc"}
@@ -158,7 +158,7 @@ def test_failed_save_raises_one_line_and_keeps_the_old_file(tmp_path, monkeypatc
 
 def test_save_refused_by_the_file_system_is_a_clear_error(tmp_path, monkeypatch):
     # A read-only folder, as a non-root user meets it (root, which runs CI here, writes anyway).
-    import engine.atomic
+    import engine.runs.atomic
 
     target = tmp_path / "last.pth"
     atomic_save({"epoch": 1}, target)
@@ -166,7 +166,7 @@ def test_save_refused_by_the_file_system_is_a_clear_error(tmp_path, monkeypatch)
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(engine.atomic.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(engine.runs.atomic.tempfile, "mkstemp", read_only)
     with pytest.raises(CheckpointError, match="cannot save .*last.pth: Permission denied"):
         atomic_save({"epoch": 2}, target)
     assert load_checkpoint(target)["epoch"] == 1

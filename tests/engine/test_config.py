@@ -9,10 +9,10 @@ import pytest
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # Python 3.10, which the README supports: the same fallback as engine.config
+else:  # Python 3.10, which the README supports: the same fallback as engine.settings.config
     import tomli as tomllib
 
-from engine.config import (
+from engine.settings.config import (
     DataSettings,
     Settings,
     SettingsError,
@@ -333,11 +333,11 @@ def test_a_file_that_does_not_load_is_not_saved_over(tmp_path, text, problem):
 
 
 def test_a_file_that_cannot_be_edited_in_place_is_not_replaced_by_the_template(tmp_path, monkeypatch):
-    import engine.config
+    import engine.settings.config
 
     path = tmp_path / "settings.toml"
     path.write_text("# my notes\n[training]\nepochs = 3\n")
-    monkeypatch.setattr(engine.config, "update_toml", lambda text, changes: text)  # an edit that loses the change
+    monkeypatch.setattr(engine.settings.config, "update_toml", lambda text, changes: text)  # an edit that loses the change
     with pytest.raises(SettingsError, match=r"^not saved, .*settings.toml cannot be edited in place \(.*\); rename or delete it to write a new one$"):
         save_settings(load_settings(path).replace("training.epochs", 4), path)
     assert path.read_text() == "# my notes\n[training]\nepochs = 3\n"
@@ -471,7 +471,7 @@ def test_synthetic_options_are_checked_with_the_settings(options, expected):
 
 
 def test_synthetic_options_are_checked_where_the_data_is_made_too():
-    from engine.config import synthetic_options
+    from engine.settings.config import synthetic_options
 
     assert synthetic_options({"samples": 300}) == {"samples": 300, "features": 20, "classes": 3, "noise": 0.5}
     with pytest.raises(SettingsError, match=r"^data.options.samples = 'x'"):

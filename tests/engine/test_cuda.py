@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.trainer as trainer_module
-from engine.checkpoints import load_checkpoint
-from engine.config import SettingsError, from_dict
+import engine.training.trainer as trainer_module
+from engine.runs.checkpoints import load_checkpoint
+from engine.settings.config import SettingsError, from_dict
 from engine.device import environment_report, format_report, resolve_device
-from engine.evaluate import evaluate_checkpoint
+from engine.runs.evaluate import evaluate_checkpoint
 from engine.events import BatchProgressed, EpochCompleted, RunFinished, RunStarted
-from engine.trainer import RunControl, Trainer
+from engine.training.trainer import RunControl, Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

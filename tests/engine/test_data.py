@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import SettingsError
-from engine.data import LoaderBatches, TensorBatches, build_data, random_shift
+from engine.settings.config import SettingsError
+from engine.data.loaders import LoaderBatches, TensorBatches, build_data, random_shift
 from engine.events import EpochCompleted, RunFinished, RunStarted
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 
 CPU = torch.device("cpu")
 
@@ -357,15 +357,15 @@ def test_augmentation_on_the_dataloader_path_of_tensor_sources(tiny_settings):
 
 
 def test_val_fraction_leaving_nothing_is_refused(tmp_path):
-    from engine.data import _split_indices
-    from engine.sources import DataError
+    from engine.data.loaders import _split_indices
+    from engine.data.sources import DataError
 
     with pytest.raises(DataError, match="no training samples"):
         _split_indices(2, 0.9, 0)
 
 
 def test_a_last_batch_of_one_sample_joins_the_previous_one():
-    from engine.data import batch_bounds
+    from engine.data.loaders import batch_bounds
 
     assert batch_bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
     assert batch_bounds(9, 3) == [(0, 3), (3, 6), (6, 9)]
@@ -393,7 +393,7 @@ def test_in_memory_takes_booleans_as_well_as_words(tiny_settings):
 def test_import_loader_imports_what_a_built_in_dataset_loads_with():
     import subprocess
 
-    code = ("import sys; from engine.sources import import_loader; import_loader('csv'); a = 'sklearn.datasets' in sys.modules; "
+    code = ("import sys; from engine.data.sources import import_loader; import_loader('csv'); a = 'sklearn.datasets' in sys.modules; "
             "import_loader('digits'); print(a, 'sklearn.datasets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=True)
     assert out.stdout.split() == ["False", "True"]

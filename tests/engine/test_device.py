@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine import device as dev
-from engine.config import SettingsError
+from engine.settings.config import SettingsError
 
 
 class FakeCuda:
@@ -131,7 +131,7 @@ def test_small_training_steps_run_on_one_thread():
     import torch
 
     from engine.device import PARALLEL_STEP_FLOPS, choose_threads, training_step_flops
-    from engine.models import MLP
+    from engine.models.networks import MLP
 
     model = MLP(784, 10)
     per_batch_64 = training_step_flops(model, torch.zeros(1, 1, 28, 28), 64)
@@ -144,7 +144,7 @@ def test_small_training_steps_run_on_one_thread():
 
 
 def test_on_device_moves_settings_and_drops_fp16_off_cuda():
-    from engine.config import Settings, SettingsError
+    from engine.settings.config import Settings, SettingsError
     from engine.device import on_device
 
     gpu_run = Settings().replace("device.device", "auto").replace("training.precision", "fp16")

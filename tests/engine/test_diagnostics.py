@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from engine.config import DiagnosticsSettings
-from engine.diagnostics import diagnose, overfitting_onset
+from engine.settings.config import DiagnosticsSettings
+from engine.training.diagnostics import diagnose, overfitting_onset
 
 NAN, INF = float("nan"), float("inf")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.events import EpochCompleted, ListenerFailed, RunFinished, RunStarted
 from engine.listeners import Listeners
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 
 
 class EpochCounter:

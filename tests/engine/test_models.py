@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from engine.config import ModelSettings, SettingsError, from_dict
+from engine.settings.config import ModelSettings, SettingsError, from_dict
 from engine.events import EpochCompleted, RunFinished, RunStarted
-from engine.models import CNN, MLP, build_model, count_parameters
-from engine.trainer import Trainer
+from engine.models.networks import CNN, MLP, build_model, count_parameters
+from engine.training.trainer import Trainer
 from chapter import ReseauMNIST
 
 

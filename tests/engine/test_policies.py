@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.events import Diagnostic, EpochCompleted
-from engine.policies import CheckpointRetention, EarlyStopping, NanStop, Stop, stop_policies
-from engine.snapshot import RunState
+from engine.training.policies import CheckpointRetention, EarlyStopping, NanStop, Stop, stop_policies
+from engine.training.snapshot import RunState
 
 
 def epoch(n: int, status: str = "ok") -> EpochCompleted:

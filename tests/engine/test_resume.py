@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import engine.trainer as trainer_module
-from engine.checkpoints import load_checkpoint
-from engine.config import from_dict
+import engine.training.trainer as trainer_module
+from engine.runs.checkpoints import load_checkpoint
+from engine.settings.config import from_dict
 from engine.events import BatchProgressed, EpochCompleted, RunFinished
-from engine.trainer import RunControl, Trainer
+from engine.training.trainer import RunControl, Trainer
 
 COMPARED = ("train_loss", "val_loss", "train_acc", "val_acc", "lr")
 TOLERANCE = 1e-6

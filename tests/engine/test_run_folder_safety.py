@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.atomic
-import engine.runs
-from engine import checkpoints as ck
-from engine.checkpoints import CheckpointError, atomic_save, load_checkpoint
-from engine.config import SettingsError, from_dict
+import engine.runs.atomic
+import engine.runs.folder
+from engine.runs import checkpoints as ck
+from engine.runs.checkpoints import CheckpointError, atomic_save, load_checkpoint
+from engine.settings.config import SettingsError, from_dict
 from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished, RunPaused, RunResumed
-from engine.runs import RunRecorder, is_locked, read_jsonl
-from engine.trainer import RunControl, Trainer
+from engine.runs.folder import RunRecorder, is_locked, read_jsonl
+from engine.training.trainer import RunControl, Trainer
 
 VICTIM = "the user's own file: a run must never write here\n"
 FULL = "No space left on device"
@@ -189,16 +189,16 @@ def test_old_epoch_files_that_are_links_are_unlinked_not_followed(tmp_path):
 
 
 def test_the_user_settings_file_is_still_written_through_its_link(tmp_path):
-    """engine.config.save_settings keeps following links (a dotfiles repository): only run folders refuse them."""
+    """engine.settings.config.save_settings keeps following links (a dotfiles repository): only run folders refuse them."""
     real = tmp_path / "dotfiles" / "settings.toml"
     real.parent.mkdir()
     real.write_text("old")
     link = tmp_path / "settings.toml"
     link.symlink_to(real)
-    engine.atomic.atomic_write(link, lambda fh: fh.write(b"new"))
+    engine.runs.atomic.atomic_write(link, lambda fh: fh.write(b"new"))
     assert link.is_symlink() and real.read_text() == "new"
-    with pytest.raises(engine.atomic.NotARegularFile):
-        engine.atomic.atomic_write(link, lambda fh: fh.write(b"newer"), follow_symlinks=False)
+    with pytest.raises(engine.runs.atomic.NotARegularFile):
+        engine.runs.atomic.atomic_write(link, lambda fh: fh.write(b"newer"), follow_symlinks=False)
     assert real.read_text() == "new"
 
 
@@ -219,7 +219,7 @@ def _assert_failed_on_full_disk(final, earlier_epoch: int | None) -> None:
 
 
 def test_full_disk_when_setup_writes_settings_leaves_no_run_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(engine.runs, "atomic_write", _enospc)
+    monkeypatch.setattr(engine.runs.folder, "atomic_write", _enospc)
     with pytest.raises(SettingsError) as err:
         train(make_settings(tmp_path / "runs"))
     assert one_line(err.value) == f"cannot write {tmp_path / 'runs' / 'safe' / 'settings.toml'}: {FULL}"
@@ -228,8 +228,8 @@ def test_full_disk_when_setup_writes_settings_leaves_no_run_folder(tmp_path, mon
 
 def test_full_disk_when_resume_rewrites_metrics(run_copy, tmp_path, monkeypatch):
     before = snapshot_of(run_copy)
-    real = engine.runs.atomic_write
-    monkeypatch.setattr(engine.runs, "atomic_write", lambda p, *a, **k: _enospc() if p.name == "metrics.jsonl" else real(p, *a, **k))
+    real = engine.runs.folder.atomic_write
+    monkeypatch.setattr(engine.runs.folder, "atomic_write", lambda p, *a, **k: _enospc() if p.name == "metrics.jsonl" else real(p, *a, **k))
     with pytest.raises(SettingsError, match=f"cannot write .*metrics.jsonl: {FULL}"):
         train(make_settings(tmp_path / "runs", epochs=2), resume_from=run_copy / "checkpoints" / "last.pth")
     after = snapshot_of(run_copy)
@@ -239,7 +239,7 @@ def test_full_disk_when_resume_rewrites_metrics(run_copy, tmp_path, monkeypatch)
 
 def _fail_line_writes(monkeypatch, file_name: str, after_epoch: int):
     """ENOSPC for every line written to file_name once `after_epoch` epochs are done; the count of faults met."""
-    real = engine.runs.write_all
+    real = engine.runs.folder.write_all
     state = {"armed": False, "faults": 0}
 
     def write_all(fd, data):
@@ -252,7 +252,7 @@ def _fail_line_writes(monkeypatch, file_name: str, after_epoch: int):
         if isinstance(event, EpochCompleted) and event.epoch == after_epoch:
             state["armed"] = True
 
-    monkeypatch.setattr(engine.runs, "write_all", write_all)
+    monkeypatch.setattr(engine.runs.folder, "write_all", write_all)
     return arm, state
 
 
@@ -273,7 +273,7 @@ def _torch_save_fails(monkeypatch, name: str, when):
 
     torch's zip writer turns that OSError into its own RuntimeError ("unexpected pos ...", "file write failed").
     """
-    real_save, real_fdopen = ck.torch.save, engine.atomic.os.fdopen
+    real_save, real_fdopen = ck.torch.save, engine.runs.atomic.os.fdopen
     saving = {"obj": None}
 
     class FillsUp:
@@ -306,7 +306,7 @@ def _torch_save_fails(monkeypatch, name: str, when):
         saving["obj"] = obj
         return real_save(obj, fh, *args, **kwargs)
 
-    monkeypatch.setattr(engine.atomic.os, "fdopen", fdopen)
+    monkeypatch.setattr(engine.runs.atomic.os, "fdopen", fdopen)
     monkeypatch.setattr(ck.torch, "save", save)
 
 
@@ -349,7 +349,7 @@ def test_the_recorder_never_raises_after_its_first_failure(tmp_path, monkeypatch
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     recorder = RunRecorder(run_dir)
-    monkeypatch.setattr(engine.runs, "write_all", _enospc)
+    monkeypatch.setattr(engine.runs.folder, "write_all", _enospc)
     with pytest.raises(SettingsError, match=FULL):
         recorder.on_event(RunPaused(1, 0))
     recorder.on_event(RunResumed(1, 0))  # the disk is full: nothing more is tried

@@ -18,7 +18,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from engine.config import (
+from engine.settings.config import (
     SECTIONS,
     Settings,
     SettingsError,
@@ -133,7 +133,7 @@ def assert_usable(s: Settings, folder: Path) -> None:
     torch.set_num_threads(s.device.threads or previous)
     torch.set_num_threads(previous)
     run_dir = folder / "runs" / s.run.name
-    run_dir.mkdir(parents=True)  # as engine.runs.create_run_dir does (folder is fresh for every example)
+    run_dir.mkdir(parents=True)  # as engine.runs.folder.create_run_dir does (folder is fresh for every example)
     run_dir.rmdir()
     for path in (s.run.runs_dir, s.data.root, s.data.path):
         try:

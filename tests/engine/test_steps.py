@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import TrainingSettings
-from engine.models import CNN, MLP
-from engine.optim import build_optimizer, build_scheduler
-from engine.steps import AutogradStep, FusedMLPStep, build_step
-from engine.trainer import Trainer
+from engine.settings.config import TrainingSettings
+from engine.models.networks import CNN, MLP
+from engine.training.optim import build_optimizer, build_scheduler
+from engine.training.steps import AutogradStep, FusedMLPStep, build_step
+from engine.training.trainer import Trainer
 
 CPU = torch.device("cpu")
 
@@ -76,7 +76,7 @@ def test_fused_step_matches_autograd(case):
         torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-5)
     for a, f in zip(auto_params, fused_params):
         torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-6)
-    assert torch.equal(fused_rng, auto_rng), "the fused step must draw its dropout masks like engine.layers.Dropout"
+    assert torch.equal(fused_rng, auto_rng), "the fused step must draw its dropout masks like engine.models.layers.Dropout"
     assert auto_params[0].sub(model.fc1.weight).abs().max() > 1e-4, "the parameters moved"
 
 
@@ -156,8 +156,8 @@ def test_fused_step_survives_zero_grad_set_to_none():
 
 
 def test_a_step_s_masks_drawn_at_once_are_the_ones_dropout_draws_layer_by_layer():
-    from engine.layers import dropout_mask, keep_probability
-    from engine.steps import _BatchBuffers
+    from engine.models.layers import dropout_mask, keep_probability
+    from engine.training.steps import _BatchBuffers
 
     keeps = [keep_probability(0.7), None, keep_probability(0.5)]
     shapes = [(5, 7), (5, 4), (5, 3)]  # 35 and 15 elements: not whole words of four lanes

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.trainer as trainer_module
-from engine.checkpoints import CheckpointError, load_checkpoint
-from engine.config import SettingsError, from_dict
+import engine.training.trainer as trainer_module
+from engine.runs.checkpoints import CheckpointError, load_checkpoint
+from engine.settings.config import SettingsError, from_dict
 from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished
-from engine.runs import read_jsonl, run_status
-from engine.trainer import RunControl, Trainer
+from engine.runs.folder import read_jsonl, run_status
+from engine.training.trainer import RunControl, Trainer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -241,7 +241,7 @@ def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
 
 def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     from engine.events import ThreadsChanged
-    from engine.policies import ThreadFollower
+    from engine.training.policies import ThreadFollower
 
     class BusyCores:  # CoreWatch's answer when another process took one of two cores
         last_elsewhere = 1.0

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Settings
+from engine.settings.config import Settings
 from pilot_helpers import tiny_settings
 
 

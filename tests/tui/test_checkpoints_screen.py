@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Static
 
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.screens.checkpoints import CheckpointsScreen

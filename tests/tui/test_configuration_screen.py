@@ -4,7 +4,7 @@ import pytest
 from textual.widgets import Input, Static
 from textual.widgets._toast import Toast
 
-from engine.config import SECTIONS, Settings, SettingsError, load_settings, section_fields
+from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, section_fields
 from pilot_helpers import SIZE, run, wait_for
 from tui.app import TrainConsole
 from tui.widgets.setting_field import SettingField

@@ -12,7 +12,7 @@ import pytest
 import torch
 from textual.binding import Binding
 
-from engine.runs import read_jsonl
+from engine.runs.folder import read_jsonl
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 import tui.app
 from tui.app import TrainConsole

@@ -13,8 +13,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.console_output import format_size
-from engine.runs import read_jsonl
+from engine.printers import format_size
+from engine.runs.folder import read_jsonl
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
@@ -76,7 +76,7 @@ class CheckpointsScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
     def _list_runs(self, runs_dir: str) -> list[Any]:
-        from engine.checkpoints import list_runs
+        from engine.runs.checkpoints import list_runs
 
         return list_runs(runs_dir)
 
@@ -145,7 +145,7 @@ class CheckpointsScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="resume")
     def _load_resume(self, last: Path) -> tuple[Any, int, Path]:
         from engine.device import on_device
-        from engine.resume import resume_settings
+        from engine.runs.resume import resume_settings
 
         settings, epoch = resume_settings(last, self.app.trusted_imports())
         return on_device(settings, self.app.settings.device.device), epoch, last  # the device chosen on screen 1
@@ -172,7 +172,7 @@ class CheckpointsScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
     def _evaluate(self, target: str) -> dict[str, Any]:
-        from engine.evaluate import evaluate_checkpoint
+        from engine.runs.evaluate import evaluate_checkpoint
 
         # the device chosen on screen 1
         return evaluate_checkpoint(target, device=self.app.settings.device.device, allowed_imports=self.app.trusted_imports())
@@ -223,7 +223,7 @@ class CheckpointsScreen(Screen):
         if worker.group == "list-runs":
             self._show_runs(worker.result)
         elif worker.group == "evaluate":
-            from engine.evaluate import format_evaluation
+            from engine.runs.evaluate import format_evaluation
 
             self._details(format_evaluation(worker.result))
         else:

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
-from engine.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
+from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 from tui.widgets.setting_field import SettingField
@@ -25,8 +25,8 @@ def count_model_parameters(settings: Settings) -> str:
     """Build data and model on the CPU and count parameters (slow: call from a worker)."""
     import torch
 
-    from engine.data import build_data
-    from engine.models import build_model, count_parameters
+    from engine.data.loaders import build_data
+    from engine.models.networks import build_model, count_parameters
 
     data = build_data(settings.data, settings.run.seed, torch.device("cpu"), augment=False)
     model = build_model(settings.model, data.in_shape, data.num_classes)

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Label, Select, Static
 
-from engine.config import SettingsError
+from engine.settings.config import SettingsError
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 

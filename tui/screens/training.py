@@ -24,7 +24,7 @@ from engine.events import (
     RunStarted,
     ThreadsChanged,
 )
-from engine.runs import read_jsonl
+from engine.runs.folder import read_jsonl
 from tui.widgets.key_footer import KeyFooter
 from tui.messages import EngineEvent, RunCrashed, RunEnded
 from tui.runner import Runner

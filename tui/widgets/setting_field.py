@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from engine.config import parse_override
+from engine.settings.config import parse_override
 
 
 def field_kind(f: dataclasses.Field) -> type:

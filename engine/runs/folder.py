@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.atomic import NotARegularFile, atomic_write, open_append, open_regular, refuse_unless_regular, write_all
-from engine.config import SettingsError
+from engine.runs.atomic import NotARegularFile, atomic_write, open_append, open_regular, refuse_unless_regular, write_all
+from engine.settings.config import SettingsError
 from engine.events import BatchProgressed, EpochCompleted, Event
 
 try:

@@ -7,19 +7,18 @@ best.pth reproduces the val_acc recorded for its epoch.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Collection
 
 import torch
 
-from engine import checkpoints as ck
-from engine.config import Settings, SettingsError, from_dict, load_settings
-from engine.data import build_data
+from engine.runs import checkpoints as ck
+from engine.settings.config import Settings, SettingsError, from_dict, load_settings
+from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
-from engine.models import build_model
-from engine.trainer import _precision
-from engine.user_code import check_untrusted
+from engine.models.networks import build_model
+from engine.training.steps import autocast, resolve_precision
+from engine.settings.user_code import check_untrusted
 
 
 def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_imports: Collection[str]) -> Settings:
@@ -39,7 +38,7 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
                         allowed_imports: Collection[str] = ()) -> dict[str, Any]:
     """`device` overrides the run's own (a run trained on a GPU server, evaluated on a laptop).
 
-    Settings read from the checkpoint or its run folder may import only the code in `allowed_imports` (engine.user_code).
+    Settings read from the checkpoint or its run folder may import only the code in `allowed_imports` (engine.settings.user_code).
     """
     path = Path(target)
     if path.is_dir():
@@ -63,10 +62,10 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     seen = 0
-    amp_dtype, _ = _precision(settings.training.precision, device)
+    amp_dtype, _ = resolve_precision(settings.training.precision, device)
     for xb, yb in data.val:
         xb, yb = xb.to(device), yb.to(device)
-        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext():  # as in training
+        with autocast(device, amp_dtype):  # as in training
             out = model(xb)
             loss = criterion(out, yb)
         loss_sum += loss.float() * yb.shape[0]

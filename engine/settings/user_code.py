@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Collection
 
-from engine.config import Settings, SettingsError, is_import_path
+from engine.settings.config import Settings, SettingsError, is_import_path
 
 IMPORT_KEYS = ("data.dataset", "model.name")
 

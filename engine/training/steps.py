@@ -20,12 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers import WORD_HIGH, WORD_LOW, keep_probability, lane_threshold, mask_words
-from engine.models import MLP
+from engine.settings.config import SettingsError
+from engine.models.layers import WORD_HIGH, WORD_LOW, keep_probability, lane_threshold, mask_words
+from engine.models.networks import MLP
 
 def autocast(device: torch.device, amp_dtype: torch.dtype | None):
     """The autocast context of a precision (`amp_dtype` None: fp32, no autocast); the trainer's evaluation uses it too."""
     return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+
+
+def resolve_precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """`training.precision` on a device: the autocast dtype (None: fp32) and how the run's first lines name it."""
+    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
+        return None, "fp32"
+    if setting == "auto":
+        return (torch.bfloat16, "bf16 autocast") if torch.cuda.is_bf16_supported() else (torch.float16, "fp16 autocast + GradScaler")
+    if setting == "fp16":
+        if device.type != "cuda":
+            raise SettingsError(f"training.precision = 'fp16': needs a CUDA device (training on {device.type}); use auto, fp32 or bf16")
+        return torch.float16, "fp16 autocast + GradScaler"
+    return torch.bfloat16, "bf16 autocast"
 
 
 class AutogradStep:
@@ -58,7 +72,7 @@ class FusedMLPStep:
     """The built-in MLP's step with the backward pass written out (CPU, fp32).
 
     Forward: per hidden layer z = x·Wᵀ + b, a = relu(z) ⊙ m, with m the dropout
-    mask (0 or 1/keep) drawn exactly as `engine.layers.Dropout` draws it, in
+    mask (0 or 1/keep) drawn exactly as `engine.models.layers.Dropout` draws it, in
     the same order, so both steps consume the random stream alike. Backward,
     from d = ∂loss/∂logits = (softmax − target) / n:
         ∂W = dᵀ·a_prev, ∂b = Σ d, ∂a_prev = d·W, then ∂z = ∂a ⊙ [a > 0] / keep,
@@ -133,7 +147,7 @@ class _BatchBuffers:
     """What a step of one batch size keeps from step to step: its dropout masks and its target column.
 
     The masks are drawn with one call into kept buffers. Their words are those
-    `engine.layers.dropout_mask` draws for each layer in turn (one draw of
+    `engine.models.layers.dropout_mask` draws for each layer in turn (one draw of
     their total is the same stream, checked by the tests), and each mask is
     built from its layer's lanes by the same rule. The step is CPU-only, so
     both live on the CPU.

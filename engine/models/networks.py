@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Sequence
+import math
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from engine.config import ModelSettings, SettingsError
-from engine.layers import Dropout
-from engine.user_code import call_with_options, import_object
+from engine.settings.config import ModelSettings, SettingsError
+from engine.models.layers import Dropout
+from engine.models.registry import BUILTIN_MODELS, builtin_builder
+from engine.settings.user_code import call_with_options, import_object
 
 
 class MLP(nn.Module):
@@ -67,27 +68,25 @@ class ToThreeChannels(nn.Module):
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-@lru_cache(maxsize=1)
-def torchvision_model_names() -> list[str]:
-    from torchvision import models
+def build_mlp(settings: ModelSettings, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return MLP(math.prod(in_shape), num_classes, settings.hidden, settings.dropout)
 
-    return sorted(models.list_models(module=models))
+
+def build_cnn(settings: ModelSettings, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if len(in_shape) != 3:
+        raise SettingsError(f"model.name = 'cnn': needs images (channels, height, width), the dataset gives shape {in_shape}; use mlp")
+    return CNN(in_shape, num_classes, settings.channels, settings.dropout)
 
 
 def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """The model `model.name` names: built-in (engine.models.registry), the user's `package.module:Class`, or torchvision's."""
     in_shape = tuple(in_shape)
-    in_features = 1
-    for d in in_shape:
-        in_features *= d
-    if settings.name == "mlp":
-        return MLP(in_features, num_classes, settings.hidden, settings.dropout)
-    if settings.name == "cnn":
-        if len(in_shape) != 3:
-            raise SettingsError(f"model.name = 'cnn': needs images (channels, height, width), the dataset gives shape {in_shape}; use mlp")
-        return CNN(in_shape, num_classes, settings.channels, settings.dropout)
+    if settings.name in BUILTIN_MODELS:
+        return builtin_builder(settings.name)(settings, in_shape, num_classes)
     if ":" in settings.name:
         cls = import_object(settings.name, "class or function", "model.name")
-        model = call_with_options(cls, settings.options, {"in_shape": in_shape, "in_features": in_features, "num_classes": num_classes}, "model.name")
+        given = {"in_shape": in_shape, "in_features": math.prod(in_shape), "num_classes": num_classes}
+        model = call_with_options(cls, settings.options, given, "model.name")
         if not isinstance(model, nn.Module):
             raise SettingsError(f"model.name = '{settings.name}': returned {type(model).__name__}, not a torch.nn.Module")
         return model

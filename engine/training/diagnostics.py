@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from engine.config import DiagnosticsSettings
+from engine.settings.config import DiagnosticsSettings
 from engine.events import Diagnostic
 
 

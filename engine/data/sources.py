@@ -2,7 +2,7 @@
 
 A source knows its shape, classes and normalisation, and gives its splits
 either as whole tensors (the fast path) or as per-sample datasets (the
-DataLoader path). `engine.data` decides which and makes the batches.
+DataLoader path). `engine.data.loaders` decides which and makes the batches.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from engine.config import DataSettings, SettingsError, synthetic_options
+from engine.data.augment import random_shift
+from engine.settings.config import DataSettings, SettingsError, synthetic_options
+from engine.data.registry import BUILTIN_DATASETS, builtin_loader
 
 TORCHVISION = {
     # name: (class name, folder under root, files that must be there, mean, std, class names)
@@ -53,8 +55,6 @@ class Shifted(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int):
-        from engine.data import random_shift
-
         x, y = self.dataset[i]
         return random_shift(torch.as_tensor(x).unsqueeze(0), self.pad, None, self.flip)[0], y
 
@@ -241,17 +241,17 @@ class DatasetSource(Source):
         return train, val
 
 
-def _digits() -> Source:
-    from sklearn.datasets import load_digits
+def load_digits(settings: DataSettings, seed: int) -> Source:
+    from sklearn import datasets
 
-    d = load_digits()
+    d = datasets.load_digits()
     x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
     return TensorSource("digits", x, torch.tensor(d.target), [str(i) for i in range(10)], is_image=True)
 
 
-def _synthetic(options: dict[str, Any], seed: int) -> Source:
+def load_synthetic(settings: DataSettings, seed: int) -> Source:
     """Chapter 5.3's tabular data, made learnable: labels from a random linear teacher plus noise."""
-    o = synthetic_options(options)
+    o = synthetic_options(settings.options)
     g = torch.Generator().manual_seed(seed if seed >= 0 else 0)
     x = torch.randn(o["samples"], o["features"], generator=g)
     teacher = torch.randn(o["features"], o["classes"], generator=g)
@@ -259,7 +259,7 @@ def _synthetic(options: dict[str, Any], seed: int) -> Source:
     return TensorSource("synthetic", x, y, [str(i) for i in range(o["classes"])])
 
 
-def _csv(settings: DataSettings) -> Source:
+def load_csv(settings: DataSettings, seed: int) -> Source:
     path = Path(settings.path)
     if not path.is_file():
         raise DataError(f"data.path = '{settings.path}': no such CSV file")
@@ -297,7 +297,7 @@ def _csv(settings: DataSettings) -> Source:
     return TensorSource(f"csv:{path.name}", torch.tensor(feats), torch.tensor(ys), labels)
 
 
-def _image_folder(settings: DataSettings) -> Source:
+def load_image_folder(settings: DataSettings, seed: int) -> Source:
     from torchvision import datasets, transforms as T
 
     if not Path(settings.path).is_dir():
@@ -312,7 +312,7 @@ def _image_folder(settings: DataSettings) -> Source:
 
 
 def _factory(settings: DataSettings, seed: int) -> Source:
-    from engine.user_code import call_with_options, import_object
+    from engine.settings.user_code import call_with_options, import_object
 
     factory = import_object(settings.dataset, "function", "data.dataset")
     result = call_with_options(factory, settings.options, {"seed": seed, "root": settings.root}, "data.dataset")
@@ -344,16 +344,12 @@ def import_loader(dataset: str) -> None:
         import torchvision.datasets  # noqa: F401
 
 
+def load_torchvision(settings: DataSettings, seed: int) -> Source:
+    return TorchvisionSource(settings)
+
+
 def load_source(settings: DataSettings, seed: int) -> Source:
-    name = settings.dataset
-    if name == "digits":
-        return _digits()
-    if name == "synthetic":
-        return _synthetic(settings.options, seed)
-    if name in TORCHVISION:
-        return TorchvisionSource(settings)
-    if name == "csv":
-        return _csv(settings)
-    if name == "image-folder":
-        return _image_folder(settings)
+    """The dataset `data.dataset` names: a built-in one (engine.data.registry) or the user's `package.module:function`."""
+    if settings.dataset in BUILTIN_DATASETS:
+        return builtin_loader(settings.dataset)(settings, seed)
     return _factory(settings, seed)

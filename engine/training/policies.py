@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from engine.config import CheckpointSettings, Settings
+from engine.settings.config import CheckpointSettings, Settings
 from engine.events import EpochCompleted
-from engine.snapshot import RunState
+from engine.training.snapshot import RunState
 
 
 @dataclass(frozen=True)

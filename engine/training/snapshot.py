@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from engine import checkpoints as ck
+from engine.runs import checkpoints as ck
 from engine.events import EPOCH_RECORD_FIELDS
 
 # what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was trained with,
@@ -44,7 +44,7 @@ class RunState:
 class TrainingParts:
     """What a full checkpoint is made of, and what a resume puts it back into."""
 
-    settings: Any  # engine.config.Settings
+    settings: Any  # engine.settings.config.Settings
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any  # an LR scheduler, or None

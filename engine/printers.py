@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from engine.events import BatchProgressed, EpochCompleted, Event, ListenerFailed, RunFailed, RunFinished, RunStarted, ThreadsChanged
-from engine.runs import to_json
+from engine.runs.folder import to_json
 
 
 # errors whose one line says it all (a full disk, a symlink in the run folder): no traceback to point to, and

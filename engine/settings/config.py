@@ -25,11 +25,13 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from engine.atomic import atomic_write
-from engine.settings_file import update_toml
+from engine.runs.atomic import atomic_write
+from engine.settings.toml_edit import update_toml
+from engine.data.registry import BUILTIN_DATASETS
+from engine.models.registry import BUILTIN_MODELS, torchvision_model_names
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic", "csv", "image-folder")
-MODELS = ("mlp", "cnn")
+DATASETS = tuple(BUILTIN_DATASETS)
+MODELS = tuple(BUILTIN_MODELS)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
@@ -362,8 +364,6 @@ def _check_device_spelling(where: str, value: str) -> None:
 def _check_model_name(where: str, value: str) -> None:
     if value in MODELS or is_import_path(value):
         return
-    from engine.models import torchvision_model_names
-
     names = torchvision_model_names()
     if value not in names:
         raise SettingsError(f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class")
@@ -402,7 +402,7 @@ def _check_across(s: Settings, source: str) -> None:
         raise SettingsError(f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models")
     if m.name == "cnn" and not m.channels:
         raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
-    if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.sources)
+    if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.data.sources)
         _check_synthetic_values({**SYNTHETIC_OPTIONS, **s.data.options}, f"{source}: ")
 
 
@@ -526,7 +526,7 @@ def _inline(value: Any) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Never a half-written file: see engine.atomic."""
+    """Never a half-written file: see engine.runs.atomic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))

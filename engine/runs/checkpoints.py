@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.atomic import NotARegularFile, atomic_write
-from engine.runs import read_jsonl, run_status
+from engine.runs.atomic import NotARegularFile, atomic_write
+from engine.runs.folder import read_jsonl, run_status
 
 FORMAT_VERSION = 1
 
@@ -165,7 +165,7 @@ def _describe(path: Path, kind: str, metrics: list[dict[str, Any]], monitor: str
 
 def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     """Every run folder under runs_dir, newest first, with its checkpoints."""
-    from engine.config import load_settings
+    from engine.settings.config import load_settings
 
     runs = []
     base = Path(runs_dir)

@@ -3,7 +3,7 @@
 `Trainer(settings, listeners).run()` trains in the calling thread (the console
 calls it from a worker thread) and reports only through events to its
 listeners (engine.listeners). Its decisions (NaN stop, early stopping,
-checkpoint retention, CPU threads) are small policies (engine.policies). The
+checkpoint retention, CPU threads) are small policies (engine.training.policies). The
 caller steers it through a `RunControl`: stop and pause are flags the loop
 reads between batches.
 """
@@ -20,14 +20,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from engine import checkpoints as ck
-from engine import snapshot
-from engine.atomic import remove_stale_temporaries
-from engine.config import Settings, SettingsError, to_toml
-from engine.control import RunControl
-from engine.data import DataBundle, build_data
+from engine.runs import checkpoints as ck
+from engine.training import snapshot
+from engine.runs.atomic import remove_stale_temporaries
+from engine.settings.config import Settings, SettingsError, to_toml
+from engine.training.control import RunControl
+from engine.data.loaders import DataBundle, build_data
 from engine.device import CoreWatch, choose_threads, device_name, resolve_device, training_step_flops
-from engine.diagnostics import diagnose, overfitting_onset
+from engine.training.diagnostics import diagnose, overfitting_onset
 from engine.events import (
     BatchProgressed,
     CheckpointSaved,
@@ -42,12 +42,12 @@ from engine.events import (
     ThreadsChanged,
 )
 from engine.listeners import ListenerLike, Listeners
-from engine.models import build_model, count_parameters
-from engine.optim import build_optimizer, build_scheduler
-from engine.policies import CheckpointRetention, ThreadFollower, stop_policies
-from engine.runs import RunFolderError, RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
-from engine.snapshot import HISTORY_KEYS, RunState, TrainingParts
-from engine.steps import autocast, build_step
+from engine.models.networks import build_model, count_parameters
+from engine.training.optim import build_optimizer, build_scheduler
+from engine.training.policies import CheckpointRetention, ThreadFollower, stop_policies
+from engine.runs.folder import RunFolderError, RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
+from engine.training.snapshot import HISTORY_KEYS, RunState, TrainingParts
+from engine.training.steps import autocast, build_step, resolve_precision
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 
@@ -63,18 +63,6 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed % 2**32)
     except ImportError:  # pragma: no cover
         pass
-
-
-def _precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, str]:
-    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
-        return None, "fp32"
-    if setting == "auto":
-        return (torch.bfloat16, "bf16 autocast") if torch.cuda.is_bf16_supported() else (torch.float16, "fp16 autocast + GradScaler")
-    if setting == "fp16":
-        if device.type != "cuda":
-            raise SettingsError(f"training.precision = 'fp16': needs a CUDA device (training on {device.type}); use auto, fp32 or bf16")
-        return torch.float16, "fp16 autocast + GradScaler"
-    return torch.bfloat16, "bf16 autocast"
 
 
 class Trainer:
@@ -114,7 +102,7 @@ class Trainer:
         """Everything that can fail because of the settings: raises SettingsError or CheckpointError."""
         s = self.settings
         self.device = resolve_device(s.device.device)
-        self.amp_dtype, self.precision = _precision(s.training.precision, self.device)
+        self.amp_dtype, self.precision = resolve_precision(s.training.precision, self.device)
         seed_everything(s.run.seed)
         self.data: DataBundle = build_data(s.data, s.run.seed, self.device)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)

@@ -2,7 +2,7 @@
 
 `trainconsole run --resume` and the console's resume key both read them here,
 so both refuse the same things: a checkpoint that is not a full one, and
-settings that name code the user did not allow (engine.user_code).
+settings that name code the user did not allow (engine.settings.user_code).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Collection
 
-from engine.checkpoints import CheckpointError, load_checkpoint
-from engine.config import Settings, from_dict, parse_override
-from engine.user_code import check_untrusted
+from engine.runs.checkpoints import CheckpointError, load_checkpoint
+from engine.settings.config import Settings, from_dict, parse_override
+from engine.settings.user_code import check_untrusted
 
 
 def resume_settings(path: str | os.PathLike, allowed_imports: Collection[str] = (), overrides: Collection[str] = ()) -> tuple[Settings, int]:

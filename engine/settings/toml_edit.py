@@ -1,6 +1,6 @@
 """Edit an existing settings.toml in place, keeping the user's comments, key order and layout.
 
-`engine.config` decides which values changed; this module only writes them
+`engine.settings.config` decides which values changed; this module only writes them
 into the TOML text with tomlkit: a changed value replaces the old one where it
 stands (its inline comment stays), a new key goes after the last key of its
 table, a new section at the end of the file. Nothing the user wrote is removed

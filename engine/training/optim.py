@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.config import TrainingSettings
+from engine.settings.config import TrainingSettings
 
 
 def build_optimizer(model: nn.Module, t: TrainingSettings, device: torch.device) -> torch.optim.Optimizer:

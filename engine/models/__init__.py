@@ -1,0 +1,1 @@
+"""Models: model names and builders, the built-in networks and their layers."""

@@ -1,0 +1,1 @@
+"""Runs: the run folder, atomic writes, checkpoints, evaluation and resuming."""

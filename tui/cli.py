@@ -1,0 +1,31 @@
+"""The `trainconsole` command: the console with no subcommand, the headless CLI (engine.cli) with one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine import cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(sys.argv[1:] if argv is None else argv, console=open_console)
+
+
+def open_console(args: argparse.Namespace) -> int:
+    """The console on `-c` (or ./settings.toml) with `--set` applied; a file that does not load stops here, before it opens."""
+    from engine.settings.config import load_settings
+    from engine.settings.user_code import set_code_folder
+
+    path = args.config or cli.DEFAULT_SETTINGS
+    # starting on defaults could later save them over a bad file: it is refused with its one line instead
+    settings = load_settings(path if Path(path).exists() else None, args.console_overrides)
+    set_code_folder(Path(path).resolve().parent)
+    from tui.app import main as console_main
+
+    return console_main(path, settings, args.console_allowed)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
