@@ -17,6 +17,16 @@ from tui.screens.help import HelpScreen
 from tui.screens.training import TrainingScreen
 
 
+SCREEN_OF_KEY = {"1": EnvironmentScreen, "2": ConfigurationScreen, "3": TrainingScreen, "4": CheckpointsScreen}
+
+
+async def _show(pilot, key: str) -> None:
+    """Press a screen's number key and wait until that screen is shown and has handled what the switch sent it."""
+    await pilot.press(key)
+    assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, SCREEN_OF_KEY[key]))
+    await pilot.pause()
+
+
 def test_number_keys_switch_between_the_four_screens(settings, tmp_path):
     async def scenario():
         app = TrainConsole(settings, tmp_path / "settings.toml")
@@ -24,7 +34,7 @@ def test_number_keys_switch_between_the_four_screens(settings, tmp_path):
             assert isinstance(app.screen, EnvironmentScreen)
             for key, screen in (("2", ConfigurationScreen), ("3", TrainingScreen), ("4", CheckpointsScreen), ("1", EnvironmentScreen)):
                 await pilot.press(key)
-                await wait_for(pilot, lambda: isinstance(app.screen, screen), timeout=5)
+                await wait_for(pilot, lambda: isinstance(app.screen, screen))
                 assert isinstance(app.screen, screen)
                 assert app.current_mode == screen.__name__.removesuffix("Screen").lower()
 
@@ -36,7 +46,7 @@ def test_clicking_a_tab_switches_screen(settings, tmp_path):
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.click("#tab-training")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen), timeout=5)
+            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen))
 
     run(scenario())
 
@@ -59,8 +69,7 @@ def test_q_without_a_run_quits_at_once(settings, tmp_path):
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("q")
-            await pilot.pause(0.1)
-            assert not app.is_running
+            assert await wait_for(pilot, lambda: not app.is_running)
 
     run(scenario())
 
@@ -78,9 +87,8 @@ def test_q_during_a_run_asks_then_stops_the_run(tmp_path):
             control = app.run_control
             await pilot.press("q")
             await pilot.press("y")
-            await pilot.pause(0.1)
+            assert await wait_for(pilot, lambda: not app.is_running)
             assert control.stop_requested
-            assert not app.is_running
 
     run(scenario())
     # the engine saves last.pth at the next batch boundary once stopped
@@ -102,12 +110,11 @@ def test_footers_are_not_rebuilt_when_a_screen_comes_back(settings, tmp_path):
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen) and app.screen.query_one(KeyFooter).children, timeout=5)
+            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen) and app.screen.query_one(KeyFooter).children)
             keys = list(app.screen.query_one(KeyFooter).children)
             assert any("Start" in str(key.render()) for key in keys)
             for key in ("1", "3", "1", "3"):
-                await pilot.press(key)
-                await pilot.pause(0.1)
+                await _show(pilot, key)
             assert isinstance(app.screen, TrainingScreen)
             assert list(app.screen.query_one(KeyFooter).children) == keys
 
@@ -124,8 +131,7 @@ def test_a_screen_shown_before_is_painted_after_one_frame(settings, tmp_path, mo
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             for key in ("3", "1", "3", "4"):
-                await pilot.press(key)
-                await pilot.pause(0.1)
+                await _show(pilot, key)
             assert isinstance(app.screen, CheckpointsScreen)
             assert delays == [0.05, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, 0.05]
 
@@ -142,12 +148,10 @@ def test_returning_to_a_screen_does_not_refresh_the_whole_css(settings, tmp_path
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             for key in ("3", "4", "2"):  # first visits
-                await pilot.press(key)
-                await pilot.pause(0.2)
+                await _show(pilot, key)
             refreshes.clear()
             for key in ("1", "3", "4", "2", "3"):
-                await pilot.press(key)
-                await pilot.pause(0.1)
+                await _show(pilot, key)
             assert isinstance(app.screen, TrainingScreen)
             assert refreshes == []
 

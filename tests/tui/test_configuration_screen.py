@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from textual.widgets import Input, Static
 from textual.widgets._toast import Toast
@@ -14,7 +16,7 @@ async def _field(app, pilot, key: str) -> SettingField:
     """The form row of `key`, after bringing its section's tab to the front (rows mount with their tab)."""
     section, name = key.split(".")
     app.screen.show_section(section)
-    assert await wait_for(pilot, lambda: bool(app.screen.query(f"#field-{section}-{name}")), timeout=5)
+    assert await wait_for(pilot, lambda: bool(app.screen.query(f"#field-{section}-{name}")))
     return app.screen.query_one(f"#field-{section}-{name}", SettingField)
 
 
@@ -34,16 +36,16 @@ def test_the_form_validates_with_the_engine_rules(settings, tmp_path):
             field = await _field(app, pilot, "training.lr")
             field.query_one(Input).value = "-1"
             doc = field.query_one(".setting-doc", Static)
-            assert await wait_for(pilot, lambda: "must be greater than" in str(doc.render()), timeout=5)
+            assert await wait_for(pilot, lambda: "must be greater than" in str(doc.render()))
             assert str(doc.render()) == str(expected.value)
             assert field.has_class("-invalid")
             assert app.settings.training.lr == settings.training.lr
             field.query_one(Input).value = "0.01"
-            assert await wait_for(pilot, lambda: app.settings.training.lr == 0.01, timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.training.lr == 0.01)
             assert not field.has_class("-invalid")
 
             (await _field(app, pilot, "model.hidden")).query_one(Input).value = "[64, 32]"
-            assert await wait_for(pilot, lambda: app.settings.model.hidden == [64, 32], timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.model.hidden == [64, 32])
             label = app.screen.query_one("#param-count", Static)
             assert await wait_for(pilot, lambda: "6,570 parameters" in str(label.render()))  # 64*64+64 + 64*32+32 + 32*10+10
 
@@ -56,9 +58,9 @@ async def _set_epochs_to_7_and_save(settings) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
-        assert await wait_for(pilot, lambda: app.settings.training.epochs == 7, timeout=5)
+        assert await wait_for(pilot, lambda: app.settings.training.epochs == 7)
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: os.path.isfile("settings.toml") and load_settings("settings.toml").training.epochs == 7)
 
 
 def test_ctrl_s_saves_settings_that_load_back(settings, tmp_path, monkeypatch):
@@ -89,7 +91,7 @@ def test_loading_another_file_fills_the_form(settings, tmp_path):
             await pilot.press("2")
             app.screen.query_one("#settings-path", Input).value = str(other)
             await pilot.click("#load")
-            assert await wait_for(pilot, lambda: app.settings.training.epochs == 42, timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.training.epochs == 42)
             assert (await _field(app, pilot, "training.epochs")).query_one(Input).value == "42"
             assert app.settings_path == other
 
@@ -115,10 +117,10 @@ def test_a_file_that_fails_to_load_is_not_saved_over(settings, tmp_path):
             await pilot.press("ctrl+o")
             app.screen.query_one("#settings-path", Input).value = str(bad)
             await pilot.press("enter")
-            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app)), timeout=5), _notices(app)
+            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app))), _notices(app)
             assert app.screen.query_one("#settings-path", Input).value == str(good)
             await pilot.click("#save")
-            assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)), timeout=5)
+            assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)))
             assert not any("bad.toml" in n and n.startswith("saved") for n in _notices(app))
             assert app.settings_path == good
 
@@ -138,10 +140,10 @@ def test_save_refuses_the_file_the_console_could_not_load_at_start(tmp_path):
     async def scenario():
         app = TrainConsole(defaults, path, error)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app)), timeout=5), _notices(app)
+            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app))), _notices(app)
             await pilot.press("2")
             await pilot.press("ctrl+s")
-            assert await wait_for(pilot, lambda: any(n.startswith("not saved, the file does not load") for n in _notices(app)), timeout=5), _notices(app)
+            assert await wait_for(pilot, lambda: any(n.startswith("not saved, the file does not load") for n in _notices(app))), _notices(app)
 
     run(scenario())
     assert path.read_text() == "[training]\nlr = 0.3\nepoch = 3\n"
@@ -157,18 +159,18 @@ def test_a_change_clears_the_cross_field_error_it_lifts(settings, tmp_path):
             await pilot.press("2")
             name, options = await _field(app, pilot, "model.name"), await _field(app, pilot, "model.options")
             name.query_one(Input).value = "resnet18"
-            assert await wait_for(pilot, lambda: app.settings.model.name == "resnet18", timeout=10)
+            assert await wait_for(pilot, lambda: app.settings.model.name == "resnet18")
             options.query_one(Input).value = "{ zero_init_residual = true }"
-            assert await wait_for(pilot, lambda: app.settings.model.options == {"zero_init_residual": True}, timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.model.options == {"zero_init_residual": True})
             name.query_one(Input).value = "mlp"
-            assert await wait_for(pilot, lambda: name.has_class("-invalid"), timeout=5)
+            assert await wait_for(pilot, lambda: name.has_class("-invalid"))
             assert "takes no options" in str(name.query_one(".setting-doc", Static).render())
             options.query_one(Input).value = "{}"
-            assert await wait_for(pilot, lambda: app.settings.model.options == {}, timeout=5)
-            assert await wait_for(pilot, lambda: app.settings.model.name == "mlp", timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.model.options == {})
+            assert await wait_for(pilot, lambda: app.settings.model.name == "mlp")
             assert not name.has_class("-invalid") and str(name.query_one(".setting-doc", Static).render()) == name.doc
             await pilot.press("escape", "ctrl+s")
-            assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)), timeout=5)
+            assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)))
             assert not any("invalid field" in n for n in _notices(app))
 
     run(scenario())
@@ -185,10 +187,10 @@ def test_a_save_the_disk_refuses_says_so_and_changes_nothing(settings, read_only
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await pilot.press("2")
             await pilot.press("ctrl+s")
-            assert await wait_for(pilot, lambda: any("Read-only file system" in n for n in _notices(app)), timeout=5), _notices(app)
+            assert await wait_for(pilot, lambda: any("Read-only file system" in n for n in _notices(app))), _notices(app)
             app.screen.query_one("#settings-path", Input).value = str(tmp_path / "bad\0name.toml")
             await pilot.click("#save")
-            assert await wait_for(pilot, lambda: any("embedded null byte" in n for n in _notices(app)), timeout=5), _notices(app)
+            assert await wait_for(pilot, lambda: any("embedded null byte" in n for n in _notices(app))), _notices(app)
             assert app.is_running and app.settings_path == folder / "settings.toml"
 
     run(scenario())

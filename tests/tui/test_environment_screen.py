@@ -27,7 +27,7 @@ def test_picking_a_device_changes_the_settings(settings, tmp_path):
             screen = app.screen
             assert await wait_for(pilot, lambda: screen.report is not None)
             screen.query_one("#device-select", Select).value = "cpu"
-            assert await wait_for(pilot, lambda: app.settings.device.device == "cpu", timeout=5)
+            assert await wait_for(pilot, lambda: app.settings.device.device == "cpu")
 
     run(scenario())
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from textual.widgets import Label, ProgressBar, Static
 
 from engine.events import BatchProgressed, Diagnostic, EpochCompleted, RunPaused, RunStarted
-from engine.runs import to_json
-from pilot_helpers import SIZE, run, tiny_settings, wait_for
+from engine.runs.folder import to_json
+from pilot_helpers import SIZE, ScreenTime, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.messages import EngineEvent
 from tui.widgets.diagnostic_badge import DiagnosticBadge
@@ -55,7 +55,7 @@ def test_s_trains_a_run_to_the_end(tmp_path):
             run_dir = next((tmp_path / "runs").iterdir())
             assert "Run finished" in _status(app) and str(run_dir) in _status(app)
             assert screen.query_one("#loss-chart", MetricChart).epochs == [1, 2, 3]
-            assert await wait_for(pilot, lambda: app.run_control is None, timeout=10)  # the worker ends just after RunFinished
+            assert await wait_for(pilot, lambda: app.run_control is None)  # the worker ends just after RunFinished
 
     run(scenario())
 
@@ -71,7 +71,7 @@ def test_a_run_that_cannot_start_leaves_the_console_usable(tmp_path):
             assert await wait_for(pilot, lambda: screen.outcome in ENDED)
             assert screen.outcome == "failed"
             assert "could not start" in _status(app) and "missing.csv" in _status(app)
-            assert await wait_for(pilot, lambda: app.run_control is None, timeout=5)
+            assert await wait_for(pilot, lambda: app.run_control is None)
             app.set_settings(tiny_settings(tmp_path, epochs=2))
             await pilot.press("s")
             assert await wait_for(pilot, lambda: screen.outcome == "completed")
@@ -88,12 +88,12 @@ def test_p_pauses_and_resumes_and_x_stops_and_saves(tmp_path):
             screen = app.screen
             assert await wait_for(pilot, lambda: screen.outcome == "running")
             await pilot.press("p")
-            assert await wait_for(pilot, lambda: screen.outcome == "paused", timeout=10)
+            assert await wait_for(pilot, lambda: screen.outcome == "paused")
             assert _paused_position(app) == _bar(app)[:2]  # the status and the bar name the same batch
             await pilot.press("p")
-            assert await wait_for(pilot, lambda: screen.outcome == "running", timeout=10)
+            assert await wait_for(pilot, lambda: screen.outcome == "running")
             await pilot.press("x")
-            assert await wait_for(pilot, lambda: screen.outcome in ENDED, timeout=20)
+            assert await wait_for(pilot, lambda: screen.outcome in ENDED)
             assert screen.outcome == "stopped"
             assert "Run stopped" in _status(app)
 
@@ -172,7 +172,7 @@ def test_the_epoch_table_has_the_focus_so_arrows_scroll_it(tmp_path):
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3")
-            assert await wait_for(pilot, lambda: isinstance(app.focused, EpochTable), timeout=5), app.focused
+            assert await wait_for(pilot, lambda: isinstance(app.focused, EpochTable)), app.focused
             await pilot.press("s")  # the screen's keys still work with the table focused
             assert await wait_for(pilot, lambda: app.screen.outcome in ENDED, timeout=120)
             assert app.screen.query_one(EpochTable).row_count == 3
@@ -190,16 +190,20 @@ def test_the_epoch_table_keeps_its_drawn_cells_across_a_screen_switch(tmp_path, 
         app = TrainConsole(tiny_settings(tmp_path, epochs=3), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3", "s")
-            assert await wait_for(pilot, lambda: app.screen.outcome in ENDED)
-            await pilot.pause(0.3)
+            training = app.screen
+            table = training.query_one(EpochTable)
+            assert await wait_for(pilot, lambda: training.outcome in ENDED and table.row_count == 3)
+            drawn_back = lambda: app.screen is training and training._show_timer is None  # noqa: E731  the return's draw is done
             for key in ("1", "3", "1", "3"):
                 await pilot.press(key)
-                await pilot.pause(0.2)
+                assert await wait_for(pilot, lambda: app.screen is not training if key == "1" else drawn_back())
+            await pilot.pause()
             drawn.clear()
             await pilot.press("1")
-            await pilot.pause(0.2)
+            assert await wait_for(pilot, lambda: app.screen is not training)
             await pilot.press("3")
-            await pilot.pause(0.3)
+            assert await wait_for(pilot, drawn_back)
+            await pilot.pause()
             assert isinstance(app.screen.focused, EpochTable)
             assert drawn == [], f"{len(drawn)} cells drawn again"
 
@@ -210,24 +214,29 @@ def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
     """Fast epochs (digits: ~20 a second) are drawn at most twice a second; none is lost, and the end shows at once."""
     from engine.events import RunFinished
 
+    import tui.screens.training as training_module
+
     draws = _count_chart_draws(monkeypatch)
+    times = ScreenTime(monkeypatch)
 
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             screen = await _training_screen(pilot, _run_started(tmp_path), *map(_epoch, range(1, 21)))
-            await pilot.pause()
+            assert await wait_for(pilot, lambda: len(screen.history.epochs) == 20)
             table = screen.query_one(EpochTable)
             assert table.row_count == 1, "the first epoch of a quiet spell is drawn at once, the next ones wait"
-            assert await wait_for(pilot, lambda: table.row_count == 20, timeout=5)
+            assert times.fire() == [training_module.EPOCH_SHOW_INTERVAL_S]
+            assert await wait_for(pilot, lambda: table.row_count == 20)
             assert draws == [1, 20]
             assert screen.query_one("#loss-chart", MetricChart).epochs == list(range(1, 21))
             assert [table.get_row_at(i)[0] for i in (0, 19)] == ["1", "20"]
             screen.post_message(EngineEvent(_epoch(21)))
             screen.post_message(EngineEvent(_epoch(22)))
             screen.post_message(EngineEvent(RunFinished("completed", "trained 22 epochs", 22, 22, 0.6, "val_loss", str(tmp_path), 3.0)))
-            await pilot.pause()
+            assert await wait_for(pilot, lambda: screen.outcome == "completed")
             assert table.row_count == 22, "the run's end draws what is pending without waiting"
+            assert times.pending() == []
             assert "Run finished" in _status(app)
 
     run(scenario())
@@ -272,7 +281,7 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
     import tui.screens.training as training_module
     from tui.widgets.metric_chart import CachedPlot
 
-    monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.0, raising=False)  # time enough to look at the first frame back
+    times = ScreenTime(monkeypatch)  # the first frame back is looked at before the return's draw is fired
     draws, builds = _count_chart_draws(monkeypatch), []
     build = CachedPlot._build
     monkeypatch.setattr(CachedPlot, "_build", lambda self: builds.append(1) or build(self))
@@ -282,29 +291,31 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
         async with app.run_test(size=SIZE) as pilot:
             screen = await _training_screen(pilot, _run_started(tmp_path), _epoch(1))
             table = screen.query_one(EpochTable)
-            assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
-            await pilot.pause(0.3)  # painted
+            assert await wait_for(pilot, lambda: table.row_count == 1 and len(builds) >= 2)  # both charts painted
             await pilot.press("1")
             for n in range(2, 8):
                 screen.post_message(EngineEvent(_epoch(n)))
-            await pilot.pause(0.8)  # longer than EPOCH_SHOW_INTERVAL_S: a visible screen would have drawn them
+            assert await wait_for(pilot, lambda: screen.history.epochs == list(range(1, 8)))  # kept, only not drawn
+            assert times.fire() == [training_module.EPOCH_SHOW_INTERVAL_S]  # when a visible screen would have drawn them
+            await pilot.pause()
             assert table.row_count == 1 and draws == [1]
-            assert screen.history.epochs == list(range(1, 8))  # kept, only not drawn
             builds.clear()
             await pilot.press("3")
             await pilot.pause()
             assert table.row_count == 1 and builds == [], "the first frame back is the screen as it was left"
-            assert await wait_for(pilot, lambda: table.row_count == 7, timeout=5)
+            assert times.fire() == [training_module.RETURN_DRAW_DELAY_S]
+            assert await wait_for(pilot, lambda: table.row_count == 7)
             assert draws == [1, 7]
             assert screen.query_one("#loss-chart", MetricChart).epochs == list(range(1, 8))
 
             await pilot.press("1")  # a run that ends unseen: its last epochs too are drawn on the return
             screen.post_message(EngineEvent(_epoch(8)))
             screen.post_message(EngineEvent(RunFinished("completed", "trained 8 epochs", 8, 8, 0.6, "val_loss", str(tmp_path), 3.0)))
-            await pilot.pause(0.3)
+            assert await wait_for(pilot, lambda: screen.outcome == "completed")
             assert table.row_count == 7
             await pilot.press("3")
-            assert await wait_for(pilot, lambda: table.row_count == 8, timeout=5)
+            assert times.fire() == [training_module.RETURN_DRAW_DELAY_S]
+            assert await wait_for(pilot, lambda: table.row_count == 8)
             assert "Run finished" in _status(app)
 
     run(scenario())
@@ -314,7 +325,7 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
     """Neither a draw that falls due just after the return nor an epoch that arrives then: both wait RETURN_DRAW_DELAY_S."""
     import tui.screens.training as training_module
 
-    monkeypatch.setattr(training_module, "RETURN_DRAW_DELAY_S", 1.5, raising=False)
+    times = ScreenTime(monkeypatch)
 
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
@@ -323,21 +334,26 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
             charts = list(screen.query(MetricChart))
             held = lambda: [chart.query_one(CachedPlot)._held for chart in charts]  # noqa: E731
             table = screen.query_one(EpochTable)
-            assert await wait_for(pilot, lambda: table.row_count == 1, timeout=5)
+            assert await wait_for(pilot, lambda: table.row_count == 1 and len(screen.history.epochs) == 2)
+            assert times.pending() == [training_module.EPOCH_SHOW_INTERVAL_S]  # the second epoch's draw
             await pilot.press("1")
             await pilot.press("3")
             assert held() == [True, True], "the charts show what they showed when the screen was left"
-            await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)
+            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)  # the second epoch's draw fell due, right after the return
+            assert times.pending() == [training_module.RETURN_DRAW_DELAY_S], "the due draw waits for the return's"
+            await pilot.pause()
             assert table.row_count == 1, "drawn when it fell due, right after the return"
-            assert await wait_for(pilot, lambda: table.row_count == 2, timeout=5)
+            times.fire()
+            assert await wait_for(pilot, lambda: table.row_count == 2)
             assert held() == [False, False] and charts[0].epochs == [1, 2]
 
-            await pilot.pause(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch would show at once
+            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch would show at once
             await pilot.press("1")
             await pilot.press("3")
             screen.post_message(EngineEvent(_epoch(3)))
-            await pilot.pause(0.3)
+            assert await wait_for(pilot, lambda: len(screen.history.epochs) == 3)
             assert table.row_count == 2, "drawn before the return's first frame"
-            assert await wait_for(pilot, lambda: table.row_count == 3, timeout=5)
+            assert times.fire() == [training_module.RETURN_DRAW_DELAY_S]
+            assert await wait_for(pilot, lambda: table.row_count == 3)
 
     run(scenario())
