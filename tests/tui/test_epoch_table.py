@@ -5,7 +5,8 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from pilot_helpers import run, wait_for
+from pilot_helpers import run
+from tui import textual_compat
 from tui.widgets.epoch_table import EpochTable
 
 
@@ -33,7 +34,8 @@ def test_rows_after_the_scrollbar_appeared_need_no_layout_and_the_newest_row_sho
             for epoch in range(1, 11):  # 8 lines: the header and 7 rows fit; the 8th row brings the scrollbar, a layout
                 table.add_epochs([_metrics(epoch)])
                 await pilot.pause()
-            assert await wait_for(pilot, lambda: table.show_vertical_scrollbar and layouts)
+            await pilot.pause(0.2)
+            assert table.show_vertical_scrollbar and layouts
             layouts.clear()
             for epoch in range(11, 21):
                 table.add_epochs([_metrics(epoch)])
@@ -89,9 +91,8 @@ def test_after_many_epochs_the_table_keeps_about_a_screen_of_rendered_rows():
                 table.add_epochs([_metrics(e) for e in range(start, start + 25)])
                 await pilot.pause()
             assert table.row_count == 500
-            caches = {"cells": table._cell_render_cache, "rows": table._row_render_cache, "renderables": table._row_renderable_cache, "lines": table._line_cache}
-            assert {name: len(cache) for name, cache in caches.items() if len(cache) > ROWS_KEPT} == {}
-            assert 0 < len(table._cells) <= CELLS_KEPT
+            assert [len(cache) for cache in textual_compat.count_keyed_caches(table) if len(cache) > ROWS_KEPT] == []
+            assert 0 < len(table.kept_cells) <= CELLS_KEPT
             assert "500" in "".join(str(table.render_line(y).text) for y in range(table.size.height))
 
     run(scenario())

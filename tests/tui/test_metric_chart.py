@@ -9,7 +9,8 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from pilot_helpers import run
-from tui.widgets.metric_chart import CachedPlot, MetricChart, matrix_text
+from tui import plotext_compat
+from tui.widgets.metric_chart import CachedPlot, MetricChart
 
 
 class ChartApp(App):
@@ -114,8 +115,7 @@ def test_the_plot_text_read_from_plotext_s_matrix_is_what_its_ansi_output_parses
 
     for theme in ("pro", "dark", "clear"):
         plot = Plot()
-        plot.plotsize(60, 15)
-        plot._set_size(60, 15)
+        plotext_compat.set_plot_size(plot, 60, 15)
         plot.theme(theme)
         xs = list(range(1, 31))
         plot.plot(xs, [1 / x for x in xs], marker="braille", color=(0, 130, 200))
@@ -123,7 +123,7 @@ def test_the_plot_text_read_from_plotext_s_matrix_is_what_its_ansi_output_parses
         plot.vertical_line(7, color=(230, 25, 75))
         plot.xticks([1, 10, 20, 30])
         expected = Text.from_ansi(plot.build())
-        got = matrix_text(plot.monitor.matrix)
+        got = plotext_compat.matrix_text(plotext_compat.build_matrix(plot))
         assert got.plain == expected.plain
         assert _segments(got) == _segments(expected), theme
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
-from textual.widgets import DataTable
+
+from tui import textual_compat
 
 # the rendered cells kept: a tall screen's rows (~60) by the 10 columns, and the cursor row's
 CELLS_KEPT = 1_000
@@ -31,7 +31,7 @@ def epoch_row(m: dict) -> tuple:
     )
 
 
-class EpochTable(DataTable):
+class EpochTable(textual_compat.KeptCellsDataTable):
     # Widget's virtual_size asks for a layout of the whole screen whenever it changes, so each
     # added row re-arranged and redrew every widget (~45 ms an epoch here, the GIL held all along).
     virtual_size = Reactive(Size(0, 0), layout=False)
@@ -39,28 +39,13 @@ class EpochTable(DataTable):
     _styled_with: tuple | None = None
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # DataTable keys its cell cache on a count that every added row bumps, so each new epoch
-        # drew every visible cell again (~0.3 ms a cell here). An epoch's cells never change once
-        # added: these are kept by row, column, style, width and cursor state.
-        self._cells: LRUCache = LRUCache(CELLS_KEPT)
-        # DataTable's own caches are keyed on that count too: every epoch turns what they hold into
-        # dead entries (10,000 cells, 1,000 rows: ~70,000 objects) that every full garbage
-        # collection walks, ~60 ms while a key press waits. They are emptied as rows arrive
-        # (add_epochs) and hold no more than a screen.
-        for cache in self._count_keyed_caches():
+        # an epoch's cells never change once added: kept by row and column, not drawn again for every new epoch
+        super().__init__(*args, cells_kept=CELLS_KEPT, **kwargs)
+        # DataTable's own caches are keyed on a count every added row bumps: every epoch turns what they hold
+        # into dead entries that every full garbage collection walks while a key press waits. They are emptied
+        # as rows arrive (add_epochs) and hold no more than a screen.
+        for cache in textual_compat.count_keyed_caches(self):
             cache.maxsize = ROWS_KEPT
-
-    def _count_keyed_caches(self) -> tuple[LRUCache, ...]:
-        return (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache)
-
-    def _render_cell(self, row_index: int, column_index: int, base_style, width: int, cursor: bool = False, hover: bool = False):
-        row_key = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
-        key = (row_key, self._column_locations.get_key(column_index), base_style, width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state)
-        lines = self._cells.get(key)
-        if lines is None:
-            lines = self._cells[key] = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        return lines
 
     def watch_virtual_size(self, old: Size, new: Size) -> None:
         """A layout only when a scrollbar comes or goes or the columns widen; else move the scrollbar alone."""
@@ -68,7 +53,7 @@ class EpochTable(DataTable):
         if old.width != new.width or (old.height > height) != (new.height > height):
             self.refresh(layout=True)
         else:
-            self._scroll_update(new)
+            textual_compat.update_scrollbars(self, new)
 
     def notify_style_update(self) -> None:
         """Keep the rendered cells when the styles they were drawn with are unchanged.
@@ -86,7 +71,7 @@ class EpochTable(DataTable):
             self.refresh()
             return
         self._styled_with = styled_with
-        self._cells.clear()
+        self.forget_cells()
         super().notify_style_update()
 
     def on_mount(self) -> None:
@@ -97,10 +82,10 @@ class EpochTable(DataTable):
     def add_epochs(self, rows: list[dict]) -> None:
         for metrics in rows:
             self.add_row(*epoch_row(metrics), key=str(metrics["epoch"]))
-        for cache in self._count_keyed_caches():
+        for cache in textual_compat.count_keyed_caches(self):
             cache.clear()  # keyed on the count add_row bumped: nothing in them can be read again
         self.move_cursor(row=self.row_count - 1)
 
     def reset(self) -> None:
-        self._cells.clear()
+        self.forget_cells()
         self.clear()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from tui import textual_compat
+
 
 class KeyFooter(Footer):
     """A Footer that skips its rebuild when a screen switch or a focus change leaves its keys as they were.
@@ -29,7 +31,7 @@ class KeyFooter(Footer):
         ready = screen.app.app_focus and self.is_attached and screen is self.screen
         if ready:
             keys = self._keys(screen)
-            if keys == self._shown and self._bindings_ready:
+            if keys == self._shown and textual_compat.footer_has_keys(self):
                 return
             self._shown = keys
         super().bindings_changed(screen)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
+
+from tui import plotext_compat
 
 # Braille draws 2 points per column: 150 fills a 75-column plot. A plotext build costs ~6 ms
 # plus ~0.025 ms a point here, and both charts are built again on every drawn epoch.
@@ -41,46 +42,12 @@ def _rich(rgb: tuple[int, int, int]) -> str:
     return "rgb({},{},{})".format(*rgb)
 
 
-def _cell_style(colors: tuple, cache: dict) -> Style:
-    """The Rich style of a plotext cell's (foreground, style, background): plotext's own ANSI, decoded once."""
-    colors = tuple(tuple(c) if isinstance(c, list) else c for c in colors)  # an RGB colour may be a list
-    style = cache.get(colors)
-    if style is None:
-        from plotext._utility import colors_to_ansi
-
-        decoded = Text.from_ansi(colors_to_ansi(*colors) + "x")
-        style = cache[colors] = Style.combine([Style.null(), *(span.style for span in decoded.spans)])
-    return style
-
-
-def matrix_text(matrix, styles: dict | None = None) -> Text:
-    """A built plotext figure's character matrix as Rich text, the same as `Text.from_ansi(figure.build())`.
-
-    plotext writes its matrix out as an ANSI string and Rich parses it back,
-    ~8 ms of the ~17 ms a chart took here; this reads the matrix directly.
-    """
-    styles = {} if styles is None else styles
-    text = Text(end="")
-    for row in range(matrix.rows - 1, -1, -1):  # plotext's row 0 is the bottom line
-        markers, fg, st, bg = matrix.marker[row], matrix.fullground[row], matrix.style[row], matrix.background[row]
-        col, cols = 0, len(markers)
-        while col < cols:
-            key = (fg[col], st[col], bg[col])
-            end = col + 1
-            while end < cols and fg[end] == key[0] and st[end] == key[1] and bg[end] == key[2]:
-                end += 1
-            text.append("".join(markers[col:end]), _cell_style(key, styles))
-            col = end
-        text.append("\n")  # from_ansi keeps the newline plotext ends every line with
-    return text
-
-
 class CachedPlot(PlotextPlot):
     """A PlotextPlot that builds its text only when its data, size or theme changed.
 
-    A build takes 5-10 ms per chart here, and Textual renders the charts again
-    on every return to their screen; call `changed()` after new data. The
-    plot's text is read from plotext's matrix, not parsed back from its ANSI.
+    Textual renders the charts again on every return to their screen; call
+    `changed()` after new data. The plot's text is read from plotext's matrix,
+    not parsed back from its ANSI.
     """
 
     _styles: dict = {}  # (foreground, style, background) -> Style, shared: plotext's colours are few
@@ -112,18 +79,10 @@ class CachedPlot(PlotextPlot):
 
     def _build(self) -> Text:
         """PlotextPlot.render's text, without the round trip through ANSI."""
-        plot = self._plot
-        plot.plotsize(self.size.width, self.size.height)
-        plot._set_size(self.size.width, self.size.height)  # as PlotextPlot.render does (textual-plotext issue 5)
-        plot.theme(self._get_plotext_theme_name(self.app.theme))
-        try:
-            plot._set_sizes()
-            plot._build_matrix()
-            if plot.monitor.fast_plot:
-                raise AttributeError("fast_plot")
-            return matrix_text(plot.monitor.matrix, self._styles)
-        except AttributeError:  # another plotext than the one this was written against: its own way
-            return Text.from_ansi(plot.build())
+        plot = self.plt
+        plotext_compat.set_plot_size(plot, self.size.width, self.size.height)
+        plot.theme(plotext_compat.plotext_theme(self))
+        return plotext_compat.plot_text(plot, self._styles)
 
 
 class MetricChart(Widget):
