@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from pilot_helpers import run
+from pilot_helpers import run, wait_for
 from tui import textual_compat
 from tui.widgets.epoch_table import EpochTable
 
@@ -34,8 +34,7 @@ def test_rows_after_the_scrollbar_appeared_need_no_layout_and_the_newest_row_sho
             for epoch in range(1, 11):  # 8 lines: the header and 7 rows fit; the 8th row brings the scrollbar, a layout
                 table.add_epochs([_metrics(epoch)])
                 await pilot.pause()
-            await pilot.pause(0.2)
-            assert table.show_vertical_scrollbar and layouts
+            assert await wait_for(pilot, lambda: table.show_vertical_scrollbar and layouts)
             layouts.clear()
             for epoch in range(11, 21):
                 table.add_epochs([_metrics(epoch)])
