@@ -7,21 +7,21 @@ learns it, but not at once: validation accuracy climbs over the first epoch
 or two, so time-to-accuracy means something.
 
     python benchmarks/mnist_files.py ROOT   # writes ROOT/MNIST/raw/*-ubyte
+
+The files themselves are written by the tests' writer (tests/mnist_files.py), the one writer of the format.
 """
 
 from __future__ import annotations
 
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.mnist_files import write_raw  # noqa: E402
+
 SIZE, CLASSES, SHIFT = 28, 10, 3
-FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 def _blob(cy: float, cx: float, sigma: float) -> np.ndarray:
@@ -49,24 +49,12 @@ def generate(n: int, rng: np.random.Generator, patterns: np.ndarray) -> tuple[np
     return (np.clip(images, 0.0, 1.0) * 255).astype(np.uint8), labels.astype(np.uint8)
 
 
-def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
-    with open(path, "wb") as f:
-        f.write(struct.pack(f">I{array.ndim}I", magic, *array.shape))
-        f.write(np.ascontiguousarray(array).tobytes())
-
-
 def write_mnist(root: str | Path, train: int = 60_000, test: int = 10_000, seed: int = 0) -> Path:
     """Write the four MNIST raw files under root/MNIST/raw; returns that folder."""
-    raw = Path(root) / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     patterns = _class_patterns(rng)
-    for split, n in (("train", train), ("test", test)):
-        images, labels = generate(n, rng, patterns)
-        image_file, label_file = FILES[split]
-        _write_idx(raw / image_file, images, 0x0803)
-        _write_idx(raw / label_file, labels, 0x0801)
-    return raw
+    splits = [generate(n, rng, patterns) for n in (train, test)]
+    return write_raw(Path(root) / "MNIST" / "raw", *splits)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ from typing import Callable
 import pytest
 import torch
 
-from engine.settings.config import Settings, load_settings
+from engine.settings.config import Settings
 from mnist_files import write_mnist
+from settings_helpers import tiny_settings as make_tiny_settings
 
 
 @pytest.fixture
@@ -17,14 +18,7 @@ def tiny_settings(tmp_path: Path) -> Callable[..., Settings]:
     """A factory: digits settings with runs_dir in tmp_path, 2 epochs, fixed seed; `overrides` are `--set` texts."""
 
     def make(*overrides: str) -> Settings:
-        base = (
-            f"run.runs_dir={str(tmp_path / 'runs')!r}",
-            "run.seed=0",
-            "device.device='cpu'",
-            "device.threads=1",
-            "training.epochs=2",
-        )
-        return load_settings(None, base + tuple(overrides))
+        return make_tiny_settings(tmp_path, "run.seed=0", "device.device='cpu'", "device.threads=1", *overrides, epochs=2)
 
     return make
 

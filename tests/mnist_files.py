@@ -32,13 +32,14 @@ def learnable_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 
-def write_mnist(root: Path, folder: str = "MNIST", train: int = 200, test: int = 50) -> Path:
-    raw = root / folder / "raw"
+def write_raw(raw: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> Path:
+    """The four files of a torchvision MNIST raw folder, from (images, labels) of each split (benchmarks/mnist_files.py too)."""
     raw.mkdir(parents=True, exist_ok=True)
-    tx, ty = learnable_digits(train, seed=1)
-    vx, vy = learnable_digits(test, seed=2)
-    (raw / MNIST_FILES[0]).write_bytes(idx_images(tx))
-    (raw / MNIST_FILES[1]).write_bytes(idx_labels(ty))
-    (raw / MNIST_FILES[2]).write_bytes(idx_images(vx))
-    (raw / MNIST_FILES[3]).write_bytes(idx_labels(vy))
+    for (images, labels), (image_file, label_file) in zip((train, test), (MNIST_FILES[:2], MNIST_FILES[2:])):
+        (raw / image_file).write_bytes(idx_images(images))
+        (raw / label_file).write_bytes(idx_labels(labels))
     return raw
+
+
+def write_mnist(root: Path, folder: str = "MNIST", train: int = 200, test: int = 50) -> Path:
+    return write_raw(root / folder / "raw", learnable_digits(train, seed=1), learnable_digits(test, seed=2))

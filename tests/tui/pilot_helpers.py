@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import settings_helpers
 from engine.settings.config import Settings
 
 SIZE = (120, 40)
 
 
 def tiny_settings(tmp_path: Path, epochs: int = 3) -> Settings:
-    return Settings().replace("run.runs_dir", str(tmp_path / "runs")).replace("training.epochs", epochs)
+    """The console's tests: built-in defaults (device auto, threads chosen by the run), 3 epochs unless told."""
+    return settings_helpers.tiny_settings(tmp_path, epochs=epochs)
 
 
 async def wait_for(pilot, condition, timeout: float = 60.0, step: float = 0.05) -> bool:
