@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/trainconsole
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # `make bench` writes BENCHMARKS.md (about 10 minutes; run it on a quiet machine); BENCH_QUICK=1 makes it a 1-2 minute smoke run.

@@ -101,12 +101,6 @@ class EpochCompleted(Event):
 
 
 @dataclass(frozen=True)
-class DiagnosticRaised(Event):
-    epoch: int
-    diagnostic: Diagnostic
-
-
-@dataclass(frozen=True)
 class CheckpointSaved(Event):
     epoch: int
     path: str
@@ -158,7 +152,7 @@ class ListenerFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (RunStarted, BatchProgressed, ThreadsChanged, EpochCompleted, DiagnosticRaised, CheckpointSaved, RunPaused, RunResumed,
+    for cls in (RunStarted, BatchProgressed, ThreadsChanged, EpochCompleted, CheckpointSaved, RunPaused, RunResumed,
                 RunFinished, RunFailed, ListenerFailed)
 }
 

@@ -58,6 +58,7 @@ class TrainConsole(App):
         self.allowed_imports = frozenset(allowed_imports)
         self.stopped_by: str | None = None  # the signal that closed the console
         self.crash_report: Path | None = None
+        textual_compat.on_crash(self, self._crash)  # exit code 1, and one line instead of Textual's traceback
         self.run_control: Any = None  # RunControl of the active run (set by the Runner)
         self.torch_ready = False
         self._heap_held = False  # collections are off from mount until PyTorch is ready
@@ -92,12 +93,11 @@ class TrainConsole(App):
             self._stop_run(f"{name} received: stopped at a batch boundary, last.pth saved")
             self.exit(return_code=EXIT_INTERRUPTED)
 
-    def _handle_exception(self, error: Exception) -> None:
-        """A crash of the console itself: the run is stopped and saved, the traceback goes to a file, the exit code is 1."""
+    def _crash(self, error: Exception) -> str:
+        """A crash of the console itself: the run is stopped and saved, the traceback goes to a file; the line to print."""
         self._stop_run("the console crashed")
         self.crash_report = write_crash_report(error, "trainconsole console crash")
-        super()._handle_exception(error)
-        textual_compat.replace_exit_traceback(self, crash_line(error, self.crash_report, "trainconsole console"))
+        return crash_line(error, self.crash_report, "trainconsole console")
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent) and not event.is_forwarded:

@@ -30,7 +30,6 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-TERMINAL = {"RunFinished", "RunFailed"}
 RUN_FILES = ("settings.toml", "metrics.jsonl", "events.jsonl", ".lock")
 CHECKPOINT_FILES = ("best.pth", "last.pth")
 

@@ -31,7 +31,6 @@ from engine.training.diagnostics import diagnose, overfitting_onset
 from engine.events import (
     BatchProgressed,
     CheckpointSaved,
-    DiagnosticRaised,
     EpochCompleted,
     Event,
     RunFailed,
@@ -45,7 +44,7 @@ from engine.listeners import ListenerLike, Listeners
 from engine.models.networks import build_model, count_parameters
 from engine.training.optim import build_optimizer, build_scheduler
 from engine.training.policies import CheckpointRetention, ThreadFollower, stop_policies
-from engine.runs.folder import RunFolderError, RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
+from engine.runs.folder import RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
 from engine.training.snapshot import HISTORY_KEYS, RunState, TrainingParts
 from engine.training.steps import autocast, build_step, resolve_precision
 
@@ -317,13 +316,13 @@ class Trainer:
         return waited
 
     @torch.no_grad()
-    def evaluate(self, batches=None) -> tuple[float, float]:
+    def evaluate(self) -> tuple[float, float]:
         """Chapter 6.1's validation phase: eval mode, no_grad, sample-weighted mean loss and accuracy."""
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
-        for xb, yb in batches if batches is not None else self.data.val:
+        for xb, yb in self.data.val:
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
             with autocast(self.device, self.amp_dtype):
                 out = self.forward(xb)
@@ -362,8 +361,6 @@ class Trainer:
         event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s,
                                diagnostic, is_best, onset, time=finished)
         self.emit(event)
-        if diagnostic.status != "ok":
-            self.emit(DiagnosticRaised(st.epoch, diagnostic))
         return event
 
     def _step_scheduler(self, monitored: float) -> None:

@@ -45,8 +45,8 @@ def run(settings, resume_from=None, control=None):
 def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkeypatch):
     real = Trainer.evaluate
 
-    def evaluate(self, batches=None):
-        loss, acc = real(self, batches)
+    def evaluate(self):
+        loss, acc = real(self)
         return (float("nan"), 1.0) if self.state.epoch == 0 else (loss, acc)  # epoch 1: NaN loss, perfect accuracy
 
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
@@ -61,7 +61,7 @@ def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkey
 def test_best_follows_the_monitor(tmp_path, monkeypatch):
     accs = iter([0.5, 0.7, 0.6])
     losses = iter([0.9, 0.95, 0.8])
-    monkeypatch.setattr(Trainer, "evaluate", lambda self, batches=None: (next(losses), next(accs)))
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: (next(losses), next(accs)))
     _, _, by_acc = run(make_settings(tmp_path / "a", {"monitor": "val_acc", "epochs": 3}))
     assert [e.is_best for e in by_acc if isinstance(e, EpochCompleted)] == [True, True, False]
     accs, losses = iter([0.5, 0.7, 0.6]), iter([0.9, 0.95, 0.8])

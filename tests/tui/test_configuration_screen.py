@@ -4,7 +4,6 @@ import os
 
 import pytest
 from textual.widgets import Input, Static
-from textual.widgets._toast import Toast
 
 from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, section_fields
 from pilot_helpers import SIZE, run, wait_for
@@ -100,7 +99,7 @@ def test_loading_another_file_fills_the_form(settings, tmp_path):
 
 def _notices(app) -> list[str]:
     """The text of the notices on screen, as displayed (needs `run_test(notifications=True)`)."""
-    return [str(toast.render()) for toast in app.screen.query(Toast)]
+    return [str(toast.render()) for toast in app.screen.query("Toast")]
 
 
 def test_a_file_that_fails_to_load_is_not_saved_over(settings, tmp_path):
