@@ -357,3 +357,44 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
             assert await wait_for(pilot, lambda: table.row_count == 3)
 
     run(scenario())
+
+
+def test_the_overfitting_onset_of_an_epoch_is_a_vertical_line_on_the_loss_chart(tmp_path, monkeypatch):
+    """EpochCompleted.onset_epoch (chapter 8.1) is drawn on the loss chart: a column of the onset colour and its key."""
+    from tui.widgets.metric_chart import ONSET_COLOR
+
+    times = ScreenTime(monkeypatch)
+
+    def onset_cells(chart) -> set[tuple[int, int]]:
+        """(row, column) of each plot cell drawn in the onset colour."""
+        cells = set()
+        for row, line in enumerate(chart.query_one(CachedPlot).render().split("\n")):
+            for span in line.spans:
+                color = span.style.color if hasattr(span.style, "color") else None
+                if color is not None and color.triplet is not None and tuple(color.triplet) == ONSET_COLOR:
+                    cells |= {(row, col) for col in range(span.start, span.end) if line.plain[col] != " "}
+        return cells
+
+    def epoch(n: int, onset: int | None) -> EpochCompleted:
+        return EpochCompleted(n, 8, 1 / n, 1 / n + n / 8, 0.8, 0.7, 1e-3, 0.1, 9000.0, Diagnostic("ok", "fine"), False, onset)
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _training_screen(pilot, _run_started(tmp_path), *(epoch(n, None) for n in range(1, 6)))
+            loss = screen.query_one("#loss-chart", MetricChart)
+            assert await wait_for(pilot, lambda: len(screen.history.epochs) == 5)
+            times.fire()
+            assert await wait_for(pilot, lambda: loss.epochs == [1, 2, 3, 4, 5])
+            await pilot.pause()
+            assert loss.onset is None and onset_cells(loss) == set()
+            screen.post_message(EngineEvent(epoch(6, 3)))
+            assert await wait_for(pilot, lambda: len(screen.history.epochs) == 6)
+            times.fire()
+            assert await wait_for(pilot, lambda: loss.epochs == list(range(1, 7)))
+            await pilot.pause()
+            assert loss.onset == 3 and "onset 3" in str(loss.query_one(".chart-title", Static).render())
+            cells = onset_cells(loss)
+            assert len({col for _, col in cells}) == 1 and len(cells) >= 5, cells  # one column, most of the plot's height
+
+    run(scenario())
