@@ -86,26 +86,49 @@ def test_signals_save_last_and_exit_130(tmp_path, signum):
         assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["digits-mlp"]
 
 
+def torn_temporaries(run_dir: Path) -> list[Path]:
+    """Temporary files of atomic saves (engine.runs.atomic) left in checkpoints/: a kill landed while one was written."""
+    return list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+def kill_during_a_save(run_dir: Path, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    """SIGKILL the moment a temporary checkpoint file appears (polled without sleeping: a save lasts milliseconds)."""
+    folder, deadline = run_dir / "checkpoints", time.monotonic() + timeout
+    while not any(entry.name.endswith(".tmp") for entry in os.scandir(folder)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no save seen in progress (exit {proc.returncode})")
+    proc.kill()
+
+
 def test_repeated_kill_9_never_breaks_a_checkpoint(tmp_path, capsys):
     rng = random.Random(1234)
     run_dir = tmp_path / "runs" / "digits-mlp"
-    kills, stale_seen = 0, 0
-    for attempt in range(5):
+    kills, torn_by_kills = 0, 0
+    for attempt in range(15):
+        during_save = attempt >= 5  # after 5 kills at random moments, kills aimed at saves until one lands inside one
+        if during_save and torn_by_kills:
+            break
         if attempt == 0:
             proc = start(tmp_path, *LONG_RUN)
             wait_for(lambda: lines(run_dir / "metrics.jsonl") >= 1, proc)
         else:
-            stale_seen += len(list((run_dir / "checkpoints").glob(".*.tmp")))
-            started = lines(run_dir / "events.jsonl")
+            torn, started = torn_temporaries(run_dir), lines(run_dir / "events.jsonl")
             proc = start(tmp_path, "--resume", str(run_dir))
             wait_for(lambda: lines(run_dir / "events.jsonl") > started, proc)  # training (RunStarted written)
-        time.sleep(rng.uniform(0.0, 1.5))
-        proc.kill()
+            assert not any(path.exists() for path in torn), "the resume removes the temporaries a kill left"
+        if during_save:
+            kill_during_a_save(run_dir, proc)
+        else:
+            time.sleep(rng.uniform(0.0, 1.5))
+            proc.kill()
         proc.communicate()
         kills += 1
         assert proc.returncode == -signal.SIGKILL
+        torn_by_kills += len(torn_temporaries(run_dir))
         names = all_checkpoints_load(run_dir)
         assert {"best.pth", "last.pth"} <= set(names), names
+    assert torn_by_kills >= 1, f"none of {kills} kills landed while a checkpoint was being saved"
 
     assert main(["checkpoints", str(tmp_path / "runs"), "--json"]) == 0
     [run] = json.loads(capsys.readouterr().out)
@@ -120,4 +143,4 @@ def test_repeated_kill_9_never_breaks_a_checkpoint(tmp_path, capsys):
     assert final.returncode == 0, err
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
     assert list(read_jsonl(run_dir / "events.jsonl"))[-1]["status"] == "completed"
-    print(f"{kills} kills survived, {stale_seen} torn temporaries found and cleaned, final epoch {last_epoch + 1}")
+    print(f"{kills} kills survived, {torn_by_kills} torn temporaries found and cleaned, final epoch {last_epoch + 1}")
