@@ -18,7 +18,8 @@ def tiny_settings(tmp_path: Path) -> Callable[..., Settings]:
     """A factory: digits settings with runs_dir in tmp_path, 2 epochs, fixed seed; `overrides` are `--set` texts."""
 
     def make(*overrides: str) -> Settings:
-        return make_tiny_settings(tmp_path, "run.seed=0", "device.device='cpu'", "device.threads=1", *overrides, epochs=2)
+        base = ("run.seed=0", "device.device='cpu'", "device.threads=1")
+        return make_tiny_settings(tmp_path, *base, *overrides, epochs=2)
 
     return make
 

@@ -33,7 +33,7 @@ def learnable_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_raw(raw: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> Path:
-    """The four files of a torchvision MNIST raw folder, from (images, labels) of each split (benchmarks/mnist_files.py too)."""
+    """The four files of a torchvision MNIST raw folder from each split's (images, labels); the benchmark's too."""
     raw.mkdir(parents=True, exist_ok=True)
     for (images, labels), (image_file, label_file) in zip((train, test), (MNIST_FILES[:2], MNIST_FILES[2:])):
         (raw / image_file).write_bytes(idx_images(images))

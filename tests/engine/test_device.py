@@ -157,7 +157,7 @@ def test_on_device_moves_settings_and_drops_fp16_off_cuda():
 
 
 class FakeMachine:
-    """A /proc/stat of `cpus` CPUs counting `hz` ticks a second, a clock and this process's CPU time, all moved by hand."""
+    """A /proc/stat of `cpus` CPUs at `hz` ticks a second, a clock and this process's CPU time, all moved by hand."""
 
     def __init__(self, tmp_path, cpus: int = 2, hz: int = 100):
         self.path, self.now, self.own, self.busy, self.hz = tmp_path / "stat", 0.0, 0.0, [0] * cpus, hz
@@ -176,7 +176,8 @@ class FakeMachine:
         self.write()
 
     def watch(self, chosen=2):
-        watch = dev.CoreWatch(chosen, cpus=set(range(len(self.busy))), stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own)
+        cpus = set(range(len(self.busy)))
+        watch = dev.CoreWatch(chosen, cpus=cpus, stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own)
         watch.tick_s = 1 / self.hz
         return watch
 
@@ -228,9 +229,10 @@ def machine_for_free_cores(monkeypatch, tmp_path, own_cores: float, other_cores:
 
     machine = FakeMachine(tmp_path, cpus, hz=os.sysconf("SC_CLK_TCK"))  # free_cores' watch counts the real tick rate
     monkeypatch.setattr(dev, "_allowed_cpus", lambda: set(range(cpus)))
-    monkeypatch.setattr(dev, "CoreWatch", functools.partial(dev.CoreWatch, stat=str(machine.path), clock=lambda: machine.now,
-                                                            own_cpu_s=lambda: machine.own))
-    monkeypatch.setattr(dev, "time", SimpleNamespace(sleep=lambda s: machine.advance(s, own_cores, other_cores), monotonic=time.monotonic))
+    watch = functools.partial(dev.CoreWatch, stat=str(machine.path), clock=lambda: machine.now, own_cpu_s=lambda: machine.own)
+    monkeypatch.setattr(dev, "CoreWatch", watch)
+    sleep = lambda s: machine.advance(s, own_cores, other_cores)  # noqa: E731
+    monkeypatch.setattr(dev, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
     return machine
 
 
@@ -243,7 +245,8 @@ def machine_for_free_cores(monkeypatch, tmp_path, own_cores: float, other_cores:
     (1, 2.6, 1),
     (0, 9, 1),  # never fewer than one
 ])
-def test_free_cores_leave_out_the_cores_other_processes_keep_busy_but_not_this_process_s_own(monkeypatch, tmp_path, own_cores, other_cores, free):
+def test_free_cores_leave_out_the_cores_other_processes_keep_busy_but_not_this_process_s_own(
+        monkeypatch, tmp_path, own_cores, other_cores, free):
     machine_for_free_cores(monkeypatch, tmp_path, own_cores, other_cores)
     assert dev.free_cores(0.3) == free
 

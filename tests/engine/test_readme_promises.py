@@ -55,20 +55,28 @@ def test_best_pth_holds_the_weights_of_the_best_epoch_when_later_epochs_are_wors
     def keep_weights(trainer, event):  # heard after the epoch's checkpoints are written: the model is that epoch's
         weights[event.epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
-    trainer, final, epochs = train(tiny_settings(*SMALL, "training.epochs=4", "training.monitor='val_loss'"), on_epoch=keep_weights)
+    trainer, final, epochs = train(
+        tiny_settings(*SMALL, "training.epochs=4", "training.monitor='val_loss'"), on_epoch=keep_weights
+    )
     assert isinstance(final, RunFinished) and final.best_epoch == 2
     assert [e.is_best for e in epochs] == [True, True, False, False]
     best = torch.load(trainer.run_dir / "checkpoints" / "best.pth", weights_only=True)
     assert best.keys() == weights[2].keys()
     assert all(torch.equal(best[k], weights[2][k]) for k in best)
-    assert not all(torch.equal(best[k], weights[4][k]) for k in best)  # the last epoch's weights differ: the check means something
+    assert not all(
+        torch.equal(best[k], weights[4][k]) for k in best
+    )  # the last epoch's weights differ: the check means something
 
 
 def test_patience_stops_the_run_after_that_many_epochs_without_improvement(tiny_settings, monkeypatch):
     val_losses(monkeypatch, [1.0, 0.8, 0.9, 0.7, 0.75, 0.72, 0.9, 0.6, 0.5, 0.4])
     settings = tiny_settings(*SMALL, "training.epochs=10", "training.patience=3", "training.monitor='val_loss'")
     _, final, epochs = train(settings)
-    assert (final.status, final.epochs_completed, final.best_epoch) == ("early_stopped", 7, 4)  # epochs 5, 6, 7: no better than 0.7
+    assert (final.status, final.epochs_completed, final.best_epoch) == (
+        "early_stopped",
+        7,
+        4,
+    )  # epochs 5, 6, 7: no better than 0.7
     assert [e.epoch for e in epochs] == list(range(1, 8))
     assert "did not improve for 3 epochs" in final.reason
 
@@ -86,16 +94,26 @@ def test_the_count_of_epochs_without_improvement_carries_across_a_resume(tiny_se
     assert (stopped.status, stopped.epochs_completed) == ("stopped", 6)
     _, final, epochs = train(settings, resume_from=first.run_dir / "checkpoints" / "last.pth")
     assert [e.epoch for e in epochs] == [7]
-    assert (final.status, final.epochs_completed, final.best_epoch) == ("early_stopped", 7, 4)  # as the run that was never stopped
+    assert (final.status, final.epochs_completed, final.best_epoch) == (
+        "early_stopped",
+        7,
+        4,
+    )  # as the run that was never stopped
 
 
 def test_cosine_follows_cosine_annealing_over_the_epochs(tiny_settings):
     epochs, lr = 6, 0.01
-    _, final, events = train(tiny_settings(*SMALL, f"training.epochs={epochs}", f"training.lr={lr}", "training.scheduler='cosine'"))
+    _, final, events = train(
+        tiny_settings(*SMALL, f"training.epochs={epochs}", f"training.lr={lr}", "training.scheduler='cosine'")
+    )
     assert final.status == "completed"
-    expected = [lr * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)]  # CosineAnnealingLR, T_max = epochs, eta_min 0
+    expected = [
+        lr * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)
+    ]  # CosineAnnealingLR, T_max = epochs, eta_min 0
     assert [e.lr for e in events] == pytest.approx(expected, rel=1e-9, abs=1e-15)
-    reference = torch.optim.lr_scheduler.CosineAnnealingLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr), T_max=epochs)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr), T_max=epochs
+    )
     by_torch = []
     for _ in range(epochs):
         by_torch.append(reference.get_last_lr()[0])
@@ -109,18 +127,28 @@ def test_plateau_lowers_the_rate_as_reduce_lr_on_plateau_does(tiny_settings, mon
     val_losses(monkeypatch, losses)
     lr, gamma = 0.01, 0.5
     # patience 0: no early stop, and the scheduler's patience is max(1, patience // 2) = 1
-    settings = tiny_settings(*SMALL, f"training.epochs={len(losses)}", f"training.lr={lr}", "training.scheduler='plateau'",
-                             f"training.gamma={gamma}", "training.patience=0", "training.monitor='val_loss'")
+    settings = tiny_settings(
+        *SMALL,
+        f"training.epochs={len(losses)}",
+        f"training.lr={lr}",
+        "training.scheduler='plateau'",
+        f"training.gamma={gamma}",
+        "training.patience=0",
+        "training.monitor='val_loss'",
+    )
     _, final, events = train(settings)
     assert final.status == "completed"
-    reference = torch.optim.lr_scheduler.ReduceLROnPlateau(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr), mode="min",
-                                                           factor=gamma, patience=1)
+    reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr), mode="min", factor=gamma, patience=1
+    )
     by_torch = []
     for loss in losses:
         by_torch.append(reference.optimizer.param_groups[0]["lr"])
         reference.step(loss)
     assert [e.lr for e in events] == pytest.approx(by_torch, rel=1e-12)
-    assert sorted(set(by_torch), reverse=True) == pytest.approx([lr, lr * gamma, lr * gamma**2])  # it did lower the rate, twice
+    assert sorted(set(by_torch), reverse=True) == pytest.approx(
+        [lr, lr * gamma, lr * gamma**2]
+    )  # it did lower the rate, twice
 
 
 def test_compile_trains(tiny_settings):

@@ -110,7 +110,8 @@ def test_footers_are_not_rebuilt_when_a_screen_comes_back(settings, tmp_path):
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen) and app.screen.query_one(KeyFooter).children)
+            shown = lambda: isinstance(app.screen, TrainingScreen) and app.screen.query_one(KeyFooter).children  # noqa: E731
+            assert await wait_for(pilot, shown)
             keys = list(app.screen.query_one(KeyFooter).children)
             assert any("Start" in str(key.render()) for key in keys)
             for key in ("1", "3", "1", "3"):

@@ -59,7 +59,8 @@ async def _set_epochs_to_7_and_save(settings) -> None:
         (await _field(app, pilot, "training.epochs")).query_one(Input).value = "7"
         assert await wait_for(pilot, lambda: app.settings.training.epochs == 7)
         await pilot.press("ctrl+s")
-        assert await wait_for(pilot, lambda: os.path.isfile("settings.toml") and load_settings("settings.toml").training.epochs == 7)
+        saved = lambda: os.path.isfile("settings.toml") and load_settings("settings.toml").training.epochs == 7  # noqa: E731
+        assert await wait_for(pilot, saved)
 
 
 def test_ctrl_s_saves_settings_that_load_back(settings, tmp_path, monkeypatch):

@@ -296,7 +296,7 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
             for n in range(2, 8):
                 screen.post_message(EngineEvent(_epoch(n)))
             assert await wait_for(pilot, lambda: screen.history.epochs == list(range(1, 8)))  # kept, only not drawn
-            assert times.fire() == [training_module.EPOCH_SHOW_INTERVAL_S]  # when a visible screen would have drawn them
+            assert times.fire() == [training_module.EPOCH_SHOW_INTERVAL_S]  # when a shown screen would have drawn them
             await pilot.pause()
             assert table.row_count == 1 and draws == [1]
             builds.clear()
@@ -339,7 +339,7 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
             await pilot.press("1")
             await pilot.press("3")
             assert held() == [True, True], "the charts show what they showed when the screen was left"
-            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)  # the second epoch's draw fell due, right after the return
+            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)  # epoch 2's draw falls due right after the return
             assert times.pending() == [training_module.RETURN_DRAW_DELAY_S], "the due draw waits for the return's"
             await pilot.pause()
             assert table.row_count == 1, "drawn when it fell due, right after the return"
@@ -347,7 +347,7 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
             assert await wait_for(pilot, lambda: table.row_count == 2)
             assert held() == [False, False] and charts[0].epochs == [1, 2]
 
-            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch would show at once
+            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.1)  # a quiet spell: the next epoch shows at once
             await pilot.press("1")
             await pilot.press("3")
             screen.post_message(EngineEvent(_epoch(3)))
@@ -376,7 +376,8 @@ def test_the_overfitting_onset_of_an_epoch_is_a_vertical_line_on_the_loss_chart(
         return cells
 
     def epoch(n: int, onset: int | None) -> EpochCompleted:
-        return EpochCompleted(n, 8, 1 / n, 1 / n + n / 8, 0.8, 0.7, 1e-3, 0.1, 9000.0, Diagnostic("ok", "fine"), False, onset)
+        ok = Diagnostic("ok", "fine")
+        return EpochCompleted(n, 8, 1 / n, 1 / n + n / 8, 0.8, 0.7, 1e-3, 0.1, 9000.0, ok, False, onset)
 
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
@@ -395,6 +396,6 @@ def test_the_overfitting_onset_of_an_epoch_is_a_vertical_line_on_the_loss_chart(
             await pilot.pause()
             assert loss.onset == 3 and "onset 3" in str(loss.query_one(".chart-title", Static).render())
             cells = onset_cells(loss)
-            assert len({col for _, col in cells}) == 1 and len(cells) >= 5, cells  # one column, most of the plot's height
+            assert len({col for _, col in cells}) == 1 and len(cells) >= 5, cells  # one column, most of the height
 
     run(scenario())
