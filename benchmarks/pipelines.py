@@ -39,13 +39,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=0, help="stop after this many batches (0: one epoch)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (chapter)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the pipeline's own choice)")
-    p.add_argument("--steady", action="store_true",
-                   help=f"engine, console: train {STEADY_EPOCHS} epochs and also report the median rate of all but the first (steady_samples_per_s)")
-    p.add_argument("--target-acc", type=float, default=0.0, help="train until this validation accuracy and report the time")
+    p.add_argument(
+        "--steady",
+        action="store_true",
+        help=f"engine, console: train {STEADY_EPOCHS} epochs and also report the median rate of all but the first (steady_samples_per_s)",
+    )
+    p.add_argument(
+        "--target-acc", type=float, default=0.0, help="train until this validation accuracy and report the time"
+    )
     p.add_argument("--max-epochs", type=int, default=5, help="give up on --target-acc after this many epochs")
     p.add_argument("--epochs", type=int, default=500, help="digits-memory, console-ab: epochs to run")
     p.add_argument("--every", type=int, default=50, help="digits-memory: sample RSS every this many epochs")
-    p.add_argument("--console", action="store_true", help="digits-memory: train inside the console (headless), which draws every epoch")
+    p.add_argument(
+        "--console",
+        action="store_true",
+        help="digits-memory: train inside the console (headless), which draws every epoch",
+    )
     p.add_argument("--seconds", type=float, default=2.0, help="matmul: how long to measure")
     return p.parse_args(argv)
 
@@ -60,6 +69,7 @@ def _status_mb(key: str) -> float:
 
 
 # -- the chapter's code (sections 4.2, 5.1 and 6.1) -------------------------------
+
 
 def chapter_model():
     import torch.nn as nn
@@ -166,7 +176,12 @@ def _template_loop(args, make_loaders) -> dict:
             train_phase(model, train, criterion, optimizer, device)
             acc = val_phase(model, val, device)
             if acc >= args.target_acc:
-                return {**result, "time_to_acc_s": time.perf_counter() - started, "epochs_to_acc": epoch, "val_acc": acc}
+                return {
+                    **result,
+                    "time_to_acc_s": time.perf_counter() - started,
+                    "epochs_to_acc": epoch,
+                    "val_acc": acc,
+                }
         return {**result, "time_to_acc_s": None, "epochs_to_acc": None, "val_acc": acc}
     samples, seconds = train_phase(model, train, criterion, optimizer, device, args.batches)
     return {**result, "samples": samples, "seconds": seconds, "samples_per_s": samples / seconds}
@@ -182,15 +197,19 @@ def tensors(args) -> dict:
 
 # -- trainconsole ---------------------------------------------------------------------
 
+
 def engine_settings(args, epochs: int):
     from engine.settings.config import from_dict
 
-    return from_dict({
-        "run": {"name": "bench", "runs_dir": args.runs},
-        "device": {"threads": args.threads},
-        "data": {"dataset": "mnist", "root": args.root, "batch_size": args.batch, "val_fraction": 0.0},
-        "training": {"epochs": epochs},
-    }, "benchmark settings")
+    return from_dict(
+        {
+            "run": {"name": "bench", "runs_dir": args.runs},
+            "device": {"threads": args.threads},
+            "data": {"dataset": "mnist", "root": args.root, "batch_size": args.batch, "val_fraction": 0.0},
+            "training": {"epochs": epochs},
+        },
+        "benchmark settings",
+    )
 
 
 def engine(args) -> dict:
@@ -240,20 +259,28 @@ def console(args) -> dict:
     try:
         from tui.app import TrainConsole
 
-        app = TrainConsole(engine_settings(args, epochs=STEADY_EPOCHS if args.steady else 1), Path(args.runs) / "settings.toml")
+        app = TrainConsole(
+            engine_settings(args, epochs=STEADY_EPOCHS if args.steady else 1), Path(args.runs) / "settings.toml"
+        )
     except Exception as e:  # the console is written by someone else and may not be there yet
         return {"unavailable": f"console not available: {type(e).__name__}: {e}"}
 
     screen = asyncio.run(_train_in_console(app))
     run_dir = getattr(screen, "run_dir", None)
     if not run_dir:
-        return {"unavailable": f"console not available: keys 3, s started no run (screen {type(screen).__name__}, outcome {getattr(screen, 'outcome', '?')})"}
+        return {
+            "unavailable": f"console not available: keys 3, s started no run (screen {type(screen).__name__}, outcome {getattr(screen, 'outcome', '?')})"
+        }
     events = [json.loads(line) for line in open(Path(run_dir) / "events.jsonl", encoding="utf-8")]
     started = next(e for e in events if e["type"] == "RunStarted")
     epochs = [e for e in events if e["type"] == "EpochCompleted"]
     if not epochs:
         return {"unavailable": f"console run ended without an epoch (outcome {screen.outcome})"}
-    out = {"threads": started["threads"], "samples_per_s": epochs[0]["samples_per_s"], "samples": started["train_samples"]}
+    out = {
+        "threads": started["threads"],
+        "samples_per_s": epochs[0]["samples_per_s"],
+        "samples": started["train_samples"],
+    }
     if len(epochs) > 1:
         out["steady_samples_per_s"] = statistics.median(e["samples_per_s"] for e in epochs[1:])
     return out
@@ -317,7 +344,9 @@ def console_ab(args) -> dict:
             import torch
 
             torch.set_num_threads(console_threads(settings.device.threads))  # as tui.runner starts a run
-            trainer = Trainer(settings, emit, RunControl(), set_threads=False, progress_interval_s=EpochProgress.MIN_INTERVAL_S)
+            trainer = Trainer(
+                settings, emit, RunControl(), set_threads=False, progress_interval_s=EpochProgress.MIN_INTERVAL_S
+            )
             thread = threading.Thread(target=trainer.run)
             thread.start()
             while thread.is_alive():
@@ -326,11 +355,17 @@ def console_ab(args) -> dict:
 
     threads = asyncio.run(drive())
     pairs = [on / off for on, off in zip(rates[True][1:], rates[False][1:])]  # the first epoch warms up
-    return {"threads": threads, "ratio": statistics.median(pairs) if pairs else None, "pairs": [round(p, 3) for p in pairs],
-            "on": rates[True], "off": rates[False]}
+    return {
+        "threads": threads,
+        "ratio": statistics.median(pairs) if pairs else None,
+        "pairs": [round(p, 3) for p in pairs],
+        "on": rates[True],
+        "off": rates[False],
+    }
 
 
 # -- the contrast -----------------------------------------------------------------------
+
 
 def lightning(args) -> dict:
     import warnings
@@ -370,15 +405,28 @@ def lightning(args) -> dict:
 
     clock = Clock()
     trainer = L.Trainer(
-        max_epochs=1, limit_train_batches=args.batches or 1.0, accelerator="auto", devices=1,
-        logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=True, callbacks=[clock],
+        max_epochs=1,
+        limit_train_batches=args.batches or 1.0,
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=True,
+        callbacks=[clock],
     )
     trainer.fit(Classifier(), train)
     samples = min(len(train.dataset), (args.batches or len(train)) * args.batch)
-    return {"threads": torch.get_num_threads(), "samples": samples, "seconds": clock.seconds, "samples_per_s": samples / clock.seconds}
+    return {
+        "threads": torch.get_num_threads(),
+        "samples": samples,
+        "seconds": clock.seconds,
+        "samples_per_s": samples / clock.seconds,
+    }
 
 
 # -- the machine and the long run ---------------------------------------------------------
+
 
 def matmul(args) -> dict:
     """Best FLOP/s of 2048x2048 fp32 matmuls over --seconds (TF32 off on GPUs: fp32 is what the loops run)."""
@@ -420,7 +468,10 @@ def digits_memory(args) -> dict:
         if isinstance(e, EpochCompleted) and e.epoch % args.every == 0:
             rss[e.epoch] = round(_status_mb("VmRSS"), 1)
 
-    settings = from_dict({"run": {"name": "digits-memory", "runs_dir": args.runs}, "training": {"epochs": args.epochs}}, "benchmark settings")
+    settings = from_dict(
+        {"run": {"name": "digits-memory", "runs_dir": args.runs}, "training": {"epochs": args.epochs}},
+        "benchmark settings",
+    )
     started = time.perf_counter()
     if args.console:
         rss = _console_memory(settings, args.every)
@@ -439,7 +490,9 @@ def _console_memory(settings, every: int) -> dict[int, float]:
     rss: dict[int, float] = {}
 
     def look(screen) -> None:
-        mark = screen.query_one("#epoch-table").row_count // every * every  # epochs come drawn in twos and tens: the first look past each mark
+        mark = (
+            screen.query_one("#epoch-table").row_count // every * every
+        )  # epochs come drawn in twos and tens: the first look past each mark
         if mark and mark not in rss:
             rss[mark] = round(_status_mb("VmRSS"), 1)
 
@@ -450,8 +503,14 @@ def _console_memory(settings, every: int) -> dict[int, float]:
 
 
 PIPELINES = {
-    "chapter": chapter, "tensors": tensors, "engine": engine, "console": console, "console-ab": console_ab, "lightning": lightning,
-    "matmul": matmul, "digits-memory": digits_memory,
+    "chapter": chapter,
+    "tensors": tensors,
+    "engine": engine,
+    "console": console,
+    "console-ab": console_ab,
+    "lightning": lightning,
+    "matmul": matmul,
+    "digits-memory": digits_memory,
 }
 
 
@@ -462,8 +521,13 @@ def main(argv: list[str] | None = None) -> None:
 
         apply_openmp_defaults()  # as `trainconsole` does, before torch loads
     result = PIPELINES[args.name](args)
-    result.update(name=args.name, batch=args.batch, peak_rss_mb=round(_status_mb("VmHWM"), 1), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
-                  gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"))
+    result.update(
+        name=args.name,
+        batch=args.batch,
+        peak_rss_mb=round(_status_mb("VmHWM"), 1),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
+        gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"),
+    )
     print(json.dumps(result), flush=True)
 
 

@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--samples", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--autograd", action="store_true", help="the autograd step instead of the fused MLP step (training.fused_step = false)")
+    p.add_argument(
+        "--autograd",
+        action="store_true",
+        help="the autograd step instead of the fused MLP step (training.fused_step = false)",
+    )
     args = p.parse_args(argv)
 
     from engine.device import apply_openmp_defaults
@@ -43,18 +47,22 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="trainconsole-profile-") as tmp:
         write_mnist(Path(tmp) / "data", args.samples, 1_000)
-        settings = from_dict({
-            "run": {"runs_dir": f"{tmp}/runs", "name": "profile"},
-            "device": {"threads": args.threads},
-            "data": {"dataset": "mnist", "root": f"{tmp}/data", "batch_size": args.batch, "val_fraction": 0.0},
-            "training": {"epochs": 1, "precision": args.precision, "fused_step": not args.autograd},
-        })
+        settings = from_dict(
+            {
+                "run": {"runs_dir": f"{tmp}/runs", "name": "profile"},
+                "device": {"threads": args.threads},
+                "data": {"dataset": "mnist", "root": f"{tmp}/data", "batch_size": args.batch, "val_fraction": 0.0},
+                "training": {"epochs": 1, "precision": args.precision, "fused_step": not args.autograd},
+            }
+        )
         trainer = Trainer(settings, lambda event: None)
         trainer.setup()
         cuda = trainer.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         batches = len(trainer.data.train)
-        print(f"device {trainer.device} ({trainer.precision}), {trainer.threads} threads, batch {args.batch}, {batches} batches an epoch, step: {trainer.step.description}")
+        print(
+            f"device {trainer.device} ({trainer.precision}), {trainer.threads} threads, batch {args.batch}, {batches} batches an epoch, step: {trainer.step.description}"
+        )
         trainer._train_epoch()  # warm-up: allocator, cuBLAS handles, autocast caches
         sync()
         start = time.perf_counter()

@@ -33,13 +33,41 @@ from pipelines import STEADY_EPOCHS  # noqa: E402  (stdlib-only at import)
 LATER = f"epochs 2–{STEADY_EPOCHS}"
 REPORT = HERE.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- results: written by `python benchmarks/run.py --write` -->", "<!-- end of results -->"
-FLOPS_PER_SAMPLE = 3 * 2 * (784 * 256 + 256 * 128 + 128 * 10)  # forward + backward (2x forward) of the three Linear layers
+FLOPS_PER_SAMPLE = (
+    3 * 2 * (784 * 256 + 256 * 128 + 128 * 10)
+)  # forward + backward (2x forward) of the three Linear layers
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-FULL = dict(train=60_000, test=10_000, reps=3, chapter_batches=300, contention_batches=200,
-            target_acc=0.90, max_epochs=6, memory_epochs=500, memory_every=50, matmul_s=2.0, paints=3, keys=10, ab_epochs=16)
-QUICK = dict(train=12_000, test=2_000, reps=1, chapter_batches=50, contention_batches=40,
-             target_acc=0.80, max_epochs=10, memory_epochs=40, memory_every=10, matmul_s=0.5, paints=1, keys=4, ab_epochs=6)
+FULL = dict(
+    train=60_000,
+    test=10_000,
+    reps=3,
+    chapter_batches=300,
+    contention_batches=200,
+    target_acc=0.90,
+    max_epochs=6,
+    memory_epochs=500,
+    memory_every=50,
+    matmul_s=2.0,
+    paints=3,
+    keys=10,
+    ab_epochs=16,
+)
+QUICK = dict(
+    train=12_000,
+    test=2_000,
+    reps=1,
+    chapter_batches=50,
+    contention_batches=40,
+    target_acc=0.80,
+    max_epochs=10,
+    memory_epochs=40,
+    memory_every=10,
+    matmul_s=0.5,
+    paints=1,
+    keys=4,
+    ab_epochs=6,
+)
 
 # the alternating rounds: key -> (label, pipeline, options, environment)
 ROUND = {
@@ -50,13 +78,20 @@ ROUND = {
     "e": ("(e) Lightning Trainer", "lightning", [], {}),
     "d_all": (f"(d) with threads = {CORES} (all cores)", "console", ["--threads", str(CORES)], {}),
     "c_all": (f"(c) with threads = {CORES} (all cores)", "engine", ["--threads", str(CORES)], {}),
-    "c_active": (f"(c) threads = {CORES}, OMP_WAIT_POLICY=ACTIVE", "engine", ["--threads", str(CORES)], {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "infinite"}),
+    "c_active": (
+        f"(c) threads = {CORES}, OMP_WAIT_POLICY=ACTIVE",
+        "engine",
+        ["--threads", str(CORES)],
+        {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "infinite"},
+    ),
 }
 CPU_THREAD_VARIANTS = ("d_all", "c_all", "c_active")
 
 
 def cuda_available() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"], capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"], capture_output=True, text=True
+    )
     return probe.stdout.strip() == "True"
 
 
@@ -68,12 +103,25 @@ class Bench:
 
     def env(self, extra: dict | None = None) -> dict:
         """The caller's environment without OpenMP settings: each pipeline sets what its real counterpart sets."""
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        }
         return {**env, **(extra or {})}
 
     def measure(self, name: str, options: list | tuple = (), extra_env: dict | None = None, label: str = "") -> dict:
         options = [str(o).format(**self.plan) for o in options]
-        cmd = [sys.executable, str(HERE / "pipelines.py"), name, "--root", str(self.data), "--runs", str(self.runs), *options]
+        cmd = [
+            sys.executable,
+            str(HERE / "pipelines.py"),
+            name,
+            "--root",
+            str(self.data),
+            "--runs",
+            str(self.runs),
+            *options,
+        ]
         self.count += 1
         print(f"[{self.count:2d}] {label or name} {' '.join(options)} ...", end=" ", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(extra_env), cwd=self.tmp)
@@ -102,13 +150,19 @@ class Bench:
         if not shutil.which("tmux"):
             return {"unavailable": "tmux not installed"}
         exe = Path(sys.executable).with_name("trainconsole")
-        cmd = shlex.join(([str(exe)] if exe.exists() else [sys.executable, "-m", "engine"]) + ["-c", str(self.tmp / "absent.toml")])
+        cmd = shlex.join(
+            ([str(exe)] if exe.exists() else [sys.executable, "-m", "engine"]) + ["-c", str(self.tmp / "absent.toml")]
+        )
         tmux = ["tmux", "-L", f"trainconsole-bench-{os.getpid()}"]
         times, env = [], self.env({"TERM": "xterm-256color"})
         try:
             for i in range(self.plan["paints"]):
                 start = time.perf_counter()
-                subprocess.run(tmux + ["new-session", "-d", "-s", f"p{i}", "-x", "120", "-y", "40", "-c", str(self.tmp), cmd], check=True, env=env)
+                subprocess.run(
+                    tmux + ["new-session", "-d", "-s", f"p{i}", "-x", "120", "-y", "40", "-c", str(self.tmp), cmd],
+                    check=True,
+                    env=env,
+                )
                 while True:
                     pane = subprocess.run(tmux + ["capture-pane", "-p", "-t", f"p{i}"], capture_output=True, text=True)
                     if pane.returncode or time.perf_counter() - start > 30:
@@ -123,7 +177,6 @@ class Bench:
         print(f"[--] first paint: {', '.join(f'{t:.2f} s' for t in times)}", file=sys.stderr)
         return {"seconds": times}
 
-
     def key_latency(self, dataset: str = "mnist") -> dict:
         """Seconds from a key sent to a tmux pane until the pane shows its screen, while the console trains.
 
@@ -135,9 +188,15 @@ class Bench:
         if not shutil.which("tmux"):
             return {"unavailable": "tmux not installed"}
         settings = self.tmp / f"keys-{dataset}.toml"
-        data = f'dataset = "mnist"\nroot = "{self.data}"\nval_fraction = 0.0\n' if dataset == "mnist" else f'dataset = "{dataset}"\n'
-        settings.write_text(f'[run]\nruns_dir = "{self.runs}"\nname = "keys"\n[data]\n{data}[training]\nepochs = {100 if dataset == "mnist" else 2000}\n',
-                            encoding="utf-8")
+        data = (
+            f'dataset = "mnist"\nroot = "{self.data}"\nval_fraction = 0.0\n'
+            if dataset == "mnist"
+            else f'dataset = "{dataset}"\n'
+        )
+        settings.write_text(
+            f'[run]\nruns_dir = "{self.runs}"\nname = "keys"\n[data]\n{data}[training]\nepochs = {100 if dataset == "mnist" else 2000}\n',
+            encoding="utf-8",
+        )
         exe = Path(sys.executable).with_name("trainconsole")
         cmd = shlex.join(([str(exe)] if exe.exists() else [sys.executable, "-m", "engine"]) + ["-c", str(settings)])
         tmux = ["tmux", "-L", f"trainconsole-keys-{os.getpid()}"]
@@ -156,8 +215,11 @@ class Bench:
         training = lambda text: "batch" in text and "Train on:" not in text  # noqa: E731
         times: list[float] = []
         try:
-            subprocess.run(tmux + ["new-session", "-d", "-s", "k", "-x", "120", "-y", "40", "-c", str(self.tmp), cmd], check=True,
-                           env=self.env({"TERM": "xterm-256color"}))
+            subprocess.run(
+                tmux + ["new-session", "-d", "-s", "k", "-x", "120", "-y", "40", "-c", str(self.tmp), cmd],
+                check=True,
+                env=self.env({"TERM": "xterm-256color"}),
+            )
             if wait(lambda text: "Environment" in text) is None:
                 return {"error": "the console showed nothing within 60 s"}
             subprocess.run(tmux + ["send-keys", "-t", "k", "3"], check=True)
@@ -176,21 +238,35 @@ class Bench:
                 time.sleep(0.3)
         finally:
             subprocess.run(tmux + ["kill-server"], capture_output=True)
-        print(f"[--] key latency while training on {dataset}: {', '.join(f'{t * 1000:.0f} ms' for t in times)}", file=sys.stderr)
+        print(
+            f"[--] key latency while training on {dataset}: {', '.join(f'{t * 1000:.0f} ms' for t in times)}",
+            file=sys.stderr,
+        )
         return {"seconds": times}
 
 
 def _brief(r: dict) -> str:
     if "error" in r or "unavailable" in r:
         return r.get("error") or r["unavailable"]
-    for key, text in (("time_to_acc_s", "{:.1f} s to accuracy"), ("ratio", "on/off {:.3f}"), ("samples_per_s", "{:,.0f} samples/s"), ("flops", "{:.3g} FLOP/s"), ("rss_mb", "RSS MiB {}")):
+    for key, text in (
+        ("time_to_acc_s", "{:.1f} s to accuracy"),
+        ("ratio", "on/off {:.3f}"),
+        ("samples_per_s", "{:,.0f} samples/s"),
+        ("flops", "{:.3g} FLOP/s"),
+        ("rss_mb", "RSS MiB {}"),
+    ):
         if key in r:
             second = f", later epochs {r['steady_samples_per_s']:,.0f}" if r.get("steady_samples_per_s") else ""
-            return (text.format(r[key]) if r[key] is not None else "not reached") + second + (f" ({r['threads']} threads)" if "threads" in r else "")
+            return (
+                (text.format(r[key]) if r[key] is not None else "not reached")
+                + second
+                + (f" ({r['threads']} threads)" if "threads" in r else "")
+            )
     return "ok"
 
 
 # -- the numbers ---------------------------------------------------------------------------
+
 
 def rates(results: list[dict], key: str = "samples_per_s") -> list[float]:
     return [r[key] for r in results if r.get(key)]
@@ -204,7 +280,10 @@ def median(results: list[dict], key: str = "samples_per_s") -> float | None:
 def spread(results: list[dict], key: str = "samples_per_s") -> str:
     values = rates(results, key)
     if not values:
-        return next((r.get("unavailable") or f"failed: {r['error']}" for r in results if "unavailable" in r or "error" in r), "n/a")
+        return next(
+            (r.get("unavailable") or f"failed: {r['error']}" for r in results if "unavailable" in r or "error" in r),
+            "n/a",
+        )
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
 
 
@@ -241,6 +320,7 @@ def verdict(value: float | None, ok) -> str:
 
 # -- the run -----------------------------------------------------------------------------------
 
+
 def run(plan: dict, tmp: Path) -> dict:
     sys.path.insert(0, str(HERE))
     from mnist_files import write_mnist
@@ -248,11 +328,15 @@ def run(plan: dict, tmp: Path) -> dict:
     write_mnist(tmp / "data", plan["train"], plan["test"])
     bench = Bench(plan, tmp)
     out: dict = {key: [] for key in ROUND}
-    keys = [k for k in ROUND if not (plan["cuda"] and k in CPU_THREAD_VARIANTS)]  # on a GPU the CPU threads barely matter
+    keys = [
+        k for k in ROUND if not (plan["cuda"] and k in CPU_THREAD_VARIANTS)
+    ]  # on a GPU the CPU threads barely matter
     matmuls: dict[int, list[dict]] = {}
 
     def matmul(threads: int) -> None:
-        matmuls.setdefault(threads, []).append(bench.measure("matmul", ["--threads", threads, "--seconds", plan["matmul_s"]], label="matmul bound"))
+        matmuls.setdefault(threads, []).append(
+            bench.measure("matmul", ["--threads", threads, "--seconds", plan["matmul_s"]], label="matmul bound")
+        )
 
     for _ in range(plan["reps"]):
         for key in keys:
@@ -260,28 +344,47 @@ def run(plan: dict, tmp: Path) -> dict:
             out[key].append(bench.measure(name, options, env, label))
         for threads in sorted({1, CORES}):  # once a round: a busy minute on a shared machine must not halve the bound
             matmul(threads)
-    out["a_workers"] = [bench.measure("chapter", ["--batches", "{chapter_batches}", "--workers", 2], label="(a) with num_workers=2")]
-    out["c_1024"] = [bench.measure("engine", ["--batch", 1024, "--steady"], label="(c) batch 1024") for _ in range(plan["reps"])]
+    out["a_workers"] = [
+        bench.measure("chapter", ["--batches", "{chapter_batches}", "--workers", 2], label="(a) with num_workers=2")
+    ]
+    out["c_1024"] = [
+        bench.measure("engine", ["--batch", 1024, "--steady"], label="(c) batch 1024") for _ in range(plan["reps"])
+    ]
     used = {r["threads"] for r in out["c"] + out["c_1024"] if "threads" in r} | {CORES}
     for threads in sorted(used - matmuls.keys()):
         matmul(threads)
-    out["matmul"] = {t: max(matmuls[t], key=lambda r: r.get("flops") or 0.0) for t in sorted(used)}  # the bound: the best of the rounds
+    out["matmul"] = {
+        t: max(matmuls[t], key=lambda r: r.get("flops") or 0.0) for t in sorted(used)
+    }  # the bound: the best of the rounds
     accuracy = ["--target-acc", plan["target_acc"], "--max-epochs", plan["max_epochs"]]
     out["tta"] = {
         "(a) chapter, batch 64": bench.measure("chapter", accuracy, label="(a) time to accuracy"),
         "(c) trainconsole, batch 64": bench.measure("engine", accuracy, label="(c) time to accuracy"),
-        "(c) trainconsole, batch 1024": bench.measure("engine", accuracy + ["--batch", 1024], label="(c) batch 1024 time to accuracy"),
+        "(c) trainconsole, batch 1024": bench.measure(
+            "engine", accuracy + ["--batch", 1024], label="(c) batch 1024 time to accuracy"
+        ),
     }
     n = ["--batches", plan["contention_batches"]]
     out["contention"] = {
-        f"plain loop (b), {CORES} threads, OMP default": bench.contended("tensors", n + ["--threads", CORES], label="plain loop"),
+        f"plain loop (b), {CORES} threads, OMP default": bench.contended(
+            "tensors", n + ["--threads", CORES], label="plain loop"
+        ),
         "(c) trainconsole headless": bench.contended("engine", n, label="(c)"),
-        f"(c) with threads = {CORES}": bench.contended("engine", n + ["--threads", CORES], label=f"(c) {CORES} threads"),
+        f"(c) with threads = {CORES}": bench.contended(
+            "engine", n + ["--threads", CORES], label=f"(c) {CORES} threads"
+        ),
     }
-    out["console_ab"] = bench.measure("console-ab", ["--epochs", plan["ab_epochs"]], label="console on/off, one process")
-    out["memory"] = bench.measure("digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"]], label="digits memory")
-    out["memory_console"] = bench.measure("digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"], "--console"],
-                                          label="digits memory, in the console")
+    out["console_ab"] = bench.measure(
+        "console-ab", ["--epochs", plan["ab_epochs"]], label="console on/off, one process"
+    )
+    out["memory"] = bench.measure(
+        "digits-memory", ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"]], label="digits memory"
+    )
+    out["memory_console"] = bench.measure(
+        "digits-memory",
+        ["--epochs", plan["memory_epochs"], "--every", plan["memory_every"], "--console"],
+        label="digits memory, in the console",
+    )
     out["paint"] = bench.first_paint()
     out["keys"] = bench.key_latency()
     out["keys_digits"] = bench.key_latency("digits")
@@ -300,9 +403,15 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         "| Pipeline (batch 64) | samples/s median (min–max) | × (a) | threads | peak RSS MiB |",
         "|---|---|---|---|---|",
     ]
-    rows = [(k, ROUND[k][0]) for k in "abcde"] + [("a_workers", "(a) with num_workers=2 (once)")] + [(k, ROUND[k][0]) for k in ("c_all", "c_active", "d_all")]
+    rows = (
+        [(k, ROUND[k][0]) for k in "abcde"]
+        + [("a_workers", "(a) with num_workers=2 (once)")]
+        + [(k, ROUND[k][0]) for k in ("c_all", "c_active", "d_all")]
+    )
     for key, label in rows:
-        lines.append(f"| {label} | {spread(out[key])} | {fmt(ratio(median(out[key]), a), '.1f', '×')} | {threads(out[key])} | {peak(out[key])} |")
+        lines.append(
+            f"| {label} | {spread(out[key])} | {fmt(ratio(median(out[key]), a), '.1f', '×')} | {threads(out[key])} | {peak(out[key])} |"
+        )
 
     matmul = {t: r.get("flops") for t, r in out["matmul"].items()}
     # the bound is a machine's steady pace: each run's epochs after the first, which warms up threads, caches and allocator
@@ -313,57 +422,105 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         t = next((r["threads"] for r in results if "threads" in r), CORES)
         return matmul.get(t), f"{t} thread{'s' * (t != 1)}"
 
-    lines += ["", f"Hardware bound: model training FLOPs per sample = 3 × 2 × (784·256 + 256·128 + 128·10) = {FLOPS_PER_SAMPLE / 1e6:.2f} MFLOP.", "",
-              f"| | matmul 2048² fp32 | ceiling samples/s | (c) samples/s, {LATER} | % of bound |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Hardware bound: model training FLOPs per sample = 3 × 2 × (784·256 + 256·128 + 128·10) = {FLOPS_PER_SAMPLE / 1e6:.2f} MFLOP.",
+        "",
+        f"| | matmul 2048² fp32 | ceiling samples/s | (c) samples/s, {LATER} | % of bound |",
+        "|---|---|---|---|---|",
+    ]
     for label, results, rate in (("(c) batch 64", out["c"], c64), ("(c) batch 1024", out["c_1024"], c1024)):
         flops, used = bound(results)
         ceiling = flops / FLOPS_PER_SAMPLE if flops else None
-        lines.append(f"| {label}, {used} | {fmt(flops and flops / 1e9, '.0f', ' GFLOP/s')} | {fmt(ceiling, ',.0f')} | {spread(results, steady)} | {fmt(ratio(rate, ceiling) and 100 * ratio(rate, ceiling), '.0f', ' %')} |")
+        lines.append(
+            f"| {label}, {used} | {fmt(flops and flops / 1e9, '.0f', ' GFLOP/s')} | {fmt(ceiling, ',.0f')} | {spread(results, steady)} | {fmt(ratio(rate, ceiling) and 100 * ratio(rate, ceiling), '.0f', ' %')} |"
+        )
     if CORES in matmul and matmul[CORES]:
-        lines.append(f"| all {CORES} cores | {matmul[CORES] / 1e9:.0f} GFLOP/s | {matmul[CORES] / FLOPS_PER_SAMPLE:,.0f} | | |")
+        lines.append(
+            f"| all {CORES} cores | {matmul[CORES] / 1e9:.0f} GFLOP/s | {matmul[CORES] / FLOPS_PER_SAMPLE:,.0f} | | |"
+        )
 
-    lines += ["", f"Time to {plan['target_acc']:.0%} validation accuracy (from process set-up, data loading included; checked once per epoch):", "",
-              "| Run | seconds | epochs | val acc |", "|---|---|---|---|"]
+    lines += [
+        "",
+        f"Time to {plan['target_acc']:.0%} validation accuracy (from process set-up, data loading included; checked once per epoch):",
+        "",
+        "| Run | seconds | epochs | val acc |",
+        "|---|---|---|---|",
+    ]
     for label, r in out["tta"].items():
-        lines.append(f"| {label} | {fmt(r.get('time_to_acc_s'), '.1f')} | {r.get('epochs_to_acc') or 'not reached'} | {fmt(r.get('val_acc'), '.3f')} |" if "error" not in r else f"| {label} | failed: {r['error']} | | |")
+        lines.append(
+            f"| {label} | {fmt(r.get('time_to_acc_s'), '.1f')} | {r.get('epochs_to_acc') or 'not reached'} | {fmt(r.get('val_acc'), '.3f')} |"
+            if "error" not in r
+            else f"| {label} | failed: {r['error']} | | |"
+        )
 
-    lines += ["", f"Contention ({plan['contention_batches']} batches of 64, one `python -c \"while True: pass\"` beside the run):", "",
-              "| Run | quiet samples/s | beside a busy process | kept | threads |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f'Contention ({plan["contention_batches"]} batches of 64, one `python -c "while True: pass"` beside the run):',
+        "",
+        "| Run | quiet samples/s | beside a busy process | kept | threads |",
+        "|---|---|---|---|---|",
+    ]
     kept = {}
     for label, (quiet, loaded) in out["contention"].items():
         kept[label] = ratio(median([loaded]), median([quiet]))
-        lines.append(f"| {label} | {spread([quiet])} | {spread([loaded])} | {fmt(kept[label] and 100 * kept[label], '.0f', ' %')} | {threads([quiet, loaded])} |")
+        lines.append(
+            f"| {label} | {spread([quiet])} | {spread([loaded])} | {fmt(kept[label] and 100 * kept[label], '.0f', ' %')} | {threads([quiet, loaded])} |"
+        )
 
     growths = []
     for key, where in (("memory", "headless"), ("memory_console", "in the console, which draws every epoch")):
         rss = {int(k): v for k, v in out[key].get("rss_mb", {}).items()}
         growths.append(rss[max(rss)] - rss[min(rss)] if len(rss) > 1 else None)
-        lines += ["", f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), {where}, RSS MiB every {plan['memory_every']} epochs: "
-                  + (", ".join(f"{k}: {v:,.1f}" for k, v in sorted(rss.items())) if rss else out[key].get("error", "n/a"))]
+        lines += [
+            "",
+            f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), {where}, RSS MiB every {plan['memory_every']} epochs: "
+            + (", ".join(f"{k}: {v:,.1f}" for k, v in sorted(rss.items())) if rss else out[key].get("error", "n/a")),
+        ]
     growth = None if None in growths else max(growths)
     paint = out["paint"].get("seconds")
     paint_median = statistics.median(paint) if paint else None
-    lines.append("First paint (`trainconsole` started in a 120×40 tmux pane until the pane first shows anything): "
-                 + (", ".join(f"{t:.2f} s" for t in paint) if paint else out["paint"].get("error") or out["paint"].get("unavailable")))
+    lines.append(
+        "First paint (`trainconsole` started in a 120×40 tmux pane until the pane first shows anything): "
+        + (
+            ", ".join(f"{t:.2f} s" for t in paint)
+            if paint
+            else out["paint"].get("error") or out["paint"].get("unavailable")
+        )
+    )
 
     every_key = []
     for key, what in (("keys", "MNIST, ~1 s epochs"), ("keys_digits", "digits, the default, ~20 epochs a second")):
         keys = out[key].get("seconds")
         every_key += keys or []
-        lines.append(f"Key presses while the console trains on {what} (1 and 3 alternately, from `tmux send-keys` until the pane shows the screen): "
-                     + (", ".join(f"{t * 1000:.0f} ms" for t in keys) if keys else out[key].get("error") or out[key].get("unavailable")))
+        lines.append(
+            f"Key presses while the console trains on {what} (1 and 3 alternately, from `tmux send-keys` until the pane shows the screen): "
+            + (
+                ", ".join(f"{t * 1000:.0f} ms" for t in keys)
+                if keys
+                else out[key].get("error") or out[key].get("unavailable")
+            )
+        )
     keys_max = max(every_key) if every_key else None
 
     console_ratio, console_pairs = paired_ratio(out["d"], out["c"], "steady_samples_per_s")
     lines += [""]
-    lines.append(f"Console against headless, {LATER} of each run (the median of their rates; the console draws each epoch while the next one trains), round by round: "
-                 f"{', '.join(f'{r:.2f}×' for r in console_pairs) or 'n/a'}; their median is the target's figure "
-                 f"(first epochs, ratio of medians: {fmt(ratio(d, c), '.2f', '×')}).")
+    lines.append(
+        f"Console against headless, {LATER} of each run (the median of their rates; the console draws each epoch while the next one trains), round by round: "
+        f"{', '.join(f'{r:.2f}×' for r in console_pairs) or 'n/a'}; their median is the target's figure "
+        f"(first epochs, ratio of medians: {fmt(ratio(d, c), '.2f', '×')})."
+    )
     ab = out["console_ab"]
-    lines.append(f"The same cost measured in one process, so that no drift of the machine falls between the halves: the engine trains in a "
-                 f"thread beside the console, whose training screen gets the events of alternate epochs only (each such epoch carries "
-                 f"its progress ticks and the drawing of the epoch before it); the on/off ratios of adjacent epochs are "
-                 + (f"{', '.join(f'{p:.2f}' for p in ab['pairs'])}, median {ab['ratio']:.2f}×." if ab.get("ratio") else (ab.get("error") or "n/a") + "."))
+    lines.append(
+        "The same cost measured in one process, so that no drift of the machine falls between the halves: the engine trains in a "
+        "thread beside the console, whose training screen gets the events of alternate epochs only (each such epoch carries "
+        "its progress ticks and the drawing of the epoch before it); the on/off ratios of adjacent epochs are "
+        + (
+            f"{', '.join(f'{p:.2f}' for p in ab['pairs'])}, median {ab['ratio']:.2f}×."
+            if ab.get("ratio")
+            else (ab.get("error") or "n/a") + "."
+        )
+    )
     contention_engine = kept.get("(c) trainconsole headless")
     contention_plain = next(iter(kept.values()))
     targets = [
@@ -371,18 +528,56 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         ("trainconsole ≥ 1.4× (b)", ratio(c, b), lambda v: v >= 1.4, ".2f", "×"),
         ("trainconsole ≥ 2.5× (e)", ratio(c, e), lambda v: v >= 2.5, ".2f", "×"),
         ("≥ 50 % of the hardware bound at batch 64", _pct(c64, bound(out["c"])[0]), lambda v: v >= 50, ".0f", " %"),
-        ("≥ 75 % of the hardware bound at batch 1024", _pct(c1024, bound(out["c_1024"])[0]), lambda v: v >= 75, ".0f", " %"),
-        (f"keeps ≥ 50 % beside a busy process (plain loop: {fmt(contention_plain and 100 * contention_plain, '.0f', ' %')})",
-         contention_engine and 100 * contention_engine, lambda v: v >= 50, ".0f", " %"),
+        (
+            "≥ 75 % of the hardware bound at batch 1024",
+            _pct(c1024, bound(out["c_1024"])[0]),
+            lambda v: v >= 75,
+            ".0f",
+            " %",
+        ),
+        (
+            f"keeps ≥ 50 % beside a busy process (plain loop: {fmt(contention_plain and 100 * contention_plain, '.0f', ' %')})",
+            contention_engine and 100 * contention_engine,
+            lambda v: v >= 50,
+            ".0f",
+            " %",
+        ),
         (f"console ≥ 0.95× headless ({LATER}, median of round ratios)", console_ratio, lambda v: v >= 0.95, ".2f", "×"),
         ("first paint ≤ 1 s", paint_median, lambda v: v <= 1.0, ".2f", " s"),
-        ("key press answered ≤ 100 ms while training (slowest)", keys_max and 1000 * keys_max, lambda v: v <= 100, ".0f", " ms"),
-        (f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB; the larger of headless and console)", growth, lambda v: v <= 10, "+.1f", " MiB"),
+        (
+            "key press answered ≤ 100 ms while training (slowest)",
+            keys_max and 1000 * keys_max,
+            lambda v: v <= 100,
+            ".0f",
+            " ms",
+        ),
+        (
+            f"memory flat over {plan['memory_epochs']} epochs (growth ≤ 10 MiB; the larger of headless and console)",
+            growth,
+            lambda v: v <= 10,
+            "+.1f",
+            " MiB",
+        ),
     ]
     lines += ["", "| Target | measured | |", "|---|---|---|"]
-    lines += [f"| {label} | {fmt(value, spec, unit)} | {verdict(value, ok)} |" for label, value, ok, spec, unit in targets]
-    every = [r for k in ROUND for r in out[k]] + out["a_workers"] + out["c_1024"] + list(out["matmul"].values()) + list(out["tta"].values())
-    every += [r for pair in out["contention"].values() for r in pair] + [out["console_ab"], out["memory"], out["memory_console"], out["paint"], out["keys"], out["keys_digits"]]
+    lines += [
+        f"| {label} | {fmt(value, spec, unit)} | {verdict(value, ok)} |" for label, value, ok, spec, unit in targets
+    ]
+    every = (
+        [r for k in ROUND for r in out[k]]
+        + out["a_workers"]
+        + out["c_1024"]
+        + list(out["matmul"].values())
+        + list(out["tta"].values())
+    )
+    every += [r for pair in out["contention"].values() for r in pair] + [
+        out["console_ab"],
+        out["memory"],
+        out["memory_console"],
+        out["paint"],
+        out["keys"],
+        out["keys_digits"],
+    ]
     return "\n".join(lines), not any("error" in r for r in every)
 
 
@@ -397,8 +592,12 @@ def machine_facts(out: dict) -> dict:
     except (OSError, StopIteration):
         pass
     any_matmul = next(iter(out["matmul"].values()), {})
-    return {"cpu": cpu, "torch": any_matmul.get("torch", "?"), "device": any_matmul.get("device", "?"),
-            "date": datetime.date.today().isoformat()}
+    return {
+        "cpu": cpu,
+        "torch": any_matmul.get("torch", "?"),
+        "device": any_matmul.get("device", "?"),
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 def write_report(text: str) -> None:

@@ -30,30 +30,66 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-ALLOW_HELP = "let settings from a checkpoint or run folder import this code (repeatable); your own settings need no flag"
+ALLOW_HELP = (
+    "let settings from a checkpoint or run folder import this code (repeatable); your own settings need no flag"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="trainconsole", description="A terminal training console for PyTorch. With no command, opens the console.")
-    p.add_argument("-c", "--config", default=None, help="settings file (default: ./settings.toml; built-in defaults when absent)")
-    p.add_argument("--set", dest="console_overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting in the console, as with run")
-    p.add_argument("--allow-import", dest="console_allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP)
+    p = _Parser(
+        prog="trainconsole", description="A terminal training console for PyTorch. With no command, opens the console."
+    )
+    p.add_argument(
+        "-c", "--config", default=None, help="settings file (default: ./settings.toml; built-in defaults when absent)"
+    )
+    p.add_argument(
+        "--set",
+        dest="console_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting in the console, as with run",
+    )
+    p.add_argument(
+        "--allow-import", dest="console_allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP
+    )
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="train headless, one line per epoch")
     run.add_argument("-c", "--config", dest="config_run", default=None, help="settings file (default: ./settings.toml)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set training.lr=0.01 (repeatable)")
-    run.add_argument("--resume", metavar="last|PATH", help="continue a run from its last.pth (last: the newest run in runs_dir)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set training.lr=0.01 (repeatable)",
+    )
+    run.add_argument(
+        "--resume", metavar="last|PATH", help="continue a run from its last.pth (last: the newest run in runs_dir)"
+    )
     run.add_argument("--json", action="store_true", help="print one JSON event per line")
-    run.add_argument("--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP)
+    run.add_argument(
+        "--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP
+    )
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the validation or test split")
     ev.add_argument("checkpoint", help="a .pth file or a run folder (its best.pth)")
-    ev.add_argument("-c", "--config", dest="config_run", default=None, help="settings to rebuild model and data (default: the run's own settings)")
+    ev.add_argument(
+        "-c",
+        "--config",
+        dest="config_run",
+        default=None,
+        help="settings to rebuild model and data (default: the run's own settings)",
+    )
     ev.add_argument("--split", choices=("val", "test"), default="val")
-    ev.add_argument("--device", default=None, help="evaluate on this device instead of the run's (auto, cpu, cuda:N, mps)")
+    ev.add_argument(
+        "--device", default=None, help="evaluate on this device instead of the run's (auto, cpu, cuda:N, mps)"
+    )
     ev.add_argument("--json", action="store_true")
-    ev.add_argument("--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP)
+    ev.add_argument(
+        "--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP
+    )
 
     ls = sub.add_parser("checkpoints", help="list runs and their checkpoints")
     ls.add_argument("runs_dir", nargs="?", default=None, help="default: run.runs_dir of ./settings.toml")
@@ -88,8 +124,10 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
 
     if args.command is None:
         if console is None:
-            print("trainconsole: a command is needed: run, eval, checkpoints or env (the console is `trainconsole` with no command)",
-                  file=sys.stderr)
+            print(
+                "trainconsole: a command is needed: run, eval, checkpoints or env (the console is `trainconsole` with no command)",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         try:
             return console(args)
@@ -113,7 +151,9 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
         print("trainconsole: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `trainconsole checkpoints | head`: the reader has gone, which is not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second traceback when Python flushes at exit
+        os.dup2(
+            os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()
+        )  # no second traceback when Python flushes at exit
         return EXIT_OK
     except OSError as e:  # the disk or the OS refused (a folder not readable, ...): what and where, in one line
         where = f" {e.filename}" if e.filename else ""
@@ -149,7 +189,9 @@ def cmd_run(args) -> int:
     resume_from = None
     if args.resume:
         resume_from = resolve_resume(args.resume, settings.run.runs_dir)
-        allowed = named_imports(settings) | set(args.allowed)  # what the user named: their settings, --set, --allow-import
+        allowed = named_imports(settings) | set(
+            args.allowed
+        )  # what the user named: their settings, --set, --allow-import
         settings, _ = resume_settings(resume_from, allowed, args.overrides)
 
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
@@ -224,14 +266,18 @@ def cmd_eval(args) -> int:
         except SettingsError as e:
             raise SettingsError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
     allowed = set(args.allowed)
-    own = args.config_run or args.config or DEFAULT_SETTINGS  # the user's settings: the import paths they name are theirs
+    own = (
+        args.config_run or args.config or DEFAULT_SETTINGS
+    )  # the user's settings: the import paths they name are theirs
     if Path(own).is_file():
         set_code_folder(Path(own).resolve().parent)
         try:
             allowed |= named_imports(load_settings(own))
         except SettingsError:
             pass  # -c is loaded again, and reported, by evaluate_checkpoint
-    result = evaluate_checkpoint(args.checkpoint, args.config_run, split=args.split, device=args.device, allowed_imports=allowed)
+    result = evaluate_checkpoint(
+        args.checkpoint, args.config_run, split=args.split, device=args.device, allowed_imports=allowed
+    )
     if args.json:
         print(json.dumps(result))
     else:

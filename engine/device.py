@@ -46,11 +46,15 @@ def resolve_device(name: str = "auto"):
         return torch.device("mps")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise SettingsError(f"device.device = '{name}': CUDA is not available on this machine (torch {torch.__version__}); use auto or cpu")
+            raise SettingsError(
+                f"device.device = '{name}': CUDA is not available on this machine (torch {torch.__version__}); use auto or cpu"
+            )
         index = int(name.partition(":")[2] or torch.cuda.current_device())
         count = torch.cuda.device_count()
         if index >= count:
-            raise SettingsError(f"device.device = '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise SettingsError(
+                f"device.device = '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
         return torch.device("cuda", index)
     raise SettingsError(f"device.device = '{name}': allowed: auto, cpu, cuda, cuda:N or mps")
 
@@ -60,7 +64,9 @@ def on_device(settings, device: str):
 
     fp16 autocast needs CUDA: elsewhere it becomes fp32. The device must exist here.
     """
-    if resolve_device(device).type != "cuda" and settings.training.precision == "fp16":  # resolve first: a missing device is an error
+    if (
+        resolve_device(device).type != "cuda" and settings.training.precision == "fp16"
+    ):  # resolve first: a missing device is an error
         settings = settings.replace("training.precision", "fp32")
     return settings.replace("device.device", device)
 
@@ -138,8 +144,16 @@ class CoreWatch:
     count again once they have left them for two windows in a row.
     """
 
-    def __init__(self, chosen: int, window_s: float = 1.0, *, cpus: set[int] | None = None, stat: str = "/proc/stat",
-                 clock=time.monotonic, own_cpu_s=None):
+    def __init__(
+        self,
+        chosen: int,
+        window_s: float = 1.0,
+        *,
+        cpus: set[int] | None = None,
+        stat: str = "/proc/stat",
+        clock=time.monotonic,
+        own_cpu_s=None,
+    ):
         self.chosen = self.threads = chosen
         self.window_s = window_s
         self.cpus = cpus if cpus is not None else _allowed_cpus()
@@ -251,15 +265,17 @@ def environment_report() -> dict[str, Any]:
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             mem = gpu_memory(i)
-            gpus.append({
-                "index": i,
-                "name": props.name,
-                "total_memory": int(props.total_memory),
-                "free_memory": mem["free"],
-                "used_memory": mem["used"],
-                "capability": f"{props.major}.{props.minor}",
-                "bf16": bool(torch.cuda.is_bf16_supported()) if i == torch.cuda.current_device() else None,
-            })
+            gpus.append(
+                {
+                    "index": i,
+                    "name": props.name,
+                    "total_memory": int(props.total_memory),
+                    "free_memory": mem["free"],
+                    "used_memory": mem["used"],
+                    "capability": f"{props.major}.{props.minor}",
+                    "bf16": bool(torch.cuda.is_bf16_supported()) if i == torch.cuda.current_device() else None,
+                }
+            )
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
@@ -299,6 +315,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"GPU {gpu['index']}        : {gpu['name']}  VRAM {_gb(gpu['total_memory'])} total, "
             f"{_gb(gpu['free_memory'])} free, {_gb(gpu['used_memory'])} used  (compute {gpu['capability']})"
         )
-    lines.append(f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, {report['free_cores']} free now (runs use them for big steps, 1 thread for small ones)")
+    lines.append(
+        f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, {report['free_cores']} free now (runs use them for big steps, 1 thread for small ones)"
+    )
     lines.append(f"Auto device  : {report['auto_device']}")
     return "\n".join(lines)

@@ -76,7 +76,19 @@ class ThreadsChanged(Event):
 
 # The record of one epoch: a line of metrics.jsonl, a row of the console's table, a point of its charts, a
 # value of the checkpoint's history. Every one of them reads these names, in this order.
-EPOCH_RECORD_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic", "is_best", "time")
+EPOCH_RECORD_FIELDS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_acc",
+    "val_acc",
+    "lr",
+    "seconds",
+    "samples_per_s",
+    "diagnostic",
+    "is_best",
+    "time",
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,11 @@ class EpochCompleted(Event):
 
     def metrics(self) -> dict[str, Any]:
         """The record of this epoch (EPOCH_RECORD_FIELDS): its `metrics.jsonl` line."""
-        shown = {"seconds": round(self.seconds, 4), "samples_per_s": round(self.samples_per_s, 1), "diagnostic": self.diagnostic.status}
+        shown = {
+            "seconds": round(self.seconds, 4),
+            "samples_per_s": round(self.samples_per_s, 1),
+            "diagnostic": self.diagnostic.status,
+        }
         return {name: shown.get(name, getattr(self, name, None)) for name in EPOCH_RECORD_FIELDS}
 
 
@@ -152,8 +168,18 @@ class ListenerFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (RunStarted, BatchProgressed, ThreadsChanged, EpochCompleted, CheckpointSaved, RunPaused, RunResumed,
-                RunFinished, RunFailed, ListenerFailed)
+    for cls in (
+        RunStarted,
+        BatchProgressed,
+        ThreadsChanged,
+        EpochCompleted,
+        CheckpointSaved,
+        RunPaused,
+        RunResumed,
+        RunFinished,
+        RunFailed,
+        ListenerFailed,
+    )
 }
 
 

@@ -6,7 +6,16 @@ import os
 import sys
 from typing import TextIO
 
-from engine.events import BatchProgressed, EpochCompleted, Event, ListenerFailed, RunFailed, RunFinished, RunStarted, ThreadsChanged
+from engine.events import (
+    BatchProgressed,
+    EpochCompleted,
+    Event,
+    ListenerFailed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    ThreadsChanged,
+)
 from engine.runs.folder import to_json
 
 
@@ -32,7 +41,11 @@ def epoch_line(e: EpochCompleted) -> str:
 
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds + 0.5))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def _discard(out: TextIO) -> None:
@@ -75,7 +88,10 @@ class EpochPrinter:
                 _discard(self.out)
                 self.out = None
         if isinstance(event, ListenerFailed):  # the run goes on; on stderr, as the run's own failure
-            print(f"trainconsole: warning: {event.listener} stopped listening: {event.error}; the run goes on", file=self.err)
+            print(
+                f"trainconsole: warning: {event.listener} stopped listening: {event.error}; the run goes on",
+                file=self.err,
+            )
         if isinstance(event, RunFailed):  # on stderr, which outlives a closed stdout pipe
             print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)
             if event.run_dir and event.error_type not in SELF_EXPLAINED:
@@ -97,19 +113,36 @@ class EpochPrinter:
         if isinstance(event, RunStarted):
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
             print(f"Run folder : {event.run_dir}{resumed}", file=self.out)
-            print(f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU thread{'s' * (event.threads != 1)}", file=self.out)
+            print(
+                f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU thread{'s' * (event.threads != 1)}",
+                file=self.out,
+            )
             print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
             print(f"Data       : {event.data_path}", file=self.out)
             print(f"Step       : {event.step}", file=self.out)
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
         elif isinstance(event, ThreadsChanged):
-            why = f"other processes took {event.busy_elsewhere:.1f} cores" if event.threads < event.previous else "cores free again"
+            why = (
+                f"other processes took {event.busy_elsewhere:.1f} cores"
+                if event.threads < event.previous
+                else "cores free again"
+            )
             print(f"Threads    : {event.previous} -> {event.threads} in epoch {event.epoch} ({why})", file=self.out)
         elif isinstance(event, RunFinished):
-            best = f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
-            word = {"completed": "Run completed", "early_stopped": "Early stop", "stopped": "Run stopped", "nan": "Run stopped on NaN"}.get(event.status, event.status)
-            print(f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, {_duration(event.seconds)} this session{best}", file=self.out)
+            best = (
+                f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
+            )
+            word = {
+                "completed": "Run completed",
+                "early_stopped": "Early stop",
+                "stopped": "Run stopped",
+                "nan": "Run stopped on NaN",
+            }.get(event.status, event.status)
+            print(
+                f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, {_duration(event.seconds)} this session{best}",
+                file=self.out,
+            )
             print(f"Run folder : {event.run_dir}", file=self.out)
         self.out.flush()
 
@@ -162,14 +195,18 @@ def format_runs(runs) -> str:
 
     lines = []
     for run in runs:
-        lines.append(f"{run.name}  [{run.status}]  {run.epochs} epochs, best epoch {run.best_epoch or '-'} by {run.monitor}  ({run.path})")
+        lines.append(
+            f"{run.name}  [{run.status}]  {run.epochs} epochs, best epoch {run.best_epoch or '-'} by {run.monitor}  ({run.path})"
+        )
         for c in run.checkpoints:
             when = datetime.datetime.fromtimestamp(c.mtime).strftime("%Y-%m-%d %H:%M")
             at = f"epoch {c.epoch}" + (f" + {c.batch} batches" if c.batch else "") if c.epoch is not None else "epoch ?"
             vl = f"val_loss {c.val_loss:.4f}" if isinstance(c.val_loss, float) else "val_loss -"
             va = f"val_acc {c.val_acc:.1%}" if isinstance(c.val_acc, float) else "val_acc -"
             mark = " *best" if c.is_best else ""
-            lines.append(f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {format_size(c.size):>9s}  {when}{mark}{'  ' + c.error if c.error else ''}")
+            lines.append(
+                f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {format_size(c.size):>9s}  {when}{mark}{'  ' + c.error if c.error else ''}"
+            )
     return "\n".join(lines)
 
 

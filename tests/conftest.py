@@ -53,7 +53,9 @@ def read_only_copy(tmp_path: Path):
 
         folder = tmp_path / f"read-only-{len(mounts)}"
         folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             pytest.skip(f"a read-only folder needs `mount -t tmpfs` (root): {done.stderr.strip() or done.returncode}")
         mounts.append(folder)

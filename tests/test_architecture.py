@@ -96,8 +96,10 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_engine_never_imports_the_interface():
     offenders = {
         (name, target)
-        for name, targets in import_graph().items() if name.startswith("engine")
-        for target in targets if target.split(".")[0] in UI_ONLY
+        for name, targets in import_graph().items()
+        if name.startswith("engine")
+        for target in targets
+        if target.split(".")[0] in UI_ONLY
     }
     assert offenders == set()
 

@@ -27,6 +27,7 @@ EXIT_INTERRUPTED = 130
 # SIGHUP: the terminal went away (a dropped SSH session, a killed tmux); SIGTERM, SIGINT: asked to stop
 STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGHUP", None), signal.SIGTERM, signal.SIGINT) if s is not None)
 
+
 class TrainConsole(App):
     """trainconsole: environment, configuration, live training and checkpoints."""
 
@@ -37,7 +38,12 @@ class TrainConsole(App):
     BINDINGS = [
         *(Binding(entry.key, f"switch_mode('{entry.mode}')", entry.short) for entry in SCREENS),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit_console", "Quit", tooltip="quit (asks first while a run is active, then stops it and saves last.pth)"),
+        Binding(
+            "q",
+            "quit_console",
+            "Quit",
+            tooltip="quit (asks first while a run is active, then stops it and saves last.pth)",
+        ),
     ]
 
     # Textual's switch_mode holds the display for 50 ms (delay_update) so that a screen still being
@@ -45,8 +51,13 @@ class TrainConsole(App):
     # so a switch back to it paints after one frame: the 50 ms were most of a key press's latency.
     SHOWN_SCREEN_PAINT_DELAY_S = 1 / 60
 
-    def __init__(self, settings: Settings, settings_path: str | Path = "settings.toml", settings_error: str | None = None,
-                 allowed_imports: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        settings_path: str | Path = "settings.toml",
+        settings_error: str | None = None,
+        allowed_imports: Iterable[str] = (),
+    ) -> None:
         super().__init__()
         textual_compat.guard_option_list_paging()
         self._shown_modes: set[str] = set()
@@ -70,7 +81,13 @@ class TrainConsole(App):
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         if self.settings_error:
-            self.notify(f"{self.settings_error}\nUsing built-in defaults.", title="Settings", severity="error", timeout=10, markup=False)
+            self.notify(
+                f"{self.settings_error}\nUsing built-in defaults.",
+                title="Settings",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
         heap.hold()  # no collection walks the warm-up's imports: they are frozen when it is done
         self._heap_held = True
         self._warm_up(self.settings.data.dataset)
@@ -188,7 +205,9 @@ class TrainConsole(App):
                 self._stop_run("console closed")
                 self.exit()
 
-        self.push_screen(ConfirmScreen("A run is active. Stop it (last.pth is saved) and quit?", "Stop and quit"), answer)
+        self.push_screen(
+            ConfirmScreen("A run is active. Stop it (last.pth is saved) and quit?", "Stop and quit"), answer
+        )
 
     def _stop_run(self, reason: str) -> None:
         if self.run_control is not None:
@@ -241,7 +260,9 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
         return Settings(), str(e)
 
 
-def main(config_path: str = "settings.toml", settings: Settings | None = None, allowed_imports: Iterable[str] = ()) -> int:
+def main(
+    config_path: str = "settings.toml", settings: Settings | None = None, allowed_imports: Iterable[str] = ()
+) -> int:
     """Run the console; the exit code: 0, 1 when it crashed, 130 when a signal closed it (its run stopped and saved)."""
     from engine.device import apply_openmp_defaults
 

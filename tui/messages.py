@@ -22,7 +22,11 @@ class EngineEvent(Message):
 
     def can_replace(self, message: Message) -> bool:
         # a burst of progress ticks collapses to the newest one
-        return isinstance(self.event, BatchProgressed) and isinstance(message, EngineEvent) and isinstance(message.event, BatchProgressed)
+        return (
+            isinstance(self.event, BatchProgressed)
+            and isinstance(message, EngineEvent)
+            and isinstance(message.event, BatchProgressed)
+        )
 
 
 class RunCrashed(Message):

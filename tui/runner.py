@@ -65,8 +65,15 @@ class Runner(Widget):
 
             torch.set_num_threads(console_threads(settings.device.threads))
             # ticks only as often as the bar moves: each message wakes the UI thread, which takes the GIL from training
-            trainer = Trainer(settings, self._post_event, control, resume_from=resume_from, set_threads=False,
-                              progress_interval_s=EpochProgress.MIN_INTERVAL_S, follow_free_cores=True)
+            trainer = Trainer(
+                settings,
+                self._post_event,
+                control,
+                resume_from=resume_from,
+                set_threads=False,
+                progress_interval_s=EpochProgress.MIN_INTERVAL_S,
+                follow_free_cores=True,
+            )
             trainer.setup()
             trainer.run()
         except Exception as e:  # SettingsError, CheckpointError, DataError: one line, the app stays up

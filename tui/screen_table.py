@@ -29,12 +29,36 @@ class ScreenEntry:
 
 
 SCREENS = (
-    ScreenEntry("environment", "1", "Environment", "Env", "Python, PyTorch, CUDA/MPS, GPUs, the device to train on",
-                "tui.screens.environment:EnvironmentScreen"),
-    ScreenEntry("configuration", "2", "Configuration", "Config", "every setting, validated as you type; saved to settings.toml",
-                "tui.screens.configuration:ConfigurationScreen"),
-    ScreenEntry("training", "3", "Training", "Train", "start, pause, stop; charts, progress, epoch table, diagnostic badge",
-                "tui.screens.training:TrainingScreen"),
-    ScreenEntry("checkpoints", "4", "Checkpoints", "Checkpoints", "runs and their checkpoints: resume, evaluate, delete",
-                "tui.screens.checkpoints:CheckpointsScreen"),
+    ScreenEntry(
+        "environment",
+        "1",
+        "Environment",
+        "Env",
+        "Python, PyTorch, CUDA/MPS, GPUs, the device to train on",
+        "tui.screens.environment:EnvironmentScreen",
+    ),
+    ScreenEntry(
+        "configuration",
+        "2",
+        "Configuration",
+        "Config",
+        "every setting, validated as you type; saved to settings.toml",
+        "tui.screens.configuration:ConfigurationScreen",
+    ),
+    ScreenEntry(
+        "training",
+        "3",
+        "Training",
+        "Train",
+        "start, pause, stop; charts, progress, epoch table, diagnostic badge",
+        "tui.screens.training:TrainingScreen",
+    ),
+    ScreenEntry(
+        "checkpoints",
+        "4",
+        "Checkpoints",
+        "Checkpoints",
+        "runs and their checkpoints: resume, evaluate, delete",
+        "tui.screens.checkpoints:CheckpointsScreen",
+    ),
 )

@@ -117,8 +117,15 @@ class KeptCellsDataTable(DataTable):
     def forget_cells(self) -> None:
         self.kept_cells.clear()
 
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False) -> Any:
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> Any:
         row_key = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
         key = (row_key, column_key, base_style, width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state)

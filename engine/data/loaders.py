@@ -23,7 +23,6 @@ from engine.data.augment import random_shift
 from engine.data.sources import FLOAT_BYTES_LIMIT, DataError, Source, load_source
 
 
-
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(start, end) of each batch; a last batch of one sample joins the one before (BatchNorm cannot train on it)."""
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
@@ -85,7 +84,16 @@ class TensorBatches:
 class LoaderBatches:
     """A DataLoader over a per-sample dataset, with the same interface as TensorBatches."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, generator: torch.Generator | None, num_workers: int, pin_memory: bool):
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None,
+        num_workers: int,
+        pin_memory: bool,
+    ):
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
@@ -144,7 +152,9 @@ def _fits(nbytes: int, device: torch.device) -> bool:
     return nbytes < min(4 * 2**30, total // 4)
 
 
-def _to_device_split(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def _to_device_split(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Normalise once into float32, or keep uint8 (normalised per batch) when the float copy would be large."""
     if mean.shape == x.shape[1:]:  # per-feature statistics of non-image samples (any number of dimensions)
         m, s = mean.unsqueeze(0), std.unsqueeze(0)
@@ -169,21 +179,27 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
         split_note = f"{len(val_idx)} held out of the training split (val_fraction {settings.val_fraction})"
     else:
         if not src.has_test:
-            raise DataError(f"data.val_fraction = 0.0: dataset '{settings.dataset}' has no test split; set a fraction such as 0.2")
+            raise DataError(
+                f"data.val_fraction = 0.0: dataset '{settings.dataset}' has no test split; set a fraction such as 0.2"
+            )
         train_idx = val_idx = None
         split_note = "the dataset's test split"
 
     want = settings.in_memory
     nbytes = src.memory_bytes()
     # "true" also decodes a per-sample dataset once; "auto" only takes sources that are tensors already and fit
-    in_memory = want == "true" or (want == "auto" and src.can_be_tensors and nbytes is not None and _fits(nbytes, device))
+    in_memory = want == "true" or (
+        want == "auto" and src.can_be_tensors and nbytes is not None and _fits(nbytes, device)
+    )
     aug = {"pad": src.shift_pad, "flip": src.flips} if augment and src.is_image else None
 
     if in_memory:
         tx, ty, vx, vy = src.tensors(train_idx, val_idx)
         tx, tm, ts = _to_device_split(tx, src.mean, src.std, device)
         vx, vm, vs = _to_device_split(vx, src.mean, src.std, device)
-        train = TensorBatches(tx, ty.to(device), settings.batch_size, shuffle=True, generator=generator, mean=tm, std=ts, augment=aug)
+        train = TensorBatches(
+            tx, ty.to(device), settings.batch_size, shuffle=True, generator=generator, mean=tm, std=ts, augment=aug
+        )
         val = TensorBatches(vx, vy.to(device), settings.eval_batch_size, shuffle=False, mean=vm, std=vs)
         how = f"in-memory tensors on {device.type} ({'uint8, normalised per batch' if tm is not None else 'float32'})"
         if aug:
@@ -191,8 +207,22 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
     else:
         train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment)
         pin = device.type == "cuda"
-        train = LoaderBatches(train_ds, settings.batch_size, shuffle=True, generator=generator, num_workers=settings.num_workers, pin_memory=pin)
-        val = LoaderBatches(val_ds, settings.eval_batch_size, shuffle=False, generator=None, num_workers=settings.num_workers, pin_memory=pin)
+        train = LoaderBatches(
+            train_ds,
+            settings.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=settings.num_workers,
+            pin_memory=pin,
+        )
+        val = LoaderBatches(
+            val_ds,
+            settings.eval_batch_size,
+            shuffle=False,
+            generator=None,
+            num_workers=settings.num_workers,
+            pin_memory=pin,
+        )
         how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
         if augment and src.is_image:
             how += ", per-sample augmentation"

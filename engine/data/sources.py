@@ -20,9 +20,27 @@ from engine.data.registry import BUILTIN_DATASETS, builtin_loader
 
 TORCHVISION = {
     # name: (class name, folder under root, files that must be there, mean, std, class names)
-    "mnist": ("MNIST", "MNIST/raw", ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), (0.1307,), (0.3081,)),
-    "fashion-mnist": ("FashionMNIST", "FashionMNIST/raw", ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), (0.2860,), (0.3530,)),
-    "cifar10": ("CIFAR10", "cifar-10-batches-py", ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "mnist": (
+        "MNIST",
+        "MNIST/raw",
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+        (0.1307,),
+        (0.3081,),
+    ),
+    "fashion-mnist": (
+        "FashionMNIST",
+        "FashionMNIST/raw",
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+        (0.2860,),
+        (0.3530,),
+    ),
+    "cifar10": (
+        "CIFAR10",
+        "cifar-10-batches-py",
+        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"),
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+    ),
 }
 FLOAT_BYTES_LIMIT = 512 * 2**20  # above this a uint8 image split stays uint8 in memory and is normalised per batch
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -89,7 +107,15 @@ class Source:
 class TensorSource(Source):
     """Samples already in memory as float features or images: digits, synthetic, csv, TensorDataset factories."""
 
-    def __init__(self, name: str, x: torch.Tensor, y: torch.Tensor, class_names: Sequence[str], test: tuple[torch.Tensor, torch.Tensor] | None = None, is_image: bool = False):
+    def __init__(
+        self,
+        name: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        class_names: Sequence[str],
+        test: tuple[torch.Tensor, torch.Tensor] | None = None,
+        is_image: bool = False,
+    ):
         self.name, self.x, self.y, self.test = name, x.float(), y.long(), test
         self.class_names = [str(c) for c in class_names]
         self.num_classes = len(self.class_names)
@@ -148,12 +174,16 @@ class TorchvisionSource(Source):
         except RuntimeError as e:
             where = Path(settings.root) / folder
             if settings.download:
-                raise DataError(f"data.dataset = '{settings.dataset}': download into {settings.root} failed ({e}); put {', '.join(files)} in {where}") from None
+                raise DataError(
+                    f"data.dataset = '{settings.dataset}': download into {settings.root} failed ({e}); put {', '.join(files)} in {where}"
+                ) from None
             raise DataError(
                 f"data.dataset = '{settings.dataset}': not found under data.root = '{settings.root}': put {', '.join(files)} in {where}, or set data.download = true where there is a network"
             ) from None
         except Exception as e:
-            raise DataError(f"data.dataset = '{settings.dataset}': cannot read {Path(settings.root) / folder}: {type(e).__name__}: {e}") from None
+            raise DataError(
+                f"data.dataset = '{settings.dataset}': cannot read {Path(settings.root) / folder}: {type(e).__name__}: {e}"
+            ) from None
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
         self.class_names = list(self.train.classes)
         self.num_classes = len(self.class_names)
@@ -187,7 +217,9 @@ class TorchvisionSource(Source):
         from torchvision import transforms as T
 
         base = [T.ToTensor(), T.Normalize(self.mean.tolist(), self.std.tolist())]
-        aug = [T.RandomCrop(self.in_shape[-1], padding=self.shift_pad)] + ([T.RandomHorizontalFlip()] if self.flips else [])
+        aug = [T.RandomCrop(self.in_shape[-1], padding=self.shift_pad)] + (
+            [T.RandomHorizontalFlip()] if self.flips else []
+        )
         train_tf = T.Compose((aug if augment else []) + base)
         train = self.cls(self.root, train=True, transform=train_tf)
         if train_idx is None:
@@ -199,7 +231,17 @@ class TorchvisionSource(Source):
 class DatasetSource(Source):
     """Any per-sample `Dataset` (image folders, user factories): decoded into tensors only when asked or small enough."""
 
-    def __init__(self, name: str, train: Dataset, test: Dataset | None, num_classes: int, class_names: Sequence[str], mean=None, std=None, decodable: bool = True):
+    def __init__(
+        self,
+        name: str,
+        train: Dataset,
+        test: Dataset | None,
+        num_classes: int,
+        class_names: Sequence[str],
+        mean=None,
+        std=None,
+        decodable: bool = True,
+    ):
         self.name, self.train, self.test = name, train, test
         self.has_test = test is not None
         self.num_classes, self.class_names = num_classes, [str(c) for c in class_names]
@@ -274,14 +316,21 @@ def load_csv(settings: DataSettings, seed: int) -> Source:
     numbered = [(n, r) for n, r in enumerate(rows[1:], start=2) if r]  # line numbers as an editor shows them
     body = [r for _, r in numbered]
     if settings.label_column not in header:
-        raise DataError(f"data.label_column = '{settings.label_column}': not a column of {settings.path}; columns: {', '.join(header)}")
+        raise DataError(
+            f"data.label_column = '{settings.label_column}': not a column of {settings.path}; columns: {', '.join(header)}"
+        )
     li = header.index(settings.label_column)
-    labels = sorted({r[li].strip() for r in body if len(r) > li}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    labels = sorted(
+        {r[li].strip() for r in body if len(r) > li},
+        key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
+    )
     index = {v: i for i, v in enumerate(labels)}
     feats, ys = [], []
     for n, r in numbered:
         if len(r) != len(header):
-            raise DataError(f"data.path = '{settings.path}': line {n} has {len(r)} fields, the header has {len(header)}")
+            raise DataError(
+                f"data.path = '{settings.path}': line {n} has {len(r)} fields, the header has {len(header)}"
+            )
         row = []
         for j, v in enumerate(r):
             if j == li:
@@ -289,7 +338,9 @@ def load_csv(settings: DataSettings, seed: int) -> Source:
             try:
                 row.append(float(v))
             except ValueError:
-                raise DataError(f"data.path = '{settings.path}': line {n}, column '{header[j]}': {v!r} is not a number") from None
+                raise DataError(
+                    f"data.path = '{settings.path}': line {n}, column '{header[j]}': {v!r} is not a number"
+                ) from None
         feats.append(row)
         ys.append(index[r[li].strip()])
     if len(labels) < 2:
@@ -316,17 +367,25 @@ def _factory(settings: DataSettings, seed: int) -> Source:
 
     factory = import_object(settings.dataset, "function", "data.dataset")
     result = call_with_options(factory, settings.options, {"seed": seed, "root": settings.root}, "data.dataset")
-    train, test = (result if isinstance(result, tuple) else (result, None))
+    train, test = result if isinstance(result, tuple) else (result, None)
     if not isinstance(train, Dataset):
-        raise SettingsError(f"data.dataset = '{settings.dataset}': returned {type(train).__name__}, expected a torch Dataset or a (train, test) pair")
+        raise SettingsError(
+            f"data.dataset = '{settings.dataset}': returned {type(train).__name__}, expected a torch Dataset or a (train, test) pair"
+        )
     if isinstance(train, TensorDataset) and (test is None or isinstance(test, TensorDataset)):
         x, y = train.tensors[:2]
         names = getattr(train, "classes", None) or [str(i) for i in range(int(y.max()) + 1)]
-        return TensorSource(settings.dataset, x, y, names, tuple(test.tensors[:2]) if test is not None else None, is_image=x.dim() == 4)
+        return TensorSource(
+            settings.dataset, x, y, names, tuple(test.tensors[:2]) if test is not None else None, is_image=x.dim() == 4
+        )
     names = getattr(train, "classes", None)
     if names is None:
         targets = getattr(train, "targets", None)
-        labels = torch.as_tensor(targets) if targets is not None else torch.as_tensor([int(train[i][1]) for i in range(len(train))])  # type: ignore[arg-type]
+        labels = (
+            torch.as_tensor(targets)
+            if targets is not None
+            else torch.as_tensor([int(train[i][1]) for i in range(len(train))])
+        )  # type: ignore[arg-type]
         names = [str(i) for i in range(int(labels.max()) + 1)]
     return DatasetSource(settings.dataset, train, test, len(names), names, decodable=False)
 

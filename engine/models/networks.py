@@ -44,7 +44,9 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """A small conv net: per block conv3×3 → BatchNorm → ReLU → max-pool (while the image is ≥ 4 px)."""
 
-    def __init__(self, in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64), dropout: float = 0.3):
+    def __init__(
+        self, in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64), dropout: float = 0.3
+    ):
         super().__init__()
         c, h, w = in_shape
         blocks: list[nn.Module] = []
@@ -74,7 +76,9 @@ def build_mlp(settings: ModelSettings, in_shape: tuple[int, ...], num_classes: i
 
 def build_cnn(settings: ModelSettings, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     if len(in_shape) != 3:
-        raise SettingsError(f"model.name = 'cnn': needs images (channels, height, width), the dataset gives shape {in_shape}; use mlp")
+        raise SettingsError(
+            f"model.name = 'cnn': needs images (channels, height, width), the dataset gives shape {in_shape}; use mlp"
+        )
     return CNN(in_shape, num_classes, settings.channels, settings.dropout)
 
 
@@ -88,12 +92,16 @@ def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: i
         given = {"in_shape": in_shape, "in_features": math.prod(in_shape), "num_classes": num_classes}
         model = call_with_options(cls, settings.options, given, "model.name")
         if not isinstance(model, nn.Module):
-            raise SettingsError(f"model.name = '{settings.name}': returned {type(model).__name__}, not a torch.nn.Module")
+            raise SettingsError(
+                f"model.name = '{settings.name}': returned {type(model).__name__}, not a torch.nn.Module"
+            )
         return model
     from torchvision import models
 
     if len(in_shape) != 3:
-        raise SettingsError(f"model.name = '{settings.name}': torchvision models need images, the dataset gives shape {in_shape}; use mlp")
+        raise SettingsError(
+            f"model.name = '{settings.name}': torchvision models need images, the dataset gives shape {in_shape}; use mlp"
+        )
     try:  # weights=None: random weights, never a hub download
         net = models.get_model(settings.name, weights=None, num_classes=num_classes, **settings.options)
     except (TypeError, ValueError) as e:

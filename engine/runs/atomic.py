@@ -121,9 +121,13 @@ def open_regular(path: str | os.PathLike, flags: int) -> int:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(f"{path} is a special file; a run folder's files are written only as regular files inside it")
+            raise NotARegularFile(
+                f"{path} is a special file; a run folder's files are written only as regular files inside it"
+            )
         if st.st_nlink > 1:
-            raise NotARegularFile(f"{path} is a hard link shared with another file; a run folder's files are written only as regular files inside it")
+            raise NotARegularFile(
+                f"{path} is a hard link shared with another file; a run folder's files are written only as regular files inside it"
+            )
     except BaseException:
         os.close(fd)
         raise
@@ -147,7 +151,7 @@ def write_all(fd: int, data: bytes) -> None:
     """os.write until every byte is out (a short write is how a nearly full disk answers)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -39,8 +39,15 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         atomic_write(path, lambda fh: torch.save(obj, fh), follow_symlinks=False)
     except NotARegularFile as e:
         raise CheckpointError(str(e)) from None
-    except (OSError, RuntimeError) as e:  # atomic_write hands back the OSError that torch's zip writer turns into a RuntimeError
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [type(e).__name__])[0]
+    except (
+        OSError,
+        RuntimeError,
+    ) as e:  # atomic_write hands back the OSError that torch's zip writer turns into a RuntimeError
+        reason = (
+            e.strerror
+            if isinstance(e, OSError) and e.strerror
+            else (str(e).strip().splitlines() or [type(e).__name__])[0]
+        )
         raise CheckpointError(f"cannot save {path}: {reason}; the previous {path.name}, if any, is intact") from None
 
 
@@ -54,7 +61,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e).lower():
-            raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors and plain types, which could run code when loaded") from None
+            raise CheckpointError(
+                f"{path}: refused: it holds Python objects other than tensors and plain types, which could run code when loaded"
+            ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first[:120]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, AttributeError) as e:
         raise CheckpointError(f"{path}: {_unreadable_reason(path, e)}") from None
@@ -64,7 +73,12 @@ def _unreadable_reason(path: Path, e: BaseException) -> str:
     text = str(e)
     if path.stat().st_size == 0:
         return "empty file (a save that never completed?)"
-    if isinstance(e, EOFError) or "central directory" in text or "zip archive" in text or isinstance(e, zipfile.BadZipFile):
+    if (
+        isinstance(e, EOFError)
+        or "central directory" in text
+        or "zip archive" in text
+        or isinstance(e, zipfile.BadZipFile)
+    ):
         return "truncated or damaged: not a complete PyTorch checkpoint"
     if isinstance(e, PermissionError):
         return f"cannot read: {e.strerror or text}"
@@ -90,11 +104,17 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if shapes:
-            parts.append(f"shape mismatch (checkpoint vs model): {', '.join(shapes[:4])}{' ...' if len(shapes) > 4 else ''}")
+            parts.append(
+                f"shape mismatch (checkpoint vs model): {', '.join(shapes[:4])}{' ...' if len(shapes) > 4 else ''}"
+            )
         if missing:
             parts.append(f"missing keys: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
         if unexpected:
@@ -145,7 +165,9 @@ class RunInfo:
     checkpoints: list[CheckpointInfo] = field(default_factory=list)
 
 
-def _describe(path: Path, kind: str, metrics: list[dict[str, Any]], monitor: str, best_epoch: int | None) -> CheckpointInfo:
+def _describe(
+    path: Path, kind: str, metrics: list[dict[str, Any]], monitor: str, best_epoch: int | None
+) -> CheckpointInfo:
     st = path.stat()
     epoch, batch, vl, va, error = None, 0, None, None, None
     try:  # mmap: reads the header, not the tensors
@@ -171,7 +193,11 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     base = Path(runs_dir)
     if not base.is_dir():
         return []
-    for run_dir in sorted((p for p in base.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()), key=lambda p: p.stat().st_mtime, reverse=True):
+    for run_dir in sorted(
+        (p for p in base.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    ):
         metrics = list(read_jsonl(run_dir / "metrics.jsonl"))
         try:
             monitor = load_settings(run_dir / "settings.toml").training.monitor
@@ -185,7 +211,9 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
         for name, kind in (("best.pth", "best"), ("last.pth", "last")):
             if (ck_dir / name).is_file():
                 info.checkpoints.append(_describe(ck_dir / name, kind, metrics, monitor, best_epoch))
-        for p in sorted(ck_dir.glob("epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else 0):
+        for p in sorted(
+            ck_dir.glob("epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else 0
+        ):
             info.checkpoints.append(_describe(p, "epoch", metrics, monitor, best_epoch))
         runs.append(info)
     return runs

@@ -34,8 +34,13 @@ def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_impor
 
 
 @torch.no_grad()
-def evaluate_checkpoint(target: str | Path, config: str | None = None, split: str = "val", device: str | None = None,
-                        allowed_imports: Collection[str] = ()) -> dict[str, Any]:
+def evaluate_checkpoint(
+    target: str | Path,
+    config: str | None = None,
+    split: str = "val",
+    device: str | None = None,
+    allowed_imports: Collection[str] = (),
+) -> dict[str, Any]:
     """`device` overrides the run's own (a run trained on a GPU server, evaluated on a laptop).
 
     Settings read from the checkpoint or its run folder may import only the code in `allowed_imports` (engine.settings.user_code).
@@ -49,7 +54,9 @@ def evaluate_checkpoint(target: str | Path, config: str | None = None, split: st
         try:
             settings = settings.replace("data.val_fraction", 0.0)
         except SettingsError:
-            raise SettingsError(f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val") from None
+            raise SettingsError(
+                f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val"
+            ) from None
     if device is not None:
         settings = on_device(settings, device)
     device = resolve_device(settings.device.device)
@@ -100,5 +107,9 @@ def format_evaluation(r: dict[str, Any]) -> str:
     width = max(max(len(n) for n in names), max(len(str(v)) for row in r["confusion_matrix"] for v in row))
     lines.append(" " * width + "".join(f" {n:>{width}}" for n in names) + "     acc")
     for name, row, acc in zip(names, r["confusion_matrix"], r["per_class_accuracy"]):
-        lines.append(f"{name:>{width}}" + "".join(f" {v:>{width}}" for v in row) + f" {f'{acc:.1%}' if acc is not None else '-':>7}")
+        lines.append(
+            f"{name:>{width}}"
+            + "".join(f" {v:>{width}}" for v in row)
+            + f" {f'{acc:.1%}' if acc is not None else '-':>7}"
+        )
     return "\n".join(lines)

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.runs.atomic import NotARegularFile, atomic_write, open_append, open_regular, refuse_unless_regular, write_all
+from engine.runs.atomic import (
+    NotARegularFile,
+    atomic_write,
+    open_append,
+    open_regular,
+    refuse_unless_regular,
+    write_all,
+)
 from engine.settings.config import SettingsError
 from engine.events import BatchProgressed, EpochCompleted, Event
 
@@ -54,14 +61,18 @@ def checkpoints_dir(run_dir: Path) -> Path:
         raise RunFolderError(f"{path}: no such folder; {run_dir} is not a complete run folder") from None
     if not stat.S_ISDIR(mode):
         kind = "symbolic link" if stat.S_ISLNK(mode) else "file"
-        raise RunFolderError(f"{path} is a {kind}; a run folder's checkpoints are written only in a real folder inside it")
+        raise RunFolderError(
+            f"{path} is a {kind}; a run folder's checkpoints are written only in a real folder inside it"
+        )
     return path
 
 
 def check_run_folder(run_dir: Path) -> None:
     """Before anything is written: every file a run writes or deletes is absent or a regular file inside run_dir."""
     ck_dir = checkpoints_dir(run_dir)
-    names = [run_dir / n for n in RUN_FILES] + [ck_dir / n for n in CHECKPOINT_FILES] + sorted(ck_dir.glob("epoch_*.pth"))
+    names = (
+        [run_dir / n for n in RUN_FILES] + [ck_dir / n for n in CHECKPOINT_FILES] + sorted(ck_dir.glob("epoch_*.pth"))
+    )
     try:
         for path in names:
             refuse_unless_regular(path)
@@ -152,7 +163,9 @@ class RunLock:
                 except BlockingIOError:
                     if attempt == 4:
                         self.release()
-                        raise SettingsError(f"{self.path.parent}: another process is training in this run folder") from None
+                        raise SettingsError(
+                            f"{self.path.parent}: another process is training in this run folder"
+                        ) from None
                     time.sleep(0.05)
         try:  # the pid is for people; a full disk here costs nothing
             os.ftruncate(self.fd, 0)
@@ -245,7 +258,9 @@ class RunRecorder:
         for fd in (self.events, self.metrics):
             try:
                 os.close(fd)
-            except OSError:  # a network file system may report a failed write only here; the run's outcome is already known
+            except (
+                OSError
+            ):  # a network file system may report a failed write only here; the run's outcome is already known
                 pass
         self.events = self.metrics = -1
 

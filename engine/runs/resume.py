@@ -15,7 +15,9 @@ from engine.settings.config import Settings, from_dict, parse_override
 from engine.settings.user_code import check_untrusted
 
 
-def resume_settings(path: str | os.PathLike, allowed_imports: Collection[str] = (), overrides: Collection[str] = ()) -> tuple[Settings, int]:
+def resume_settings(
+    path: str | os.PathLike, allowed_imports: Collection[str] = (), overrides: Collection[str] = ()
+) -> tuple[Settings, int]:
     """The checkpoint's settings with `--set` overrides on top, and the epochs it completed."""
     saved = load_checkpoint(path)
     if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):

@@ -92,9 +92,19 @@ def _f(default: Any, doc: str, **rules: Any) -> Any:
 class RunSettings:
     """Where and under which name a run is recorded."""
 
-    name: str = _f("digits-mlp", "Run name; the run folder is runs_dir/name (a suffix is added if it exists).", nonempty=True, folder_name=True)
+    name: str = _f(
+        "digits-mlp",
+        "Run name; the run folder is runs_dir/name (a suffix is added if it exists).",
+        nonempty=True,
+        folder_name=True,
+    )
     runs_dir: str = _f("runs", "Folder that holds one sub-folder per run.", nonempty=True, path=True)
-    seed: int = _f(0, "Random seed for weights, shuffling and splits (-1: no fixed seed; at most 2**32 - 1, numpy's limit).", min=-1, max=SEED_MAX)
+    seed: int = _f(
+        0,
+        "Random seed for weights, shuffling and splits (-1: no fixed seed; at most 2**32 - 1, numpy's limit).",
+        min=-1,
+        max=SEED_MAX,
+    )
 
 
 @dataclass
@@ -102,14 +112,24 @@ class DeviceSettings:
     """Which device trains the model."""
 
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", device=True)
-    threads: int = _f(0, "CPU threads for torch (0: choose from the free cores); fewer while other processes take cores.", min=0, max=THREADS_MAX)
+    threads: int = _f(
+        0,
+        "CPU threads for torch (0: choose from the free cores); fewer while other processes take cores.",
+        min=0,
+        max=THREADS_MAX,
+    )
 
 
 @dataclass
 class DataSettings:
     """The dataset, its split and how it is batched."""
 
-    dataset: str = _f("digits", "digits, mnist, fashion-mnist, cifar10, synthetic, csv, image-folder, or package.module:function.", choices=DATASETS, importable=True)
+    dataset: str = _f(
+        "digits",
+        "digits, mnist, fashion-mnist, cifar10, synthetic, csv, image-folder, or package.module:function.",
+        choices=DATASETS,
+        importable=True,
+    )
     root: str = _f("data", "Folder of torchvision datasets (mnist, fashion-mnist, cifar10).", nonempty=True, path=True)
     download: bool = _f(False, "Download torchvision datasets into root when missing (needs a network).")
     path: str = _f("", "CSV file (csv) or folder of class sub-folders (image-folder).", path=True)
@@ -117,9 +137,16 @@ class DataSettings:
     image_size: int = _f(32, "image-folder: images are resized to image_size x image_size.", min=4, max=1024)
     batch_size: int = _f(64, "Training batch size.", min=1, max=1_000_000)
     eval_batch_size: int = _f(256, "Validation batch size.", min=1, max=1_000_000)
-    val_fraction: float = _f(0.2, "Share of the training split held out for validation (0: use the dataset's test split).", min=0.0, max=0.9)
+    val_fraction: float = _f(
+        0.2, "Share of the training split held out for validation (0: use the dataset's test split).", min=0.0, max=0.9
+    )
     num_workers: int = _f(0, "DataLoader worker processes (only when data is not held in memory).", min=0, max=64)
-    in_memory: str = _f("auto", "auto, true or false: hold splits as tensors and batch by index (fast path).", choices=("auto", "true", "false"), boolean=True)
+    in_memory: str = _f(
+        "auto",
+        "auto, true or false: hold splits as tensors and batch by index (fast path).",
+        choices=("auto", "true", "false"),
+        boolean=True,
+    )
     augment: bool = _f(False, "Random shifts (and flips for natural images) on the training split only.")
     options: dict = _f({}, "Extra keyword arguments for synthetic or a package.module:function dataset.")
 
@@ -129,10 +156,20 @@ class ModelSettings:
     """The network to train."""
 
     name: str = _f("mlp", "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.", model=True)
-    hidden: list = _f([256, 128], "mlp: sizes of the hidden layers ([]: none, a linear model, i.e. logistic regression).", ints=True, min=1, max=SIZE_MAX)
+    hidden: list = _f(
+        [256, 128],
+        "mlp: sizes of the hidden layers ([]: none, a linear model, i.e. logistic regression).",
+        ints=True,
+        min=1,
+        max=SIZE_MAX,
+    )
     dropout: float = _f(0.3, "Dropout probability after each hidden layer (mlp, cnn).", min=0.0, max=0.99)
-    channels: list = _f([32, 64], "cnn: channels of the convolution blocks (at least one block).", ints=True, min=1, max=SIZE_MAX)
-    options: dict = _f({}, "Extra keyword arguments for a torchvision or package.module:Class model (mlp and cnn take none).")
+    channels: list = _f(
+        [32, 64], "cnn: channels of the convolution blocks (at least one block).", ints=True, min=1, max=SIZE_MAX
+    )
+    options: dict = _f(
+        {}, "Extra keyword arguments for a torchvision or package.module:Class model (mlp and cnn take none)."
+    )
 
 
 @dataclass
@@ -147,14 +184,21 @@ class TrainingSettings:
     scheduler: str = _f("none", "none, step, cosine, onecycle or plateau.", choices=SCHEDULERS)
     step_size: int = _f(10, "step: epochs between learning-rate decays.", min=1, max=COUNT_MAX)
     gamma: float = _f(0.1, "step and plateau: factor applied to the learning rate.", min_exclusive=0.0, max=1.0)
-    patience: int = _f(0, "Early stopping: epochs without improvement of monitor before stopping (0: off).", min=0, max=COUNT_MAX)
+    patience: int = _f(
+        0, "Early stopping: epochs without improvement of monitor before stopping (0: off).", min=0, max=COUNT_MAX
+    )
     monitor: str = _f("val_loss", "Metric that picks best.pth and drives early stopping and plateau.", choices=MONITORS)
     grad_clip: float = _f(0.0, "Clip the gradient norm to this value (0: off).", min=0.0)
     label_smoothing: float = _f(0.0, "Label smoothing of the cross-entropy loss.", min=0.0, max=0.9)
-    precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", choices=PRECISIONS)
+    precision: str = _f(
+        "auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", choices=PRECISIONS
+    )
     stop_on_nan: bool = _f(True, "Stop the run when a loss becomes NaN or infinite.")
     compile: bool = _f(False, "Compile the model with torch.compile (slower to start; often slower on CPU).")
-    fused_step: bool = _f(True, "Built-in mlp on the CPU in fp32: a step with the backward pass written out (same updates, faster); false: autograd.")
+    fused_step: bool = _f(
+        True,
+        "Built-in mlp on the CPU in fp32: a step with the backward pass written out (same updates, faster); false: autograd.",
+    )
 
 
 @dataclass
@@ -165,7 +209,9 @@ class DiagnosticsSettings:
     overfit_acc_gap: float = _f(0.1, "OVERFITTING when train_acc - val_acc exceeds this.", min=0.0, max=1.0)
     underfit_loss: float = _f(1.0, "UNDERFITTING when train_loss stays above this ...", min=0.0)
     underfit_after: int = _f(20, "... after this many epochs.", min=0, max=COUNT_MAX)
-    onset_margin: float = _f(0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0)
+    onset_margin: float = _f(
+        0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0
+    )
     onset_min_epochs: int = _f(10, "Overfitting onset is looked for only after this many epochs.", min=1, max=COUNT_MAX)
 
 
@@ -215,10 +261,14 @@ def _split_key(key: str, source: str) -> tuple[str, str]:
     if not name:
         raise SettingsError(f"{source}: '{key}' is not of the form section.key (e.g. training.lr)")
     if section not in SECTIONS:
-        raise SettingsError(f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}")
+        raise SettingsError(
+            f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}"
+        )
     names = [f.name for f in section_fields(section)]
     if name not in names:
-        raise SettingsError(f"{source}: unknown key {section}.{name}{_suggest(name, names)}; keys of [{section}]: {', '.join(names)}")
+        raise SettingsError(
+            f"{source}: unknown key {section}.{name}{_suggest(name, names)}; keys of [{section}]: {', '.join(names)}"
+        )
     return section, name
 
 
@@ -262,7 +312,9 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
     if "choices" in rules and value not in rules["choices"]:
         if not (rules.get("importable") and is_import_path(value)):
             extra = " or package.module:function" if rules.get("importable") else ""
-            raise SettingsError(f"{where}: unknown{_suggest(value, rules['choices'])}; allowed: {', '.join(rules['choices'])}{extra}")
+            raise SettingsError(
+                f"{where}: unknown{_suggest(value, rules['choices'])}; allowed: {', '.join(rules['choices'])}{extra}"
+            )
     if rules.get("device"):
         _check_device_spelling(where, value)
     if rules.get("model"):
@@ -366,7 +418,9 @@ def _check_model_name(where: str, value: str) -> None:
         return
     names = torchvision_model_names()
     if value not in names:
-        raise SettingsError(f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class")
+        raise SettingsError(
+            f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class"
+        )
 
 
 def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
@@ -376,14 +430,18 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
     sections = {}
     for section, values in data.items():
         if section not in SECTIONS:
-            raise SettingsError(f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}")
+            raise SettingsError(
+                f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}"
+            )
         if not isinstance(values, dict):
             raise SettingsError(f"{source}: '{section}' must be a table [{section}], not {type(values).__name__}")
         fields = {f.name: f for f in section_fields(section)}
         checked = {}
         for name, value in values.items():
             if name not in fields:
-                raise SettingsError(f"{source}: unknown key {section}.{name}{_suggest(name, tuple(fields))}; keys of [{section}]: {', '.join(fields)}")
+                raise SettingsError(
+                    f"{source}: unknown key {section}.{name}{_suggest(name, tuple(fields))}; keys of [{section}]: {', '.join(fields)}"
+                )
             checked[name] = _check_value(section, fields[name], value, source)
         sections[section] = SECTIONS[section](**checked)
     settings = Settings(**sections)
@@ -393,13 +451,19 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
 
 def _check_across(s: Settings, source: str) -> None:
     if s.data.dataset in ("csv", "image-folder") and not s.data.path:
-        raise SettingsError(f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its {'CSV file' if s.data.dataset == 'csv' else 'image folder'}")
+        raise SettingsError(
+            f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its {'CSV file' if s.data.dataset == 'csv' else 'image folder'}"
+        )
     if s.data.dataset == "digits" and s.data.val_fraction == 0:
-        raise SettingsError(f"{source}: data.val_fraction = 0.0: digits has no test split, choose a fraction such as 0.2")
+        raise SettingsError(
+            f"{source}: data.val_fraction = 0.0: digits has no test split, choose a fraction such as 0.2"
+        )
     m = s.model
     if m.name in MODELS and m.options:  # the built-ins' settings are their own keys; an ignored option would mislead
         own = "model.hidden and model.dropout" if m.name == "mlp" else "model.channels and model.dropout"
-        raise SettingsError(f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models")
+        raise SettingsError(
+            f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models"
+        )
     if m.name == "cnn" and not m.channels:
         raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
     if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.data.sources)
@@ -425,8 +489,10 @@ def _check_synthetic_values(o: dict[str, Any], prefix: str = "") -> None:
             raise SettingsError(f"{where}: expected an integer from {low} to {high}")
     elements = o["samples"] * max(o["features"], o["classes"])
     if elements > SYNTHETIC_ELEMENTS_MAX:
-        raise SettingsError(f"{prefix}data.options: samples x features (or classes) = {elements}, "
-                            f"at most {SYNTHETIC_ELEMENTS_MAX} (400 MB of float32)")
+        raise SettingsError(
+            f"{prefix}data.options: samples x features (or classes) = {elements}, "
+            f"at most {SYNTHETIC_ELEMENTS_MAX} (400 MB of float32)"
+        )
     noise = o["noise"]
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 100:  # NaN fails both
         raise SettingsError(f"{prefix}data.options.noise = {_shown(noise)}: expected a number from 0 to 100")
@@ -490,7 +556,7 @@ def _read_settings_file(path: str | os.PathLike, source: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        byte = raw[e.start:e.start + 1]
+        byte = raw[e.start : e.start + 1]
         raise SettingsError(f"{source}: cannot read: not UTF-8 text (byte {e.start}: {byte!r})") from None
     try:
         return tomllib.loads(text)
@@ -502,7 +568,10 @@ def _read_settings_file(path: str | os.PathLike, source: str) -> dict[str, Any]:
 
 def to_toml(settings: Settings) -> str:
     """The settings as commented TOML: every key with its doc line above it."""
-    lines = ["# trainconsole settings. Every key is optional; `trainconsole run --set section.key=value` overrides one.", ""]
+    lines = [
+        "# trainconsole settings. Every key is optional; `trainconsole run --set section.key=value` overrides one.",
+        "",
+    ]
     values = settings.to_dict()
     for section, cls in SECTIONS.items():
         lines.append(f"[{section}]")
@@ -519,10 +588,12 @@ def _inline(value: Any) -> str:
     if isinstance(value, dict):
         if not value:
             return "{}"
-        return "{ " + ", ".join(f"{tomli_w.dumps({k: 0}).split(' = ')[0]} = {_inline(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{tomli_w.dumps({k: 0}).split(' = ')[0]} = {_inline(v)}" for k, v in value.items()) + " }"
+        )
     if isinstance(value, list):
         return "[" + ", ".join(_inline(v) for v in value) + "]"
-    return tomli_w.dumps({"v": value}).strip()[len("v = "):]
+    return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -552,7 +623,7 @@ def _settings_text(settings: Settings, path: Path) -> str:
     with open(path, encoding="utf-8", newline="") as fh:  # newline="": see the line endings as they are
         old = fh.read()
     bom = "\ufeff" if old.startswith("\ufeff") else ""  # kept, for the editor that wrote it
-    old = old[len(bom):]
+    old = old[len(bom) :]
     crlf = "\r\n" in old and old.count("\r\n") == old.count("\n")  # tomlkit writes new lines as \n
     if crlf:
         old = old.replace("\r\n", "\n")
@@ -561,7 +632,9 @@ def _settings_text(settings: Settings, path: Path) -> str:
         if from_dict(tomllib.loads(new), str(path)) != settings:
             raise ValueError("the edited text reads back different values")
     except ValueError as e:  # a layout tomlkit cannot edit (SettingsError and TOMLDecodeError are ValueErrors)
-        raise SettingsError(f"not saved, {path} cannot be edited in place ({e}); rename or delete it to write a new one") from None
+        raise SettingsError(
+            f"not saved, {path} cannot be edited in place ({e}); rename or delete it to write a new one"
+        ) from None
     return bom + (new.replace("\n", "\r\n") if crlf else new)
 
 

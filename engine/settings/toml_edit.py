@@ -68,7 +68,9 @@ def _add(table: Table | InlineTable, name: str, item: Item) -> None:
     container = table.value
     last_key = None
     if isinstance(table, Table) and not table.is_super_table():
-        last_key = next((k for k, it in reversed(container.body) if k is not None and not isinstance(it, (Table, AoT))), None)
+        last_key = next(
+            (k for k, it in reversed(container.body) if k is not None and not isinstance(it, (Table, AoT))), None
+        )
     if last_key is None or not hasattr(container, "_insert_after"):
         table[name] = item
         return

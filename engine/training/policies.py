@@ -48,8 +48,11 @@ class EarlyStopping:
 
     def after_epoch(self, state: RunState, epoch: EpochCompleted) -> Stop | None:
         if self.patience and state.bad_epochs >= self.patience:
-            return Stop("early_stopped", f"{self.monitor} did not improve for {self.patience} epochs "
-                                         f"(best {state.best_value:.4f} at epoch {state.best_epoch})")
+            return Stop(
+                "early_stopped",
+                f"{self.monitor} did not improve for {self.patience} epochs "
+                f"(best {state.best_value:.4f} at epoch {state.best_epoch})",
+            )
         return None
 
 
@@ -76,7 +79,7 @@ class CheckpointRetention:
     def to_remove(self, kept_epochs: Sequence[int]) -> list[int]:
         """Of the numbered checkpoints on disk (the new one written already), those that go."""
         ordered = sorted(kept_epochs)
-        return ordered[:-self.keep] if len(ordered) > self.keep else []
+        return ordered[: -self.keep] if len(ordered) > self.keep else []
 
 
 class ThreadFollower:

@@ -61,10 +61,14 @@ def restore(parts: TrainingParts, c: dict[str, Any], source: str) -> dict[str, A
     epoch's first batches and then sets the global RNGs it holds.
     """
     if not isinstance(c, dict) or "model_state_dict" not in c or "optimizer_state_dict" not in c:
-        raise ck.CheckpointError(f"{source}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth")
+        raise ck.CheckpointError(
+            f"{source}: not a full checkpoint (best.pth holds weights only); resume from last.pth or epoch_N.pth"
+        )
     if int(c.get("format_version", 1)) > ck.FORMAT_VERSION:
-        raise ck.CheckpointError(f"{source}: checkpoint format {c['format_version']} is newer than this trainconsole reads "
-                                 f"({ck.FORMAT_VERSION}); upgrade trainconsole")
+        raise ck.CheckpointError(
+            f"{source}: checkpoint format {c['format_version']} is newer than this trainconsole reads "
+            f"({ck.FORMAT_VERSION}); upgrade trainconsole"
+        )
     ck.load_weights(parts.model, c["model_state_dict"], source)
     _check_settings_fit(parts.settings, c, source)
     try:
@@ -75,8 +79,10 @@ def restore(parts: TrainingParts, c: dict[str, Any], source: str) -> dict[str, A
             parts.scaler.load_state_dict(c["scaler_state_dict"])
     except (ValueError, KeyError, TypeError) as e:
         t = parts.settings.training
-        raise ck.CheckpointError(f"{source}: its optimizer or scheduler state does not fit training.optimizer = '{t.optimizer}', "
-                                 f"scheduler = '{t.scheduler}' ({e})") from None
+        raise ck.CheckpointError(
+            f"{source}: its optimizer or scheduler state does not fit training.optimizer = '{t.optimizer}', "
+            f"scheduler = '{t.scheduler}' ({e})"
+        ) from None
     st = parts.state
     st.epoch = int(c["epoch"])
     st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
@@ -116,15 +122,18 @@ def _restore_scheduler(sch: Any, state: dict[str, Any]) -> None:
     for k, v in layout.items():
         setattr(sch, k, v)
 
+
 def set_global_rng(rng: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(rng["torch"])
     if device.type == "cuda" and rng.get("cuda"):
         torch.cuda.set_rng_state_all(rng["cuda"])
     random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
 
+
 # -- checkpoints ----------------------------------------------------------
-def make_checkpoint(parts: TrainingParts, batch: int = 0, partial: dict[str, Any] | None = None,
-                    epoch_start: torch.Tensor | None = None) -> dict[str, Any]:
+def make_checkpoint(
+    parts: TrainingParts, batch: int = 0, partial: dict[str, Any] | None = None, epoch_start: torch.Tensor | None = None
+) -> dict[str, Any]:
     """The full checkpoint: chapter 7.1's keys plus everything an exact resume needs, as tensors and plain types."""
     st, h = parts.state, parts.state.history
     last = {k: (h[k][-1] if h[k] else float("nan")) for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
@@ -139,7 +148,12 @@ def make_checkpoint(parts: TrainingParts, batch: int = 0, partial: dict[str, Any
         "scaler_state_dict": parts.scaler.state_dict() if parts.scaler.is_enabled() else None,
         **last,
         "history": {k: list(v) for k, v in h.items()},
-        "best": {"epoch": st.best_epoch, "value": st.best_value, "monitor": parts.settings.training.monitor, "bad_epochs": st.bad_epochs},
+        "best": {
+            "epoch": st.best_epoch,
+            "value": st.best_value,
+            "monitor": parts.settings.training.monitor,
+            "bad_epochs": st.bad_epochs,
+        },
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if parts.device.type == "cuda" else [],

@@ -24,6 +24,7 @@ from engine.settings.config import SettingsError
 from engine.models.layers import WORD_HIGH, WORD_LOW, keep_probability, lane_threshold, mask_words
 from engine.models.networks import MLP
 
+
 def autocast(device: torch.device, amp_dtype: torch.dtype | None):
     """The autocast context of a precision (`amp_dtype` None: fp32, no autocast); the trainer's evaluation uses it too."""
     return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
@@ -34,10 +35,16 @@ def resolve_precision(setting: str, device: torch.device) -> tuple[torch.dtype |
     if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
         return None, "fp32"
     if setting == "auto":
-        return (torch.bfloat16, "bf16 autocast") if torch.cuda.is_bf16_supported() else (torch.float16, "fp16 autocast + GradScaler")
+        return (
+            (torch.bfloat16, "bf16 autocast")
+            if torch.cuda.is_bf16_supported()
+            else (torch.float16, "fp16 autocast + GradScaler")
+        )
     if setting == "fp16":
         if device.type != "cuda":
-            raise SettingsError(f"training.precision = 'fp16': needs a CUDA device (training on {device.type}); use auto, fp32 or bf16")
+            raise SettingsError(
+                f"training.precision = 'fp16': needs a CUDA device (training on {device.type}); use auto, fp32 or bf16"
+            )
         return torch.float16, "fp16 autocast + GradScaler"
     return torch.bfloat16, "bf16 autocast"
 
@@ -47,9 +54,24 @@ class AutogradStep:
 
     description = "autograd"
 
-    def __init__(self, model: nn.Module, forward: Callable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device, grad_clip: float):
-        self.model, self.forward, self.criterion, self.optimizer, self.scaler = model, forward, criterion, optimizer, scaler
+    def __init__(
+        self,
+        model: nn.Module,
+        forward: Callable,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        amp_dtype: torch.dtype | None,
+        device: torch.device,
+        grad_clip: float,
+    ):
+        self.model, self.forward, self.criterion, self.optimizer, self.scaler = (
+            model,
+            forward,
+            criterion,
+            optimizer,
+            scaler,
+        )
         self.grad_clip = grad_clip
         self.device, self.amp_dtype = device, amp_dtype
 
@@ -88,7 +110,10 @@ class FusedMLPStep:
         self.grad_clip = grad_clip
         self.layers = [getattr(model, f"fc{i}") for i in range(1, model.depth + 2)]
         # per hidden layer: the keep probability its masks are drawn with, or None without dropout
-        self.keeps = [keep_probability(1.0 - d.p) if d.p > 0 else None for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))]
+        self.keeps = [
+            keep_probability(1.0 - d.p) if d.p > 0 else None
+            for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))
+        ]
         self.params = list(model.parameters())  # their .grad is written in place by every step
         self._buffers: dict[int, _BatchBuffers] = {}  # by batch size: an epoch's last batch may be smaller
         self._adam = _direct_fused_adam(optimizer)
@@ -101,7 +126,9 @@ class FusedMLPStep:
             x = xb.flatten(1)
             buffers = self._buffers.get(x.shape[0])
             if buffers is None:
-                buffers = self._buffers[x.shape[0]] = _BatchBuffers(x.shape[0], [fc.out_features for fc in self.layers[:-1]], self.keeps, self.smoothing)
+                buffers = self._buffers[x.shape[0]] = _BatchBuffers(
+                    x.shape[0], [fc.out_features for fc in self.layers[:-1]], self.keeps, self.smoothing
+                )
             buffers.draw()
             inputs = [x]
             for fc, mask in zip(self.layers, buffers.masks):
@@ -164,7 +191,7 @@ class _BatchBuffers:
             if keep is None:
                 self.masks.append(None)
                 continue
-            lanes = self.words[start:start + count].view(torch.int16)[: n * w].view(n, w)
+            lanes = self.words[start : start + count].view(torch.int16)[: n * w].view(n, w)
             mask = torch.empty(n, w)
             self.masks.append(mask)
             self._rules.append((lanes, mask, lane_threshold(keep), 1.0 / keep))
@@ -186,7 +213,11 @@ def _direct_fused_adam(optimizer: torch.optim.Optimizer) -> Callable[[], None] |
     `optimizer.step()`). Tests check it against `optimizer.step()`.
     """
     kernel = getattr(torch, "_fused_adamw_" if isinstance(optimizer, torch.optim.AdamW) else "_fused_adam_", None)
-    if kernel is None or type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(optimizer.param_groups) != 1:
+    if (
+        kernel is None
+        or type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW)
+        or len(optimizer.param_groups) != 1
+    ):
         return None
     group = optimizer.param_groups[0]
     if not group.get("fused") or any(group.get(k) for k in ("amsgrad", "maximize", "capturable", "differentiable")):
@@ -194,10 +225,14 @@ def _direct_fused_adam(optimizer: torch.optim.Optimizer) -> Callable[[], None] |
     if isinstance(optimizer, torch.optim.Adam) and group.get("decoupled_weight_decay"):
         kernel = torch._fused_adamw_
 
-    one = torch.ones((), device=group["params"][0].device)  # add_(a tensor): a third of the cost of add_(1) on a 0-d tensor
+    one = torch.ones(
+        (), device=group["params"][0].device
+    )  # add_(a tensor): a third of the cost of add_(1) on a 0-d tensor
 
     def step() -> None:
-        group = optimizer.param_groups[0]  # read at each step: load_state_dict (a resume) replaces the groups and the state
+        group = optimizer.param_groups[
+            0
+        ]  # read at each step: load_state_dict (a resume) replaces the groups and the state
         params, state = group["params"], optimizer.state
         states = [state[p] for p in params]
         steps = [s["step"] for s in states]
@@ -205,9 +240,21 @@ def _direct_fused_adam(optimizer: torch.optim.Optimizer) -> Callable[[], None] |
             s.add_(one)
         beta1, beta2 = group["betas"]
         kernel(
-            params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
-            amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-            maximize=False, grad_scale=None, found_inf=None,
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
         )
 
     return step
@@ -221,12 +268,25 @@ def fused_step_applies(model: nn.Module, device: torch.device, amp_dtype: torch.
     """
     if type(model) is not MLP or device.type != "cpu" or amp_dtype is not None or compiled:
         return False
-    return all(d.p == 0 or 0.0 < keep_probability(1.0 - d.p) < 1.0 for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1)))
+    return all(
+        d.p == 0 or 0.0 < keep_probability(1.0 - d.p) < 1.0
+        for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))
+    )
 
 
-def build_step(model: nn.Module, forward: Callable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device, *,
-               grad_clip: float, label_smoothing: float, fused: bool) -> AutogradStep | FusedMLPStep:
+def build_step(
+    model: nn.Module,
+    forward: Callable,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp_dtype: torch.dtype | None,
+    device: torch.device,
+    *,
+    grad_clip: float,
+    label_smoothing: float,
+    fused: bool,
+) -> AutogradStep | FusedMLPStep:
     """The fused step where `fused` is on and it applies, else chapter 6.1's autograd step."""
     if fused and fused_step_applies(model, device, amp_dtype, compiled=forward is not model):
         return FusedMLPStep(model, optimizer, label_smoothing, grad_clip)

@@ -44,7 +44,15 @@ from engine.listeners import ListenerLike, Listeners
 from engine.models.networks import build_model, count_parameters
 from engine.training.optim import build_optimizer, build_scheduler
 from engine.training.policies import CheckpointRetention, ThreadFollower, stop_policies
-from engine.runs.folder import RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir, discard_new_run_dir, write_run_file
+from engine.runs.folder import (
+    RunLock,
+    RunRecorder,
+    check_run_folder,
+    checkpoints_dir,
+    create_run_dir,
+    discard_new_run_dir,
+    write_run_file,
+)
 from engine.training.snapshot import HISTORY_KEYS, RunState, TrainingParts
 from engine.training.steps import autocast, build_step, resolve_precision
 
@@ -67,11 +75,21 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """One run. Build it (validates and loads everything), then `run()`."""
 
-    def __init__(self, settings: Settings, listeners: ListenerLike | Sequence[ListenerLike] = (), control: RunControl | None = None, *,
-                 resume_from: str | Path | None = None, set_threads: bool = True, progress_interval_s: float | None = None,
-                 follow_free_cores: bool | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        listeners: ListenerLike | Sequence[ListenerLike] = (),
+        control: RunControl | None = None,
+        *,
+        resume_from: str | Path | None = None,
+        set_threads: bool = True,
+        progress_interval_s: float | None = None,
+        follow_free_cores: bool | None = None,
+    ):
         self.settings = settings
-        self.progress_interval_s = progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
+        self.progress_interval_s = (
+            progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
+        )
         # threads resized to the free cores while training (CoreWatch); None: where the trainer sets the threads itself
         self.follow_free_cores = follow_free_cores
         self.thread_follower: ThreadFollower | None = None
@@ -120,10 +138,20 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.step = build_step(
-            self.model, self.forward, self.criterion, self.optimizer, self.scaler, self.amp_dtype, self.device,
-            grad_clip=s.training.grad_clip, label_smoothing=s.training.label_smoothing, fused=s.training.fused_step,
+            self.model,
+            self.forward,
+            self.criterion,
+            self.optimizer,
+            self.scaler,
+            self.amp_dtype,
+            self.device,
+            grad_clip=s.training.grad_clip,
+            label_smoothing=s.training.label_smoothing,
+            fused=s.training.fused_step,
         )
-        self.parts = TrainingParts(s, self.model, self.optimizer, self.scheduler, self.scaler, self.device, self.data.generator, self.state)
+        self.parts = TrainingParts(
+            s, self.model, self.optimizer, self.scheduler, self.scaler, self.device, self.data.generator, self.state
+        )
         checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
             self._partial = snapshot.restore(self.parts, checkpoint, str(self.resume_from))
@@ -168,7 +196,9 @@ class Trainer:
             folder = checkpoints_dir(self.run_dir)
             numbered = [int(p.stem[6:]) for p in folder.glob("epoch_*.pth") if p.stem[6:].isdigit()]
             for epoch in self.retention.to_remove(numbered):  # the new file is written before an old one goes
-                (folder / f"epoch_{epoch}.pth").unlink(missing_ok=True)  # a symlink itself goes, never what it points to
+                (folder / f"epoch_{epoch}.pth").unlink(
+                    missing_ok=True
+                )  # a symlink itself goes, never what it points to
         self._save(full, "last.pth", "last")
 
     # -- the loop -------------------------------------------------------------
@@ -185,11 +215,23 @@ class Trainer:
             self._emit_started()
             status, reason = self._train()
             final: Event = RunFinished(
-                status, reason, self.state.epoch, self.state.best_epoch, self.state.best_value,
-                self.settings.training.monitor, str(self.run_dir), time.perf_counter() - started,
+                status,
+                reason,
+                self.state.epoch,
+                self.state.best_epoch,
+                self.state.best_value,
+                self.settings.training.monitor,
+                str(self.run_dir),
+                time.perf_counter() - started,
             )
         except Exception as e:
-            final = RunFailed(f"{type(e).__name__}: {e}", type(e).__name__, traceback.format_exc(), str(self.run_dir), self._epochs_before)
+            final = RunFailed(
+                f"{type(e).__name__}: {e}",
+                type(e).__name__,
+                traceback.format_exc(),
+                str(self.run_dir),
+                self._epochs_before,
+            )
         try:
             self._emit_final(final)
         finally:
@@ -208,11 +250,24 @@ class Trainer:
 
     def _emit_started(self) -> None:
         s = self.settings
-        self.emit(RunStarted(
-            str(self.run_dir), s.to_dict(), str(self.device), device_name(self.device), count_parameters(self.model),
-            self.data.train.num_samples, self.data.val.num_samples, len(self.data.train), self.data.description,
-            self.precision, self.state.epoch, s.training.epochs, self.threads, self.step.description,
-        ))
+        self.emit(
+            RunStarted(
+                str(self.run_dir),
+                s.to_dict(),
+                str(self.device),
+                device_name(self.device),
+                count_parameters(self.model),
+                self.data.train.num_samples,
+                self.data.val.num_samples,
+                len(self.data.train),
+                self.data.description,
+                self.precision,
+                self.state.epoch,
+                s.training.epochs,
+                self.threads,
+                self.step.description,
+            )
+        )
 
     def _train(self) -> tuple[str, str]:
         s = self.settings.training
@@ -223,7 +278,9 @@ class Trainer:
                 return "stopped", self.control.reason or "stopped"
             train_loss, train_acc, samples_per_s = train
             val_loss, val_acc = self.evaluate()
-            epoch = self._end_epoch(train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0 - self._paused_s)
+            epoch = self._end_epoch(
+                train_loss, train_acc, val_loss, val_acc, samples_per_s, time.perf_counter() - t0 - self._paused_s
+            )
             for policy in self.stop_policies:
                 decision = policy.after_epoch(self.state, epoch)
                 if decision is not None:
@@ -257,7 +314,9 @@ class Trainer:
             seen, skip, elapsed_before = partial["seen"], partial["batch"], partial["seconds"]
         epoch_start = self.data.generator.get_state()
         batches_iter = iter(self.data.train)
-        if partial is not None:  # resuming mid-epoch: replay the epoch's data order (and augmentation draws) up to where it stopped
+        if (
+            partial is not None
+        ):  # resuming mid-epoch: replay the epoch's data order (and augmentation draws) up to where it stopped
             for _ in range(skip):
                 next(batches_iter)
             snapshot.set_global_rng(partial["rng"], device)
@@ -271,7 +330,12 @@ class Trainer:
                 if control.paused:
                     start += self._wait_paused(epoch, i)
                 if control.stop_requested:
-                    partial = {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen, "seconds": elapsed_before + time.perf_counter() - start}
+                    partial = {
+                        "loss_sum": float(loss_sum),
+                        "correct": int(correct),
+                        "seen": seen,
+                        "seconds": elapsed_before + time.perf_counter() - start,
+                    }
                     self._save(snapshot.make_checkpoint(self.parts, i, partial, epoch_start), "last.pth", "last")
                     return None
             batch = next(batches_iter, None)
@@ -293,7 +357,9 @@ class Trainer:
                 last_tick = now
                 running = float(loss_sum) / seen  # the throttled tick is the only sync inside an epoch
                 rate = (seen - seen_at_start) / max(now - start, 1e-9)
-                self.emit(BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running))
+                self.emit(
+                    BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running)
+                )
                 if self.thread_follower is not None:
                     self._follow_free_cores(epoch)
                 if not math.isfinite(running) and self.settings.training.stop_on_nan:
@@ -344,22 +410,47 @@ class Trainer:
         """Chapter 8's bookkeeping of an epoch: best model, scheduler, checkpoints, diagnostic; its event, heard by every listener."""
         st, s = self.state, self.settings
         st.epoch += 1
-        finished = time.time()  # the epoch's wall-clock time, kept in the history so a resume can rewrite metrics.jsonl whole
+        finished = (
+            time.time()
+        )  # the epoch's wall-clock time, kept in the history so a resume can rewrite metrics.jsonl whole
         lr = self.optimizer.param_groups[0]["lr"]
         diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics)
         values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
-        is_best = self._improved(values[s.training.monitor]) and math.isfinite(train_loss) and math.isfinite(val_loss)  # a NaN epoch never becomes best
+        is_best = (
+            self._improved(values[s.training.monitor]) and math.isfinite(train_loss) and math.isfinite(val_loss)
+        )  # a NaN epoch never becomes best
         if is_best:
             st.best_epoch, st.best_value, st.bad_epochs = st.epoch, values[s.training.monitor], 0
         else:
             st.bad_epochs += 1
-        for k, v in {**values, "lr": lr, "seconds": seconds, "samples_per_s": samples_per_s, "diagnostic": diagnostic.status, "is_best": is_best, "time": finished}.items():
+        for k, v in {
+            **values,
+            "lr": lr,
+            "seconds": seconds,
+            "samples_per_s": samples_per_s,
+            "diagnostic": diagnostic.status,
+            "is_best": is_best,
+            "time": finished,
+        }.items():
             st.history[k].append(v)
         self._step_scheduler(values[s.training.monitor])
         self._save_epoch_checkpoints(is_best)
         onset = overfitting_onset(st.history["val_loss"], s.diagnostics)
-        event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds, samples_per_s,
-                               diagnostic, is_best, onset, time=finished)
+        event = EpochCompleted(
+            st.epoch,
+            s.training.epochs,
+            train_loss,
+            val_loss,
+            train_acc,
+            val_acc,
+            lr,
+            seconds,
+            samples_per_s,
+            diagnostic,
+            is_best,
+            onset,
+            time=finished,
+        )
         self.emit(event)
         return event
 

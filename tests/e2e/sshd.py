@@ -32,10 +32,27 @@ class SshServer:
     def command(self, remote: str) -> list[str]:
         """The ssh client, with a forced terminal (`-t -t`), that runs `remote` through root's shell."""
         return [
-            "ssh", "-t", "-t", "-i", str(self.client_key), "-p", str(self.port),
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-F", "/dev/null",
-            "root@127.0.0.1", remote,
+            "ssh",
+            "-t",
+            "-t",
+            "-i",
+            str(self.client_key),
+            "-p",
+            str(self.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+            "-F",
+            "/dev/null",
+            "root@127.0.0.1",
+            remote,
         ]
 
     def log_text(self) -> str:
@@ -79,29 +96,37 @@ def _accepts(port: int) -> bool:
 
 
 def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "trainconsole-e2e", "-f", str(path)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "trainconsole-e2e", "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
 
 
 def _config(folder: Path, port: int) -> Path:
     config = folder / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}",
-        "ListenAddress 127.0.0.1",
-        f"HostKey {folder / 'host_key'}",
-        f"AuthorizedKeysFile {folder / 'authorized_keys'}",
-        f"PidFile {folder / 'sshd.pid'}",
-        "StrictModes no",
-        "UsePAM no",
-        "PermitRootLogin yes",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "LogLevel INFO",
-        "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                "StrictModes no",
+                "UsePAM no",
+                "PermitRootLogin yes",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PrintMotd no",
+                "PrintLastLog no",
+                "LogLevel INFO",
+                "",
+            ]
+        )
+    )
     return config
 
 
@@ -112,8 +137,12 @@ def _start(folder: Path) -> tuple[subprocess.Popen, SshServer] | str:
     for _ in range(3):
         port = _free_port()
         with open(log, "ab") as err:
-            proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(_config(folder, port))],
-                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            proc = subprocess.Popen(
+                [str(SSHD), "-D", "-e", "-f", str(_config(folder, port))],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
             if _accepts(port):
@@ -142,13 +171,20 @@ def sshd_server(tmp_path_factory):
     if isinstance(started, str):
         pytest.skip(f"sshd not available: {started}")
     proc, server = started
-    probe = subprocess.run([a for a in server.command("true") if a != "-t"], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        [a for a in server.command("true") if a != "-t"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if probe.returncode != 0:
         proc.kill()
         proc.wait()
-        pytest.fail(f"sshd runs but `ssh root@127.0.0.1 true` failed ({probe.returncode}): "
-                    f"{probe.stderr.strip()} {server.log_text()[-500:]}")
+        pytest.fail(
+            f"sshd runs but `ssh root@127.0.0.1 true` failed ({probe.returncode}): "
+            f"{probe.stderr.strip()} {server.log_text()[-500:]}"
+        )
     try:
         yield server
     finally:
@@ -158,4 +194,3 @@ def sshd_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-

@@ -14,7 +14,17 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-METRIC_KEYS = {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "samples_per_s", "diagnostic"}
+METRIC_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_acc",
+    "val_acc",
+    "lr",
+    "seconds",
+    "samples_per_s",
+    "diagnostic",
+}
 TINY = ("--set", "training.epochs=2", "--set", "device.device='cpu'", "--set", "device.threads=1")
 
 
@@ -29,7 +39,12 @@ def _env(extra_path: Path | None = None) -> dict[str, str]:
 def cli(cwd: Path, *args: str, extra_path: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run `python -m engine ARGS` with stdout and stderr piped (not a terminal)."""
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env(extra_path)
+        [sys.executable, "-m", "engine", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(extra_path),
     )
 
 
@@ -91,15 +106,22 @@ def test_existing_run_folder_gets_a_suffix_and_script_matches_module(tmp_path):
     script = Path(sys.executable).parent / "trainconsole"
     if not script.exists():
         script = Path(shutil.which("trainconsole") or "trainconsole")
-    second = subprocess.run([str(script), "run", *TINY, "--set", "run.name=same"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=180, env=_env())
+    second = subprocess.run(
+        [str(script), "run", *TINY, "--set", "run.name=same"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=_env(),
+    )
     assert second.returncode == 0, second.stderr
     assert [p.name for p in runs_in(tmp_path)] == ["same", "same-2"]
     after = {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != ".lock"}
     assert after == before, "the first run's folder is untouched"
     a, b = metrics(tmp_path / "runs" / "same"), metrics(tmp_path / "runs" / "same-2")
-    assert [(r["train_loss"], r["val_loss"]) for r in a] == [(r["train_loss"], r["val_loss"]) for r in b], \
+    assert [(r["train_loss"], r["val_loss"]) for r in a] == [(r["train_loss"], r["val_loss"]) for r in b], (
         "the trainconsole script and python -m engine run the same training"
+    )
     assert "runs/same-2" in second.stdout
 
 
@@ -113,18 +135,33 @@ BAD_SETTINGS = {
     "unknown dataset": (None, ("--set", "data.dataset=mnits"), ("data.dataset", "'mnits'", "did you mean 'mnist'")),
     "unknown model": (None, ("--set", "model.name=resnet1"), ("model.name", "'resnet1'", "resnet18")),
     "unknown optimizer": (None, ("--set", "training.optimizer=adamm"), ("training.optimizer", "'adamm'", "sgd")),
-    "missing mnist": (None, ("--set", "data.dataset=mnist", "--set", "data.root=nowhere"),
-                      ("train-images-idx3-ubyte", str(Path("nowhere") / "MNIST" / "raw"))),
-    "unimportable model": (None, ("--set", "model.name='no_such_module_xyz:Net'"), ("model.name", "cannot import module 'no_such_module_xyz'")),
+    "missing mnist": (
+        None,
+        ("--set", "data.dataset=mnist", "--set", "data.root=nowhere"),
+        ("train-images-idx3-ubyte", str(Path("nowhere") / "MNIST" / "raw")),
+    ),
+    "unimportable model": (
+        None,
+        ("--set", "model.name='no_such_module_xyz:Net'"),
+        ("model.name", "cannot import module 'no_such_module_xyz'"),
+    ),
     "unavailable device": (None, ("--set", "device.device='cuda:99'"), ("device.device = 'cuda:99'",)),
     "bad --set syntax": (None, ("--set", "training.lr"), ("--set", "section.key=value")),
     "unknown --set key": (None, ("--set", "training.lrr=0.1"), ("training.lrr", "did you mean 'lr'")),
     "csv without path": (None, ("--set", "data.dataset=csv"), ("data.path", "CSV")),
     "digits without split": (None, ("--set", "data.val_fraction=0.0"), ("data.val_fraction", "no test split")),
     "unknown option": (None, ("--bogus",), ("unrecognized arguments", "--bogus")),
-    "user model that cannot be built": (None, ("--set", "model.name='badinit:Net'"), ("model.name", "ValueError: bad init")),
+    "user model that cannot be built": (
+        None,
+        ("--set", "model.name='badinit:Net'"),
+        ("model.name", "ValueError: bad init"),
+    ),
 }
-FILES = {"user model that cannot be built": {"badinit.py": "class Net:\n    def __init__(self, num_classes):\n        raise ValueError('bad init')\n"}}
+FILES = {
+    "user model that cannot be built": {
+        "badinit.py": "class Net:\n    def __init__(self, num_classes):\n        raise ValueError('bad init')\n"
+    }
+}
 
 
 # Runs each case as `python -m engine run ...` in a forked child of one interpreter that has already
@@ -171,10 +208,17 @@ def test_bad_settings_exit_2_with_one_line(tmp_path):
     # one case also as a plain `python -m engine` process, side by side with the others
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "settings.toml").write_text(BAD_SETTINGS["toml syntax"][0])
-    plain = subprocess.Popen([sys.executable, "-m", "engine", "run"], cwd=tmp_path / "plain", env=_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    forked = subprocess.run([sys.executable, "-c", FORKED_CLI, json.dumps(cases)], capture_output=True, text=True,
-                            timeout=300, env=_env())
+    plain = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run"],
+        cwd=tmp_path / "plain",
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    forked = subprocess.run(
+        [sys.executable, "-c", FORKED_CLI, json.dumps(cases)], capture_output=True, text=True, timeout=300, env=_env()
+    )
     assert forked.returncode == 0, forked.stderr
     results = json.loads(forked.stdout)
     out, err = plain.communicate(timeout=180)
@@ -195,7 +239,7 @@ def test_bad_settings_exit_2_with_one_line(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-USER_MODELS = '''
+USER_MODELS = """
 import torch
 from torch import nn
 
@@ -212,17 +256,29 @@ class ReturnsNaN(nn.Module):
         self.fc = nn.Linear(in_features, num_classes)
     def forward(self, x):
         return self.fc(x.flatten(1)) * float("nan")
-'''
+"""
 
 
 def test_training_failures_exit_1(tmp_path):
     (tmp_path / "failing_models.py").write_text(USER_MODELS)
-    crash = subprocess.Popen([sys.executable, "-m", "engine", "run", *TINY, "--set", "model.name='failing_models:Explodes'"],
-                             cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    crash = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", *TINY, "--set", "model.name='failing_models:Explodes'"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     nan_dir = tmp_path / "nan"
     nan_dir.mkdir()
-    nan = subprocess.Popen([sys.executable, "-m", "engine", "run", "--json", *TINY, "--set", "model.name='failing_models:ReturnsNaN'"],
-                           cwd=nan_dir, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nan = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "--json", *TINY, "--set", "model.name='failing_models:ReturnsNaN'"],
+        cwd=nan_dir,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = crash.communicate(timeout=180)
     assert crash.returncode == 1, err
     assert "forward exploded on purpose" in err and "Traceback" not in err
@@ -230,7 +286,9 @@ def test_training_failures_exit_1(tmp_path):
     assert nan.returncode == 1, err
     events = [strict_json(line) for line in out.splitlines()]
     assert events[-1]["type"] == "RunFinished" and events[-1]["status"] == "nan"
-    assert [e["epoch"] for e in events if e["type"] == "EpochCompleted"] == [1], "stop_on_nan stops after the first epoch"
+    assert [e["epoch"] for e in events if e["type"] == "EpochCompleted"] == [1], (
+        "stop_on_nan stops after the first epoch"
+    )
     (run_dir,) = runs_in(nan_dir)
     (row,) = metrics(run_dir)
     assert row["diagnostic"] == "nan"
@@ -245,7 +303,9 @@ def test_engine_never_imports_the_console_libraries(tmp_path):
         "assert code == 0, code\n"
         "print('LOADED', [m for m in sys.modules if m.split('.')[0] in ('textual', 'plotext', 'textual_plotext', 'tui')])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180, env=_env())
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180, env=_env()
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "LOADED []"
     assert runs_in(tmp_path), "the run really happened"
@@ -280,7 +340,9 @@ def test_progress_line_only_on_a_terminal():
             printer.on_event(e)
         printer.close()
     assert "\r" not in piped.text and "\x1b" not in piped.text
-    assert piped.text.splitlines() == ["Epoch [1/3] | LR: 1.00e-03 | Train: 0.5000 (80.0%) | Val: 0.6000 (70.0%) | Gap: +0.1000 | OK | best"]
+    assert piped.text.splitlines() == [
+        "Epoch [1/3] | LR: 1.00e-03 | Train: 0.5000 (80.0%) | Val: 0.6000 (70.0%) | Gap: +0.1000 | OK | best"
+    ]
     assert tty.text.count("\r") >= 4 and "4/4" in tty.text and tty.text.rstrip().endswith("| best")
 
 
@@ -302,9 +364,25 @@ def test_the_script_finds_user_modules_in_the_current_folder(tmp_path):
     script = Path(sys.executable).parent / "trainconsole"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
-        [str(script), "run", "--set", "data.dataset=mymodels:make", "--set", "model.name=mymodels:Net",
-         "--set", "training.epochs=1", "--set", "device.device=cpu", "--set", f"run.runs_dir={str(tmp_path / 'runs')!r}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        [
+            str(script),
+            "run",
+            "--set",
+            "data.dataset=mymodels:make",
+            "--set",
+            "model.name=mymodels:Net",
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "device.device=cpu",
+            "--set",
+            f"run.runs_dir={str(tmp_path / 'runs')!r}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr
     assert "Run completed" in done.stdout
@@ -315,8 +393,14 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     runs = tmp_path / "runs"
     for i in range(40):  # enough lines that the output cannot all fit before the pipe closes
         (runs / f"run-{i}" / "checkpoints").mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "checkpoints", str(runs)], cwd=tmp_path, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "checkpoints", str(runs)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.close()  # gone before the first line is written
     stderr = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, stderr
@@ -326,18 +410,28 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
 # Values that once passed validation and then crashed the run (or wrote a traceback): each is one line, exit 2.
 DEEP = "[" * 1000 + "]" * 1000
 SETTINGS_THAT_CRASHED_LATER = {
-    "seed beyond numpy and torch": (None, ("--set", "run.seed=99999999999999999999"), ("run.seed", "at most 4294967295")),
+    "seed beyond numpy and torch": (
+        None,
+        ("--set", "run.seed=99999999999999999999"),
+        ("run.seed", "at most 4294967295"),
+    ),
     "threads beyond C's int": (None, ("--set", "device.threads=99999999999"), ("device.threads", "at most 1024")),
     "a number beyond any float": (None, ("--set", "training.lr=1" + "0" * 400), ("training.lr", "finite")),
     "run name with a slash": (None, ("--set", "run.name='a/b'"), ("run.name = 'a/b'", "plain folder name")),
     "run name with a NUL": (None, ("--set", 'run.name="a\\u0000b"'), ("run.name", "control character")),
     "undecodable argument byte": (None, ("--set", "run.name=a\udcffb"), ("run.name", "not UTF-8 text")),
     "options nested 1000 deep": (None, ("--set", f"data.options={{a={DEEP}}}"), ("data.options", "nested too deeply")),
-    "synthetic samples of the wrong type": (None, ("--set", "data.dataset=synthetic", "--set", 'data.options={samples="x"}'),
-                                            ("data.options.samples = 'x'",)),
-    "synthetic samples of terabytes": (None, ("--set", "data.dataset=synthetic", "--set", "data.options={samples=10000000000}"),
-                                       ("data.options.samples = 10000000000",)),
-    "settings file not UTF-8": (b"[run]\nname = \"caf\xe9\"\n", (), ("settings.toml", "not UTF-8 text")),
+    "synthetic samples of the wrong type": (
+        None,
+        ("--set", "data.dataset=synthetic", "--set", 'data.options={samples="x"}'),
+        ("data.options.samples = 'x'",),
+    ),
+    "synthetic samples of terabytes": (
+        None,
+        ("--set", "data.dataset=synthetic", "--set", "data.options={samples=10000000000}"),
+        ("data.options.samples = 10000000000",),
+    ),
+    "settings file not UTF-8": (b'[run]\nname = "caf\xe9"\n', (), ("settings.toml", "not UTF-8 text")),
     "settings file is a folder": ("folder", (), ("settings.toml", "is a folder")),
 }
 
@@ -353,10 +447,17 @@ def test_settings_that_crashed_later_exit_2_with_one_line(tmp_path):
             (cwd / "settings.toml").write_bytes(content)
         cases.append((name, str(cwd), ["run", *args]))
     # the first case also through the installed script, as a user types it
-    script = subprocess.run([str(Path(sys.executable).parent / "trainconsole"), "run", *cases[0][2][1:]],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=_env())
-    forked = subprocess.run([sys.executable, "-c", FORKED_CLI, json.dumps(cases)], capture_output=True, text=True,
-                            timeout=300, env=_env())
+    script = subprocess.run(
+        [str(Path(sys.executable).parent / "trainconsole"), "run", *cases[0][2][1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=_env(),
+    )
+    forked = subprocess.run(
+        [sys.executable, "-c", FORKED_CLI, json.dumps(cases)], capture_output=True, text=True, timeout=300, env=_env()
+    )
     assert forked.returncode == 0, forked.stderr
     results = json.loads(forked.stdout)
     results[f"{cases[0][0]} (trainconsole script)"] = {"exit": script.returncode, "stderr": script.stderr}

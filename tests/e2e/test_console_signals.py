@@ -52,12 +52,17 @@ def _start_training(tmp_path: Path, session: str) -> tuple[Path, int]:
         f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[device]\nthreads = 1\n[data]\nbatch_size = 1\n[training]\nepochs = 100\n'
     )
     command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml; echo EXIT=$? > {tmp_path / 'exit.txt'}; sleep 600"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", command], check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", command],
+        check=True,
+    )
     _until(lambda: "Environment" in _tmux("capture-pane", "-p", "-t", session), 30, "the console")
     _tmux("send-keys", "-t", session, "3")
     _until(lambda: "No run yet" in _tmux("capture-pane", "-p", "-t", session), 20, "the training screen")
     _tmux("send-keys", "-t", session, "s")
-    run_dir = _until(lambda: next((tmp_path / "runs").glob("*"), None) if (tmp_path / "runs").is_dir() else None, 120, "a run folder")
+    run_dir = _until(
+        lambda: next((tmp_path / "runs").glob("*"), None) if (tmp_path / "runs").is_dir() else None, 120, "a run folder"
+    )
     _until(lambda: any(e["type"] == "BatchProgressed" for e in _events(run_dir)), 120, "training to progress")
     return run_dir, _console_pid(session)
 
@@ -68,14 +73,21 @@ def _stopped_and_resumable(tmp_path: Path, run_dir: Path, pid: int, signal_name:
     assert final["type"] == "RunFinished" and final["status"] == "stopped" and signal_name in final["reason"], final
     last = torch.load(run_dir / "checkpoints" / "last.pth", weights_only=True)
     assert last["batch"] > 0, "the cut should land mid-epoch"
-    resumed = subprocess.run([str(TRAINCONSOLE), "run", "--resume", "last", "--set", f"training.epochs={last['epoch'] + 1}"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [str(TRAINCONSOLE), "run", "--resume", "last", "--set", f"training.epochs={last['epoch'] + 1}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     after = [e for e in _events(run_dir) if e["time"] > final["time"]]
     started = next(e for e in after if e["type"] == "RunStarted")
     assert started["start_epoch"] == last["epoch"] and started["run_dir"] == str(run_dir)
     progress = [e for e in after if e["type"] == "BatchProgressed"]
-    assert progress[0]["epoch"] == last["epoch"] + 1 and progress[0]["batch"] > last["batch"], "it continues after the saved batch"
+    assert progress[0]["epoch"] == last["epoch"] + 1 and progress[0]["batch"] > last["batch"], (
+        "it continues after the saved batch"
+    )
 
 
 def test_a_killed_tmux_session_stops_and_saves_the_run(tmp_path):
@@ -96,7 +108,9 @@ def test_sigterm_stops_the_run_exits_130_and_restores_the_terminal(tmp_path):
         os.kill(pid, 15)
         _until(lambda: (tmp_path / "exit.txt").is_file(), 60, "the console to exit")
         assert (tmp_path / "exit.txt").read_text().strip() == "EXIT=130"
-        flags = _tmux("display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_sgr_flag}")
+        flags = _tmux(
+            "display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_sgr_flag}"
+        )
         assert flags.split() == ["0", "0", "0", "0"], f"alternate screen, mouse tracking: {flags}"
         _stopped_and_resumable(tmp_path, run_dir, pid, "SIGTERM")
     finally:

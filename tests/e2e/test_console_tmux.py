@@ -55,8 +55,22 @@ def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, re
     session = f"tc-e2e-{uuid.uuid4().hex[:8]}"
     command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml"
     try:
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height),
-                        *[a for k, v in env.items() for a in ("-e", f"{k}={v}")], command], check=True)
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+                command,
+            ],
+            check=True,
+        )
         _wait_for(session, lambda t: "Environment" in t and "Quit" in t, 20)
         _tmux("send-keys", "-t", session, "3")
         _wait_for(session, lambda t: "Start" in t and "No run yet" in t, 10)
@@ -65,14 +79,18 @@ def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, re
             _wait_for(session, lambda t: "Running" in t or "Run finished" in t, 30)
             _tmux("resize-window", "-t", session, "-x", str(resize_to[0]), "-y", str(resize_to[1]))
         text = _wait_for(session, lambda t: "Run finished" in t, 60)
-        assert text.count("━ train") == 2 and text.count("━ val") == 2, text  # both charts, each keyed in its title line
+        assert text.count("━ train") == 2 and text.count("━ val") == 2, (
+            text
+        )  # both charts, each keyed in its title line
         assert any(line.split()[:1] == ["5"] for line in text.splitlines()), text  # the last epoch row
         assert any(badge in text for badge in (" OK ", " OVERFITTING ", " UNDERFITTING ", " NaN ")), text
         run_dirs = list((tmp_path / "runs").iterdir())
         assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoints" / "last.pth").is_file()
         _tmux("send-keys", "-t", session, "4")
         text = _wait_for(session, lambda t: run_dirs[0].name in t and "completed" in t, 20)
-        assert all(column in text for column in ("val loss", "val acc", "size", "best.pth", "last.pth")), text  # no table cut off
+        assert all(column in text for column in ("val loss", "val acc", "size", "best.pth", "last.pth")), (
+            text
+        )  # no table cut off
         _tmux("send-keys", "-t", session, "q")
         deadline = time.monotonic() + 5
         while _alive(session) and time.monotonic() < deadline:

@@ -26,16 +26,29 @@ from engine.training.trainer import RunControl, Trainer
 pytestmark = pytest.mark.slow
 
 FULL = "No space left on device"
-TINY = ("--set", "training.epochs=1", "--set", "device.device='cpu'", "--set", "device.threads=1", "--set", "model.hidden=[16]")
+TINY = (
+    "--set",
+    "training.epochs=1",
+    "--set",
+    "device.device='cpu'",
+    "--set",
+    "device.threads=1",
+    "--set",
+    "model.hidden=[16]",
+)
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONUNBUFFERED")}  # as users run it: buffered
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONUNBUFFERED")
+    }  # as users run it: buffered
     return env
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=180, env=_env())
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=180, env=_env()
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -47,7 +60,9 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 def _mount(*args: str) -> None:
     done = subprocess.run(["mount", *args], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"mount {' '.join(args)} is not permitted here ({done.stderr.strip() or done.returncode}): no real read-only or full disk to test on")
+        pytest.skip(
+            f"mount {' '.join(args)} is not permitted here ({done.stderr.strip() or done.returncode}): no real read-only or full disk to test on"
+        )
 
 
 @pytest.fixture
@@ -103,6 +118,7 @@ def trained(tmp_path_factory) -> Path:
 
 # -- a read-only runs folder ----------------------------------------------------------------
 
+
 def test_a_read_only_runs_folder_lists_and_evaluates_but_refuses_training(trained, tmp_path, mounts):
     source = tmp_path / "source"
     shutil.copytree(trained.parent, source / "runs")
@@ -126,10 +142,13 @@ def test_a_read_only_runs_folder_lists_and_evaluates_but_refuses_training(traine
 
     resumed = cli(tmp_path, "run", "--resume", str(run), "--set", "training.epochs=2")
     assert resumed.returncode == 2
-    assert one_error_line(resumed) == f"trainconsole: error: {run}: cannot write in this run folder: Read-only file system"
+    assert (
+        one_error_line(resumed) == f"trainconsole: error: {run}: cannot write in this run folder: Read-only file system"
+    )
 
 
 # -- a full disk ----------------------------------------------------------------------------
+
 
 def test_a_disk_full_before_the_run_is_one_line_and_leaves_no_folder(tmp_path, mounts):
     disk = small_disk(mounts, tmp_path / "disk", "64k")
@@ -154,14 +173,16 @@ def test_a_disk_too_small_for_the_first_checkpoint_fails_the_run_in_one_line(tmp
 
 
 def tiny_settings(runs_dir: Path, epochs: int = 3):
-    return from_dict({
-        "run": {"runs_dir": str(runs_dir), "name": "full", "seed": 1},
-        "data": {"dataset": "digits", "batch_size": 128},
-        "model": {"name": "mlp", "hidden": [16]},
-        "training": {"epochs": epochs, "lr": 0.01},
-        "checkpoints": {"every": 1, "keep": 1},
-        "device": {"device": "cpu", "threads": 1},
-    })
+    return from_dict(
+        {
+            "run": {"runs_dir": str(runs_dir), "name": "full", "seed": 1},
+            "data": {"dataset": "digits", "batch_size": 128},
+            "model": {"name": "mlp", "hidden": [16]},
+            "training": {"epochs": epochs, "lr": 0.01},
+            "checkpoints": {"every": 1, "keep": 1},
+            "device": {"device": "cpu", "threads": 1},
+        }
+    )
 
 
 def train_filling_the_disk_when(disk: Path, moment, control: RunControl | None = None):
@@ -209,6 +230,7 @@ def test_a_disk_filled_at_a_moment_fails_the_run_and_keeps_earlier_checkpoints(t
 
 # -- a symlink in a downloaded run folder, a resume that no longer fits ----------------------
 
+
 def test_resuming_a_run_folder_with_a_symlinked_metrics_file_is_refused(trained, tmp_path):
     run = tmp_path / "downloaded" / "digits-mlp"
     shutil.copytree(trained, run)
@@ -218,12 +240,16 @@ def test_resuming_a_run_folder_with_a_symlinked_metrics_file_is_refused(trained,
     (run / "metrics.jsonl").symlink_to(victim)
     result = cli(tmp_path, "run", "--resume", str(run), "--set", "training.epochs=2")
     assert result.returncode == 2
-    assert one_error_line(result) == (f"trainconsole: error: {run / 'metrics.jsonl'} is a symbolic link; "
-                                      "a run folder's files are written only as regular files inside it")
+    assert one_error_line(result) == (
+        f"trainconsole: error: {run / 'metrics.jsonl'} is a symbolic link; "
+        "a run folder's files are written only as regular files inside it"
+    )
     assert victim.read_text() == "export PATH\n"
 
 
-@pytest.mark.parametrize("change", ["training.optimizer='sgd'", "training.scheduler='onecycle'", "training.fused_step=false"])
+@pytest.mark.parametrize(
+    "change", ["training.optimizer='sgd'", "training.scheduler='onecycle'", "training.fused_step=false"]
+)
 def test_a_resume_that_no_longer_fits_is_one_line_and_writes_nothing(trained, tmp_path, change):
     cwd = tmp_path / "cwd"
     shutil.copytree(trained.parent, cwd / "runs")
@@ -236,10 +262,13 @@ def test_a_resume_that_no_longer_fits_is_one_line_and_writes_nothing(trained, tm
 
 # -- a reader that leaves early ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
 def test_a_reader_that_leaves_after_one_line_does_not_stop_the_run(tmp_path, json_output):
     """`trainconsole run | head -1`: the run goes on to the end and is recorded; exit 0 and no BrokenPipeError noise."""
-    args = [sys.executable, "-m", "engine", "run", *TINY, "--set", "training.epochs=3"] + (["--json"] if json_output else [])
+    args = [sys.executable, "-m", "engine", "run", *TINY, "--set", "training.epochs=3"] + (
+        ["--json"] if json_output else []
+    )
     proc = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()
     proc.stdout.close()  # what `head -1` does after its line

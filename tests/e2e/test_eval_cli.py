@@ -31,19 +31,23 @@ def one_thread(one_torch_thread):
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("evalrun")
-    settings = from_dict({
-        "run": {"runs_dir": str(tmp / "runs"), "name": "digits", "seed": 5},
-        "data": {"dataset": "digits", "batch_size": 32},
-        "model": {"hidden": [32], "dropout": 0.3},
-        "training": {"epochs": 4, "monitor": "val_acc", "scheduler": "step", "step_size": 2},
-        "device": {"device": "cpu"},
-    })
+    settings = from_dict(
+        {
+            "run": {"runs_dir": str(tmp / "runs"), "name": "digits", "seed": 5},
+            "data": {"dataset": "digits", "batch_size": 32},
+            "model": {"hidden": [32], "dropout": 0.3},
+            "training": {"epochs": 4, "monitor": "val_acc", "scheduler": "step", "step_size": 2},
+            "device": {"device": "cpu"},
+        }
+    )
     trainer = Trainer(settings, lambda e: None, set_threads=False)
     assert trainer.run().status == "completed"
     return trainer.run_dir
@@ -101,7 +105,7 @@ def test_eval_of_a_run_folder_and_of_last_and_the_text_report(run_dir, tmp_path,
     final = list(read_jsonl(run_dir / "metrics.jsonl"))[-1]
     assert f"Accuracy   : {final['val_acc']:.2%}" in last.stdout and "Confusion matrix" in last.stdout
     lines = last.stdout.splitlines()
-    matrix = lines[lines.index(next(line for line in lines if line.startswith("Confusion matrix"))) + 1:][:11]
+    matrix = lines[lines.index(next(line for line in lines if line.startswith("Confusion matrix"))) + 1 :][:11]
     assert matrix[0].split()[-1] == "acc" and len({len(line) for line in matrix}) == 1  # a header and 10 rows, aligned
     assert all(re.fullmatch(r"\d+\.\d%|-", row.split()[-1]) for row in matrix[1:])
 
@@ -111,7 +115,9 @@ def test_eval_on_another_device_than_the_run(run_dir, capsys):
     settings = run_dir / "settings.toml"
     text = settings.read_text()
     assert 'device = "cpu"' in text and 'precision = "auto"' in text
-    settings.write_text(text.replace('device = "cpu"', 'device = "cuda:7"').replace('precision = "auto"', 'precision = "fp16"'))
+    settings.write_text(
+        text.replace('device = "cpu"', 'device = "cuda:7"').replace('precision = "auto"', 'precision = "fp16"')
+    )
     try:
         assert main(["eval", str(run_dir), "--device", "cpu", "--json"]) == 0
     finally:
@@ -120,7 +126,10 @@ def test_eval_on_another_device_than_the_run(run_dir, capsys):
     assert json.loads(capsys.readouterr().out)["accuracy"] == max(row["val_acc"] for row in final)
 
 
-@pytest.mark.parametrize("case", ["truncated", "foreign", "malicious", "other-architecture", "test-split-of-digits", "best-as-resume", "bad-device"])
+@pytest.mark.parametrize(
+    "case",
+    ["truncated", "foreign", "malicious", "other-architecture", "test-split-of-digits", "best-as-resume", "bad-device"],
+)
 def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, case, monkeypatch, capsys):
     best = run_dir / "checkpoints" / "best.pth"
     target = tmp_path / "bad.pth"
@@ -153,8 +162,15 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, case, mon
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("trainconsole: error:"), stderr
     assert not marker.exists()
-    expected = {"truncated": "truncated", "foreign": "not a PyTorch checkpoint", "malicious": "refused",
-                "other-architecture": "fc1.weight (32, 64) vs (48, 64)", "test-split-of-digits": "no test split", "best-as-resume": "not a full checkpoint", "bad-device": "--device tpu: allowed: auto, cpu"}[case]
+    expected = {
+        "truncated": "truncated",
+        "foreign": "not a PyTorch checkpoint",
+        "malicious": "refused",
+        "other-architecture": "fc1.weight (32, 64) vs (48, 64)",
+        "test-split-of-digits": "no test split",
+        "best-as-resume": "not a full checkpoint",
+        "bad-device": "--device tpu: allowed: auto, cpu",
+    }[case]
     assert expected in lines[0]
 
 

@@ -23,8 +23,20 @@ from engine.cli import main
 from engine.runs.folder import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-LONG_RUN = ["--set", "data.batch_size=8", "--set", "training.epochs=500", "--set", "device.threads=1",
-            "--set", "model.hidden=[128, 64]", "--set", "checkpoints.every=1", "--set", "checkpoints.keep=2"]
+LONG_RUN = [
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "training.epochs=500",
+    "--set",
+    "device.threads=1",
+    "--set",
+    "model.hidden=[128, 64]",
+    "--set",
+    "checkpoints.every=1",
+    "--set",
+    "checkpoints.keep=2",
+]
 
 
 def start(tmp_path: Path, *args: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
@@ -32,7 +44,11 @@ def start(tmp_path: Path, *args: str, stdout=subprocess.DEVNULL) -> subprocess.P
     runs = tmp_path / "runs"
     return subprocess.Popen(
         [sys.executable, "-m", "engine", "run", "--set", f'run.runs_dir="{runs}"', *args],
-        cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -78,8 +94,23 @@ def test_signals_save_last_and_exit_130(tmp_path, signum):
     if signum == signal.SIGTERM:  # --resume continues the run in its own folder
         target = last["epoch"] + 1
         done = subprocess.run(
-            [sys.executable, "-m", "engine", "run", "--resume", "last", "--set", f'run.runs_dir="{tmp_path / "runs"}"', "--set", f"training.epochs={target}"],
-            cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "engine",
+                "run",
+                "--resume",
+                "last",
+                "--set",
+                f'run.runs_dir="{tmp_path / "runs"}"',
+                "--set",
+                f"training.epochs={target}",
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         assert [r["epoch"] for r in read_jsonl(run_dir / "metrics.jsonl")] == list(range(1, target + 1))

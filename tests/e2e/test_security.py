@@ -75,7 +75,9 @@ def test_a_run_folders_settings_import_no_code(trained, tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "best.pth").write_bytes((trained / "checkpoints" / "best.pth").read_bytes())
     text = (trained / "settings.toml").read_text()
-    text = text.replace('dataset = "digits"', 'dataset = "os:system"').replace("options = {}", f'options = {{ command = "touch {marker}" }}', 1)
+    text = text.replace('dataset = "digits"', 'dataset = "os:system"').replace(
+        "options = {}", f'options = {{ command = "touch {marker}" }}', 1
+    )
     (run / "settings.toml").write_text(text)
     one_line_refusal(tc(tmp_path, "eval", str(run)), "settings.toml: refused data.dataset = 'os:system'")
     assert not marker.exists()
@@ -94,7 +96,9 @@ def test_code_the_user_named_runs_from_the_settings_folder(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     (project / "mydata.py").write_text(USER_CODE)
-    (project / "settings.toml").write_text(f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[data]\ndataset = "mydata:make"\n')
+    (project / "settings.toml").write_text(
+        f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[data]\ndataset = "mydata:make"\n'
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     done = tc(elsewhere, "run", "-c", str(project / "settings.toml"), *TINY)  # found in the settings file's folder
@@ -114,7 +118,9 @@ def test_code_the_user_named_runs_from_the_settings_folder(tmp_path):
 def test_a_module_in_the_current_folder_never_shadows_a_dependency(tmp_path, module):
     marker = tmp_path / "SHADOWED"
     for name in ("tomlkit", "torch", "textual", "sklearn"):
-        (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write('{name}\\n')\nraise SystemExit('shadowed')\n")
+        (tmp_path / f"{name}.py").write_text(
+            f"open({str(marker)!r}, 'a').write('{name}\\n')\nraise SystemExit('shadowed')\n"
+        )
     done = tc(tmp_path, "env", module=module)
     assert done.returncode == 0 and "PyTorch" in done.stdout, done.stderr
     assert not marker.exists(), marker.read_text()

@@ -57,8 +57,14 @@ class SshSession:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         self.master = master
-        self.proc = subprocess.Popen(server.command(remote), stdin=slave, stdout=slave, stderr=slave,
-                                     env={**os.environ, "TERM": "xterm-256color"}, start_new_session=True)
+        self.proc = subprocess.Popen(
+            server.command(remote),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**os.environ, "TERM": "xterm-256color"},
+            start_new_session=True,
+        )
         os.close(slave)  # the client holds the only copy: its death ends our reads
         self.output = bytearray()
         self.reader = threading.Thread(target=self._drain, daemon=True)
@@ -189,7 +195,11 @@ def resume_continues_exactly(tmp_path: Path, run_dir: Path, last: dict) -> None:
     target = last["epoch"] + 1
     done = subprocess.run(
         [str(TRAINCONSOLE), "run", "-c", "settings.toml", "--resume", "last", "--set", f"training.epochs={target}"],
-        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     resumed = read_events(run_dir / "events.jsonl")[before:]

@@ -50,17 +50,29 @@ def train(settings, resume_from=None):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    trainer, final, _ = train(make_settings(tmp_path_factory.mktemp("run"), checkpoints={"every": 1, "keep": 2}, training={"epochs": 4}))
+    trainer, final, _ = train(
+        make_settings(tmp_path_factory.mktemp("run"), checkpoints={"every": 1, "keep": 2}, training={"epochs": 4})
+    )
     assert final.status == "completed"
     return trainer.run_dir
 
 
 # -- contents -----------------------------------------------------------------
 
+
 def test_full_checkpoint_is_the_chapter_dict_and_more_all_plain(finished_run):
     last = torch.load(finished_run / "checkpoints" / "last.pth", weights_only=True)  # tensors and plain types only
     assert CHAPTER_KEYS <= set(last)
-    assert {"scheduler_state_dict", "scaler_state_dict", "rng", "history", "settings", "format_version", "best", "batch"} <= set(last)
+    assert {
+        "scheduler_state_dict",
+        "scaler_state_dict",
+        "rng",
+        "history",
+        "settings",
+        "format_version",
+        "best",
+        "batch",
+    } <= set(last)
     assert last["epoch"] == 4 and last["format_version"] == ck.FORMAT_VERSION
     assert last["val_loss"] == last["history"]["val_loss"][-1] and last["val_acc"] == last["history"]["val_acc"][-1]
     assert last["scheduler_state_dict"]["last_epoch"] == 4
@@ -95,16 +107,23 @@ def test_checkpoint_files_get_the_usual_mode(finished_run):
 
 
 def test_chapter_7_2_loads_our_best_and_last(tmp_path, monkeypatch):
-    (tmp_path / "mnist_like_7_2.py").write_text(textwrap.dedent("""
+    (tmp_path / "mnist_like_7_2.py").write_text(
+        textwrap.dedent("""
         import torch
         from torch.utils.data import TensorDataset
 
         def make(seed=0):
             g = torch.Generator().manual_seed(seed)
             return TensorDataset(torch.rand(300, 1, 28, 28, generator=g), torch.randint(0, 10, (300,), generator=g))
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    settings = make_settings(tmp_path, data={"dataset": "mnist_like_7_2:make", "options": {}}, model={"hidden": [256, 128], "dropout": 0.3}, training={"epochs": 1, "scheduler": "none"})
+    settings = make_settings(
+        tmp_path,
+        data={"dataset": "mnist_like_7_2:make", "options": {}},
+        model={"hidden": [256, 128], "dropout": 0.3},
+        training={"epochs": 1, "scheduler": "none"},
+    )
     trainer, final, _ = train(settings)
     assert final.status == "completed"
     ckdir = trainer.run_dir / "checkpoints"
@@ -130,6 +149,7 @@ def test_chapter_7_2_loads_our_best_and_last(tmp_path, monkeypatch):
 
 
 # -- atomic saves and their failures --------------------------------------------------------
+
 
 def test_failed_save_raises_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "last.pth"
@@ -203,7 +223,9 @@ def test_stale_temporaries_go_when_a_run_resumes(finished_run, tmp_path):
     stray = run_dir / "checkpoints" / ".last.pth.abc123.tmp"
     stray.write_bytes(b"torn by a kill -9 during a save")
     saved = load_checkpoint(run_dir / "checkpoints" / "last.pth")
-    settings = from_dict(saved["settings"]).replace("training.epochs", 5).replace("run.runs_dir", str(tmp_path / "runs"))
+    settings = (
+        from_dict(saved["settings"]).replace("training.epochs", 5).replace("run.runs_dir", str(tmp_path / "runs"))
+    )
     trainer = Trainer(settings, lambda e: None, resume_from=run_dir / "checkpoints" / "last.pth")
     trainer.setup()
     try:
@@ -213,6 +235,7 @@ def test_stale_temporaries_go_when_a_run_resumes(finished_run, tmp_path):
 
 
 # -- safe loading -----------------------------------------------------------------------
+
 
 class Payload:
     def __init__(self, marker: str):

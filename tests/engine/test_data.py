@@ -28,6 +28,7 @@ def train(settings):
 
 # -- digits -------------------------------------------------------------------
 
+
 def test_digits_is_the_offline_default(tiny_settings):
     s = tiny_settings()
     data = build_data(s.data, 0, CPU)
@@ -64,10 +65,17 @@ def test_in_memory_false_uses_a_dataloader_with_the_same_samples(tiny_settings):
 
 # -- mnist / fashion-mnist through torchvision ---------------------------------
 
+
 @pytest.mark.parametrize("in_memory", ["true", "false"])
 def test_mnist_from_raw_files_trains_with_the_chapter_mlp(tiny_settings, mnist_raw, in_memory):
-    s = tiny_settings("data.dataset=mnist", f"data.root={str(mnist_raw)!r}", f"data.in_memory={in_memory!r}",
-                      "data.batch_size=32", "training.epochs=3", "training.lr=0.003")
+    s = tiny_settings(
+        "data.dataset=mnist",
+        f"data.root={str(mnist_raw)!r}",
+        f"data.in_memory={in_memory!r}",
+        "data.batch_size=32",
+        "training.epochs=3",
+        "training.lr=0.003",
+    )
     started, epochs = train(s)
     assert started.parameters == 235_146
     assert started.train_samples == 160 and started.val_samples == 40
@@ -112,9 +120,15 @@ def test_missing_mnist_says_which_files_to_put_where(tiny_settings, tmp_path):
 
 # -- synthetic ------------------------------------------------------------------
 
+
 def test_synthetic_is_learnable(tiny_settings):
-    s = tiny_settings("data.dataset=synthetic", "data.options={ samples = 600, features = 10, classes = 3 }",
-                      "training.epochs=3", "model.hidden=[32]", "training.lr=0.01")
+    s = tiny_settings(
+        "data.dataset=synthetic",
+        "data.options={ samples = 600, features = 10, classes = 3 }",
+        "training.epochs=3",
+        "model.hidden=[32]",
+        "training.lr=0.01",
+    )
     started, epochs = train(s)
     assert started.train_samples == 480 and started.val_samples == 120
     assert epochs[-1].val_acc > 0.7, "well above chance (1/3)"
@@ -127,6 +141,7 @@ def test_synthetic_rejects_unknown_options(tiny_settings):
 
 
 # -- csv ------------------------------------------------------------------------
+
 
 def _write_csv(path: Path, rows: int = 120, bad: str | None = None) -> Path:
     rng = np.random.default_rng(0)
@@ -144,8 +159,14 @@ def _write_csv(path: Path, rows: int = 120, bad: str | None = None) -> Path:
 
 def test_csv_with_string_labels_trains(tiny_settings, tmp_path):
     path = _write_csv(tmp_path / "flowers.csv")
-    s = tiny_settings("data.dataset=csv", f"data.path={str(path)!r}", "data.label_column=species",
-                      "training.epochs=3", "training.lr=0.01", "model.hidden=[16]")
+    s = tiny_settings(
+        "data.dataset=csv",
+        f"data.path={str(path)!r}",
+        "data.label_column=species",
+        "training.epochs=3",
+        "training.lr=0.01",
+        "model.hidden=[16]",
+    )
     data = build_data(s.data, 0, CPU)
     assert data.in_shape == (3,) and data.num_classes == 3
     assert data.class_names == ["setosa", "versicolor", "virginica"]
@@ -185,6 +206,7 @@ def test_csv_missing_file(tiny_settings, tmp_path):
 
 # -- image-folder -----------------------------------------------------------------
 
+
 def _write_images(root: Path, per_class: int = 6) -> Path:
     from PIL import Image
 
@@ -201,9 +223,16 @@ def _write_images(root: Path, per_class: int = 6) -> Path:
 @pytest.mark.parametrize("in_memory", ["auto", "false"])
 def test_image_folder(tiny_settings, tmp_path, in_memory):
     root = _write_images(tmp_path / "pets")
-    s = tiny_settings("data.dataset=image-folder", f"data.path={str(root)!r}", "data.image_size=8",
-                      "data.val_fraction=0.25", "data.batch_size=4", f"data.in_memory={in_memory!r}", "model.name=cnn",
-                      "model.channels=[4]")
+    s = tiny_settings(
+        "data.dataset=image-folder",
+        f"data.path={str(root)!r}",
+        "data.image_size=8",
+        "data.val_fraction=0.25",
+        "data.batch_size=4",
+        f"data.in_memory={in_memory!r}",
+        "model.name=cnn",
+        "model.channels=[4]",
+    )
     data = build_data(s.data, 0, CPU)
     assert data.in_shape == (3, 8, 8) and data.class_names == ["cats", "dogs"]
     assert data.train.num_samples == 9 and data.val.num_samples == 3
@@ -219,7 +248,7 @@ def test_image_folder_missing(tiny_settings, tmp_path):
 
 # -- user factories -----------------------------------------------------------------
 
-FACTORY = '''
+FACTORY = """
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
@@ -249,7 +278,7 @@ def sequences(samples=60):
 
 def not_a_dataset():
     return [1, 2, 3]
-'''
+"""
 
 
 @pytest.fixture
@@ -311,6 +340,7 @@ def test_user_factory_errors(tiny_settings, user_module):
 
 # -- augmentation ----------------------------------------------------------------
 
+
 def test_random_shift_keeps_shapes_and_moves_pixels():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(16, 3, 9, 7)
@@ -335,13 +365,24 @@ def test_augmentation_applies_to_the_training_split_only(tiny_settings):
 
 
 def test_augmentation_on_the_dataloader_path(tiny_settings, mnist_raw):
-    s = tiny_settings("data.dataset=mnist", f"data.root={str(mnist_raw)!r}", "data.in_memory='false'", "data.augment=true",
-                      "data.val_fraction=0.0", "data.batch_size=50")
+    s = tiny_settings(
+        "data.dataset=mnist",
+        f"data.root={str(mnist_raw)!r}",
+        "data.in_memory='false'",
+        "data.augment=true",
+        "data.val_fraction=0.0",
+        "data.batch_size=50",
+    )
     data = build_data(s.data, 0, CPU)
     first = torch.cat([x for x, _ in data.val])
     assert torch.equal(first, torch.cat([x for x, _ in data.val])), "validation is never augmented"
-    plain = build_data(tiny_settings("data.dataset=mnist", f"data.root={str(mnist_raw)!r}", "data.in_memory='false'",
-                                     "data.val_fraction=0.0").data, 0, CPU)
+    plain = build_data(
+        tiny_settings(
+            "data.dataset=mnist", f"data.root={str(mnist_raw)!r}", "data.in_memory='false'", "data.val_fraction=0.0"
+        ).data,
+        0,
+        CPU,
+    )
     assert not torch.equal(next(iter(data.train))[0], next(iter(plain.train))[0])
 
 
@@ -379,7 +420,9 @@ def test_a_last_batch_of_one_sample_joins_the_previous_one():
 @pytest.mark.parametrize("in_memory", ["true", "false"])
 def test_batchnorm_models_train_when_the_split_leaves_one_sample_over(tiny_settings, in_memory):
     # digits keeps 1438 training samples: batch 479 leaves one over, which BatchNorm cannot train on.
-    started, epochs = train(tiny_settings("model.name='cnn'", "data.batch_size=479", f"data.in_memory={in_memory}", "training.epochs=1"))
+    started, epochs = train(
+        tiny_settings("model.name='cnn'", "data.batch_size=479", f"data.in_memory={in_memory}", "training.epochs=1")
+    )
     assert started.train_samples == 1438 and len(epochs) == 1
 
 
@@ -393,7 +436,15 @@ def test_in_memory_takes_booleans_as_well_as_words(tiny_settings):
 def test_import_loader_imports_what_a_built_in_dataset_loads_with():
     import subprocess
 
-    code = ("import sys; from engine.data.sources import import_loader; import_loader('csv'); a = 'sklearn.datasets' in sys.modules; "
-            "import_loader('digits'); print(a, 'sklearn.datasets' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=True)
+    code = (
+        "import sys; from engine.data.sources import import_loader; import_loader('csv'); a = 'sklearn.datasets' in sys.modules; "
+        "import_loader('digits'); print(a, 'sklearn.datasets' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     assert out.stdout.split() == ["False", "True"]

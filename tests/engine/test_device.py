@@ -83,7 +83,14 @@ def test_cuda_index_beyond_the_count(monkeypatch):
 
 def test_report_lists_every_gpu_with_total_memory(monkeypatch):
     fake = FakeCuda(2)
-    for name in ("is_available", "device_count", "current_device", "get_device_properties", "mem_get_info", "is_bf16_supported"):
+    for name in (
+        "is_available",
+        "device_count",
+        "current_device",
+        "get_device_properties",
+        "mem_get_info",
+        "is_bf16_supported",
+    ):
         monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
     report = dev.environment_report()
@@ -98,7 +105,18 @@ def test_report_lists_every_gpu_with_total_memory(monkeypatch):
 def test_report_on_this_machine_is_json_and_complete():
     report = dev.environment_report()
     json.loads(json.dumps(report))
-    for key in ("python", "torch", "torchvision", "cuda_available", "mps_available", "gpus", "cpu", "cpu_cores", "torch_threads", "auto_device"):
+    for key in (
+        "python",
+        "torch",
+        "torchvision",
+        "cuda_available",
+        "mps_available",
+        "gpus",
+        "cpu",
+        "cpu_cores",
+        "torch_threads",
+        "auto_device",
+    ):
         assert key in report
     assert report["torch"] == torch.__version__
     assert len(report["gpus"]) == torch.cuda.device_count() if torch.cuda.is_available() else report["gpus"] == []
@@ -112,7 +130,9 @@ def test_choose_threads():
 
 def test_env_command_text_and_json():
     def start(*args):
-        return subprocess.Popen([sys.executable, "-m", "engine", "env", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine", "env", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     text, as_json = start(), start("--json")  # side by side: each pays torch's import
     out, err = text.communicate(timeout=120)
@@ -177,7 +197,9 @@ class FakeMachine:
 
     def watch(self, chosen=2):
         cpus = set(range(len(self.busy)))
-        watch = dev.CoreWatch(chosen, cpus=cpus, stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own)
+        watch = dev.CoreWatch(
+            chosen, cpus=cpus, stat=str(self.path), clock=lambda: self.now, own_cpu_s=lambda: self.own
+        )
         watch.tick_s = 1 / self.hz
         return watch
 
@@ -229,24 +251,30 @@ def machine_for_free_cores(monkeypatch, tmp_path, own_cores: float, other_cores:
 
     machine = FakeMachine(tmp_path, cpus, hz=os.sysconf("SC_CLK_TCK"))  # free_cores' watch counts the real tick rate
     monkeypatch.setattr(dev, "_allowed_cpus", lambda: set(range(cpus)))
-    watch = functools.partial(dev.CoreWatch, stat=str(machine.path), clock=lambda: machine.now, own_cpu_s=lambda: machine.own)
+    watch = functools.partial(
+        dev.CoreWatch, stat=str(machine.path), clock=lambda: machine.now, own_cpu_s=lambda: machine.own
+    )
     monkeypatch.setattr(dev, "CoreWatch", watch)
     sleep = lambda s: machine.advance(s, own_cores, other_cores)  # noqa: E731
     monkeypatch.setattr(dev, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
     return machine
 
 
-@pytest.mark.parametrize("own_cores, other_cores, free", [
-    (0, 0, 4),
-    (3, 0, 4),  # this process's own threads, however busy, are not "another process"
-    (2, 1, 3),  # a busy process takes a core
-    (0, 0.4, 4),  # a little noise rounds away
-    (0, 0.6, 3),
-    (1, 2.6, 1),
-    (0, 9, 1),  # never fewer than one
-])
+@pytest.mark.parametrize(
+    "own_cores, other_cores, free",
+    [
+        (0, 0, 4),
+        (3, 0, 4),  # this process's own threads, however busy, are not "another process"
+        (2, 1, 3),  # a busy process takes a core
+        (0, 0.4, 4),  # a little noise rounds away
+        (0, 0.6, 3),
+        (1, 2.6, 1),
+        (0, 9, 1),  # never fewer than one
+    ],
+)
 def test_free_cores_leave_out_the_cores_other_processes_keep_busy_but_not_this_process_s_own(
-        monkeypatch, tmp_path, own_cores, other_cores, free):
+    monkeypatch, tmp_path, own_cores, other_cores, free
+):
     machine_for_free_cores(monkeypatch, tmp_path, own_cores, other_cores)
     assert dev.free_cores(0.3) == free
 

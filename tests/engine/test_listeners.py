@@ -52,7 +52,11 @@ def test_a_listener_that_raises_is_reported_once_and_the_run_goes_on(tiny_settin
     final = trainer.run()
     assert isinstance(final, RunFinished) and final.status == "completed" and final.epochs_completed == 3
     failures = [e for e in events if isinstance(e, ListenerFailed)]
-    assert len(failures) == 1 and failures[0].listener == "FullDiskWriter" and "No space left on device" in failures[0].error
+    assert (
+        len(failures) == 1
+        and failures[0].listener == "FullDiskWriter"
+        and "No space left on device" in failures[0].error
+    )
     assert writer.heard == 2  # it hears nothing after its failure
     assert [e.epoch for e in events if isinstance(e, EpochCompleted)] == [1, 2, 3]
     assert all(p.is_file() for p in (trainer.run_dir / "checkpoints" / name for name in ("best.pth", "last.pth")))

@@ -110,7 +110,7 @@ def test_resnet18_trains_one_epoch_on_digits(tiny_settings):
     assert len([e for e in events if isinstance(e, EpochCompleted)]) == 1
 
 
-USER_MODELS = '''
+USER_MODELS = """
 import torch
 from torch import nn
 
@@ -132,7 +132,7 @@ def not_a_module(num_classes):
 class Broken(nn.Module):
     def __init__(self, num_classes):
         raise ValueError(f"cannot make {num_classes} classes")
-'''
+"""
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from engine.training.snapshot import RunState
 
 
 def epoch(n: int, status: str = "ok") -> EpochCompleted:
-    return EpochCompleted(n, 10, 0.5, 0.6, 0.8, 0.7, 1e-3, 1.0, 100.0, Diagnostic(status, f"{status} message"), False, None)
+    return EpochCompleted(
+        n, 10, 0.5, 0.6, 0.8, 0.7, 1e-3, 1.0, 100.0, Diagnostic(status, f"{status} message"), False, None
+    )
 
 
 def test_nan_stop_answers_a_nan_epoch_unless_it_is_off():

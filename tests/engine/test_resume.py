@@ -24,13 +24,20 @@ TOLERANCE = 1e-6
 
 
 def make_settings(tmp_path: Path, **training):
-    return from_dict({
-        "run": {"runs_dir": str(tmp_path / "runs"), "name": "resume", "seed": 7},
-        "data": {"dataset": "digits", "batch_size": 64, "augment": True, "in_memory": training.pop("in_memory", "true")},
-        "model": {"name": "mlp", "hidden": [32], "dropout": 0.3},
-        "training": {"epochs": 3, "scheduler": "onecycle", "lr": 3e-3, "step_size": 1, "gamma": 0.5, **training},
-        "device": {"device": "cpu"},
-    })
+    return from_dict(
+        {
+            "run": {"runs_dir": str(tmp_path / "runs"), "name": "resume", "seed": 7},
+            "data": {
+                "dataset": "digits",
+                "batch_size": 64,
+                "augment": True,
+                "in_memory": training.pop("in_memory", "true"),
+            },
+            "model": {"name": "mlp", "hidden": [32], "dropout": 0.3},
+            "training": {"epochs": 3, "scheduler": "onecycle", "lr": 3e-3, "step_size": 1, "gamma": 0.5, **training},
+            "device": {"device": "cpu"},
+        }
+    )
 
 
 class StopWhen:
@@ -46,7 +53,12 @@ class StopWhen:
             return
         if self.batch == 0 and isinstance(event, EpochCompleted) and event.epoch == self.epoch:
             self.control.stop("test")
-        if self.batch and isinstance(event, BatchProgressed) and event.epoch == self.epoch and event.batch >= self.batch:
+        if (
+            self.batch
+            and isinstance(event, BatchProgressed)
+            and event.epoch == self.epoch
+            and event.batch >= self.batch
+        ):
             self.control.stop("test")
 
 
@@ -83,7 +95,9 @@ def one_thread():
 
 @pytest.fixture(autouse=True)
 def every_batch_reports(monkeypatch):
-    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 0.0)  # BatchProgressed after every batch, so a stop lands where asked
+    monkeypatch.setattr(
+        trainer_module, "PROGRESS_INTERVAL_S", 0.0
+    )  # BatchProgressed after every batch, so a stop lands where asked
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +119,9 @@ def reference_histories(tmp_path_factory):
 @pytest.mark.parametrize("in_memory", ["true", "false"])
 @pytest.mark.parametrize("scheduler", ["onecycle", "step"])
 @pytest.mark.parametrize("stop_batch", [0, 9], ids=["epoch-boundary", "mid-epoch"])
-def test_stopped_and_resumed_run_matches_uninterrupted(tmp_path, reference_histories, scheduler, in_memory, stop_batch, monkeypatch):
+def test_stopped_and_resumed_run_matches_uninterrupted(
+    tmp_path, reference_histories, scheduler, in_memory, stop_batch, monkeypatch
+):
     settings = make_settings(tmp_path, scheduler=scheduler, in_memory=in_memory)
     reference = reference_histories(scheduler, in_memory)
 
@@ -148,11 +164,17 @@ def test_resumed_optimizer_scheduler_and_rng_match_the_checkpoint(tmp_path):
     settings = make_settings(tmp_path)
     first, _, _ = train(settings, stop_epoch=1)
     saved = load_checkpoint(first.run_dir / "checkpoints" / "last.pth")
-    trainer = Trainer(settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "last.pth", set_threads=False)
+    trainer = Trainer(
+        settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "last.pth", set_threads=False
+    )
     trainer.setup()
     try:
         assert trainer.state.epoch == 1
-        assert trainer.scheduler.state_dict()["last_epoch"] == saved["scheduler_state_dict"]["last_epoch"] == len(trainer.data.train)
+        assert (
+            trainer.scheduler.state_dict()["last_epoch"]
+            == saved["scheduler_state_dict"]["last_epoch"]
+            == len(trainer.data.train)
+        )
         assert trainer.optimizer.state_dict()["state"][0]["step"] == saved["optimizer_state_dict"]["state"][0]["step"]
         assert math.isclose(trainer.optimizer.param_groups[0]["lr"], saved["history"]["lr"][-1])
         import torch

@@ -20,7 +20,15 @@ import engine.runs.folder
 from engine.runs import checkpoints as ck
 from engine.runs.checkpoints import CheckpointError, atomic_save, load_checkpoint
 from engine.settings.config import SettingsError, from_dict
-from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished, RunPaused, RunResumed
+from engine.events import (
+    BatchProgressed,
+    CheckpointSaved,
+    EpochCompleted,
+    RunFailed,
+    RunFinished,
+    RunPaused,
+    RunResumed,
+)
 from engine.runs.folder import RunRecorder, is_locked, read_jsonl
 from engine.training.trainer import RunControl, Trainer
 
@@ -34,14 +42,16 @@ def one_thread(one_torch_thread):
 
 
 def make_settings(runs_dir: Path, **training):
-    return from_dict({
-        "run": {"runs_dir": str(runs_dir), "name": "safe", "seed": 3},
-        "data": {"dataset": "digits", "batch_size": 128},
-        "model": {"name": "mlp", "hidden": [16]},
-        "training": {"epochs": 1, **training},
-        "checkpoints": {"every": 1, "keep": 1},
-        "device": {"device": "cpu"},
-    })
+    return from_dict(
+        {
+            "run": {"runs_dir": str(runs_dir), "name": "safe", "seed": 3},
+            "data": {"dataset": "digits", "batch_size": 128},
+            "model": {"name": "mlp", "hidden": [16]},
+            "training": {"epochs": 1, **training},
+            "checkpoints": {"every": 1, "keep": 1},
+            "device": {"device": "cpu"},
+        }
+    )
 
 
 def train(settings, resume_from=None, emit=None, control=None):
@@ -78,7 +88,9 @@ def snapshot_of(folder: Path) -> dict[str, bytes | str]:
     """Every entry under folder: a file's bytes, a link's target."""
     out = {}
     for p in sorted(folder.rglob("*")):
-        out[str(p.relative_to(folder))] = f"-> {os.readlink(p)}" if p.is_symlink() else p.read_bytes() if p.is_file() else "dir"
+        out[str(p.relative_to(folder))] = (
+            f"-> {os.readlink(p)}" if p.is_symlink() else p.read_bytes() if p.is_file() else "dir"
+        )
     return out
 
 
@@ -89,6 +101,7 @@ def one_line(error: BaseException) -> str:
 
 
 # -- symlinks and hard links in a downloaded run folder ----------------------------------------
+
 
 def _link_to_victim(run_dir: Path, name: str, tmp_path: Path, as_copy_of: Path | None = None) -> Path:
     victim = tmp_path / "victim" / Path(name).name
@@ -103,7 +116,14 @@ def _link_to_victim(run_dir: Path, name: str, tmp_path: Path, as_copy_of: Path |
     return victim
 
 
-LINKED_FILES = ["metrics.jsonl", "events.jsonl", "settings.toml", ".lock", "checkpoints/best.pth", "checkpoints/epoch_2.pth"]
+LINKED_FILES = [
+    "metrics.jsonl",
+    "events.jsonl",
+    "settings.toml",
+    ".lock",
+    "checkpoints/best.pth",
+    "checkpoints/epoch_2.pth",
+]
 
 
 @pytest.mark.parametrize("name", LINKED_FILES)
@@ -112,13 +132,18 @@ def test_resume_refuses_a_symlinked_run_file_and_leaves_its_target_alone(run_cop
     before = snapshot_of(run_copy)
     with pytest.raises(SettingsError) as err:  # RunFolderError: the CLI prints it as one line, exit 2
         train(make_settings(tmp_path / "runs", epochs=2), resume_from=run_copy / "checkpoints" / "last.pth")
-    assert one_line(err.value) == f"{run_copy / name} is a symbolic link; a run folder's files are written only as regular files inside it"
+    assert (
+        one_line(err.value)
+        == f"{run_copy / name} is a symbolic link; a run folder's files are written only as regular files inside it"
+    )
     assert victim.read_text() == VICTIM
     assert snapshot_of(run_copy) == before, "nothing written before the refusal"
 
 
 def test_resume_refuses_a_symlinked_last_pth_it_reads_from(run_copy, tmp_path):
-    victim = _link_to_victim(run_copy, "checkpoints/last.pth", tmp_path, as_copy_of=run_copy / "checkpoints" / "last.pth")
+    victim = _link_to_victim(
+        run_copy, "checkpoints/last.pth", tmp_path, as_copy_of=run_copy / "checkpoints" / "last.pth"
+    )
     before = victim.read_bytes()
     with pytest.raises(SettingsError, match="last.pth is a symbolic link"):
         train(make_settings(tmp_path / "runs", epochs=2), resume_from=run_copy / "checkpoints" / "last.pth")
@@ -133,7 +158,10 @@ def test_resume_refuses_a_checkpoints_folder_that_links_elsewhere(run_copy, tmp_
     before = snapshot_of(elsewhere)
     with pytest.raises(SettingsError) as err:
         train(make_settings(tmp_path / "runs", epochs=2), resume_from=run_copy / "checkpoints" / "last.pth")
-    assert one_line(err.value) == f"{run_copy / 'checkpoints'} is a symbolic link; a run folder's checkpoints are written only in a real folder inside it"
+    assert (
+        one_line(err.value)
+        == f"{run_copy / 'checkpoints'} is a symbolic link; a run folder's checkpoints are written only in a real folder inside it"
+    )
     assert snapshot_of(elsewhere) == before
 
 
@@ -170,7 +198,9 @@ def test_a_link_made_in_the_middle_of_a_run_fails_it_and_is_not_followed(tmp_pat
 
     _, final, _ = train(make_settings(tmp_path / "runs", epochs=2), emit=swap_last_for_a_link)
     assert isinstance(final, RunFailed) and final.error_type == "CheckpointError"
-    assert final.error.endswith("last.pth is a symbolic link; a run folder's files are written only as regular files inside it")
+    assert final.error.endswith(
+        "last.pth is a symbolic link; a run folder's files are written only as regular files inside it"
+    )
     assert victim.read_text() == VICTIM
 
 
@@ -204,6 +234,7 @@ def test_the_user_settings_file_is_still_written_through_its_link(tmp_path):
 
 # -- a full disk at each writer ---------------------------------------------------------------
 
+
 def _enospc(*_args, **_kwargs):
     raise OSError(errno.ENOSPC, FULL)
 
@@ -229,11 +260,18 @@ def test_full_disk_when_setup_writes_settings_leaves_no_run_folder(tmp_path, mon
 def test_full_disk_when_resume_rewrites_metrics(run_copy, tmp_path, monkeypatch):
     before = snapshot_of(run_copy)
     real = engine.runs.folder.atomic_write
-    monkeypatch.setattr(engine.runs.folder, "atomic_write", lambda p, *a, **k: _enospc() if p.name == "metrics.jsonl" else real(p, *a, **k))
+    monkeypatch.setattr(
+        engine.runs.folder,
+        "atomic_write",
+        lambda p, *a, **k: _enospc() if p.name == "metrics.jsonl" else real(p, *a, **k),
+    )
     with pytest.raises(SettingsError, match=f"cannot write .*metrics.jsonl: {FULL}"):
         train(make_settings(tmp_path / "runs", epochs=2), resume_from=run_copy / "checkpoints" / "last.pth")
     after = snapshot_of(run_copy)
-    assert after["metrics.jsonl"] == before["metrics.jsonl"] and after["checkpoints/last.pth"] == before["checkpoints/last.pth"]
+    assert (
+        after["metrics.jsonl"] == before["metrics.jsonl"]
+        and after["checkpoints/last.pth"] == before["checkpoints/last.pth"]
+    )
     assert not is_locked(run_copy)
 
 
@@ -263,7 +301,9 @@ def test_full_disk_when_a_line_is_recorded_fails_the_run_once(tmp_path, monkeypa
     _assert_failed_on_full_disk(final, earlier_epoch=None)
     assert final.error_type == "RunFolderError" and file_name in final.error
     assert events[-1] is final, "every listener still hears the failure"
-    assert state["faults"] == 1, "after the first failure the recorder writes nothing more (no second error hides the first)"
+    assert state["faults"] == 1, (
+        "after the first failure the recorder writes nothing more (no second error hides the first)"
+    )
     assert not is_locked(Path(final.run_dir))
     assert load_checkpoint(Path(final.run_dir) / "checkpoints" / "last.pth")["epoch"] in (1, 2)
 
@@ -379,14 +419,18 @@ def test_atomic_save_reports_the_disk_not_torchs_zip_writer(tmp_path, monkeypatc
 
 # -- a resume whose settings no longer fit its checkpoint ---------------------------------------
 
-@pytest.mark.parametrize("change, setting", [
-    ({"optimizer": "sgd"}, "training.optimizer"),
-    ({"optimizer": "adamw"}, "training.optimizer"),
-    ({"scheduler": "onecycle"}, "training.scheduler"),
-    ({"scheduler": "step"}, "training.scheduler"),
-    ({"precision": "bf16"}, "training.precision"),
-    ({"fused_step": False}, "training.fused_step"),
-])
+
+@pytest.mark.parametrize(
+    "change, setting",
+    [
+        ({"optimizer": "sgd"}, "training.optimizer"),
+        ({"optimizer": "adamw"}, "training.optimizer"),
+        ({"scheduler": "onecycle"}, "training.scheduler"),
+        ({"scheduler": "step"}, "training.scheduler"),
+        ({"precision": "bf16"}, "training.precision"),
+        ({"fused_step": False}, "training.fused_step"),
+    ],
+)
 def test_a_resume_with_settings_that_do_not_fit_is_refused_before_any_write(run_copy, tmp_path, change, setting):
     before = snapshot_of(run_copy)
     saved = load_checkpoint(run_copy / "checkpoints" / "last.pth")["settings"]
@@ -401,7 +445,9 @@ def test_a_resume_with_settings_that_do_not_fit_is_refused_before_any_write(run_
 def test_a_resume_with_another_model_is_refused_before_any_write(run_copy, tmp_path, model):
     before = snapshot_of(run_copy)
     saved = load_checkpoint(run_copy / "checkpoints" / "last.pth")["settings"]
-    settings = from_dict({**saved, "model": {**saved["model"], **model}, "training": {**saved["training"], "epochs": 2}})
+    settings = from_dict(
+        {**saved, "model": {**saved["model"], **model}, "training": {**saved["training"], "epochs": 2}}
+    )
     with pytest.raises(CheckpointError, match="does not fit this model"):
         train(settings, resume_from=run_copy / "checkpoints" / "last.pth")
     assert snapshot_of(run_copy) == before

@@ -108,8 +108,9 @@ DOCUMENTS = (
     | DOTTED_LINES  # run.seed = 5: the same as seed = 5 under [run]
     | st.text(ANY_CHAR)
 )
-CODECS = st.sampled_from([("utf-8", "replace"), ("utf-8", "surrogatepass"), ("latin-1", "replace"),
-                          ("utf-16", "surrogatepass")])
+CODECS = st.sampled_from(
+    [("utf-8", "replace"), ("utf-8", "surrogatepass"), ("latin-1", "replace"), ("utf-16", "surrogatepass")]
+)
 FILE_BYTES = st.tuples(st.sampled_from([b"", b"\xef\xbb\xbf"]), DOCUMENTS, CODECS).map(
     lambda t: t[0] + t[1].encode(*t[2])
 )
@@ -187,8 +188,11 @@ def test_any_settings_file_loads_or_is_one_line(content):
 
 
 @FUZZ
-@given(overrides=st.lists(TYPED_OVERRIDES | st.sampled_from(["model.name=pkg.mod:Net", "data.dataset=synthetic"]),
-                          min_size=1, max_size=6))
+@given(
+    overrides=st.lists(
+        TYPED_OVERRIDES | st.sampled_from(["model.name=pkg.mod:Net", "data.dataset=synthetic"]), min_size=1, max_size=6
+    )
+)
 def test_many_set_arguments_on_real_keys_load_or_are_one_line(overrides):
     s = load_or_refuse(None, overrides)
     if s is not None:
@@ -196,8 +200,13 @@ def test_many_set_arguments_on_real_keys_load_or_are_one_line(overrides):
             assert_usable(s, Path(folder))
 
 
-EDGES = ["run.seed=4294967295", f"run.name='{'é' * 120}'", f"run.runs_dir='{'x' * 255}'", "device.threads=1024",
-         "model.options={a=[[[[[[[1]]]]]]]}"]
+EDGES = [
+    "run.seed=4294967295",
+    f"run.name='{'é' * 120}'",
+    f"run.runs_dir='{'x' * 255}'",
+    "device.threads=1024",
+    "model.options={a=[[[[[[[1]]]]]]]}",
+]
 
 
 @pytest.mark.parametrize("override", EDGES)

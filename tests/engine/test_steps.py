@@ -29,7 +29,18 @@ def train(fused: bool, model: nn.Module, t: TrainingSettings, batches, scheduler
     sched = build_scheduler(optimizer, t, len(batches)) if scheduler else None
     criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    step = build_step(model, model, criterion, optimizer, scaler, None, CPU, grad_clip=t.grad_clip, label_smoothing=t.label_smoothing, fused=fused)
+    step = build_step(
+        model,
+        model,
+        criterion,
+        optimizer,
+        scaler,
+        None,
+        CPU,
+        grad_clip=t.grad_clip,
+        label_smoothing=t.label_smoothing,
+        fused=fused,
+    )
     assert isinstance(step, FusedMLPStep if fused else AutogradStep)
     model.train()
     torch.manual_seed(0)
@@ -76,7 +87,9 @@ def test_fused_step_matches_autograd(case):
         torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-5)
     for a, f in zip(auto_params, fused_params):
         torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-6)
-    assert torch.equal(fused_rng, auto_rng), "the fused step must draw its dropout masks like engine.models.layers.Dropout"
+    assert torch.equal(fused_rng, auto_rng), (
+        "the fused step must draw its dropout masks like engine.models.layers.Dropout"
+    )
     assert auto_params[0].sub(model.fc1.weight).abs().max() > 1e-4, "the parameters moved"
 
 
@@ -101,7 +114,18 @@ def test_direct_adam_keeps_the_optimizer_state_dict():
     for fused in (False, True):
         m = copy.deepcopy(model)
         opt = build_optimizer(m, t, CPU)
-        step = build_step(m, m, nn.CrossEntropyLoss(), opt, torch.amp.GradScaler("cpu", enabled=False), None, CPU, grad_clip=0.0, label_smoothing=0.0, fused=fused)
+        step = build_step(
+            m,
+            m,
+            nn.CrossEntropyLoss(),
+            opt,
+            torch.amp.GradScaler("cpu", enabled=False),
+            None,
+            CPU,
+            grad_clip=0.0,
+            label_smoothing=0.0,
+            fused=fused,
+        )
         for xb, yb in data:
             step(xb, yb)
         states.append(opt.state_dict())
@@ -118,8 +142,20 @@ def test_autograd_is_used_where_the_fused_step_does_not_apply():
 
     def kind(model, amp_dtype=None, forward=None, fused=True):
         opt = torch.optim.Adam(model.parameters())
-        return type(build_step(model, forward or model, opt_args["criterion"], opt, opt_args["scaler"], amp_dtype, CPU,
-                               grad_clip=0.0, label_smoothing=0.0, fused=fused))
+        return type(
+            build_step(
+                model,
+                forward or model,
+                opt_args["criterion"],
+                opt,
+                opt_args["scaler"],
+                amp_dtype,
+                CPU,
+                grad_clip=0.0,
+                label_smoothing=0.0,
+                fused=fused,
+            )
+        )
 
     mlp = MLP(16, 3, (8,), 0.3)
     assert kind(mlp) is FusedMLPStep
@@ -134,7 +170,9 @@ def test_autograd_is_used_where_the_fused_step_does_not_apply():
 def test_a_run_says_which_step_it_uses(tiny_settings):
     for value, expected in (("true", "fused MLP step"), ("false", "autograd")):
         events = []
-        Trainer(tiny_settings("training.epochs=1", f"training.fused_step={value}"), events.append, set_threads=False).run()
+        Trainer(
+            tiny_settings("training.epochs=1", f"training.fused_step={value}"), events.append, set_threads=False
+        ).run()
         started = events[0]
         assert started.step.startswith(expected)
         assert events[-1].status == "completed"
@@ -146,8 +184,19 @@ def test_fused_step_survives_zero_grad_set_to_none():
     model = MLP(64, 10, (16,), 0.0)
     t = TrainingSettings()
     opt = build_optimizer(model, t, CPU)
-    step = build_step(model, model, nn.CrossEntropyLoss(), opt, torch.amp.GradScaler("cpu", enabled=False), None, CPU, grad_clip=0.0, label_smoothing=0.0, fused=True)
-    (xb, yb), = batches(n=1)
+    step = build_step(
+        model,
+        model,
+        nn.CrossEntropyLoss(),
+        opt,
+        torch.amp.GradScaler("cpu", enabled=False),
+        None,
+        CPU,
+        grad_clip=0.0,
+        label_smoothing=0.0,
+        fused=True,
+    )
+    ((xb, yb),) = batches(n=1)
     step(xb, yb)
     opt.zero_grad(set_to_none=True)
     before = model.fc1.weight.detach().clone()
@@ -162,7 +211,9 @@ def test_a_step_s_masks_drawn_at_once_are_the_ones_dropout_draws_layer_by_layer(
     keeps = [keep_probability(0.7), None, keep_probability(0.5)]
     shapes = [(5, 7), (5, 4), (5, 3)]  # 35 and 15 elements: not whole words of four lanes
     torch.manual_seed(3)
-    expected = [dropout_mask(torch.Size(shape), keep) if keep is not None else None for shape, keep in zip(shapes, keeps)]
+    expected = [
+        dropout_mask(torch.Size(shape), keep) if keep is not None else None for shape, keep in zip(shapes, keeps)
+    ]
     after = torch.get_rng_state()
     torch.manual_seed(3)
     buffers = _BatchBuffers(5, [w for _, w in shapes], keeps, 0.0)

@@ -67,7 +67,11 @@ def test_best_follows_the_monitor(tmp_path, monkeypatch):
     accs, losses = iter([0.5, 0.7, 0.6]), iter([0.9, 0.95, 0.8])
     trainer, _, by_loss = run(make_settings(tmp_path / "b", {"epochs": 3}))
     assert [e.is_best for e in by_loss if isinstance(e, EpochCompleted)] == [True, False, True]
-    assert [json.loads(l)["is_best"] for l in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()] == [True, False, True]
+    assert [json.loads(l)["is_best"] for l in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()] == [
+        True,
+        False,
+        True,
+    ]
 
 
 def test_resume_of_a_completed_run_needs_more_epochs(tmp_path):
@@ -91,7 +95,9 @@ def test_resume_from_best_pth_is_refused_with_a_clear_error(tmp_path):
     settings = make_settings(tmp_path)
     first, _, _ = run(settings)
     with pytest.raises(CheckpointError, match="not a full checkpoint.*last.pth"):
-        Trainer(settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "best.pth", set_threads=False).setup()
+        Trainer(
+            settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "best.pth", set_threads=False
+        ).setup()
 
 
 def test_a_checkpoint_outside_its_run_folder_resumes_into_a_new_folder(tmp_path):
@@ -169,7 +175,9 @@ def test_the_hot_loop_syncs_only_at_the_progress_tick(tmp_path, monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, counting)
 
     def syncs(batch_size: int) -> int:
-        settings = make_settings(tmp_path / str(batch_size), {"epochs": 1, "optimizer": "sgd"}, data={"batch_size": batch_size})
+        settings = make_settings(
+            tmp_path / str(batch_size), {"epochs": 1, "optimizer": "sgd"}, data={"batch_size": batch_size}
+        )
         trainer = Trainer(settings, lambda e: None, set_threads=False)
         trainer.setup()
         counts["n"] = 0
@@ -209,7 +217,12 @@ def test_a_resume_keeps_each_epochs_time_in_metrics(tmp_path):
     """metrics.jsonl is rewritten from the checkpoint on resume: every row keeps its `time` (None for older checkpoints)."""
     settings = make_settings(tmp_path, {"epochs": 3})
     control = RunControl()
-    trainer = Trainer(settings, lambda e: isinstance(e, EpochCompleted) and e.epoch == 1 and control.stop("test"), control, set_threads=False)
+    trainer = Trainer(
+        settings,
+        lambda e: isinstance(e, EpochCompleted) and e.epoch == 1 and control.stop("test"),
+        control,
+        set_threads=False,
+    )
     trainer.run()
     run_dir = trainer.run_dir
     first = list(read_jsonl(run_dir / "metrics.jsonl"))
@@ -259,7 +272,9 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     finally:
         torch.set_num_threads(1)
     changes = [e for e in events if isinstance(e, ThreadsChanged)]
-    assert [(e.epoch, e.previous, e.threads, e.busy_elsewhere) for e in changes] == [(1, 2, 1, 1.0)]  # once, not at every tick
+    assert [(e.epoch, e.previous, e.threads, e.busy_elsewhere) for e in changes] == [
+        (1, 2, 1, 1.0)
+    ]  # once, not at every tick
     assert trainer.threads == 1
     assert any(json.loads(line)["type"] == "ThreadsChanged" for line in open(Path(trainer.run_dir) / "events.jsonl"))
 
@@ -269,7 +284,9 @@ def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_d
     try:
         watched = {}
         for name, threads in (("auto", 0), ("fixed", 2), ("one", 1)):
-            trainer = Trainer(make_settings(tmp_path / name, {"epochs": 1}, device={"threads": threads}), lambda e: None)
+            trainer = Trainer(
+                make_settings(tmp_path / name, {"epochs": 1}, device={"threads": threads}), lambda e: None
+            )
             trainer.setup()
             watched[name] = trainer.thread_follower is not None and trainer.thread_follower.watch.chosen
             trainer.close()

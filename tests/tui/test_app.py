@@ -32,7 +32,12 @@ def test_number_keys_switch_between_the_four_screens(settings, tmp_path):
         app = TrainConsole(settings, tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
             assert isinstance(app.screen, EnvironmentScreen)
-            for key, screen in (("2", ConfigurationScreen), ("3", TrainingScreen), ("4", CheckpointsScreen), ("1", EnvironmentScreen)):
+            for key, screen in (
+                ("2", ConfigurationScreen),
+                ("3", TrainingScreen),
+                ("4", CheckpointsScreen),
+                ("1", EnvironmentScreen),
+            ):
                 await pilot.press(key)
                 await wait_for(pilot, lambda: isinstance(app.screen, screen))
                 assert isinstance(app.screen, screen)
@@ -134,7 +139,12 @@ def test_a_screen_shown_before_is_painted_after_one_frame(settings, tmp_path, mo
             for key in ("3", "1", "3", "4"):
                 await _show(pilot, key)
             assert isinstance(app.screen, CheckpointsScreen)
-            assert delays == [0.05, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S, 0.05]
+            assert delays == [
+                0.05,
+                TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S,
+                TrainConsole.SHOWN_SCREEN_PAINT_DELAY_S,
+                0.05,
+            ]
 
     run(scenario())
 
@@ -143,7 +153,9 @@ def test_returning_to_a_screen_does_not_refresh_the_whole_css(settings, tmp_path
     """Textual refreshed all CSS (~40-90 ms) on the first return to each screen: its CSS count was never recorded."""
     refreshes = []
     original = App.refresh_css
-    monkeypatch.setattr(App, "refresh_css", lambda self, animate=True: (refreshes.append(self.current_mode), original(self, animate)))
+    monkeypatch.setattr(
+        App, "refresh_css", lambda self, animate=True: (refreshes.append(self.current_mode), original(self, animate))
+    )
 
     async def scenario():
         app = TrainConsole(settings, tmp_path / "settings.toml")

@@ -49,12 +49,16 @@ def test_list_evaluate_resume_and_delete_a_run(tmp_path):
             assert await wait_for(pilot, lambda: "Accuracy" in str(details.render()), timeout=20)
             await pilot.pause()
             longest = max(len(line) for line in str(details.render()).splitlines())
-            assert details.size.width >= longest, "the report is wrapped (a confusion matrix loses its shape): it scrolls instead"
+            assert details.size.width >= longest, (
+                "the report is wrapped (a confusion matrix loses its shape): it scrolls instead"
+            )
 
             app.set_settings(app.settings.replace("training.epochs", 3))  # train one epoch more
             await pilot.press("r")
             assert await wait_for(pilot, lambda: isinstance(app.screen, TrainingScreen), timeout=10)
-            assert await wait_for(pilot, lambda: training.outcome == "completed" and training.query_one(EpochTable).row_count == 3)
+            assert await wait_for(
+                pilot, lambda: training.outcome == "completed" and training.query_one(EpochTable).row_count == 3
+            )
 
             await pilot.press("4")
             assert await wait_for(pilot, lambda: runs.row_count == 1 and screen.runs[0].epochs == 3, timeout=10)
@@ -92,7 +96,9 @@ def test_up_and_down_pick_a_run_when_the_screen_is_shown_and_after_a_resume(tmp_
             training = app.screen
             assert await wait_for(pilot, lambda: training.outcome == "completed")
             await pilot.press("4")
-            assert await wait_for(pilot, lambda: runs.row_count == 2 and max(r.epochs for r in screen.runs) == 2, timeout=10)
+            assert await wait_for(
+                pilot, lambda: runs.row_count == 2 and max(r.epochs for r in screen.runs) == 2, timeout=10
+            )
             assert screen.focused is runs
             selected = screen.selected_run().path
             await pilot.press("down" if runs.cursor_row == 0 else "up")
@@ -124,7 +130,11 @@ def test_tables_show_every_column_and_the_chart_gets_most_of_the_rows(one_run, s
             if size[0] < 100:  # one above the other
                 assert ckpts.region.y >= runs.region.bottom and screen.has_class("-narrow")
             else:  # side by side
-                assert ckpts.region.y == runs.region.y and ckpts.region.x >= runs.region.right and screen.has_class("-wide")
+                assert (
+                    ckpts.region.y == runs.region.y
+                    and ckpts.region.x >= runs.region.right
+                    and screen.has_class("-wide")
+                )
 
     run(scenario())
 
@@ -141,7 +151,9 @@ def test_after_a_delete_the_selection_moves_to_the_neighbour_and_evaluate_uses_t
         settings.write_text(text.replace('device = "auto"', 'device = "cuda:7"'))
 
     async def scenario():
-        app = TrainConsole(tiny_settings(tmp_path, epochs=1).replace("device.device", "cpu"), tmp_path / "settings.toml")
+        app = TrainConsole(
+            tiny_settings(tmp_path, epochs=1).replace("device.device", "cpu"), tmp_path / "settings.toml"
+        )
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("4")
             screen = app.screen
@@ -149,7 +161,9 @@ def test_after_a_delete_the_selection_moves_to_the_neighbour_and_evaluate_uses_t
             assert await wait_for(pilot, lambda: runs.row_count == 3, timeout=10)
             await pilot.press("e")
             details = screen.query_one("#ck-details", Static)
-            assert await wait_for(pilot, lambda: "Accuracy" in str(details.render()) or "failed" in str(details.render()), timeout=60)
+            assert await wait_for(
+                pilot, lambda: "Accuracy" in str(details.render()) or "failed" in str(details.render()), timeout=60
+            )
             assert "Accuracy" in str(details.render()), details.render()
             await pilot.press("down", "down")
             doomed, neighbour = screen.runs[2].path, screen.runs[1].path

@@ -46,7 +46,9 @@ def test_the_form_validates_with_the_engine_rules(settings, tmp_path):
             (await _field(app, pilot, "model.hidden")).query_one(Input).value = "[64, 32]"
             assert await wait_for(pilot, lambda: app.settings.model.hidden == [64, 32])
             label = app.screen.query_one("#param-count", Static)
-            assert await wait_for(pilot, lambda: "6,570 parameters" in str(label.render()))  # 64*64+64 + 64*32+32 + 32*10+10
+            assert await wait_for(
+                pilot, lambda: "6,570 parameters" in str(label.render())
+            )  # 64*64+64 + 64*32+32 + 32*10+10
 
     run(scenario())
 
@@ -74,7 +76,7 @@ def test_ctrl_s_saves_settings_that_load_back(settings, tmp_path, monkeypatch):
 
 def test_ctrl_s_keeps_the_comments_of_an_existing_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text = "# my console settings\n\n[training]\nepochs = 3  # quick runs\n\n[run]\nruns_dir = \"runs\"\n"
+    text = '# my console settings\n\n[training]\nepochs = 3  # quick runs\n\n[run]\nruns_dir = "runs"\n'
     (tmp_path / "settings.toml").write_text(text)
 
     run(_set_epochs_to_7_and_save(load_settings("settings.toml")))
@@ -117,7 +119,9 @@ def test_a_file_that_fails_to_load_is_not_saved_over(settings, tmp_path):
             await pilot.press("ctrl+o")
             app.screen.query_one("#settings-path", Input).value = str(bad)
             await pilot.press("enter")
-            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app))), _notices(app)
+            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app))), (
+                _notices(app)
+            )
             assert app.screen.query_one("#settings-path", Input).value == str(good)
             await pilot.click("#save")
             assert await wait_for(pilot, lambda: any(n.startswith("saved ") for n in _notices(app)))
@@ -140,10 +144,14 @@ def test_save_refuses_the_file_the_console_could_not_load_at_start(tmp_path):
     async def scenario():
         app = TrainConsole(defaults, path, error)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app))), _notices(app)
+            assert await wait_for(pilot, lambda: any("keys of [training]: epochs" in n for n in _notices(app))), (
+                _notices(app)
+            )
             await pilot.press("2")
             await pilot.press("ctrl+s")
-            assert await wait_for(pilot, lambda: any(n.startswith("not saved, the file does not load") for n in _notices(app))), _notices(app)
+            assert await wait_for(
+                pilot, lambda: any(n.startswith("not saved, the file does not load") for n in _notices(app))
+            ), _notices(app)
 
     run(scenario())
     assert path.read_text() == "[training]\nlr = 0.3\nepoch = 3\n"
@@ -187,7 +195,9 @@ def test_a_save_the_disk_refuses_says_so_and_changes_nothing(settings, read_only
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await pilot.press("2")
             await pilot.press("ctrl+s")
-            assert await wait_for(pilot, lambda: any("Read-only file system" in n for n in _notices(app))), _notices(app)
+            assert await wait_for(pilot, lambda: any("Read-only file system" in n for n in _notices(app))), _notices(
+                app
+            )
             app.screen.query_one("#settings-path", Input).value = str(tmp_path / "bad\0name.toml")
             await pilot.click("#save")
             assert await wait_for(pilot, lambda: any("embedded null byte" in n for n in _notices(app))), _notices(app)

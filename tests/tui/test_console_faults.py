@@ -34,7 +34,9 @@ def test_a_signal_stops_the_run_at_a_batch_boundary_and_closes_the_console(tmp_p
             await pilot.press("3")
             await wait_for(pilot, lambda: app.torch_ready, timeout=120)
             await pilot.press("s")
-            assert await wait_for(pilot, lambda: any(e["type"] == "BatchProgressed" for e in events(tmp_path)), timeout=120)
+            assert await wait_for(
+                pilot, lambda: any(e["type"] == "BatchProgressed" for e in events(tmp_path)), timeout=120
+            )
             control = app.run_control
             os.kill(os.getpid(), sig)
             assert await wait_for(pilot, lambda: app.return_code is not None, timeout=30)
@@ -98,7 +100,12 @@ def test_page_keys_in_the_command_palette_do_not_crash(tmp_path):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            for keys in (("ctrl+p", "pageup"), ("ctrl+p", "pagedown"), ("ctrl+p", "down", "pagedown", "pageup"), ("ctrl+p", "x", "pageup")):
+            for keys in (
+                ("ctrl+p", "pageup"),
+                ("ctrl+p", "pagedown"),
+                ("ctrl+p", "down", "pagedown", "pageup"),
+                ("ctrl+p", "x", "pageup"),
+            ):
                 for key in keys:
                     await pilot.press(key)
                 await pilot.press("escape")

@@ -19,7 +19,15 @@ class TableApp(App):
 
 
 def _metrics(epoch: int) -> dict:
-    return {"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.1 / epoch, "train_acc": 0.5, "val_acc": 0.5, "lr": 1e-3, "seconds": 0.1}
+    return {
+        "epoch": epoch,
+        "train_loss": 1 / epoch,
+        "val_loss": 1.1 / epoch,
+        "train_acc": 0.5,
+        "val_acc": 0.5,
+        "lr": 1e-3,
+        "seconds": 0.1,
+    }
 
 
 def test_rows_after_the_scrollbar_appeared_need_no_layout_and_the_newest_row_shows(monkeypatch):
@@ -30,7 +38,11 @@ def test_rows_after_the_scrollbar_appeared_need_no_layout_and_the_newest_row_sho
         async with app.run_test(size=(100, 20)) as pilot:
             table = app.query_one(EpochTable)
             original = type(app.screen)._refresh_layout
-            monkeypatch.setattr(type(app.screen), "_refresh_layout", lambda self, *a, **k: layouts.append(len(table.rows)) or original(self, *a, **k))
+            monkeypatch.setattr(
+                type(app.screen),
+                "_refresh_layout",
+                lambda self, *a, **k: layouts.append(len(table.rows)) or original(self, *a, **k),
+            )
             for epoch in range(1, 11):  # 8 lines: the header and 7 rows fit; the 8th row brings the scrollbar, a layout
                 table.add_epochs([_metrics(epoch)])
                 await pilot.pause()
@@ -57,7 +69,11 @@ def test_a_new_row_draws_its_own_cells_not_the_rows_already_shown(monkeypatch):
 
     drawn = []
     original = DataTable._render_cell
-    monkeypatch.setattr(DataTable, "_render_cell", lambda self, row, column, *a, **k: drawn.append(row) or original(self, row, column, *a, **k))
+    monkeypatch.setattr(
+        DataTable,
+        "_render_cell",
+        lambda self, row, column, *a, **k: drawn.append(row) or original(self, row, column, *a, **k),
+    )
 
     async def scenario():
         app = TableApp()

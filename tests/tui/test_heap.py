@@ -92,7 +92,9 @@ def test_settle_freezes_what_the_hold_built_and_turns_collections_back_on(collec
 def test_the_console_holds_collections_while_it_answers_a_key(tmp_path, monkeypatch, collections_on):
     during: list[bool] = []
     switch = TrainConsole.switch_mode
-    monkeypatch.setattr(TrainConsole, "switch_mode", lambda self, mode: (during.append(gc.isenabled()), switch(self, mode))[1])
+    monkeypatch.setattr(
+        TrainConsole, "switch_mode", lambda self, mode: (during.append(gc.isenabled()), switch(self, mode))[1]
+    )
 
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")

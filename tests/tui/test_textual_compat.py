@@ -19,7 +19,6 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList
 from textual_plotext import Plot, PlotextPlot
 
-import tui.screens
 from pilot_helpers import run
 from tui import plotext_compat, textual_compat
 
@@ -104,6 +103,7 @@ class TwoModes(App):
 
 def test_a_marked_mode_screen_is_not_restyled_on_return_and_an_unmarked_one_is(monkeypatch):
     """Textual refreshes the whole app's CSS on a switch to a screen whose CSS count lags the app's."""
+
     async def returns_restyled(mark: bool) -> int:
         app = TwoModes()
         async with app.run_test() as pilot:
@@ -173,6 +173,7 @@ def test_data_table_caches_are_lru_caches_keyed_on_the_update_count_each_added_r
 def test_data_table_s_own_cell_key_holds_no_more_than_kept_cells_keys_on():
     """KeptCellsDataTable keys a cell on Textual's cell key less the update count, plus the width: a new part in
     Textual's key (a new thing a cell's look depends on) fails this test."""
+
     async def scenario():
         app = TableApp()
         async with app.run_test(size=(40, 10)) as pilot:
@@ -199,6 +200,7 @@ class KeptTable(textual_compat.KeptCellsDataTable):
 def test_every_cell_drawn_goes_through_render_cell_and_is_kept_across_added_rows(monkeypatch):
     drawn = []
     original = DataTable._render_cell
+
     def counted(self, row, column, *args, **kwargs):
         drawn.append((row, column))
         return original(self, row, column, *args, **kwargs)
@@ -334,8 +336,9 @@ def test_the_text_read_from_the_matrix_is_what_plotext_s_ansi_parses_to():
     text = plotext_compat.plot_text(plot)
     expected = Text.from_ansi(plot.build())
     assert text.plain == expected.plain
-    assert [(text.plain[s.start:s.end], s.style) for s in text.spans if text.plain[s.start:s.end].strip()] == \
-        [(expected.plain[s.start:s.end], s.style) for s in expected.spans if expected.plain[s.start:s.end].strip()]
+    assert [(text.plain[s.start : s.end], s.style) for s in text.spans if text.plain[s.start : s.end].strip()] == [
+        (expected.plain[s.start : s.end], s.style) for s in expected.spans if expected.plain[s.start : s.end].strip()
+    ]
 
 
 def test_a_cell_s_plotext_colours_decode_to_the_rich_style():

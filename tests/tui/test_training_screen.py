@@ -103,7 +103,9 @@ def test_p_pauses_and_resumes_and_x_stops_and_saves(tmp_path):
 
 def _run_started(run_dir, start_epoch: int = 0) -> RunStarted:
     settings = {"model": {"name": "mlp"}, "data": {"dataset": "digits"}}
-    return RunStarted(str(run_dir), settings, "cpu", "x86_64", 1000, 1437, 360, 23, "in-memory", "fp32", start_epoch, 5, 1)
+    return RunStarted(
+        str(run_dir), settings, "cpu", "x86_64", 1000, 1437, 360, 23, "in-memory", "fp32", start_epoch, 5, 1
+    )
 
 
 def _count_chart_draws(monkeypatch) -> list[int]:
@@ -112,7 +114,11 @@ def _count_chart_draws(monkeypatch) -> list[int]:
 
     draws: list[int] = []
     original = TrainingScreen._redraw_charts
-    monkeypatch.setattr(TrainingScreen, "_redraw_charts", lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)))
+    monkeypatch.setattr(
+        TrainingScreen,
+        "_redraw_charts",
+        lambda self, onset: (draws.append(len(self.history.epochs)), original(self, onset)),
+    )
     return draws
 
 
@@ -151,13 +157,19 @@ def test_the_paused_status_and_the_progress_bar_name_the_same_point(tmp_path):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _training_screen(pilot, _run_started(tmp_path), BatchProgressed(2, 23, 23, 9000.0, 0.0, 0.4), RunPaused(3, 0))
+            screen = await _training_screen(
+                pilot, _run_started(tmp_path), BatchProgressed(2, 23, 23, 9000.0, 0.0, 0.4), RunPaused(3, 0)
+            )
             await pilot.pause()
             assert "Paused after epoch 2" in _status(app), _status(app)
             assert _bar(app) == (2, 23, 23)
 
             # these ticks come too soon after the last drawn one to be drawn
-            for event in (BatchProgressed(3, 5, 23, 9000.0, 0.1, 0.3), BatchProgressed(3, 9, 23, 9000.0, 0.1, 0.3), RunPaused(3, 12)):
+            for event in (
+                BatchProgressed(3, 5, 23, 9000.0, 0.1, 0.3),
+                BatchProgressed(3, 9, 23, 9000.0, 0.1, 0.3),
+                RunPaused(3, 12),
+            ):
                 screen.post_message(EngineEvent(event))
                 await pilot.pause()
             assert "Paused in epoch 3 after batch 12/23" in _status(app), _status(app)
@@ -233,7 +245,9 @@ def test_epochs_that_arrive_together_are_drawn_together(tmp_path, monkeypatch):
             assert [table.get_row_at(i)[0] for i in (0, 19)] == ["1", "20"]
             screen.post_message(EngineEvent(_epoch(21)))
             screen.post_message(EngineEvent(_epoch(22)))
-            screen.post_message(EngineEvent(RunFinished("completed", "trained 22 epochs", 22, 22, 0.6, "val_loss", str(tmp_path), 3.0)))
+            screen.post_message(
+                EngineEvent(RunFinished("completed", "trained 22 epochs", 22, 22, 0.6, "val_loss", str(tmp_path), 3.0))
+            )
             assert await wait_for(pilot, lambda: screen.outcome == "completed")
             assert table.row_count == 22, "the run's end draws what is pending without waiting"
             assert times.pending() == []
@@ -310,7 +324,9 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
 
             await pilot.press("1")  # a run that ends unseen: its last epochs too are drawn on the return
             screen.post_message(EngineEvent(_epoch(8)))
-            screen.post_message(EngineEvent(RunFinished("completed", "trained 8 epochs", 8, 8, 0.6, "val_loss", str(tmp_path), 3.0)))
+            screen.post_message(
+                EngineEvent(RunFinished("completed", "trained 8 epochs", 8, 8, 0.6, "val_loss", str(tmp_path), 3.0))
+            )
             assert await wait_for(pilot, lambda: screen.outcome == "completed")
             assert table.row_count == 7
             await pilot.press("3")
@@ -330,7 +346,9 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
     async def scenario():
         app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _training_screen(pilot, _run_started(tmp_path), _epoch(1), _epoch(2))  # the second due EPOCH_SHOW_INTERVAL_S after the first
+            screen = await _training_screen(
+                pilot, _run_started(tmp_path), _epoch(1), _epoch(2)
+            )  # the second due EPOCH_SHOW_INTERVAL_S after the first
             charts = list(screen.query(MetricChart))
             held = lambda: [chart.query_one(CachedPlot)._held for chart in charts]  # noqa: E731
             table = screen.query_one(EpochTable)
@@ -339,7 +357,9 @@ def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
             await pilot.press("1")
             await pilot.press("3")
             assert held() == [True, True], "the charts show what they showed when the screen was left"
-            times.advance(training_module.EPOCH_SHOW_INTERVAL_S + 0.3)  # epoch 2's draw falls due right after the return
+            times.advance(
+                training_module.EPOCH_SHOW_INTERVAL_S + 0.3
+            )  # epoch 2's draw falls due right after the return
             assert times.pending() == [training_module.RETURN_DRAW_DELAY_S], "the due draw waits for the return's"
             await pilot.pause()
             assert table.row_count == 1, "drawn when it fell due, right after the return"

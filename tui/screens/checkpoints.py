@@ -30,7 +30,9 @@ def settings_text(run_dir: Path) -> str:
     path = run_dir / "settings.toml"
     if not path.is_file():
         return "(no settings.toml)"
-    return "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#"))
+    return "\n".join(
+        line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")
+    )
 
 
 class CheckpointsScreen(Screen):
@@ -66,7 +68,9 @@ class CheckpointsScreen(Screen):
         self.query_one("#ckpts", DataTable).add_columns("file", "epoch", "val loss", "val acc", "size", "best")
 
     def on_screen_resume(self) -> None:
-        if self.focused is None or isinstance(self.focused, ScreenTabs):  # a click on a tab leaves the focus on the tabs
+        if self.focused is None or isinstance(
+            self.focused, ScreenTabs
+        ):  # a click on a tab leaves the focus on the tabs
             self.query_one("#runs", DataTable).focus()
         self.action_refresh()
 
@@ -88,7 +92,9 @@ class CheckpointsScreen(Screen):
         for run in runs:
             table.add_row(run.name, run.status, str(run.epochs), _num(run.best_epoch, "d"), key=run.path)
         runs_dir = self.app.settings.run.runs_dir
-        self._set_status(f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3.")
+        self._set_status(
+            f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3."
+        )
         if selected is not None and any(r.path == selected.path for r in runs):
             table.move_cursor(row=[r.path for r in runs].index(selected.path))
         elif runs and row is not None:  # the selected run was deleted: its neighbour, not the first run
@@ -122,7 +128,15 @@ class CheckpointsScreen(Screen):
         table = self.query_one("#ckpts", DataTable)
         table.clear()
         for c in run.checkpoints:
-            table.add_row(Path(c.path).name, _num(c.epoch, "d"), _num(c.val_loss, ".4f"), _num(c.val_acc, ".1%"), format_size(c.size), "*" if c.is_best else "", key=c.path)
+            table.add_row(
+                Path(c.path).name,
+                _num(c.epoch, "d"),
+                _num(c.val_loss, ".4f"),
+                _num(c.val_acc, ".1%"),
+                format_size(c.size),
+                "*" if c.is_best else "",
+                key=c.path,
+            )
         history = RunHistory.from_rows(read_jsonl(Path(run.path) / "metrics.jsonl"))
         self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
         self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n\n{settings_text(Path(run.path))}")
@@ -154,8 +168,12 @@ class CheckpointsScreen(Screen):
         wanted = self.app.settings.training.epochs
         if epoch >= settings.training.epochs:
             if wanted <= epoch:
-                self.notify(f"This run already trained {epoch} of its {settings.training.epochs} epochs. "
-                            f"Set training.epochs above {epoch} on the configuration screen to train longer.", severity="warning", timeout=8)
+                self.notify(
+                    f"This run already trained {epoch} of its {settings.training.epochs} epochs. "
+                    f"Set training.epochs above {epoch} on the configuration screen to train longer.",
+                    severity="warning",
+                    timeout=8,
+                )
                 return
             settings = settings.replace("training.epochs", wanted)
         await self.app.start_run(settings, last)
@@ -175,7 +193,9 @@ class CheckpointsScreen(Screen):
         from engine.runs.evaluate import evaluate_checkpoint
 
         # the device chosen on screen 1
-        return evaluate_checkpoint(target, device=self.app.settings.device.device, allowed_imports=self.app.trusted_imports())
+        return evaluate_checkpoint(
+            target, device=self.app.settings.device.device, allowed_imports=self.app.trusted_imports()
+        )
 
     def action_delete(self) -> None:
         from tui.screens.confirm import ConfirmScreen

@@ -34,7 +34,11 @@ def count_model_parameters(settings: Settings) -> str:
 
 
 class ConfigurationScreen(Screen):
-    BINDINGS = [Binding("ctrl+s", "save", "Save", tooltip="save the settings file (atomic; your comments and layout stay)"), Binding("ctrl+o", "focus_path", "Load file", tooltip="load another settings file (the path field)"), Binding("escape", "leave_field", "Leave field", show=False)]
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", tooltip="save the settings file (atomic; your comments and layout stay)"),
+        Binding("ctrl+o", "focus_path", "Load file", tooltip="load another settings file (the path field)"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
 
     def action_leave_field(self) -> None:
         """Escape leaves a text field, so the screen keys (1-4, q) work again."""
@@ -161,10 +165,19 @@ class ConfigurationScreen(Screen):
                 self.notify(str(e), severity="error", timeout=10, markup=False)
                 return
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            self.notify(f"not saved: cannot write {path}: {reason}; the file is unchanged", severity="error", timeout=10, markup=False)
+            self.notify(
+                f"not saved: cannot write {path}: {reason}; the file is unchanged",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
             return
         self.app.settings_path = path
-        note = f" ({len(self.invalid)} invalid field(s) not saved: {', '.join(sorted(self.invalid))})" if self.invalid else ""
+        note = (
+            f" ({len(self.invalid)} invalid field(s) not saved: {', '.join(sorted(self.invalid))})"
+            if self.invalid
+            else ""
+        )
         self.notify(f"saved {path}{note}", severity="warning" if note else "information", markup=False)
 
     def action_focus_path(self) -> None:

@@ -30,7 +30,8 @@ def device_choices(report: dict[str, Any]) -> list[str]:
 
 def format_gpus(gpus: list[dict[str, Any]]) -> str:
     return "\n".join(
-        f"GPU {g['index']} {g['name']}: {g['used'] / 1e9:.2f} GB used, {g['free'] / 1e9:.2f} GB free of {g['total'] / 1e9:.1f} GB" for g in gpus
+        f"GPU {g['index']} {g['name']}: {g['used'] / 1e9:.2f} GB used, {g['free'] / 1e9:.2f} GB free of {g['total'] / 1e9:.1f} GB"
+        for g in gpus
     )
 
 
@@ -75,7 +76,9 @@ class EnvironmentScreen(Screen):
         worker = event.worker
         if worker.group == "env-report" and worker.is_finished:
             if worker.error is not None:
-                self.query_one("#env-report", Static).update(Text(f"Environment report failed: {worker.error}"))  # not markup
+                self.query_one("#env-report", Static).update(
+                    Text(f"Environment report failed: {worker.error}")
+                )  # not markup
             elif worker.result is not None:
                 self._show_report(worker.result)
         elif worker.group == "gpu-memory" and worker.is_finished and worker.result:
@@ -107,7 +110,10 @@ class EnvironmentScreen(Screen):
             current = "auto"
         with select.prevent(Select.Changed):
             select.value = current
-        self.query_one("#device-note", Static).update(note or f"settings: device.device = '{self.app.settings.device.device}'; auto picks {self.report['auto_device']}")
+        self.query_one("#device-note", Static).update(
+            note
+            or f"settings: device.device = '{self.app.settings.device.device}'; auto picks {self.report['auto_device']}"
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpu-memory")
     def _refresh_gpus(self) -> list[dict[str, Any]]:
@@ -116,14 +122,20 @@ class EnvironmentScreen(Screen):
         return [{"index": g["index"], "name": g["name"], **gpu_memory(g["index"])} for g in self.report["gpus"]]
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id != "device-select" or event.value is Select.BLANK or event.value == self.app.settings.device.device:
+        if (
+            event.select.id != "device-select"
+            or event.value is Select.BLANK
+            or event.value == self.app.settings.device.device
+        ):
             return
         try:
             self.app.set_settings(self.app.settings.replace("device.device", str(event.value)))
         except SettingsError as e:
             self.notify(str(e), severity="error", markup=False)
             return
-        self.query_one("#device-note", Static).update(f"settings: device.device = '{event.value}' (ctrl+s on the configuration screen saves it)")
+        self.query_one("#device-note", Static).update(
+            f"settings: device.device = '{event.value}' (ctrl+s on the configuration screen saves it)"
+        )
 
     def action_pick_device(self) -> None:
         self.query_one("#device-select", Select).focus()

@@ -25,7 +25,11 @@ def help_text(app_bindings: list[Binding]) -> str:
     lines = ["# trainconsole", "", "| Key | Everywhere |", "|-----|------------|"]
     lines.append(f"| {' '.join(f'`{e.key}`' for e in SCREENS)} | {', '.join(e.mode for e in SCREENS)} |")
     lines += ["| `tab` / mouse | move between fields and tabs |", "| `ctrl+p` | command palette |"]
-    lines += [f"| {_key(b)} | {b.tooltip or b.description.lower()} |" for b in app_bindings if not b.action.startswith("switch_mode")]
+    lines += [
+        f"| {_key(b)} | {b.tooltip or b.description.lower()} |"
+        for b in app_bindings
+        if not b.action.startswith("switch_mode")
+    ]
     lines += ["", "| Key | Screen |", "|-----|--------|"]
     for entry in SCREENS:
         for b in entry.screen_class().BINDINGS:
@@ -43,7 +47,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(help_text(self.app.BINDINGS) + f"\nYou are on the **{self.mode}** screen. `escape` closes this help.")
+            yield Markdown(
+                help_text(self.app.BINDINGS) + f"\nYou are on the **{self.mode}** screen. `escape` closes this help."
+            )
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -62,7 +62,11 @@ def _threads(n: int) -> str:
 
 
 class TrainingScreen(Screen):
-    BINDINGS = [Binding("s", "start", "Start", tooltip="start a run with the current settings"), Binding("p", "pause", "Pause/resume", tooltip="pause / resume at the next batch"), Binding("x", "stop", "Stop & save", tooltip="stop at the next batch and save last.pth")]
+    BINDINGS = [
+        Binding("s", "start", "Start", tooltip="start a run with the current settings"),
+        Binding("p", "pause", "Pause/resume", tooltip="pause / resume at the next batch"),
+        Binding("x", "stop", "Stop & save", tooltip="stop at the next batch and save last.pth"),
+    ]
     AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
 
     def __init__(self) -> None:
@@ -115,7 +119,9 @@ class TrainingScreen(Screen):
             self.notify("A run is already active: stop it first (x).", severity="warning")
             return
         self.outcome = "starting"
-        self._status("Starting: loading PyTorch, data and model ..." + (f" (resuming {resume_from})" if resume_from else ""))
+        self._status(
+            "Starting: loading PyTorch, data and model ..." + (f" (resuming {resume_from})" if resume_from else "")
+        )
         self.app.when_torch_ready(lambda: self._launch(settings, resume_from))
 
     def _launch(self, settings: Any, resume_from: str | Path | None) -> None:
@@ -148,12 +154,17 @@ class TrainingScreen(Screen):
         self.outcome = "running"
         if e.start_epoch:
             # the epochs before the resume only: by now the loop may have appended newer ones, which their EpochCompleted adds
-            earlier = [row for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl") if row.get("epoch", 0) <= e.start_epoch]
+            earlier = [
+                row for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl") if row.get("epoch", 0) <= e.start_epoch
+            ]
             for row in earlier:
                 self.history.add(row)
             self.query_one(EpochTable).add_epochs(earlier)
             self._redraw_charts(None)
-        self._status(f"[b]Running[/b] {_escape(e.run_dir)}" + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else ""))
+        self._status(
+            f"[b]Running[/b] {_escape(e.run_dir)}"
+            + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else "")
+        )
         self._device = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}"
         self._threads = _threads(e.threads)
         self._model_line = f"{e.settings['model']['name']} {e.parameters:,} params | {e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
@@ -220,7 +231,9 @@ class TrainingScreen(Screen):
         self._show_epochs()
         self.outcome = "paused"
         self.query_one(EpochProgress).show_paused(e.epoch, e.batch, self.batches)
-        self._status(f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  {_escape(self.run_dir or '')}")
+        self._status(
+            f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  {_escape(self.run_dir or '')}"
+        )
 
     def _on_run_resumed(self, e: RunResumed) -> None:
         self.outcome = "running"
@@ -230,10 +243,18 @@ class TrainingScreen(Screen):
         self._show_epochs()
         self.outcome = e.status
         best = f"; best {e.monitor} {e.best_value:.4f} at epoch {e.best_epoch}" if e.best_value is not None else ""
-        word = {"completed": "Run finished", "early_stopped": "Run finished (early stop)", "stopped": "Run stopped", "nan": "Run stopped: NaN"}[e.status]
+        word = {
+            "completed": "Run finished",
+            "early_stopped": "Run finished (early stop)",
+            "stopped": "Run stopped",
+            "nan": "Run stopped: NaN",
+        }[e.status]
         if e.status == "stopped":
             self.query_one(EpochProgress).show_note("stopped")
-        self._status(f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}", "-done" if e.status in ("completed", "early_stopped") else "-warning")
+        self._status(
+            f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}",
+            "-done" if e.status in ("completed", "early_stopped") else "-warning",
+        )
 
     def _on_run_failed(self, e: RunFailed) -> None:
         self._show_epochs()
@@ -241,7 +262,9 @@ class TrainingScreen(Screen):
         self._status(f"[b]Run failed[/b]: {_escape(e.error)}\nRun folder: {_escape(e.run_dir or '-')}", "-error")
 
     def _on_listener_failed(self, e: ListenerFailed) -> None:
-        self.notify(f"{e.listener} stopped listening: {e.error}; the run goes on", severity="warning", timeout=10, markup=False)
+        self.notify(
+            f"{e.listener} stopped listening: {e.error}; the run goes on", severity="warning", timeout=10, markup=False
+        )
 
     def on_run_crashed(self, message: RunCrashed) -> None:
         self.outcome = "failed"
@@ -278,7 +301,10 @@ class TrainingScreen(Screen):
             m = gpu_memory(self._cuda_index)
             gpu = f" | GPU {m['used'] / 1e9:.1f}/{m['total'] / 1e9:.1f} GB"
         # one line (app.tcss: nowrap): no new layout needed
-        self.query_one("#run-info", Static).update(f"{self._device}, {self._threads}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}", layout=False)
+        self.query_one("#run-info", Static).update(
+            f"{self._device}, {self._threads}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}",
+            layout=False,
+        )
 
     def _status(self, text: str, variant: str = "") -> None:
         status = self.query_one("#run-status", Static)

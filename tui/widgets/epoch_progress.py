@@ -36,7 +36,9 @@ class EpochProgress(Horizontal):
             return
         self._last_shown = now
         self._show_position(event.epoch, event.batch, event.batches)
-        self.query_one("#epoch-rate", Label).update(f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}", layout=False)
+        self.query_one("#epoch-rate", Label).update(
+            f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}", layout=False
+        )
 
     def show_paused(self, epoch: int, batch: int, batches: int) -> None:
         """The batch a pause stopped at (RunPaused), shown exactly: the throttled ticks may lag behind it."""

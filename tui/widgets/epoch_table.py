@@ -26,8 +26,16 @@ def epoch_row(m: dict) -> tuple:
     tl, vl = m.get("train_loss"), m.get("val_loss")
     gap = vl - tl if tl is not None and vl is not None else None
     return (
-        str(m["epoch"]), _fmt(tl, ".4f"), _fmt(m.get("train_acc"), ".1%"), _fmt(vl, ".4f"), _fmt(m.get("val_acc"), ".1%"),
-        _fmt(gap, "+.4f"), _fmt(m.get("lr"), ".2e"), _fmt(m.get("seconds"), ".1f"), str(m.get("diagnostic", "")).upper(), "*" if m.get("is_best") else "",
+        str(m["epoch"]),
+        _fmt(tl, ".4f"),
+        _fmt(m.get("train_acc"), ".1%"),
+        _fmt(vl, ".4f"),
+        _fmt(m.get("val_acc"), ".1%"),
+        _fmt(gap, "+.4f"),
+        _fmt(m.get("lr"), ".2e"),
+        _fmt(m.get("seconds"), ".1f"),
+        str(m.get("diagnostic", "")).upper(),
+        "*" if m.get("is_best") else "",
     )
 
 
@@ -64,7 +72,11 @@ class EpochTable(textual_compat.KeptCellsDataTable):
         """
         ScrollView.notify_style_update(self)  # this widget's own style caches
         try:
-            styled_with = (self.has_focus, self.rich_style, *(self.get_component_rich_style(name, partial=True) for name in sorted(self.COMPONENT_CLASSES)))
+            styled_with = (
+                self.has_focus,
+                self.rich_style,
+                *(self.get_component_rich_style(name, partial=True) for name in sorted(self.COMPONENT_CLASSES)),
+            )
         except KeyError:  # the component styles are not there before the first styling
             styled_with = None
         if styled_with is not None and styled_with == self._styled_with:

@@ -34,7 +34,7 @@ def epoch_ticks(low: int, high: int, count: int = 6) -> list[int]:
     step = max(1, -(-(high - low) // (count - 1)))
     ticks = list(range(low, high + 1, step))
     if ticks[-1] != high:
-        ticks[-1 if high - ticks[-1] < step / 2 and len(ticks) > 1 else len(ticks):] = [high]
+        ticks[-1 if high - ticks[-1] < step / 2 and len(ticks) > 1 else len(ticks) :] = [high]
     return ticks
 
 
@@ -124,7 +124,9 @@ class MetricChart(Widget):
         self.query_one(CachedPlot).release()
 
     def colors(self) -> dict[str, tuple[int, int, int]]:
-        return {name: SERIES_COLORS.get(name, OTHER_COLORS[i % len(OTHER_COLORS)]) for i, name in enumerate(self.series)}
+        return {
+            name: SERIES_COLORS.get(name, OTHER_COLORS[i % len(OTHER_COLORS)]) for i, name in enumerate(self.series)
+        }
 
     def title_line(self) -> Text:
         """`loss  ━ train  ━ val  ┃ onset 7`, each key in its line's colour (fits 40 columns)."""

@@ -28,10 +28,19 @@ def toml_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_text(v) if not isinstance(v, str) else tomli_w.dumps({'v': v})[4:].strip()}" for k, v in value.items()) + " }" if value else "{}"
+        return (
+            "{ "
+            + ", ".join(
+                f"{k} = {toml_text(v) if not isinstance(v, str) else tomli_w.dumps({'v': v})[4:].strip()}"
+                for k, v in value.items()
+            )
+            + " }"
+            if value
+            else "{}"
+        )
     if isinstance(value, list):
         return "[" + ", ".join(toml_text(v) for v in value) + "]"
-    return tomli_w.dumps({"v": value}).strip()[len("v = "):]
+    return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
 
 
 def parse_text(key: str, kind: type, text: str) -> Any:
@@ -66,7 +75,9 @@ class SettingField(Vertical):
             if self.kind is bool:
                 yield Switch(value=bool(self.initial), classes="setting-editor")
             elif self.choices and (not isinstance(self.initial, str) or self.initial in self.choices):
-                yield Select([(c, c) for c in self.choices], value=self.initial, allow_blank=False, classes="setting-editor")
+                yield Select(
+                    [(c, c) for c in self.choices], value=self.initial, allow_blank=False, classes="setting-editor"
+                )
             else:
                 yield Input(toml_text(self.initial), classes="setting-editor", select_on_focus=False)
         yield Static(self.doc, classes="setting-doc", markup=False)
