@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--steady",
         action="store_true",
-        help=f"engine, console: train {STEADY_EPOCHS} epochs and also report the median rate of all but the first (steady_samples_per_s)",
+        help=f"engine, console: train {STEADY_EPOCHS} epochs and also report the median rate of all but the first "
+        "(steady_samples_per_s)",
     )
     p.add_argument(
         "--target-acc", type=float, default=0.0, help="train until this validation accuracy and report the time"
@@ -269,7 +270,8 @@ def console(args) -> dict:
     run_dir = getattr(screen, "run_dir", None)
     if not run_dir:
         return {
-            "unavailable": f"console not available: keys 3, s started no run (screen {type(screen).__name__}, outcome {getattr(screen, 'outcome', '?')})"
+            "unavailable": f"console not available: keys 3, s started no run (screen {type(screen).__name__}, "
+            f"outcome {getattr(screen, 'outcome', '?')})"
         }
     events = [json.loads(line) for line in open(Path(run_dir) / "events.jsonl", encoding="utf-8")]
     started = next(e for e in events if e["type"] == "RunStarted")

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         batches = len(trainer.data.train)
         print(
-            f"device {trainer.device} ({trainer.precision}), {trainer.threads} threads, batch {args.batch}, {batches} batches an epoch, step: {trainer.step.description}"
+            f"device {trainer.device} ({trainer.precision}), {trainer.threads} threads, batch {args.batch}, "
+            f"{batches} batches an epoch, step: {trainer.step.description}"
         )
         trainer._train_epoch()  # warm-up: allocator, cuBLAS handles, autocast caches
         sync()

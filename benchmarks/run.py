@@ -146,7 +146,10 @@ class Bench:
         return quiet, loaded
 
     def first_paint(self) -> dict:
-        """Seconds from starting `trainconsole` in a tmux pane to the first non-blank screen (tmux polled every ~10 ms)."""
+        """Seconds from starting `trainconsole` in a tmux pane to the first non-blank screen.
+
+        tmux is polled every ~10 ms.
+        """
         if not shutil.which("tmux"):
             return {"unavailable": "tmux not installed"}
         exe = Path(sys.executable).with_name("trainconsole")
@@ -194,7 +197,8 @@ class Bench:
             else f'dataset = "{dataset}"\n'
         )
         settings.write_text(
-            f'[run]\nruns_dir = "{self.runs}"\nname = "keys"\n[data]\n{data}[training]\nepochs = {100 if dataset == "mnist" else 2000}\n',
+            f'[run]\nruns_dir = "{self.runs}"\nname = "keys"\n[data]\n{data}'
+            f"[training]\nepochs = {100 if dataset == 'mnist' else 2000}\n",
             encoding="utf-8",
         )
         exe = Path(sys.executable).with_name("trainconsole")
@@ -395,10 +399,12 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
     """The results as Markdown, and whether every measurement ran."""
     a, b, c, d, e = (median(out[k]) for k in "abcde")
     lines = [
-        f"Machine: {facts['cpu']}, {CORES} cores, torch {facts['torch']} on {facts['device']}, Python {platform.python_version()}, "
-        f"{facts['date']}; 1-minute load at start {facts['load']:.2f}{' (busy: numbers are noisy)' if facts['load'] > 0.5 else ''}.",
-        f"Data: {plan['train']:,} generated MNIST-shaped training samples, {plan['test']:,} validation; the chapter's MLP 784-256-128-10, "
-        f"dropout 0.3, Adam 1e-3; {plan['reps']} alternating rounds{' (QUICK smoke run: numbers mean little)' if plan['train'] == QUICK['train'] else ''}.",
+        f"Machine: {facts['cpu']}, {CORES} cores, torch {facts['torch']} on {facts['device']}, "
+        f"Python {platform.python_version()}, {facts['date']}; 1-minute load at start {facts['load']:.2f}"
+        f"{' (busy: numbers are noisy)' if facts['load'] > 0.5 else ''}.",
+        f"Data: {plan['train']:,} generated MNIST-shaped training samples, {plan['test']:,} validation; "
+        f"the chapter's MLP 784-256-128-10, dropout 0.3, Adam 1e-3; {plan['reps']} alternating rounds"
+        f"{' (QUICK smoke run: numbers mean little)' if plan['train'] == QUICK['train'] else ''}.",
         "",
         "| Pipeline (batch 64) | samples/s median (min–max) | × (a) | threads | peak RSS MiB |",
         "|---|---|---|---|---|",
@@ -410,11 +416,13 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
     )
     for key, label in rows:
         lines.append(
-            f"| {label} | {spread(out[key])} | {fmt(ratio(median(out[key]), a), '.1f', '×')} | {threads(out[key])} | {peak(out[key])} |"
+            f"| {label} | {spread(out[key])} | {fmt(ratio(median(out[key]), a), '.1f', '×')} | "
+            f"{threads(out[key])} | {peak(out[key])} |"
         )
 
     matmul = {t: r.get("flops") for t, r in out["matmul"].items()}
-    # the bound is a machine's steady pace: each run's epochs after the first, which warms up threads, caches and allocator
+    # the bound is a machine's steady pace: each run's epochs after the first,
+    # which warms up threads, caches and allocator
     steady = "steady_samples_per_s"
     c64, c1024 = median(out["c"], steady), median(out["c_1024"], steady)
 
@@ -424,7 +432,8 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
 
     lines += [
         "",
-        f"Hardware bound: model training FLOPs per sample = 3 × 2 × (784·256 + 256·128 + 128·10) = {FLOPS_PER_SAMPLE / 1e6:.2f} MFLOP.",
+        "Hardware bound: model training FLOPs per sample = 3 × 2 × (784·256 + 256·128 + 128·10) = "
+        f"{FLOPS_PER_SAMPLE / 1e6:.2f} MFLOP.",
         "",
         f"| | matmul 2048² fp32 | ceiling samples/s | (c) samples/s, {LATER} | % of bound |",
         "|---|---|---|---|---|",
@@ -433,7 +442,8 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         flops, used = bound(results)
         ceiling = flops / FLOPS_PER_SAMPLE if flops else None
         lines.append(
-            f"| {label}, {used} | {fmt(flops and flops / 1e9, '.0f', ' GFLOP/s')} | {fmt(ceiling, ',.0f')} | {spread(results, steady)} | {fmt(ratio(rate, ceiling) and 100 * ratio(rate, ceiling), '.0f', ' %')} |"
+            f"| {label}, {used} | {fmt(flops and flops / 1e9, '.0f', ' GFLOP/s')} | {fmt(ceiling, ',.0f')} | "
+            f"{spread(results, steady)} | {fmt(ratio(rate, ceiling) and 100 * ratio(rate, ceiling), '.0f', ' %')} |"
         )
     if CORES in matmul and matmul[CORES]:
         lines.append(
@@ -442,14 +452,16 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
 
     lines += [
         "",
-        f"Time to {plan['target_acc']:.0%} validation accuracy (from process set-up, data loading included; checked once per epoch):",
+        f"Time to {plan['target_acc']:.0%} validation accuracy "
+        "(from process set-up, data loading included; checked once per epoch):",
         "",
         "| Run | seconds | epochs | val acc |",
         "|---|---|---|---|",
     ]
     for label, r in out["tta"].items():
         lines.append(
-            f"| {label} | {fmt(r.get('time_to_acc_s'), '.1f')} | {r.get('epochs_to_acc') or 'not reached'} | {fmt(r.get('val_acc'), '.3f')} |"
+            f"| {label} | {fmt(r.get('time_to_acc_s'), '.1f')} | {r.get('epochs_to_acc') or 'not reached'} | "
+            f"{fmt(r.get('val_acc'), '.3f')} |"
             if "error" not in r
             else f"| {label} | failed: {r['error']} | | |"
         )
@@ -465,7 +477,8 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
     for label, (quiet, loaded) in out["contention"].items():
         kept[label] = ratio(median([loaded]), median([quiet]))
         lines.append(
-            f"| {label} | {spread([quiet])} | {spread([loaded])} | {fmt(kept[label] and 100 * kept[label], '.0f', ' %')} | {threads([quiet, loaded])} |"
+            f"| {label} | {spread([quiet])} | {spread([loaded])} | "
+            f"{fmt(kept[label] and 100 * kept[label], '.0f', ' %')} | {threads([quiet, loaded])} |"
         )
 
     growths = []
@@ -474,7 +487,8 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         growths.append(rss[max(rss)] - rss[min(rss)] if len(rss) > 1 else None)
         lines += [
             "",
-            f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), {where}, RSS MiB every {plan['memory_every']} epochs: "
+            f"Memory over a {plan['memory_epochs']}-epoch digits run (default settings, batch 64), {where}, "
+            f"RSS MiB every {plan['memory_every']} epochs: "
             + (", ".join(f"{k}: {v:,.1f}" for k, v in sorted(rss.items())) if rss else out[key].get("error", "n/a")),
         ]
     growth = None if None in growths else max(growths)
@@ -494,7 +508,8 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
         keys = out[key].get("seconds")
         every_key += keys or []
         lines.append(
-            f"Key presses while the console trains on {what} (1 and 3 alternately, from `tmux send-keys` until the pane shows the screen): "
+            f"Key presses while the console trains on {what} "
+            "(1 and 3 alternately, from `tmux send-keys` until the pane shows the screen): "
             + (
                 ", ".join(f"{t * 1000:.0f} ms" for t in keys)
                 if keys
@@ -506,14 +521,16 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
     console_ratio, console_pairs = paired_ratio(out["d"], out["c"], "steady_samples_per_s")
     lines += [""]
     lines.append(
-        f"Console against headless, {LATER} of each run (the median of their rates; the console draws each epoch while the next one trains), round by round: "
+        f"Console against headless, {LATER} of each run "
+        "(the median of their rates; the console draws each epoch while the next one trains), round by round: "
         f"{', '.join(f'{r:.2f}×' for r in console_pairs) or 'n/a'}; their median is the target's figure "
         f"(first epochs, ratio of medians: {fmt(ratio(d, c), '.2f', '×')})."
     )
     ab = out["console_ab"]
     lines.append(
-        "The same cost measured in one process, so that no drift of the machine falls between the halves: the engine trains in a "
-        "thread beside the console, whose training screen gets the events of alternate epochs only (each such epoch carries "
+        "The same cost measured in one process, so that no drift of the machine falls between the halves: "
+        "the engine trains in a thread beside the console, whose training screen gets the events of alternate "
+        "epochs only (each such epoch carries "
         "its progress ticks and the drawing of the epoch before it); the on/off ratios of adjacent epochs are "
         + (
             f"{', '.join(f'{p:.2f}' for p in ab['pairs'])}, median {ab['ratio']:.2f}×."
@@ -536,7 +553,8 @@ def report(out: dict, plan: dict, facts: dict) -> tuple[str, bool]:
             " %",
         ),
         (
-            f"keeps ≥ 50 % beside a busy process (plain loop: {fmt(contention_plain and 100 * contention_plain, '.0f', ' %')})",
+            "keeps ≥ 50 % beside a busy process "
+            f"(plain loop: {fmt(contention_plain and 100 * contention_plain, '.0f', ' %')})",
             contention_engine and 100 * contention_engine,
             lambda v: v >= 50,
             ".0f",

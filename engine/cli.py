@@ -1,4 +1,6 @@
-"""Headless commands: `trainconsole run | eval | checkpoints | env` (the console, `trainconsole` with no command, is tui.cli's).
+"""Headless commands: `trainconsole run | eval | checkpoints | env`.
+
+The console, `trainconsole` with no command, is tui.cli's.
 
 Exit codes: 0 done, 1 training failed, 2 bad settings or usage (one line on
 stderr, no traceback), 130 interrupted: Ctrl-C (SIGINT), SIGTERM and SIGHUP
@@ -125,7 +127,8 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
     if args.command is None:
         if console is None:
             print(
-                "trainconsole: a command is needed: run, eval, checkpoints or env (the console is `trainconsole` with no command)",
+                "trainconsole: a command is needed: run, eval, checkpoints or env "
+                "(the console is `trainconsole` with no command)",
                 file=sys.stderr,
             )
             return EXIT_USAGE
@@ -228,7 +231,7 @@ def cmd_run(args) -> int:
 
 
 class _TerminalSafe:
-    """Forwards events to the printer until the terminal is gone (SIGHUP of a dropped SSH session: writes fail with EIO).
+    """Forwards events to the printer until the terminal goes (SIGHUP of a dropped SSH session: writes fail with EIO).
 
     The run must still reach its batch boundary and save last.pth, so output errors are dropped, not raised.
     """

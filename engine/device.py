@@ -47,7 +47,8 @@ def resolve_device(name: str = "auto"):
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise SettingsError(
-                f"device.device = '{name}': CUDA is not available on this machine (torch {torch.__version__}); use auto or cpu"
+                f"device.device = '{name}': CUDA is not available on this machine (torch {torch.__version__}); "
+                "use auto or cpu"
             )
         index = int(name.partition(":")[2] or torch.cuda.current_device())
         count = torch.cuda.device_count()
@@ -307,7 +308,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"Python       : {report['python']}  ({report['platform']})",
         f"PyTorch      : {report['torch']}",
         f"TorchVision  : {report['torchvision']}",
-        f"CUDA         : {'available, ' + str(report['cuda_version']) if report['cuda_available'] else 'not available'}",
+        "CUDA         : "
+        f"{'available, ' + str(report['cuda_version']) if report['cuda_available'] else 'not available'}",
         f"MPS          : {'available' if report['mps_available'] else 'not available'}",
     ]
     for gpu in report["gpus"]:
@@ -316,7 +318,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"{_gb(gpu['free_memory'])} free, {_gb(gpu['used_memory'])} used  (compute {gpu['capability']})"
         )
     lines.append(
-        f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, {report['free_cores']} free now (runs use them for big steps, 1 thread for small ones)"
+        f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, {report['free_cores']} free now "
+        "(runs use them for big steps, 1 thread for small ones)"
     )
     lines.append(f"Auto device  : {report['auto_device']}")
     return "\n".join(lines)

@@ -69,7 +69,10 @@ class Listeners:
         return iter(list(self._listeners))
 
     def emit(self, event: Event, *, final: bool = False) -> None:
-        """`final`: the run's last event, which every listener hears even if a required one fails on it (its first failure is the story)."""
+        """`final`: the run's last event, which every listener hears even if a required one fails on it.
+
+        The required listener's first failure is the story.
+        """
         for listener in list(self._listeners):
             try:
                 listener.on_event(event)

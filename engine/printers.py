@@ -103,7 +103,8 @@ class EpochPrinter:
                 bar_width = 20
                 done = int(bar_width * event.batch / max(event.batches, 1))
                 self.out.write(
-                    f"\r\x1b[K  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] {event.batch}/{event.batches}"
+                    f"\r\x1b[K  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] "
+                    f"{event.batch}/{event.batches}"
                     f"  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  ETA {_duration(event.eta_s)}"
                 )
                 self.out.flush()
@@ -114,7 +115,8 @@ class EpochPrinter:
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
             print(f"Run folder : {event.run_dir}{resumed}", file=self.out)
             print(
-                f"Device     : {event.device} ({event.device_name}), {event.precision}, {event.threads} CPU thread{'s' * (event.threads != 1)}",
+                f"Device     : {event.device} ({event.device_name}), {event.precision}, "
+                f"{event.threads} CPU thread{'s' * (event.threads != 1)}",
                 file=self.out,
             )
             print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
@@ -140,7 +142,8 @@ class EpochPrinter:
                 "nan": "Run stopped on NaN",
             }.get(event.status, event.status)
             print(
-                f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, {_duration(event.seconds)} this session{best}",
+                f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, "
+                f"{_duration(event.seconds)} this session{best}",
                 file=self.out,
             )
             print(f"Run folder : {event.run_dir}", file=self.out)
@@ -196,7 +199,8 @@ def format_runs(runs) -> str:
     lines = []
     for run in runs:
         lines.append(
-            f"{run.name}  [{run.status}]  {run.epochs} epochs, best epoch {run.best_epoch or '-'} by {run.monitor}  ({run.path})"
+            f"{run.name}  [{run.status}]  {run.epochs} epochs, best epoch {run.best_epoch or '-'} by {run.monitor}  "
+            f"({run.path})"
         )
         for c in run.checkpoints:
             when = datetime.datetime.fromtimestamp(c.mtime).strftime("%Y-%m-%d %H:%M")
@@ -205,7 +209,8 @@ def format_runs(runs) -> str:
             va = f"val_acc {c.val_acc:.1%}" if isinstance(c.val_acc, float) else "val_acc -"
             mark = " *best" if c.is_best else ""
             lines.append(
-                f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {format_size(c.size):>9s}  {when}{mark}{'  ' + c.error if c.error else ''}"
+                f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {format_size(c.size):>9s}  "
+                f"{when}{mark}{'  ' + c.error if c.error else ''}"
             )
     return "\n".join(lines)
 

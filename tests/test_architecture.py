@@ -107,7 +107,8 @@ def test_engine_never_imports_the_interface():
 def test_the_whole_headless_cli_loads_no_interface_module():
     code = (
         "import sys, engine.cli, engine.training.trainer, engine.runs.evaluate, engine.runs.resume, engine.printers\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tui', 'textual', 'textual_plotext', 'plotext'))\n"
+        "loaded = sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('tui', 'textual', 'textual_plotext', 'plotext'))\n"
         "print(loaded)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

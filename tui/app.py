@@ -65,7 +65,8 @@ class TrainConsole(App):
         self.settings = settings  # the one current Settings object; screens read it when shown
         self.settings_path = Path(settings_path)
         self.settings_error = settings_error
-        # import paths that settings from a checkpoint or run folder may name (--allow-import); the console's own settings add theirs
+        # import paths that settings from a checkpoint or run folder may name (--allow-import);
+        # the console's own settings add theirs
         self.allowed_imports = frozenset(allowed_imports)
         self.stopped_by: str | None = None  # the signal that closed the console
         self.crash_report: Path | None = None
@@ -103,7 +104,7 @@ class TrainConsole(App):
         self.input_pause.end()
 
     def _on_stop_signal(self, signum: int) -> None:
-        """As in a headless run: the run stops at the next batch boundary with last.pth saved, and the console closes."""
+        """As in a headless run: the run stops at the next batch boundary with last.pth saved; the console closes."""
         name = signal.Signals(signum).name
         if self.stopped_by is None:
             self.stopped_by = name
@@ -111,7 +112,10 @@ class TrainConsole(App):
             self.exit(return_code=EXIT_INTERRUPTED)
 
     def _crash(self, error: Exception) -> str:
-        """A crash of the console itself: the run is stopped and saved, the traceback goes to a file; the line to print."""
+        """A crash of the console itself: the run is stopped and saved, the traceback goes to a file.
+
+        Returns the line to print.
+        """
         self._stop_run("the console crashed")
         self.crash_report = write_crash_report(error, "trainconsole console crash")
         return crash_line(error, self.crash_report, "trainconsole console")
@@ -170,7 +174,10 @@ class TrainConsole(App):
         super().delay_update(delay if self._paint_delay is None else min(delay, self._paint_delay))
 
     def trusted_imports(self) -> set[str]:
-        """Code that settings from a checkpoint or run folder may import: what the console's settings and --allow-import name."""
+        """Code that settings from a checkpoint or run folder may import.
+
+        That is what the console's settings and --allow-import name.
+        """
         from engine.settings.user_code import named_imports
 
         return named_imports(self.settings) | self.allowed_imports
@@ -244,7 +251,7 @@ def _import_torchvision() -> None:
 
 
 def _import_loader(dataset: str) -> None:
-    """The configured dataset's loader modules (scikit-learn for digits), imported before they are frozen with torch's."""
+    """The configured dataset's loader modules (scikit-learn for digits), imported before being frozen with torch's."""
     from engine.data.sources import import_loader
 
     try:

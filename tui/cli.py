@@ -14,7 +14,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_console(args: argparse.Namespace) -> int:
-    """The console on `-c` (or ./settings.toml) with `--set` applied; a file that does not load stops here, before it opens."""
+    """The console on `-c` (or ./settings.toml) with `--set` applied.
+
+    A file that does not load stops here, before the console opens.
+    """
     from engine.settings.config import load_settings
     from engine.settings.user_code import set_code_folder
 

@@ -38,7 +38,10 @@ class Runner(Widget):
         return self.control is not None
 
     def start(self, settings: Any, resume_from: str | Path | None = None) -> bool:
-        """Start a run (False when one is already active). Needs engine.training.trainer imported (the app warms it up)."""
+        """Start a run (False when one is already active).
+
+        Needs engine.training.trainer imported (the app warms it up).
+        """
         if self.active:
             return False
         from engine.training.trainer import RunControl

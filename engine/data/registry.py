@@ -1,4 +1,4 @@
-"""Dataset names → loaders: the one place a built-in dataset is named. Torch-free, so that the settings can check a name.
+"""Dataset names → loaders: the one place a built-in dataset is named. Torch-free, so the settings can check a name.
 
 A loader is `load(settings: DataSettings, seed: int) -> Source` (engine.data.sources), imported when first used.
 Any other name is `package.module:function` (engine.settings.user_code).

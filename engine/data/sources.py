@@ -175,14 +175,17 @@ class TorchvisionSource(Source):
             where = Path(settings.root) / folder
             if settings.download:
                 raise DataError(
-                    f"data.dataset = '{settings.dataset}': download into {settings.root} failed ({e}); put {', '.join(files)} in {where}"
+                    f"data.dataset = '{settings.dataset}': download into {settings.root} failed ({e}); "
+                    f"put {', '.join(files)} in {where}"
                 ) from None
             raise DataError(
-                f"data.dataset = '{settings.dataset}': not found under data.root = '{settings.root}': put {', '.join(files)} in {where}, or set data.download = true where there is a network"
+                f"data.dataset = '{settings.dataset}': not found under data.root = '{settings.root}': "
+                f"put {', '.join(files)} in {where}, or set data.download = true where there is a network"
             ) from None
         except Exception as e:
             raise DataError(
-                f"data.dataset = '{settings.dataset}': cannot read {Path(settings.root) / folder}: {type(e).__name__}: {e}"
+                f"data.dataset = '{settings.dataset}': cannot read {Path(settings.root) / folder}: "
+                f"{type(e).__name__}: {e}"
             ) from None
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
         self.class_names = list(self.train.classes)
@@ -229,7 +232,7 @@ class TorchvisionSource(Source):
 
 
 class DatasetSource(Source):
-    """Any per-sample `Dataset` (image folders, user factories): decoded into tensors only when asked or small enough."""
+    """Any per-sample `Dataset` (image folders, user factories): decoded to tensors only when asked or small enough."""
 
     def __init__(
         self,
@@ -317,7 +320,8 @@ def load_csv(settings: DataSettings, seed: int) -> Source:
     body = [r for _, r in numbered]
     if settings.label_column not in header:
         raise DataError(
-            f"data.label_column = '{settings.label_column}': not a column of {settings.path}; columns: {', '.join(header)}"
+            f"data.label_column = '{settings.label_column}': not a column of {settings.path}; "
+            f"columns: {', '.join(header)}"
         )
     li = header.index(settings.label_column)
     labels = sorted(
@@ -370,7 +374,8 @@ def _factory(settings: DataSettings, seed: int) -> Source:
     train, test = result if isinstance(result, tuple) else (result, None)
     if not isinstance(train, Dataset):
         raise SettingsError(
-            f"data.dataset = '{settings.dataset}': returned {type(train).__name__}, expected a torch Dataset or a (train, test) pair"
+            f"data.dataset = '{settings.dataset}': returned {type(train).__name__}, "
+            "expected a torch Dataset or a (train, test) pair"
         )
     if isinstance(train, TensorDataset) and (test is None or isinstance(test, TensorDataset)):
         x, y = train.tensors[:2]
@@ -408,7 +413,7 @@ def load_torchvision(settings: DataSettings, seed: int) -> Source:
 
 
 def load_source(settings: DataSettings, seed: int) -> Source:
-    """The dataset `data.dataset` names: a built-in one (engine.data.registry) or the user's `package.module:function`."""
+    """The dataset `data.dataset` names: a built-in (engine.data.registry) or the user's `package.module:function`."""
     if settings.dataset in BUILTIN_DATASETS:
         return builtin_loader(settings.dataset)(settings, seed)
     return _factory(settings, seed)

@@ -83,7 +83,10 @@ def build_cnn(settings: ModelSettings, in_shape: tuple[int, ...], num_classes: i
 
 
 def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: int) -> nn.Module:
-    """The model `model.name` names: built-in (engine.models.registry), the user's `package.module:Class`, or torchvision's."""
+    """The model `model.name` names.
+
+    Built-in (engine.models.registry), the user's `package.module:Class`, or torchvision's.
+    """
     in_shape = tuple(in_shape)
     if settings.name in BUILTIN_MODELS:
         return builtin_builder(settings.name)(settings, in_shape, num_classes)
@@ -100,7 +103,8 @@ def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: i
 
     if len(in_shape) != 3:
         raise SettingsError(
-            f"model.name = '{settings.name}': torchvision models need images, the dataset gives shape {in_shape}; use mlp"
+            f"model.name = '{settings.name}': torchvision models need images, "
+            f"the dataset gives shape {in_shape}; use mlp"
         )
     try:  # weights=None: random weights, never a hub download
         net = models.get_model(settings.name, weights=None, num_classes=num_classes, **settings.options)

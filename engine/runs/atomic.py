@@ -22,7 +22,10 @@ TMP_SUFFIX = ".tmp"
 
 
 class NotARegularFile(OSError):
-    """A run folder's file is a symbolic link, a folder or a device: nothing was written through it. The message is one line."""
+    """A run folder's file is a symbolic link, a folder or a device: nothing was written through it.
+
+    The message is one line.
+    """
 
 
 def _read_umask() -> int:
@@ -47,7 +50,9 @@ def refuse_unless_regular(path: str | os.PathLike) -> None:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, follow_symlinks: bool = True) -> None:
-    """Call `write(fh)` on a temporary file, then rename it over `path`; on error the old file stays and the error propagates.
+    """Call `write(fh)` on a temporary file, then rename it over `path`.
+
+    On error the old file stays and the error propagates.
 
     A write that fails on the disk (full, read-only) raises that OSError, even where `write` turned it into
     its own error (torch's zip writer reports "file write failed" or "unexpected pos").
@@ -84,7 +89,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
 
 
 class _WriteErrors:
-    """The file as `write` sees it, keeping the first OSError of a write (a full disk) that a caller may wrap in its own error."""
+    """The file as `write` sees it, keeping the first OSError of a write (a full disk).
+
+    A caller may wrap that OSError in an error of its own.
+    """
 
     def __init__(self, fh: BinaryIO):
         self._fh = fh
@@ -110,7 +118,10 @@ def _mode_to_keep(path: Path) -> int:
 
 
 def open_regular(path: str | os.PathLike, flags: int) -> int:
-    """`os.open` of a regular file inside its folder, created if missing: never through a symlink, a hard link or into a FIFO."""
+    """`os.open` of a regular file inside its folder, created if missing.
+
+    Never through a symlink, a hard link or into a FIFO.
+    """
     refuse_unless_regular(path)  # before open: opening a FIFO for writing would block
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
@@ -126,7 +137,8 @@ def open_regular(path: str | os.PathLike, flags: int) -> int:
             )
         if st.st_nlink > 1:
             raise NotARegularFile(
-                f"{path} is a hard link shared with another file; a run folder's files are written only as regular files inside it"
+                f"{path} is a hard link shared with another file; "
+                "a run folder's files are written only as regular files inside it"
             )
     except BaseException:
         os.close(fd)
@@ -135,7 +147,10 @@ def open_regular(path: str | os.PathLike, flags: int) -> int:
 
 
 def open_append(path: str | os.PathLike) -> int:
-    """`open_regular` for appending lines; a last line that a full disk or a kill left without its newline is ended first."""
+    """`open_regular` for appending lines.
+
+    A last line that a full disk or a kill left without its newline is ended first.
+    """
     fd = open_regular(path, os.O_RDWR | os.O_APPEND)
     try:
         size = os.fstat(fd).st_size

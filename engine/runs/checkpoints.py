@@ -32,7 +32,8 @@ class CheckpointError(Exception):
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` through `atomic_write`, as a regular file never written through a symlink.
 
-    A failed save (disk full, permissions, a symlink in its place) leaves the old file intact and raises CheckpointError.
+    A failed save (disk full, permissions, a symlink in its place) leaves the old file intact and raises
+    CheckpointError.
     """
     path = Path(path)
     try:
@@ -62,7 +63,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e).lower():
             raise CheckpointError(
-                f"{path}: refused: it holds Python objects other than tensors and plain types, which could run code when loaded"
+                f"{path}: refused: it holds Python objects other than tensors and plain types, "
+                "which could run code when loaded"
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first[:120]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, AttributeError) as e:

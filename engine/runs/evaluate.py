@@ -22,7 +22,10 @@ from engine.settings.user_code import check_untrusted
 
 
 def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_imports: Collection[str]) -> Settings:
-    """The user's -c settings, else the checkpoint's own or its run folder's, which may name only code the user allowed."""
+    """The user's -c settings, else the checkpoint's own or its run folder's.
+
+    Those may name only code the user allowed.
+    """
     if config:
         return load_settings(config)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("settings"), dict):
@@ -43,7 +46,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """`device` overrides the run's own (a run trained on a GPU server, evaluated on a laptop).
 
-    Settings read from the checkpoint or its run folder may import only the code in `allowed_imports` (engine.settings.user_code).
+    Settings read from the checkpoint or its run folder may import only the code in `allowed_imports`
+    (engine.settings.user_code).
     """
     path = Path(target)
     if path.is_dir():

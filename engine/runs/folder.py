@@ -42,7 +42,10 @@ CHECKPOINT_FILES = ("best.pth", "last.pth")
 
 
 class RunFolderError(SettingsError):
-    """A run folder's file cannot be written: a symlink in the folder, a read-only or full disk. The message is one line naming the file."""
+    """A run folder's file cannot be written: a symlink in the folder, a read-only or full disk.
+
+    The message is one line naming the file.
+    """
 
 
 def cannot_write(path: Path, e: OSError) -> RunFolderError:
@@ -53,7 +56,10 @@ def cannot_write(path: Path, e: OSError) -> RunFolderError:
 
 
 def checkpoints_dir(run_dir: Path) -> Path:
-    """run_dir/checkpoints, checked to be a real folder inside the run folder (a symlink there would send writes and deletions elsewhere)."""
+    """run_dir/checkpoints, checked to be a real folder inside the run folder.
+
+    A symlink there would send writes and deletions elsewhere.
+    """
     path = run_dir / "checkpoints"
     try:
         mode = os.lstat(path).st_mode
@@ -130,7 +136,10 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
 
 
 def discard_new_run_dir(run_dir: Path) -> None:
-    """Remove a folder that create_run_dir made when the run's set-up then failed; only the files a set-up writes, never more."""
+    """Remove a folder that create_run_dir made when the run's set-up then failed.
+
+    Only the files a set-up writes, never more.
+    """
     for path in [run_dir / n for n in RUN_FILES]:
         if path.is_symlink() or path.is_file():
             path.unlink(missing_ok=True)
@@ -199,7 +208,9 @@ def is_locked(run_dir: Path) -> bool:
 
 
 class RunRecorder:
-    """The run folder's listener: every event to events.jsonl and each epoch's record to metrics.jsonl, one whole line per write.
+    """The run folder's listener: every event to events.jsonl and each epoch's record to metrics.jsonl.
+
+    One whole line per write.
 
     Unlike other listeners it is `required`: a run that cannot be recorded is not worth going on with. The
     first failed write raises RunFolderError; after it the recorder writes nothing more (the disk is full or

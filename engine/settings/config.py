@@ -197,7 +197,8 @@ class TrainingSettings:
     compile: bool = _f(False, "Compile the model with torch.compile (slower to start; often slower on CPU).")
     fused_step: bool = _f(
         True,
-        "Built-in mlp on the CPU in fp32: a step with the backward pass written out (same updates, faster); false: autograd.",
+        "Built-in mlp on the CPU in fp32: a step with the backward pass written out (same updates, faster); "
+        "false: autograd.",
     )
 
 
@@ -262,7 +263,8 @@ def _split_key(key: str, source: str) -> tuple[str, str]:
         raise SettingsError(f"{source}: '{key}' is not of the form section.key (e.g. training.lr)")
     if section not in SECTIONS:
         raise SettingsError(
-            f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}"
+            f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; "
+            f"sections: {', '.join(SECTIONS)}"
         )
     names = [f.name for f in section_fields(section)]
     if name not in names:
@@ -419,7 +421,8 @@ def _check_model_name(where: str, value: str) -> None:
     names = torchvision_model_names()
     if value not in names:
         raise SettingsError(
-            f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class"
+            f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; "
+            "allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class"
         )
 
 
@@ -431,7 +434,8 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
     for section, values in data.items():
         if section not in SECTIONS:
             raise SettingsError(
-                f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; sections: {', '.join(SECTIONS)}"
+                f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; "
+                f"sections: {', '.join(SECTIONS)}"
             )
         if not isinstance(values, dict):
             raise SettingsError(f"{source}: '{section}' must be a table [{section}], not {type(values).__name__}")
@@ -440,7 +444,8 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
         for name, value in values.items():
             if name not in fields:
                 raise SettingsError(
-                    f"{source}: unknown key {section}.{name}{_suggest(name, tuple(fields))}; keys of [{section}]: {', '.join(fields)}"
+                    f"{source}: unknown key {section}.{name}{_suggest(name, tuple(fields))}; "
+                    f"keys of [{section}]: {', '.join(fields)}"
                 )
             checked[name] = _check_value(section, fields[name], value, source)
         sections[section] = SECTIONS[section](**checked)
@@ -452,7 +457,8 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
 def _check_across(s: Settings, source: str) -> None:
     if s.data.dataset in ("csv", "image-folder") and not s.data.path:
         raise SettingsError(
-            f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its {'CSV file' if s.data.dataset == 'csv' else 'image folder'}"
+            f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its "
+            f"{'CSV file' if s.data.dataset == 'csv' else 'image folder'}"
         )
     if s.data.dataset == "digits" and s.data.val_fraction == 0:
         raise SettingsError(
@@ -462,7 +468,8 @@ def _check_across(s: Settings, source: str) -> None:
     if m.name in MODELS and m.options:  # the built-ins' settings are their own keys; an ignored option would mislead
         own = "model.hidden and model.dropout" if m.name == "mlp" else "model.channels and model.dropout"
         raise SettingsError(
-            f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options (its settings are {own}); options are for torchvision and package.module:Class models"
+            f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options "
+            f"(its settings are {own}); options are for torchvision and package.module:Class models"
         )
     if m.name == "cnn" and not m.channels:
         raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
@@ -604,7 +611,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def save_settings(settings: Settings, path: str | os.PathLike) -> None:
-    """A new file gets the commented template; an existing one keeps its comments, layout and line endings and gets only the values that differ.
+    """A new file gets the commented template; an existing one gets only the values that differ.
+
+    An existing file keeps its comments, layout and line endings.
 
     Raises SettingsError, writing nothing, when the existing file does not load
     (the values on hand did not come from it, and writing them in would clobber

@@ -29,7 +29,8 @@ def update_toml(text: str, changes: dict[str, dict[str, Any]]) -> str:
                 table = tomlkit.table()
                 doc[section] = table
             elif isinstance(table, Table) and table.is_super_table():
-                # [data] implied by [data.options]: tomlkit gave it that header's comment; a written [data] must not repeat it
+                # [data] implied by [data.options]: tomlkit gave it that header's comment;
+                # a written [data] must not repeat it
                 table.trivia.comment_ws = table.trivia.comment = ""
             for name, value in values.items():
                 _set(table, name, value)

@@ -1,4 +1,4 @@
-"""User code named in settings (`package.module:name` for `data.dataset` and `model.name`): where it comes from, and when.
+"""User code named in settings (`package.module:name` in `data.dataset`, `model.name`): where it comes from, and when.
 
 Two rules keep a file from elsewhere from running code:
 
@@ -48,11 +48,12 @@ def named_imports(settings: Settings) -> set[str]:
 
 
 def check_untrusted(settings: Settings, source: str, allowed: Collection[str] = ()) -> Settings:
-    """Refuse settings from a checkpoint or run folder that name code the user has not allowed; returns them otherwise."""
+    """Refuse settings from a checkpoint or run folder that name code the user has not allowed; else returns them."""
     for key, value in zip(IMPORT_KEYS, (settings.data.dataset, settings.model.name)):
         if is_import_path(value) and value not in allowed:
             raise UntrustedCode(
-                f"{source}: refused {key} = '{value}': settings from a checkpoint or run folder never import code on their own; "
+                f"{source}: refused {key} = '{value}': settings from a checkpoint or run folder "
+                "never import code on their own; "
                 f"if you trust it, pass --allow-import {value}"
             )
     return settings
@@ -61,7 +62,8 @@ def check_untrusted(settings: Settings, source: str, allowed: Collection[str] = 
 def _search_code_folder() -> Path:
     """The code folder at the end of sys.path: installed packages are always found first.
 
-    It stays there, so that user code that imports its own helpers when it is called (not only when it is imported) finds them.
+    It stays there, so that user code that imports its own helpers when it is called (not only when it is
+    imported) finds them.
     """
     folder = code_folder()
     if str(folder) not in sys.path:
@@ -77,7 +79,8 @@ def import_object(path: str, what: str, key: str) -> Any:
         module = importlib.import_module(module_name)
     except Exception as e:
         raise SettingsError(
-            f"{key} = '{path}': cannot import module '{module_name}' (looked in the installed packages, then in {folder}, "
+            f"{key} = '{path}': cannot import module '{module_name}' "
+            f"(looked in the installed packages, then in {folder}, "
             f"the settings file's folder): {type(e).__name__}: {e}"
         ) from None
     try:

@@ -41,7 +41,10 @@ class NanStop:
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    """`patience` epochs without an improvement of `monitor` end the run (0: never); the count is in the state, so it survives a resume."""
+    """`patience` epochs without an improvement of `monitor` end the run (0: never).
+
+    The count is in the state, so it survives a resume.
+    """
 
     patience: int
     monitor: str

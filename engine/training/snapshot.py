@@ -18,8 +18,8 @@ import torch
 from engine.runs import checkpoints as ck
 from engine.events import EPOCH_RECORD_FIELDS
 
-# what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was trained with,
-# and the precision and the step decide the numbers of every epoch its settings.toml describes
+# what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was
+# trained with, and the precision and the step decide the numbers of every epoch its settings.toml describes
 MUST_MATCH_ON_RESUME = {
     "optimizer": "its optimizer state",
     "scheduler": "its scheduler state",

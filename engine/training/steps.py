@@ -26,7 +26,10 @@ from engine.models.networks import MLP
 
 
 def autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    """The autocast context of a precision (`amp_dtype` None: fp32, no autocast); the trainer's evaluation uses it too."""
+    """The autocast context of a precision (`amp_dtype` None: fp32, no autocast).
+
+    The trainer's evaluation uses it too.
+    """
     return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
 
 

@@ -157,7 +157,8 @@ class Trainer:
             self._partial = snapshot.restore(self.parts, checkpoint, str(self.resume_from))
             if self.state.epoch >= s.training.epochs:
                 raise SettingsError(
-                    f"{self.resume_from}: the run already trained {self.state.epoch} epochs and training.epochs = {s.training.epochs}; "
+                    f"{self.resume_from}: the run already trained {self.state.epoch} epochs "
+                    f"and training.epochs = {s.training.epochs}; "
                     f"raise it to train longer (e.g. --set training.epochs={self.state.epoch + 10})"
                 )
         in_run_folder = self.resume_from is not None and self.resume_from.parent.name == "checkpoints"
@@ -239,7 +240,7 @@ class Trainer:
         return final
 
     def _emit_final(self, final: Event) -> None:
-        """The run's last event: a disk that failed the run may not take its record, but every listener still hears it."""
+        """The run's last event: a disk that failed the run may not take its record; every listener still hears it."""
         self.listeners.emit(final, final=True)
 
     def close(self) -> None:
@@ -407,7 +408,10 @@ class Trainer:
         return value < best if self.settings.training.monitor.endswith("loss") else value > best
 
     def _end_epoch(self, train_loss, train_acc, val_loss, val_acc, samples_per_s, seconds) -> EpochCompleted:
-        """Chapter 8's bookkeeping of an epoch: best model, scheduler, checkpoints, diagnostic; its event, heard by every listener."""
+        """Chapter 8's bookkeeping of an epoch: best model, scheduler, checkpoints, diagnostic.
+
+        Returns its event, heard by every listener.
+        """
         st, s = self.state, self.settings
         st.epoch += 1
         finished = (

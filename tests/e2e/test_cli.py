@@ -296,12 +296,14 @@ def test_training_failures_exit_1(tmp_path):
 
 def test_engine_never_imports_the_console_libraries(tmp_path):
     code = (
-        "import sys, engine, engine.training.trainer, engine.cli, engine.settings.config, engine.data.loaders, engine.models.networks, engine.training.diagnostics, "
+        "import sys, engine, engine.training.trainer, engine.cli, engine.settings.config, engine.data.loaders, "
+        "engine.models.networks, engine.training.diagnostics, "
         "engine.device, engine.printers, engine.runs.checkpoints, engine.runs.evaluate\n"
         "from engine.cli import main\n"
         f"code = main(['run', '--json', '--set', 'run.runs_dir={tmp_path / 'runs'}', '--set', 'training.epochs=1'])\n"
         "assert code == 0, code\n"
-        "print('LOADED', [m for m in sys.modules if m.split('.')[0] in ('textual', 'plotext', 'textual_plotext', 'tui')])\n"
+        "print('LOADED', [m for m in sys.modules "
+        "if m.split('.')[0] in ('textual', 'plotext', 'textual_plotext', 'tui')])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180, env=_env()

@@ -49,7 +49,8 @@ def _console_pid(session: str) -> int | None:
 def _start_training(tmp_path: Path, session: str) -> tuple[Path, int]:
     """The console in tmux on a slow digits run (batch 1), started with keys 3 and s; its run folder and pid."""
     (tmp_path / "settings.toml").write_text(
-        f'[run]\nruns_dir = "{tmp_path / "runs"}"\n[device]\nthreads = 1\n[data]\nbatch_size = 1\n[training]\nepochs = 100\n'
+        f'[run]\nruns_dir = "{tmp_path / "runs"}"\n'
+        "[device]\nthreads = 1\n[data]\nbatch_size = 1\n[training]\nepochs = 100\n"
     )
     command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml; echo EXIT=$? > {tmp_path / 'exit.txt'}; sleep 600"
     subprocess.run(

@@ -61,7 +61,8 @@ def _mount(*args: str) -> None:
     done = subprocess.run(["mount", *args], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(
-            f"mount {' '.join(args)} is not permitted here ({done.stderr.strip() or done.returncode}): no real read-only or full disk to test on"
+            f"mount {' '.join(args)} is not permitted here ({done.stderr.strip() or done.returncode}): "
+            "no real read-only or full disk to test on"
         )
 
 

@@ -121,8 +121,8 @@ def test_an_empty_hidden_list_is_a_linear_mlp_but_a_cnn_needs_a_block(tmp_path):
 def test_built_in_models_refuse_options_instead_of_ignoring_them(tmp_path):
     message = _error(tmp_path, "[model]\noptions = { width = 3 }\n")
     assert (
-        "model.options = {'width': 3}: the built-in mlp takes no options (its settings are model.hidden and model.dropout)"
-        in message
+        "model.options = {'width': 3}: the built-in mlp takes no options "
+        "(its settings are model.hidden and model.dropout)" in message
     )
     message = _error(tmp_path, '[model]\nname = "cnn"\noptions = { depth = 4 }\n')
     assert "model.options = {'depth': 4}: the built-in cnn takes no options (its settings are model.channels" in message
@@ -329,7 +329,10 @@ def test_a_section_added_above_its_sub_table_does_not_repeat_the_sub_tables_comm
     ],
 )
 def test_a_file_that_does_not_load_is_not_saved_over(tmp_path, text, problem):
-    """The values on hand did not come from it: writing them in would clobber what the user wrote, and report success for a file that still would not load."""
+    """The values on hand did not come from it.
+
+    Writing them in would clobber what the user wrote, and report success for a file that still would not load.
+    """
     path = tmp_path / "settings.toml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     before = path.read_bytes()

@@ -437,7 +437,8 @@ def test_import_loader_imports_what_a_built_in_dataset_loads_with():
     import subprocess
 
     code = (
-        "import sys; from engine.data.sources import import_loader; import_loader('csv'); a = 'sklearn.datasets' in sys.modules; "
+        "import sys; from engine.data.sources import import_loader; import_loader('csv'); "
+        "a = 'sklearn.datasets' in sys.modules; "
         "import_loader('digits'); print(a, 'sklearn.datasets' in sys.modules)"
     )
     out = subprocess.run(

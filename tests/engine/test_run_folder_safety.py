@@ -158,9 +158,9 @@ def test_resume_refuses_a_checkpoints_folder_that_links_elsewhere(run_copy, tmp_
     before = snapshot_of(elsewhere)
     with pytest.raises(SettingsError) as err:
         train(make_settings(tmp_path / "runs", epochs=2), resume_from=run_copy / "checkpoints" / "last.pth")
-    assert (
-        one_line(err.value)
-        == f"{run_copy / 'checkpoints'} is a symbolic link; a run folder's checkpoints are written only in a real folder inside it"
+    assert one_line(err.value) == (
+        f"{run_copy / 'checkpoints'} is a symbolic link; "
+        "a run folder's checkpoints are written only in a real folder inside it"
     )
     assert snapshot_of(elsewhere) == before
 
@@ -219,7 +219,10 @@ def test_old_epoch_files_that_are_links_are_unlinked_not_followed(tmp_path):
 
 
 def test_the_user_settings_file_is_still_written_through_its_link(tmp_path):
-    """engine.settings.config.save_settings keeps following links (a dotfiles repository): only run folders refuse them."""
+    """engine.settings.config.save_settings keeps following links (a dotfiles repository).
+
+    Only run folders refuse them.
+    """
     real = tmp_path / "dotfiles" / "settings.toml"
     real.parent.mkdir()
     real.write_text("old")
@@ -309,7 +312,9 @@ def test_full_disk_when_a_line_is_recorded_fails_the_run_once(tmp_path, monkeypa
 
 
 def _torch_save_fails(monkeypatch, name: str, when):
-    """The disk fills up while torch.save writes `name` (when `when(obj)`): its temporary file takes 100 bytes, then ENOSPC.
+    """The disk fills up while torch.save writes `name` (when `when(obj)`).
+
+    Its temporary file takes 100 bytes, then ENOSPC.
 
     torch's zip writer turns that OSError into its own RuntimeError ("unexpected pos ...", "file write failed").
     """

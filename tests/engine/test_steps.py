@@ -179,7 +179,10 @@ def test_a_run_says_which_step_it_uses(tiny_settings):
 
 
 def test_fused_step_survives_zero_grad_set_to_none():
-    """The gradients are written into .grad: a zero_grad(set_to_none=True) in between must not make a step skip its update."""
+    """The gradients are written into .grad.
+
+    A zero_grad(set_to_none=True) in between must not make a step skip its update.
+    """
     torch.manual_seed(5)
     model = MLP(64, 10, (16,), 0.0)
     t = TrainingSettings()

@@ -1,4 +1,7 @@
-"""Trainer edge cases: best selection, NaN epochs, resume of finished runs, the run lock, final events, no per-batch sync."""
+"""Trainer edge cases.
+
+Best selection, NaN epochs, resume of finished runs, the run lock, final events, no per-batch sync.
+"""
 
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ def test_best_follows_the_monitor(tmp_path, monkeypatch):
     accs, losses = iter([0.5, 0.7, 0.6]), iter([0.9, 0.95, 0.8])
     trainer, _, by_loss = run(make_settings(tmp_path / "b", {"epochs": 3}))
     assert [e.is_best for e in by_loss if isinstance(e, EpochCompleted)] == [True, False, True]
-    assert [json.loads(l)["is_best"] for l in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()] == [
+    assert [json.loads(line)["is_best"] for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()] == [
         True,
         False,
         True,
@@ -214,7 +217,10 @@ def test_paused_time_is_left_out_of_the_epoch_time_and_rate(tmp_path, monkeypatc
 
 
 def test_a_resume_keeps_each_epochs_time_in_metrics(tmp_path):
-    """metrics.jsonl is rewritten from the checkpoint on resume: every row keeps its `time` (None for older checkpoints)."""
+    """metrics.jsonl is rewritten from the checkpoint on resume.
+
+    Every row keeps its `time` (None for older checkpoints).
+    """
     settings = make_settings(tmp_path, {"epochs": 3})
     control = RunControl()
     trainer = Trainer(

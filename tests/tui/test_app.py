@@ -102,7 +102,10 @@ def test_q_during_a_run_asks_then_stops_the_run(tmp_path):
 
 
 def test_importing_the_app_loads_no_torch():
-    code = "import sys, tui.app, tui.screens.training, tui.screens.checkpoints, tui.screens.configuration, tui.screens.environment; print('torch' in sys.modules)"
+    code = (
+        "import sys, tui.app, tui.screens.training, tui.screens.checkpoints, tui.screens.configuration, "
+        "tui.screens.environment; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -128,7 +131,10 @@ def test_footers_are_not_rebuilt_when_a_screen_comes_back(settings, tmp_path):
 
 
 def test_a_screen_shown_before_is_painted_after_one_frame(settings, tmp_path, monkeypatch):
-    """Textual holds the display 50 ms on each switch to hide a half-composed screen; a screen shown before needs no such wait."""
+    """Textual holds the display 50 ms on each switch to hide a half-composed screen.
+
+    A screen shown before needs no such wait.
+    """
     delays = []
     original = App.delay_update
     monkeypatch.setattr(App, "delay_update", lambda self, delay=0.05: (delays.append(delay), original(self, delay)))

@@ -134,7 +134,10 @@ def test_a_file_that_fails_to_load_is_not_saved_over(settings, tmp_path):
 
 
 def test_save_refuses_the_file_the_console_could_not_load_at_start(tmp_path):
-    """The console started on defaults because settings.toml did not load: ctrl+s must not write those defaults into it."""
+    """The console started on defaults because settings.toml did not load.
+
+    ctrl+s must not write those defaults into it.
+    """
     from tui.app import load_initial_settings
 
     path = tmp_path / "settings.toml"
@@ -187,7 +190,10 @@ def test_a_change_clears_the_cross_field_error_it_lifts(settings, tmp_path):
 
 
 def test_a_save_the_disk_refuses_says_so_and_changes_nothing(settings, read_only_copy, tmp_path):
-    """ctrl+s over a settings file on a read-only disk, and Save to a path the OS cannot take: one notice each, the console stays."""
+    """ctrl+s over a settings file on a read-only disk, and Save to a path the OS cannot take.
+
+    One notice each, the console stays.
+    """
     folder = read_only_copy({"settings.toml": "[training]\nepochs = 3\n"})
 
     async def scenario():

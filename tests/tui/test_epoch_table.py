@@ -95,7 +95,10 @@ def test_a_new_row_draws_its_own_cells_not_the_rows_already_shown(monkeypatch):
 
 
 def test_after_many_epochs_the_table_keeps_about_a_screen_of_rendered_rows():
-    """DataTable's caches are keyed on a count each row bumps: left alone, they fill with dead rows that every full collection walks."""
+    """DataTable's caches are keyed on a count each row bumps.
+
+    Left alone, they fill with dead rows that every full collection walks.
+    """
     from tui.widgets.epoch_table import CELLS_KEPT, ROWS_KEPT
 
     async def scenario():

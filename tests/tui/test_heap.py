@@ -1,4 +1,4 @@
-"""When the console lets Python collect garbage: never in the middle of answering a key, never over the warm-up's imports."""
+"""When the console lets Python collect garbage: never while answering a key, never over the warm-up's imports."""
 
 from __future__ import annotations
 

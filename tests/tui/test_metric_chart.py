@@ -24,7 +24,10 @@ def _plot_text(chart: MetricChart) -> str:
 
 
 def _overfitting(n: int) -> tuple[list[int], dict[str, list[float]]]:
-    """n epochs of train and val curves that part (train 1/e, val 1/e + e/2n): the val loss turns up after a few epochs."""
+    """n epochs of train and val curves that part (train 1/e, val 1/e + e/2n).
+
+    The val loss turns up after a few epochs.
+    """
     epochs = list(range(1, n + 1))
     return epochs, {"train": [1 / e for e in epochs], "val": [1 / e + e / (2 * n) for e in epochs]}
 

@@ -338,7 +338,7 @@ def test_epochs_that_arrive_while_another_screen_is_shown_are_drawn_after_the_re
 
 
 def test_nothing_is_drawn_before_a_return_has_painted(tmp_path, monkeypatch):
-    """Neither a draw that falls due just after the return nor an epoch that arrives then: both wait RETURN_DRAW_DELAY_S."""
+    """Neither a draw due just after the return nor an epoch that arrives then: both wait RETURN_DRAW_DELAY_S."""
     import tui.screens.training as training_module
 
     times = ScreenTime(monkeypatch)

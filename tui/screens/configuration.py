@@ -30,7 +30,10 @@ def count_model_parameters(settings: Settings) -> str:
 
     data = build_data(settings.data, settings.run.seed, torch.device("cpu"), augment=False)
     model = build_model(settings.model, data.in_shape, data.num_classes)
-    return f"Model {settings.model.name}: {count_parameters(model):,} parameters (input {tuple(data.in_shape)}, {data.num_classes} classes)"
+    return (
+        f"Model {settings.model.name}: {count_parameters(model):,} parameters "
+        f"(input {tuple(data.in_shape)}, {data.num_classes} classes)"
+    )
 
 
 class ConfigurationScreen(Screen):
@@ -128,7 +131,10 @@ class ConfigurationScreen(Screen):
         return True
 
     def _retry_invalid(self, section: str) -> None:
-        """A change can lift a cross-field rule (model.options = {} lets model.name = mlp through): retry the section's rejected values."""
+        """A change can lift a cross-field rule: retry the section's rejected values.
+
+        For example, model.options = {} lets model.name = mlp through.
+        """
         progress = True
         while progress:  # one accepted value can let another through
             progress = False

@@ -30,7 +30,8 @@ def device_choices(report: dict[str, Any]) -> list[str]:
 
 def format_gpus(gpus: list[dict[str, Any]]) -> str:
     return "\n".join(
-        f"GPU {g['index']} {g['name']}: {g['used'] / 1e9:.2f} GB used, {g['free'] / 1e9:.2f} GB free of {g['total'] / 1e9:.1f} GB"
+        f"GPU {g['index']} {g['name']}: {g['used'] / 1e9:.2f} GB used, "
+        f"{g['free'] / 1e9:.2f} GB free of {g['total'] / 1e9:.1f} GB"
         for g in gpus
     )
 

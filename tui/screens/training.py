@@ -153,7 +153,8 @@ class TrainingScreen(Screen):
         self.batches = e.batches_per_epoch
         self.outcome = "running"
         if e.start_epoch:
-            # the epochs before the resume only: by now the loop may have appended newer ones, which their EpochCompleted adds
+            # the epochs before the resume only: by now the loop may have appended newer ones,
+            # which their EpochCompleted adds
             earlier = [
                 row for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl") if row.get("epoch", 0) <= e.start_epoch
             ]
@@ -167,7 +168,10 @@ class TrainingScreen(Screen):
         )
         self._device = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}"
         self._threads = _threads(e.threads)
-        self._model_line = f"{e.settings['model']['name']} {e.parameters:,} params | {e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
+        self._model_line = (
+            f"{e.settings['model']['name']} {e.parameters:,} params | "
+            f"{e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
+        )
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
         self._update_info(None)
@@ -232,7 +236,8 @@ class TrainingScreen(Screen):
         self.outcome = "paused"
         self.query_one(EpochProgress).show_paused(e.epoch, e.batch, self.batches)
         self._status(
-            f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  {_escape(self.run_dir or '')}"
+            f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  "
+            f"{_escape(self.run_dir or '')}"
         )
 
     def _on_run_resumed(self, e: RunResumed) -> None:

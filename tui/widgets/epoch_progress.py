@@ -49,7 +49,8 @@ class EpochProgress(Horizontal):
         self.show_note("paused")
 
     def _show_position(self, epoch: int, batch: int, batches: int) -> None:
-        # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels, never re-lay out the screen
+        # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels,
+        # never re-lay out the screen
         self.query_one("#epoch-label", Label).update(f"epoch {epoch} batch {batch}/{batches}", layout=False)
         self.query_one(ProgressBar).update(total=batches, progress=batch)
 
