@@ -225,6 +225,18 @@ class CheckpointSettings:
 
 
 @dataclass
+class LoggingSettings:
+    """What the run folder gets beside its own record (metrics.jsonl, metrics.csv, events.jsonl)."""
+
+    tensorboard: str = _f(
+        "auto",
+        "auto, true or false: TensorBoard scalars in the run folder (auto: when the tensorboard extra is installed).",
+        choices=("auto", "true", "false"),
+        boolean=True,
+    )
+
+
+@dataclass
 class Settings:
     run: RunSettings = field(default_factory=RunSettings)
     device: DeviceSettings = field(default_factory=DeviceSettings)
@@ -233,6 +245,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
