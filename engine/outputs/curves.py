@@ -1,0 +1,78 @@
+"""Chapter 8.1's figure: loss and accuracy, train and val, the overfitting onset marked; several runs overlaid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.outputs import require
+from engine.outputs.readers import Source
+from engine.settings.config import DiagnosticsSettings, load_settings
+from engine.training.diagnostics import overfitting_onset
+
+FIGSIZE, DPI = (14, 5), 100  # the chapter's figure: 1400 x 500 pixels
+
+
+def run_rules(run_dir: Path) -> DiagnosticsSettings:
+    """The onset rules the run was trained with (its settings.toml), else the defaults."""
+    try:
+        return load_settings(run_dir / "settings.toml").diagnostics
+    except Exception:  # an old or foreign run folder: the chapter's defaults
+        return DiagnosticsSettings()
+
+
+def save_curves(runs: list[Source], out: str | Path) -> Path:
+    """The figure as a PNG at `out` (1400 x 500 pixels)."""
+    require("matplotlib", "trainconsole plot")
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed: a server reached by SSH
+    import matplotlib.pyplot as plt
+
+    fig = draw_curves(runs)
+    out = Path(out)
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out
+
+
+def draw_curves(runs: list[Source]):
+    """Two panels, loss and accuracy. One run: the chapter's colours (train blue, val red) and its onset in orange.
+    Several: a colour per run named in the figure's legend, val solid, train dotted, each onset dashed."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fig, panels = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
+    several = len(runs) > 1
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(runs):
+        colour = colours[i % len(colours)]
+        for ax, metric, title in zip(panels, ("loss", "acc"), ("Loss", "Acc")):
+            for split, own_colour, style in (("train", "tab:blue", ":"), ("val", "tab:red", "-")):
+                points = run.tags.get(f"{split}_{metric}", [])
+                ax.plot([s for s, _ in points], [v for _, v in points], style if several else "-",
+                        color=colour if several else own_colour, label=f"{split.capitalize()} {title}")  # fmt: skip
+        onset = overfitting_onset([v for _, v in run.tags.get("val_loss", [])], run_rules(run.path))
+        if onset is not None:
+            panels[0].axvline(onset, color=colour if several else "orange", linestyle="--",
+                              label=f"Overfitting onset (epoch {onset})")  # fmt: skip
+    for ax, title in zip(panels, ("Loss", "Accuracy")):
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(title)
+        ax.set_title(f"{title} curves")
+        ax.grid(True, alpha=0.3)
+        if several:  # the line styles in each panel, the runs once for the figure
+            styles = [Line2D([], [], color="grey", linestyle=":", label="train"),
+                      Line2D([], [], color="grey", linestyle="-", label="val")]  # fmt: skip
+            if ax is panels[0] and any(line.get_linestyle() == "--" for line in ax.get_lines()):
+                styles.append(Line2D([], [], color="grey", linestyle="--", label="overfitting onset"))
+            ax.legend(handles=styles)
+        else:
+            ax.legend()
+    if several:
+        handles = [Line2D([], [], color=colours[i % len(colours)], label=run.name) for i, run in enumerate(runs)]
+        fig.legend(handles=handles, loc="upper center", ncol=min(len(runs), 6), frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.92))
+    else:
+        fig.suptitle(runs[0].name if runs else "")
+        fig.tight_layout()
+    return fig
