@@ -18,13 +18,21 @@ from typing import Any
 class Diagnostic:
     """A badge and the numbers behind it."""
 
-    status: str  # "ok", "overfitting", "underfitting" or "nan"
+    status: str  # "ok", "overfitting", "underfitting", "not_learning" or "nan"
     message: str
     evidence: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return {"ok": "OK", "overfitting": "OVERFITTING", "underfitting": "UNDERFITTING", "nan": "NaN"}[self.status]
+        """The badge's text; a status this version does not know (from a newer run's files) is shown as written."""
+        known = {
+            "ok": "OK",
+            "overfitting": "OVERFITTING",
+            "underfitting": "UNDERFITTING",
+            "not_learning": "NOT LEARNING",
+            "nan": "NaN",
+        }
+        return known.get(self.status, self.status.replace("_", " ").upper())
 
 
 @dataclass(frozen=True)

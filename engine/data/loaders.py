@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.settings.config import DataSettings
 from engine.data.augment import random_shift
+from engine.data.preprocessing import Preprocessing, fit
 from engine.data.sources import FLOAT_BYTES_LIMIT, DataError, Source, load_source
 
 
@@ -118,6 +119,23 @@ class LoaderBatches:
         return iter(self.loader)
 
 
+@dataclass(frozen=True)
+class LabelCounts:
+    """How many samples of each class each split holds: the chance levels the diagnostic compares against."""
+
+    train: list[int]
+    val: list[int]
+
+    @classmethod
+    def of(cls, train: torch.Tensor | None, val: torch.Tensor | None, num_classes: int) -> LabelCounts | None:
+        if train is None or val is None:
+            return None
+        return cls(
+            torch.bincount(train.cpu(), minlength=num_classes).tolist(),
+            torch.bincount(val.cpu(), minlength=num_classes).tolist(),
+        )
+
+
 @dataclass
 class DataBundle:
     train: TensorBatches | LoaderBatches
@@ -127,6 +145,8 @@ class DataBundle:
     class_names: list[str]
     description: str
     generator: torch.Generator = field(repr=False, default_factory=torch.Generator)
+    preprocessing: Preprocessing | None = None  # what a checkpoint records (state()), so eval and resume apply it
+    label_counts: LabelCounts | None = None
 
 
 def _split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,24 +173,40 @@ def _fits(nbytes: int, device: torch.device) -> bool:
 
 
 def _to_device_split(
-    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device
+    x: torch.Tensor, prep: Preprocessing, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Normalise once into float32, or keep uint8 (normalised per batch) when the float copy would be large."""
-    if mean.shape == x.shape[1:]:  # per-feature statistics of non-image samples (any number of dimensions)
-        m, s = mean.unsqueeze(0), std.unsqueeze(0)
-    else:  # per-channel statistics of images
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        m, s = mean.reshape(shape), std.reshape(shape)
-    if x.dtype == torch.uint8:
-        if x.numel() * 4 > FLOAT_BYTES_LIMIT:
-            return x.to(device), m.to(device), s.to(device)
-        x = x.float().div_(255.0)
-    return ((x.float() - m) / s).to(device), None, None
+    """Preprocess once into float32, or keep uint8 (preprocessed per batch) when the float copy would be large."""
+    if x.dtype == torch.uint8 and x.numel() * 4 > FLOAT_BYTES_LIMIT:
+        return x.to(device), prep.mean.to(device), prep.std.to(device)
+    return prep.apply(x).to(device), None, None
 
 
-def build_data(settings: DataSettings, seed: int, device: torch.device, *, augment: bool | None = None) -> DataBundle:
-    """Load the dataset named in `settings` and make train and validation batches on `device`."""
-    src: Source = load_source(settings, seed)
+def _preprocessing(src: Source, train_idx, settings: DataSettings, seed: int, fitted: Preprocessing | None):
+    if fitted is None:
+        return fit(src.fit_rows(train_idx, seed), src.is_image, settings.normalize, src.fill_missing)
+    if not fitted.fits(tuple(src.in_shape)):
+        raise DataError(
+            f"the checkpoint's preprocessing ({fitted.describe()}) does not fit samples of shape "
+            f"{tuple(src.in_shape)} from data.dataset = '{settings.dataset}': is this the data it was trained on?"
+        )
+    return fitted
+
+
+def build_data(
+    settings: DataSettings,
+    seed: int,
+    device: torch.device,
+    *,
+    augment: bool | None = None,
+    fitted: Preprocessing | dict | None = None,
+) -> DataBundle:
+    """Load the dataset named in `settings` and make train and validation batches on `device`.
+
+    The preprocessing is fitted on the training split, or is `fitted` (a checkpoint's: eval and resume).
+    """
+    if isinstance(fitted, dict):
+        fitted = Preprocessing.from_state(fitted)
+    src: Source = load_source(settings, seed, fitted)
     augment = settings.augment if augment is None else augment
     generator = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed() % 2**63)
 
@@ -184,6 +220,7 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
             )
         train_idx = val_idx = None
         split_note = "the dataset's test split"
+    prep = _preprocessing(src, train_idx, settings, seed, fitted)
 
     want = settings.in_memory
     nbytes = src.memory_bytes()
@@ -195,8 +232,9 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
 
     if in_memory:
         tx, ty, vx, vy = src.tensors(train_idx, val_idx)
-        tx, tm, ts = _to_device_split(tx, src.mean, src.std, device)
-        vx, vm, vs = _to_device_split(vx, src.mean, src.std, device)
+        counts = LabelCounts.of(ty, vy, src.num_classes)
+        tx, tm, ts = _to_device_split(tx, prep, device)
+        vx, vm, vs = _to_device_split(vx, prep, device)
         train = TensorBatches(
             tx, ty.to(device), settings.batch_size, shuffle=True, generator=generator, mean=tm, std=ts, augment=aug
         )
@@ -205,7 +243,8 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
         if aug:
             how += ", batched augmentation on the device"
     else:
-        train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment)
+        counts = LabelCounts.of(src.labels(train_idx), src.labels(val_idx), src.num_classes)
+        train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment, prep=prep)
         pin = device.type == "cuda"
         train = LoaderBatches(
             train_ds,
@@ -226,11 +265,15 @@ def build_data(settings: DataSettings, seed: int, device: torch.device, *, augme
         how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
         if augment and src.is_image:
             how += ", per-sample augmentation"
+    notes = "".join(f"; {note}" for note in src.notes)
     description = (
         f"{src.name}: {train.num_samples} train / {val.num_samples} val samples, "
-        f"{src.num_classes} classes, input {tuple(src.in_shape)}; validation: {split_note}; batches: {how}"
+        f"{src.num_classes} classes, input {tuple(src.in_shape)}; validation: {split_note}; "
+        f"preprocessing: {prep.describe()}{notes}; batches: {how}"
     )
-    return DataBundle(train, val, tuple(src.in_shape), src.num_classes, src.class_names, description, generator)
+    return DataBundle(
+        train, val, tuple(src.in_shape), src.num_classes, src.class_names, description, generator, prep, counts
+    )
 
 
-__all__ = ["DataBundle", "DataError", "LoaderBatches", "TensorBatches", "build_data", "random_shift"]
+__all__ = ["DataBundle", "DataError", "LabelCounts", "LoaderBatches", "TensorBatches", "build_data", "random_shift"]

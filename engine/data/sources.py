@@ -1,66 +1,63 @@
 """Where samples come from: one `Source` per kind of dataset.
 
-A source knows its shape, classes and normalisation, and gives its splits
-either as whole tensors (the fast path) or as per-sample datasets (the
-DataLoader path). `engine.data.loaders` decides which and makes the batches.
+A source knows its shape and classes, and gives its splits raw, either as
+whole tensors (the fast path) or as per-sample datasets (the DataLoader path).
+`engine.data.loaders` fits the preprocessing on the training split
+(engine.data.preprocessing) and makes the batches. CSV files are read by
+`engine.data.csv_reader`, image folders by `engine.data.images`.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from engine.data.augment import random_shift
+from engine.data.preprocessing import Preprocessing
 from engine.settings.config import DataSettings, SettingsError, synthetic_options
 from engine.data.registry import BUILTIN_DATASETS, builtin_loader
 
 TORCHVISION = {
-    # name: (class name, folder under root, files that must be there, mean, std, class names)
+    # name: (class name, folder under root, files that must be there)
     "mnist": (
         "MNIST",
         "MNIST/raw",
         ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-        (0.1307,),
-        (0.3081,),
     ),
     "fashion-mnist": (
         "FashionMNIST",
         "FashionMNIST/raw",
         ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-        (0.2860,),
-        (0.3530,),
     ),
     "cifar10": (
         "CIFAR10",
         "cifar-10-batches-py",
         ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"),
-        (0.4914, 0.4822, 0.4465),
-        (0.2470, 0.2435, 0.2616),
     ),
 }
 FLOAT_BYTES_LIMIT = 512 * 2**20  # above this a uint8 image split stays uint8 in memory and is normalised per batch
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FIT_SAMPLES_MAX = 20_000  # a per-sample dataset's statistics come from at most this many (random) training samples
 
 
 class DataError(SettingsError):
     """The data cannot be found or read: a settings problem the user can fix."""
 
 
-class Normalized(Dataset):
-    """Per-sample view of float tensors, standardised on access (the DataLoader path of tensor sources)."""
+class Prepared(Dataset):
+    """Per-sample view of a raw dataset (or tensors) with the run's preprocessing applied on access."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
-        self.x, self.y, self.mean, self.std = x, y, mean, std
+    def __init__(self, dataset: Any, prep: Preprocessing):
+        self.dataset, self.prep = dataset, prep
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.dataset)
 
     def __getitem__(self, i: int):
-        return (self.x[i] - self.mean) / self.std, self.y[i]
+        x, y = self.dataset[i]
+        return self.prep.apply(torch.as_tensor(x)), y
 
 
 class Shifted(Dataset):
@@ -87,8 +84,9 @@ class Source:
     shift_pad: int = 2
     has_test: bool = False
     can_be_tensors: bool = True
-    mean: torch.Tensor
-    std: torch.Tensor
+    fill_missing: bool = False  # NaN cells are filled by the preprocessing (csv_missing = "mean")
+    categories: dict[str, list[str]] = {}  # csv text columns one-hot encoded
+    notes: list[str] = []  # what the user should know about how the data was read (a dropped column, skipped files)
 
     @property
     def train_size(self) -> int:
@@ -98,14 +96,24 @@ class Source:
         raise NotImplementedError
 
     def tensors(self, train_idx, val_idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw splits: float features, or images as floats or uint8 pixels."""
         raise NotImplementedError
 
-    def datasets(self, train_idx, val_idx, augment: bool) -> tuple[Dataset, Dataset]:
+    def datasets(self, train_idx, val_idx, augment: bool, prep: Preprocessing) -> tuple[Dataset, Dataset]:
+        """Per-sample splits with `prep` applied (and augmentation on the training split)."""
         raise NotImplementedError
+
+    def fit_rows(self, train_idx, seed: int) -> torch.Tensor:
+        """Raw training samples the preprocessing is fitted on: the training split only, never validation rows."""
+        raise NotImplementedError
+
+    def labels(self, idx) -> torch.Tensor | None:
+        """Labels of the training split's rows `idx` (None: the test split's), or None where only decoding tells."""
+        return None
 
 
 class TensorSource(Source):
-    """Samples already in memory as float features or images: digits, synthetic, csv, TensorDataset factories."""
+    """Samples already in memory: digits, synthetic, csv, TensorDataset factories, decoded image folders."""
 
     def __init__(
         self,
@@ -116,18 +124,15 @@ class TensorSource(Source):
         test: tuple[torch.Tensor, torch.Tensor] | None = None,
         is_image: bool = False,
     ):
-        self.name, self.x, self.y, self.test = name, x.float(), y.long(), test
+        self.is_image = is_image and x.dim() == 4
+        keep_uint8 = self.is_image and x.dtype == torch.uint8  # decoded pixels: a quarter of the memory of floats
+        self.name, self.x, self.y = name, (x if keep_uint8 else x.float()), y.long()
+        self.test = None if test is None else (test[0] if keep_uint8 else test[0].float(), test[1].long())
         self.class_names = [str(c) for c in class_names]
         self.num_classes = len(self.class_names)
         self.in_shape = tuple(x.shape[1:])
-        self.is_image = is_image and x.dim() == 4
         self.has_test = test is not None
-        if is_image:  # one mean/std over all pixels of each channel
-            dims = [0] + list(range(2, x.dim()))
-            self.mean, self.std = self.x.mean(dim=dims), self.x.std(dim=dims)
-        else:  # per feature
-            self.mean, self.std = self.x.mean(dim=0), self.x.std(dim=0)
-        self.std = torch.where(self.std > 1e-8, self.std, torch.ones_like(self.std))
+        self.notes = []
 
     @property
     def train_size(self) -> int:
@@ -136,23 +141,23 @@ class TensorSource(Source):
     def memory_bytes(self) -> int:
         return self.x.numel() * 4 + (self.test[0].numel() * 4 if self.test else 0)
 
-    def _splits(self, train_idx, val_idx):
+    def tensors(self, train_idx, val_idx):
         if train_idx is None:
-            return self.x, self.y, self.test[0].float(), self.test[1].long()
+            return self.x, self.y, self.test[0], self.test[1]
         return self.x[train_idx], self.y[train_idx], self.x[val_idx], self.y[val_idx]
 
-    def tensors(self, train_idx, val_idx):
-        return self._splits(train_idx, val_idx)
-
-    def datasets(self, train_idx, val_idx, augment: bool):
-        m, s = self.mean, self.std
-        if self.is_image:
-            m, s = m.reshape(-1, 1, 1), s.reshape(-1, 1, 1)
-        tx, ty, vx, vy = self._splits(train_idx, val_idx)
-        train = Normalized(tx, ty, m, s)
+    def datasets(self, train_idx, val_idx, augment: bool, prep: Preprocessing):
+        tx, ty, vx, vy = self.tensors(train_idx, val_idx)
+        train: Dataset = Prepared(TensorDataset(tx, ty), prep)
         if augment and self.is_image:
             train = Shifted(train, self.shift_pad, self.flips)
-        return train, Normalized(vx, vy, m, s)
+        return train, Prepared(TensorDataset(vx, vy), prep)
+
+    def fit_rows(self, train_idx, seed: int) -> torch.Tensor:
+        return self.x if train_idx is None else self.x[train_idx]
+
+    def labels(self, idx) -> torch.Tensor:
+        return self.test[1] if idx is None else self.y[idx]
 
 
 class TorchvisionSource(Source):
@@ -164,10 +169,11 @@ class TorchvisionSource(Source):
     def __init__(self, settings: DataSettings):
         from torchvision import datasets
 
-        cls_name, folder, files, mean, std = TORCHVISION[settings.dataset]
+        cls_name, folder, files = TORCHVISION[settings.dataset]
         cls = getattr(datasets, cls_name)
         self.name, self.root = settings.dataset, settings.root
         self.cls = cls
+        self.notes = []
         try:
             self.train = cls(settings.root, train=True, download=settings.download)
             self.test = cls(settings.root, train=False, download=settings.download)
@@ -187,7 +193,6 @@ class TorchvisionSource(Source):
                 f"data.dataset = '{settings.dataset}': cannot read {Path(settings.root) / folder}: "
                 f"{type(e).__name__}: {e}"
             ) from None
-        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
         self.class_names = list(self.train.classes)
         self.num_classes = len(self.class_names)
         self.flips = settings.dataset == "cifar10"
@@ -216,10 +221,19 @@ class TorchvisionSource(Source):
             return x, y, self._images(self.test.data).contiguous(), torch.as_tensor(self.test.targets).long()
         return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
-    def datasets(self, train_idx, val_idx, augment: bool):
+    def fit_rows(self, train_idx, seed: int) -> torch.Tensor:
+        x = self._images(self.train.data)
+        return x if train_idx is None else x[train_idx]
+
+    def labels(self, idx) -> torch.Tensor:
+        if idx is None:
+            return torch.as_tensor(self.test.targets).long()
+        return torch.as_tensor(self.train.targets).long()[idx]
+
+    def datasets(self, train_idx, val_idx, augment: bool, prep: Preprocessing):
         from torchvision import transforms as T
 
-        base = [T.ToTensor(), T.Normalize(self.mean.tolist(), self.std.tolist())]
+        base = [T.ToTensor(), T.Normalize(prep.mean.flatten().tolist(), prep.std.flatten().tolist())]
         aug = [T.RandomCrop(self.in_shape[-1], padding=self.shift_pad)] + (
             [T.RandomHorizontalFlip()] if self.flips else []
         )
@@ -232,7 +246,7 @@ class TorchvisionSource(Source):
 
 
 class DatasetSource(Source):
-    """Any per-sample `Dataset` (image folders, user factories): decoded to tensors only when asked or small enough."""
+    """Any per-sample `Dataset` (user factories, image folders too large to decode): read sample by sample."""
 
     def __init__(
         self,
@@ -241,22 +255,20 @@ class DatasetSource(Source):
         test: Dataset | None,
         num_classes: int,
         class_names: Sequence[str],
-        mean=None,
-        std=None,
         decodable: bool = True,
+        targets: torch.Tensor | None = None,
     ):
         self.name, self.train, self.test = name, train, test
         self.has_test = test is not None
         self.num_classes, self.class_names = num_classes, [str(c) for c in class_names]
+        self.targets = targets
+        self.notes = []
         x0, _ = train[0]
         x0 = torch.as_tensor(x0)
         self.in_shape = tuple(x0.shape)
         self.is_image = x0.dim() == 3
         self.can_be_tensors = decodable
         self._sample_bytes = x0.numel() * 4
-        dims = self.in_shape[0] if self.is_image else 1
-        self.mean = torch.tensor(mean) if mean is not None else torch.zeros(dims)
-        self.std = torch.tensor(std) if std is not None else torch.ones(dims)
 
     @property
     def train_size(self) -> int:
@@ -276,11 +288,25 @@ class DatasetSource(Source):
             return (*self._decode(self.train), *self._decode(self.test))
         return (*self._decode(self.train, train_idx), *self._decode(self.train, val_idx))
 
-    def datasets(self, train_idx, val_idx, augment: bool):
+    def fit_rows(self, train_idx, seed: int) -> torch.Tensor:
+        idx = torch.arange(self.train_size) if train_idx is None else train_idx
+        if len(idx) > FIT_SAMPLES_MAX:
+            g = torch.Generator().manual_seed(seed if seed >= 0 else 0)
+            idx = idx[torch.randperm(len(idx), generator=g)[:FIT_SAMPLES_MAX]]
+        return self._decode(self.train, idx)[0]
+
+    def labels(self, idx) -> torch.Tensor | None:
+        if idx is None:
+            return None
+        targets = self.targets if self.targets is not None else getattr(self.train, "targets", None)
+        return None if targets is None else torch.as_tensor(targets).long()[idx]
+
+    def datasets(self, train_idx, val_idx, augment: bool, prep: Preprocessing):
         if train_idx is None:
             train, val = self.train, self.test
         else:
             train, val = Subset(self.train, train_idx.tolist()), Subset(self.train, val_idx.tolist())
+        train, val = Prepared(train, prep), Prepared(val, prep)
         if augment and self.is_image:
             train = Shifted(train, self.shift_pad, self.flips)
         return train, val
@@ -304,66 +330,20 @@ def load_synthetic(settings: DataSettings, seed: int) -> Source:
     return TensorSource("synthetic", x, y, [str(i) for i in range(o["classes"])])
 
 
-def load_csv(settings: DataSettings, seed: int) -> Source:
-    path = Path(settings.path)
-    if not path.is_file():
-        raise DataError(f"data.path = '{settings.path}': no such CSV file")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"data.path = '{settings.path}': cannot read: {e}") from None
-    if len(rows) < 3:
-        raise DataError(f"data.path = '{settings.path}': needs a header row and at least two data rows")
-    header = [h.strip() for h in rows[0]]
-    numbered = [(n, r) for n, r in enumerate(rows[1:], start=2) if r]  # line numbers as an editor shows them
-    body = [r for _, r in numbered]
-    if settings.label_column not in header:
-        raise DataError(
-            f"data.label_column = '{settings.label_column}': not a column of {settings.path}; "
-            f"columns: {', '.join(header)}"
-        )
-    li = header.index(settings.label_column)
-    labels = sorted(
-        {r[li].strip() for r in body if len(r) > li},
-        key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
-    )
-    index = {v: i for i, v in enumerate(labels)}
-    feats, ys = [], []
-    for n, r in numbered:
-        if len(r) != len(header):
-            raise DataError(
-                f"data.path = '{settings.path}': line {n} has {len(r)} fields, the header has {len(header)}"
-            )
-        row = []
-        for j, v in enumerate(r):
-            if j == li:
-                continue
-            try:
-                row.append(float(v))
-            except ValueError:
-                raise DataError(
-                    f"data.path = '{settings.path}': line {n}, column '{header[j]}': {v!r} is not a number"
-                ) from None
-        feats.append(row)
-        ys.append(index[r[li].strip()])
-    if len(labels) < 2:
-        raise DataError(f"data.path = '{settings.path}': the label column '{settings.label_column}' has a single class")
-    return TensorSource(f"csv:{path.name}", torch.tensor(feats), torch.tensor(ys), labels)
+def load_csv(settings: DataSettings, seed: int, categories: dict[str, list[str]] | None = None) -> Source:
+    """A CSV file as spreadsheets write it (engine.data.csv_reader); `categories`: a checkpoint's one-hot columns."""
+    from engine.data.csv_reader import read_csv
+
+    table = read_csv(settings, categories)
+    src = TensorSource(f"csv:{Path(settings.path).name}", table.x, table.y, table.class_names)
+    src.fill_missing, src.categories, src.notes = table.fill_missing, table.categories, table.notes
+    return src
 
 
 def load_image_folder(settings: DataSettings, seed: int) -> Source:
-    from torchvision import datasets, transforms as T
+    from engine.data.images import load_image_folder as load
 
-    if not Path(settings.path).is_dir():
-        raise DataError(f"data.path = '{settings.path}': no such folder (expected one sub-folder of images per class)")
-    size = settings.image_size
-    tf = T.Compose([T.Resize((size, size)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    try:
-        train = datasets.ImageFolder(settings.path, transform=tf)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise DataError(f"data.path = '{settings.path}': {e}") from None
-    return DatasetSource(f"image-folder:{Path(settings.path).name}", train, None, len(train.classes), train.classes)
+    return load(settings, seed)
 
 
 def _factory(settings: DataSettings, seed: int) -> Source:
@@ -384,15 +364,16 @@ def _factory(settings: DataSettings, seed: int) -> Source:
             settings.dataset, x, y, names, tuple(test.tensors[:2]) if test is not None else None, is_image=x.dim() == 4
         )
     names = getattr(train, "classes", None)
-    if names is None:
-        targets = getattr(train, "targets", None)
+    targets = getattr(train, "targets", None)
+    labels = None
+    if names is None or targets is None:
         labels = (
             torch.as_tensor(targets)
             if targets is not None
-            else torch.as_tensor([int(train[i][1]) for i in range(len(train))])
-        )  # type: ignore[arg-type]
-        names = [str(i) for i in range(int(labels.max()) + 1)]
-    return DatasetSource(settings.dataset, train, test, len(names), names, decodable=False)
+            else torch.as_tensor([int(train[i][1]) for i in range(len(train))])  # type: ignore[arg-type]
+        )
+        names = names or [str(i) for i in range(int(labels.max()) + 1)]
+    return DatasetSource(settings.dataset, train, test, len(names), names, decodable=False, targets=labels)
 
 
 def import_loader(dataset: str) -> None:
@@ -412,8 +393,13 @@ def load_torchvision(settings: DataSettings, seed: int) -> Source:
     return TorchvisionSource(settings)
 
 
-def load_source(settings: DataSettings, seed: int) -> Source:
-    """The dataset `data.dataset` names: a built-in (engine.data.registry) or the user's `package.module:function`."""
+def load_source(settings: DataSettings, seed: int, fitted: Preprocessing | None = None) -> Source:
+    """The dataset `data.dataset` names: a built-in (engine.data.registry) or the user's `package.module:function`.
+
+    `fitted`: the preprocessing a checkpoint holds; a CSV file's text columns are then encoded with its categories.
+    """
+    if settings.dataset == "csv" and fitted is not None:
+        return builtin_loader("csv")(settings, seed, fitted.categories)
     if settings.dataset in BUILTIN_DATASETS:
         return builtin_loader(settings.dataset)(settings, seed)
     return _factory(settings, seed)

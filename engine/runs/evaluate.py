@@ -17,6 +17,7 @@ from engine.settings.config import Settings, SettingsError, from_dict, load_sett
 from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
 from engine.models.networks import build_model
+from engine.training.snapshot import stored_preprocessing
 from engine.training.steps import autocast, resolve_precision
 from engine.settings.user_code import check_untrusted
 
@@ -34,6 +35,18 @@ def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_impor
     if run_settings.is_file():
         return check_untrusted(load_settings(run_settings), str(run_settings), allowed_imports)
     raise ck.CheckpointError(f"{path}: holds no settings and {run_settings} does not exist; pass -c SETTINGS")
+
+
+def _preprocessing_for(path: Path, checkpoint: Any) -> dict[str, Any] | None:
+    """The preprocessing the model was trained with: the checkpoint's, or for best.pth (weights only) last.pth's."""
+    stored = stored_preprocessing(checkpoint)
+    sibling = path.parent / "last.pth"
+    if stored is None and sibling.is_file() and sibling != path:
+        try:
+            stored = stored_preprocessing(ck.load_checkpoint(sibling))
+        except ck.CheckpointError:
+            return None  # fitted again on the training split, as a run from before checkpoints recorded it
+    return stored
 
 
 @torch.no_grad()
@@ -64,7 +77,8 @@ def evaluate_checkpoint(
     if device is not None:
         settings = on_device(settings, device)
     device = resolve_device(settings.device.device)
-    data = build_data(settings.data, settings.run.seed, device, augment=False)
+    fitted = _preprocessing_for(path, checkpoint)
+    data = build_data(settings.data, settings.run.seed, device, augment=False, fitted=fitted)
     model = build_model(settings.model, data.in_shape, data.num_classes).to(device)
     ck.load_weights(model, ck.model_state(checkpoint), str(path))
     model.eval()

@@ -134,7 +134,12 @@ class DataSettings:
     download: bool = _f(False, "Download torchvision datasets into root when missing (needs a network).")
     path: str = _f("", "CSV file (csv) or folder of class sub-folders (image-folder).", path=True)
     label_column: str = _f("label", "csv: name of the label column; the other columns are features.", nonempty=True)
-    image_size: int = _f(32, "image-folder: images are resized to image_size x image_size.", min=4, max=1024)
+    image_size: int = _f(
+        0,
+        "image-folder: images are resized to image_size x image_size (0: the images' own size, the most common one).",
+        min=0,
+        max=1024,
+    )
     batch_size: int = _f(64, "Training batch size.", min=1, max=1_000_000)
     eval_batch_size: int = _f(256, "Validation batch size.", min=1, max=1_000_000)
     val_fraction: float = _f(
@@ -149,6 +154,44 @@ class DataSettings:
     )
     augment: bool = _f(False, "Random shifts (and flips for natural images) on the training split only.")
     options: dict = _f({}, "Extra keyword arguments for synthetic or a package.module:function dataset.")
+    normalize: str = _f(
+        "auto",
+        "auto: tables standardised per feature, images by their own per-channel mean and std (both fitted on the "
+        "training split only); imagenet: ImageNet's mean and std (images); none: raw values (pixels in [0, 1]).",
+        choices=("auto", "none", "imagenet"),
+    )
+    csv_separator: str = _f(
+        "auto",
+        "csv: the field separator: auto (detected), ',', ';', 'tab' or '|'.",
+        choices=("auto", ",", ";", "tab", "|"),
+    )
+    csv_decimal: str = _f(
+        "auto",
+        "csv: the decimal mark: auto (a comma when the separator is not one), '.' or ','.",
+        choices=("auto", ".", ","),
+    )
+    csv_encoding: str = _f(
+        "auto",
+        "csv: the text encoding: auto (a byte-order mark, else UTF-8, else Windows-1252), utf-8, utf-16 or cp1252.",
+        choices=("auto", "utf-8", "utf-16", "cp1252", "latin-1"),
+    )
+    csv_missing: str = _f(
+        "error",
+        "csv: an empty, NA, NaN or infinite feature cell: error (named by line and column), drop (the row) or "
+        "mean (filled with the training split's mean).",
+        choices=("error", "drop", "mean"),
+    )
+    csv_text: str = _f(
+        "error",
+        "csv: a feature column of text: error, or onehot (one 0/1 column per category, kept with the checkpoint).",
+        choices=("error", "onehot"),
+    )
+    bad_images: str = _f(
+        "error",
+        "image-folder: a file that cannot be decoded: error (named in one line) or skip (counted in the run's first "
+        "lines).",
+        choices=("error", "skip"),
+    )
 
 
 @dataclass
@@ -214,6 +257,23 @@ class DiagnosticsSettings:
         0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0
     )
     onset_min_epochs: int = _f(10, "Overfitting onset is looked for only after this many epochs.", min=1, max=COUNT_MAX)
+    overfit_after: int = _f(
+        3, "OVERFITTING is judged from this epoch on (a fresh model's first epochs swing).", min=1, max=COUNT_MAX
+    )
+    min_val_samples: int = _f(
+        100,
+        "OVERFITTING and the validation-accuracy test of NOT LEARNING need at least this many validation samples.",
+        min=1,
+        max=COUNT_MAX,
+    )
+    chance_after: int = _f(5, "NOT LEARNING is judged from this epoch on (0: never).", min=0, max=COUNT_MAX)
+    chance_margin: float = _f(
+        0.1,
+        "NOT LEARNING when train_loss is above (1 - this) x the chance loss (the entropy of the training labels, "
+        "ln(classes) when balanced), or val_acc below the majority class's share + this x the rest.",
+        min=0.0,
+        max=1.0,
+    )
 
 
 @dataclass

@@ -52,6 +52,12 @@ class TrainingParts:
     device: torch.device
     generator: torch.Generator  # the data order's
     state: RunState
+    preprocessing: Any = None  # engine.data.preprocessing.Preprocessing: eval and resume apply the same one
+
+
+def stored_preprocessing(c: Any) -> dict[str, Any] | None:
+    """The preprocessing a full checkpoint recorded (None: a checkpoint from before it was recorded, or weights)."""
+    return c.get("preprocessing") if isinstance(c, dict) and isinstance(c.get("preprocessing"), dict) else None
 
 
 def restore(parts: TrainingParts, c: dict[str, Any], source: str) -> dict[str, Any] | None:
@@ -163,5 +169,6 @@ def make_checkpoint(
         },
         "partial": partial or {},
         "settings": parts.settings.to_dict(),
+        "preprocessing": parts.preprocessing.state() if parts.preprocessing is not None else None,
         "torch_version": str(torch.__version__),
     }

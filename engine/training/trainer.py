@@ -121,7 +121,10 @@ class Trainer:
         self.device = resolve_device(s.device.device)
         self.amp_dtype, self.precision = resolve_precision(s.training.precision, self.device)
         seed_everything(s.run.seed)
-        self.data: DataBundle = build_data(s.data, s.run.seed, self.device)
+        checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
+        # a resume applies the preprocessing its checkpoint recorded, not one fitted again on today's files
+        fitted = snapshot.stored_preprocessing(checkpoint)
+        self.data: DataBundle = build_data(s.data, s.run.seed, self.device, fitted=fitted)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         self.forward = torch.compile(self.model) if s.training.compile else self.model
         self.threads = torch.get_num_threads()
@@ -150,9 +153,16 @@ class Trainer:
             fused=s.training.fused_step,
         )
         self.parts = TrainingParts(
-            s, self.model, self.optimizer, self.scheduler, self.scaler, self.device, self.data.generator, self.state
+            s,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.device,
+            self.data.generator,
+            self.state,
+            self.data.preprocessing,
         )
-        checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
             self._partial = snapshot.restore(self.parts, checkpoint, str(self.resume_from))
             if self.state.epoch >= s.training.epochs:
@@ -418,7 +428,7 @@ class Trainer:
             time.time()
         )  # the epoch's wall-clock time, kept in the history so a resume can rewrite metrics.jsonl whole
         lr = self.optimizer.param_groups[0]["lr"]
-        diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics)
+        diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics, self.data.label_counts)
         values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
         is_best = (
             self._improved(values[s.training.monitor]) and math.isfinite(train_loss) and math.isfinite(val_loss)

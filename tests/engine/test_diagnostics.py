@@ -7,6 +7,7 @@ import math
 import pytest
 
 from engine.settings.config import DiagnosticsSettings
+from engine.data.loaders import LabelCounts
 from engine.training.diagnostics import diagnose, overfitting_onset
 
 NAN, INF = float("nan"), float("inf")
@@ -68,7 +69,10 @@ def test_nan_and_inf_are_checked_first(train_loss, val_loss):
 
 def test_thresholds_are_configurable():
     rules = DiagnosticsSettings(overfit_loss_gap=0.05, overfit_acc_gap=0.5, underfit_loss=0.2, underfit_after=2)
-    assert diagnose(1, 0.4, 0.5, 0.9, 0.9, rules).status == "overfitting"
+    assert diagnose(3, 0.4, 0.5, 0.9, 0.9, rules).status == "overfitting"
+    assert diagnose(1, 0.4, 0.5, 0.9, 0.9, DiagnosticsSettings(overfit_loss_gap=0.05, overfit_after=1)).status == (
+        "overfitting"
+    )
     assert diagnose(3, 0.4, 0.42, 0.9, 0.9, rules).status == "underfitting"
     assert diagnose(2, 0.4, 0.42, 0.9, 0.9, rules).status == "ok"
     loose = DiagnosticsSettings(overfit_loss_gap=5.0, overfit_acc_gap=1.0)
@@ -110,3 +114,58 @@ def test_onset_ignores_nan():
     losses[2] = NAN
     assert overfitting_onset(losses) == 6
     assert overfitting_onset(losses[:-1] + [NAN]) is None
+
+
+# -- guards and NOT LEARNING (real data) ---------------------------------------------
+
+BALANCED_10 = LabelCounts([100] * 10, [40] * 10)  # 400 validation samples
+
+
+def test_no_overfitting_in_a_fresh_models_first_epochs():
+    # a fresh resnet's first epoch: BatchNorm statistics not settled, val loss far above train loss
+    for epoch in (1, 2):
+        d = diagnose(epoch, 2.0, 4.0, 0.5, 0.3, None, BALANCED_10)
+        assert d.status == "ok" and "overfitting judged from epoch 3" in d.message
+    assert diagnose(3, 2.0, 4.0, 0.5, 0.3, None, BALANCED_10).status == "overfitting"
+
+
+def test_overfitting_needs_the_stated_minimum_of_validation_samples():
+    few = LabelCounts([70, 72], [18, 18])  # wine-sized: 36 validation samples
+    d = diagnose(10, 0.05, 0.9, 1.0, 0.8, None, few)
+    assert d.status == "ok"
+    assert "36 validation samples < 100: overfitting not judged" in d.message and d.evidence["val_samples"] == 36
+    enough = LabelCounts([300, 300], [50, 50])
+    assert diagnose(10, 0.05, 0.9, 1.0, 0.8, None, enough).status == "overfitting"
+    rules = DiagnosticsSettings(min_val_samples=30)
+    assert diagnose(10, 0.05, 0.9, 1.0, 0.8, rules, few).status == "overfitting"
+
+
+def test_not_learning_when_the_loss_stays_near_ln_of_the_classes():
+    chance = math.log(10)
+    d = diagnose(5, 2.25, 2.30, 0.12, 0.10, None, BALANCED_10)
+    assert d.status == "not_learning" and d.label == "NOT LEARNING"
+    assert d.evidence["chance_loss"] == pytest.approx(chance)
+    assert f"chance loss {chance:.4f}" in d.message and "0.90 x" in d.message and "epoch 5" in d.message
+    assert diagnose(4, 2.25, 2.30, 0.12, 0.10, None, BALANCED_10).status == "ok", "judged from epoch 5"
+    assert diagnose(5, 1.9, 2.0, 0.5, 0.45, None, BALANCED_10).status == "ok", "below 0.9 x ln 10 it learns"
+    assert diagnose(30, 2.25, 2.30, 0.12, 0.10).status == "underfitting", "without label counts: the chapter's rules"
+
+
+def test_not_learning_when_val_accuracy_is_the_majority_share():
+    # imbalanced: 90 % of one class; the loss is low (the prior is easy) but accuracy is the majority's
+    counts = LabelCounts([900, 100], [180, 20])
+    d = diagnose(6, 0.20, 0.23, 0.90, 0.90, None, counts)  # below 0.9 x the entropy 0.3251
+    assert d.status == "not_learning"
+    assert d.evidence["majority_share"] == pytest.approx(0.9)
+    assert "val accuracy 90.0% < 91.0% (majority class 90.0%" in d.message
+    assert diagnose(6, 0.10, 0.12, 0.97, 0.96, None, counts).status == "ok"
+
+
+def test_not_learning_can_be_switched_off():
+    assert diagnose(9, 2.25, 2.30, 0.12, 0.10, DiagnosticsSettings(chance_after=0), BALANCED_10).status == "ok"
+
+
+def test_a_status_this_version_does_not_know_is_shown_as_written():
+    from engine.events import Diagnostic
+
+    assert Diagnostic("too_noisy", "x").label == "TOO NOISY"

@@ -1,0 +1,234 @@
+"""CSV files as spreadsheets and pandas write them: separator, decimal comma, quoting and byte-order mark detected.
+
+Python's csv module does the quoting; what it leaves to us is told by the
+`data.csv_*` settings, each `auto` by default: the encoding (a byte-order
+mark, else UTF-8, else Windows-1252), the separator (the one that splits the
+header and the first rows into the same number of fields, most fields
+first), the decimal mark (a comma when the separator is not one). A cell that
+is empty, NA, NaN or infinite is refused with its line and column, or its row
+dropped, or left for the preprocessing to fill with the training mean. A
+leading column without a name (pandas' index) is dropped with a notice; text
+columns are refused, or one-hot encoded with their categories recorded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from engine.settings.config import DataSettings, SettingsError
+
+SEPARATORS = {",": ",", ";": ";", "tab": "\t", "|": "|"}
+MISSING = {"", "na", "n/a", "nan", "null", "none", "#n/a", "?", "-nan"}
+SNIFF_ROWS = 50
+
+
+class CsvError(SettingsError):
+    """The CSV file cannot be read as a table of features and labels."""
+
+
+@dataclass
+class Table:
+    x: torch.Tensor  # float32 features; NaN where a missing cell waits for the preprocessing's fill
+    y: torch.Tensor
+    class_names: list[str]
+    feature_names: list[str]
+    fill_missing: bool = False
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _decode(raw: bytes, encoding: str, where: str) -> tuple[str, str | None]:
+    """The file's text, and a note when the encoding was a guess worth telling."""
+    if raw.startswith(codecs.BOM_UTF8):
+        return raw[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), None
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16"), None
+    if encoding != "auto":
+        try:
+            return raw.decode(encoding), None
+        except UnicodeDecodeError as e:
+            raise CsvError(f"{where}: not {encoding} text ({e}); set data.csv_encoding") from None
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace"), "read as Windows-1252 (not UTF-8)"
+
+
+def _rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """(line number as an editor shows it, fields) of each non-blank row."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, line = [], 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            rows.append((line, row))
+        line = reader.line_num + 1
+    return rows
+
+
+def _sniff_separator(text: str) -> str:
+    """The separator that splits the header and the first rows into the same number of fields, most fields first."""
+    head = "\n".join(text.splitlines()[: SNIFF_ROWS + 1])
+    best, best_fields = ",", 0
+    for sep in SEPARATORS.values():
+        try:
+            rows = _rows(head, sep)
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        fields = len(rows[0][1])
+        if fields >= 2 and all(len(r) == fields for _, r in rows) and fields > best_fields:
+            best, best_fields = sep, fields
+    return best
+
+
+def _number(cell: str, decimal_comma: bool) -> float | None:
+    """The cell's value, NaN when missing or not finite, None when it is text."""
+    v = cell.strip()
+    if v.lower() in MISSING:
+        return math.nan
+    try:
+        value = float(v)
+    except ValueError:
+        if not decimal_comma or "," not in v:
+            return None
+        try:  # 1.234,5 as a French or German spreadsheet writes it
+            value = float(v.replace(" ", "").replace("\u00a0", "").replace(".", "").replace(",", "."))
+        except ValueError:
+            return None
+    return value if math.isfinite(value) else math.nan
+
+
+def _label_key(v: str):
+    return (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v)
+
+
+def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = None) -> Table:
+    """The table `data.path` holds; `categories`: a checkpoint's one-hot columns, encoded the same way again."""
+    where = f"data.path = '{settings.path}'"
+    path = Path(settings.path)
+    if not path.is_file():
+        raise CsvError(f"{where}: no such CSV file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CsvError(f"{where}: cannot read: {e.strerror or e}") from None
+    text, encoding_note = _decode(raw, settings.csv_encoding, where)
+    sep = SEPARATORS[settings.csv_separator] if settings.csv_separator != "auto" else _sniff_separator(text)
+    try:
+        rows = _rows(text, sep)
+    except csv.Error as e:
+        raise CsvError(f"{where}: cannot read: {e}") from None
+    if len(rows) < 3:
+        raise CsvError(f"{where}: needs a header row and at least two data rows")
+    notes = [encoding_note] if encoding_note else []
+    if settings.csv_separator == "auto" and sep != ",":
+        notes.append(f"separator {'tab' if sep == chr(9) else repr(sep)} detected")
+    header = [h.strip() for h in rows[0][1]]
+    body = rows[1:]
+    li = _label_index(header, settings.label_column, settings.path, sep)
+    drop = {0} if li != 0 and header[0] in ("", "Unnamed: 0") else set()
+    if drop:
+        notes.append("dropped the first column: it has no name (a row index, as pandas writes one)")
+    names = [h or f"column {j + 1}" for j, h in enumerate(header)]
+    for line, r in body:
+        if len(r) != len(header):
+            raise CsvError(f"{where}: line {line} has {len(r)} fields, the header has {len(header)}")
+    decimal_comma = settings.csv_decimal == "," or (settings.csv_decimal == "auto" and sep != ",")
+    features = [j for j in range(len(header)) if j != li and j not in drop]
+    columns = {j: [_number(r[j], decimal_comma) for _, r in body] for j in features}
+    known = categories or {}
+    text_columns = {}
+    for j in features:
+        first_text = next((i for i, v in enumerate(columns[j]) if v is None), None)
+        if names[j] in known or (first_text is not None and settings.csv_text == "onehot"):
+            text_columns[j] = known.get(names[j]) or sorted({r[j].strip() for _, r in body if _is_present(r[j])})
+        elif first_text is not None:
+            line, r = body[first_text]
+            raise CsvError(
+                f"{where}: line {line}, column '{names[j]}': {r[j]!r} is not a number "
+                "(set data.csv_text = 'onehot' to encode text columns)"
+            )
+    return _table(settings, where, names, body, li, features, columns, text_columns, notes)
+
+
+def _is_present(cell: str) -> bool:
+    return cell.strip().lower() not in MISSING
+
+
+def _label_index(header: list[str], label: str, path: str, sep: str) -> int:
+    if label in header:
+        return header.index(label)
+    hint = ""
+    others = [s for s in SEPARATORS.values() if s != sep and any(s in h for h in header)]
+    if others:
+        shown = "tab" if others[0] == "\t" else others[0]
+        hint = f"; the header looks separated by {shown!r}: set data.csv_separator = {shown!r}"
+    close = [h for h in header if h.strip().lower() == label.strip().lower()]
+    if close:
+        hint += f" (did you mean '{close[0]}'?)"
+    listed = ", ".join(header) if len(header) > 1 else f"a single one, {header[0]!r}"
+    raise CsvError(f"data.label_column = '{label}': not a column of {path}; columns: {listed}{hint}")
+
+
+def _table(settings, where, names, body, li, features, columns, text_columns, notes) -> Table:
+    missing_rows = set()
+    for j in features:
+        if j in text_columns:
+            missing_rows.update(i for i, (_, r) in enumerate(body) if not _is_present(r[j]))
+        else:
+            missing_rows.update(i for i, v in enumerate(columns[j]) if v is not None and math.isnan(v))
+    missing_rows.update(i for i, (_, r) in enumerate(body) if not _is_present(r[li]))
+    if missing_rows and settings.csv_missing == "error":
+        i = min(missing_rows)
+        line, r = body[i]
+        j = next((j for j in [li, *features] if not _is_present(r[j]) or j not in text_columns and _nan(columns[j][i])))
+        raise CsvError(
+            f"{where}: line {line}, column '{names[j]}': {r[j]!r} is missing or not a finite number; "
+            "set data.csv_missing = 'drop' (skip such rows) or 'mean' (fill with the training mean)"
+        )
+    label_missing = {i for i, (_, r) in enumerate(body) if not _is_present(r[li])}
+    dropped = missing_rows if settings.csv_missing == "drop" else label_missing
+    keep = [i for i in range(len(body)) if i not in dropped]
+    if dropped:
+        notes.append(f"dropped {len(dropped)} row{'s' * (len(dropped) != 1)} with missing cells")
+    elif missing_rows:
+        notes.append(f"{len(missing_rows)} rows with missing cells filled with the training mean")
+    labels = sorted({body[i][1][li].strip() for i in keep}, key=_label_key)
+    if len(labels) < 2:
+        raise CsvError(f"{where}: the label column '{settings.label_column}' has a single class")
+    index = {v: k for k, v in enumerate(labels)}
+    blocks, feature_names = [], []
+    for j in features:
+        if j in text_columns:
+            cats = text_columns[j]
+            position = {c: k for k, c in enumerate(cats)}
+            block = torch.zeros(len(keep), len(cats))
+            for row, i in enumerate(keep):
+                cell = body[i][1][j].strip()
+                if not _is_present(cell):
+                    block[row] = math.nan
+                elif cell in position:
+                    block[row, position[cell]] = 1.0
+            blocks.append(block)
+            feature_names += [f"{names[j]}={c}" for c in cats]
+        else:
+            blocks.append(torch.tensor([columns[j][i] for i in keep], dtype=torch.float32).unsqueeze(1))
+            feature_names.append(names[j])
+    x = torch.cat(blocks, dim=1) if blocks else torch.zeros(len(keep), 0)
+    y = torch.tensor([index[body[i][1][li].strip()] for i in keep])
+    cats = {names[j]: list(text_columns[j]) for j in features if j in text_columns}
+    if cats:
+        notes.append(f"text columns one-hot encoded: {', '.join(f'{k} ({len(v)})' for k, v in cats.items())}")
+    return Table(x, y, labels, feature_names, bool(torch.isnan(x).any()), cats, notes)
+
+
+def _nan(v: float | None) -> bool:
+    return v is not None and math.isnan(v)
