@@ -45,7 +45,11 @@ class CheckpointsScreen(Screen):
         Binding("e", "evaluate", "Evaluate", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
         Binding("delete,D", "delete", "Delete", tooltip="delete the selected run or checkpoint (asks first)"),
         Binding("f5", "refresh", "Refresh", tooltip="refresh the list"),
+        Binding("m", "mark", "Mark", tooltip="mark or unmark the selected run for a comparison"),
+        Binding("c", "compare", "Compare", tooltip="compare the marked runs: curves, best metrics, settings"),
+        Binding("g", "save_curves", "PNG", tooltip="save the curves of the marked (or selected) runs as a PNG"),
     ]
+    _marked: frozenset[str] = frozenset()  # run folders marked for a comparison (m)
 
     def __init__(self) -> None:
         super().__init__()
@@ -142,6 +146,49 @@ class CheckpointsScreen(Screen):
         self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n\n{settings_text(Path(run.path))}")
 
     # -- actions ----------------------------------------------------------------
+    def marked_runs(self) -> list[Path]:
+        """The marked runs still listed, in the list's order."""
+        return [Path(r.path) for r in self.runs if str(r.path) in self._marked]
+
+    def action_mark(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        self._marked = self._marked ^ {str(run.path)}
+        names = ", ".join(p.name for p in self.marked_runs()) or "none"
+        self.notify(f"Marked for comparison: {names} (c compares, g saves their curves)")
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        runs = self.marked_runs()
+        if len(runs) < 2:
+            self.notify("Mark two or more runs with m first.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(runs))
+
+    def action_save_curves(self) -> None:
+        runs = self.marked_runs() or ([Path(self.selected_run().path)] if self.selected_run() else [])
+        if not runs:
+            self.notify("No run selected.", severity="warning")
+            return
+        self._save_curves(runs)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="save-curves")
+    def _save_curves(self, runs: list[Path]) -> None:
+        from engine.outputs.curves import save_curves
+        from engine.outputs.readers import read_run
+        from engine.settings.config import SettingsError
+
+        out = runs[0] / ("curves.png" if len(runs) == 1 else "curves-compared.png")
+        try:
+            save_curves([read_run(p) for p in runs], out)
+        except (SettingsError, OSError) as e:
+            self.app.call_from_thread(self.notify, str(e), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"Saved {out}")
+
     def action_resume(self) -> None:
         run = self.selected_run()
         if run is None:
