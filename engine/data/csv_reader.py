@@ -189,7 +189,7 @@ def _table(settings, where, names, body, li, features, columns, text_columns, no
     if missing_rows and settings.csv_missing == "error":
         i = min(missing_rows)
         line, r = body[i]
-        j = next((j for j in [li, *features] if not _is_present(r[j]) or j not in text_columns and _nan(columns[j][i])))
+        j = next(j for j in [li, *features] if not _is_present(r[j]) or j in columns and _nan(columns[j][i]))
         raise CsvError(
             f"{where}: line {line}, column '{names[j]}': {r[j]!r} is missing or not a finite number; "
             "set data.csv_missing = 'drop' (skip such rows) or 'mean' (fill with the training mean)"

@@ -12,6 +12,7 @@ epoch, `num_samples`, iteration yields `(x, y)`):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -183,7 +184,8 @@ def _to_device_split(
 
 def _preprocessing(src: Source, train_idx, settings: DataSettings, seed: int, fitted: Preprocessing | None):
     if fitted is None:
-        return fit(src.fit_rows(train_idx, seed), src.is_image, settings.normalize, src.fill_missing)
+        prep = fit(src.fit_rows(train_idx, seed), src.is_image, settings.normalize, src.fill_missing)
+        return dataclasses.replace(prep, categories=dict(src.categories))
     if not fitted.fits(tuple(src.in_shape)):
         raise DataError(
             f"the checkpoint's preprocessing ({fitted.describe()}) does not fit samples of shape "
