@@ -27,6 +27,8 @@ def run(args: argparse.Namespace, console: Callable[[argparse.Namespace], int] |
     try:
         if args.command == "plot":
             return cmd_plot(args)
+        if not Path(args.path).exists():
+            raise SettingsError(f"{args.path}: no such file or folder")
         if console is None:
             print("trainconsole: view opens the console: run it as `trainconsole view PATH`", file=sys.stderr)
             return 2
