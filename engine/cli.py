@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from engine import cli_outputs, cli_runs
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -70,7 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="last|PATH", help="continue a run from its last.pth (last: the newest run in runs_dir)"
     )
-    run.add_argument("--json", action="store_true", help="print one JSON event per line")
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON event per line (with --detach: one line, the run)"
+    )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="train in a process of its own that outlives this terminal; returns at once",
+    )
+    run.add_argument("--into", default=None, help=argparse.SUPPRESS)  # a detached run's folder, made by its starter
+    run.add_argument("--code-folder", default=None, help=argparse.SUPPRESS)  # where a detached run finds user modules
     run.add_argument(
         "--allow-import", dest="allowed", action="append", default=[], metavar="MODULE:NAME", help=ALLOW_HELP
     )
@@ -97,6 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("runs_dir", nargs="?", default=None, help="default: run.runs_dir of ./settings.toml")
     ls.add_argument("--json", action="store_true")
 
+    at = sub.add_parser("attach", help="open the console on a run in progress (default: the newest running run)")
+    at.add_argument("run", nargs="?", default=None, help="a run folder, or a run's name in runs_dir")
+    at.add_argument("--runs-dir", default=None, help="default: run.runs_dir of the settings")
+    for name, what in (
+        ("stop", "stop a run at the next batch boundary, last.pth saved"),
+        ("pause", "pause a run"),
+        ("resume", "resume a paused run"),
+        ("wait", "wait until a run ends; exit with its code"),
+    ):
+        cmd = sub.add_parser(name, help=what)
+        cmd.add_argument(
+            "run", nargs="?", default=None, help="a run folder or a run's name (default: the newest running)"
+        )
+        cmd.add_argument("--runs-dir", default=None, help="default: run.runs_dir of the settings")
+
+    cli_outputs.add_parsers(sub)
     env = sub.add_parser("env", help="report Python, PyTorch, CUDA/MPS, GPUs and CPU")
     env.add_argument("--json", action="store_true")
     return p
@@ -124,11 +151,13 @@ def main(argv: list[str] | None = None, console: Callable[[argparse.Namespace], 
 def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> int:
     from engine.settings.config import SettingsError  # torch-free: the console must paint before torch loads
 
-    if args.command is None:
+    if args.command in cli_outputs.COMMANDS:
+        return cli_outputs.run(args, console)
+    if args.command in (None, "attach"):
         if console is None:
             print(
-                "trainconsole: a command is needed: run, eval, checkpoints or env "
-                "(the console is `trainconsole` with no command)",
+                "trainconsole: a command is needed: run, eval, checkpoints, env, stop, pause, resume or wait "
+                "(the console, and attach, are `trainconsole`'s)",
                 file=sys.stderr,
             )
             return EXIT_USAGE
@@ -146,6 +175,10 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
             return cmd_eval(args)
         if args.command == "checkpoints":
             return cmd_checkpoints(args)
+        if args.command in ("stop", "pause", "resume"):
+            return cli_runs.cmd_command(args)
+        if args.command == "wait":
+            return cli_runs.cmd_wait(args)
         return cmd_env(args)
     except (SettingsError, CheckpointError, UsageError) as e:
         print(f"trainconsole: error: {e}", file=sys.stderr)
@@ -188,19 +221,20 @@ def cmd_run(args) -> int:
 
     path = _settings_path(args)
     settings = load_settings(path, args.overrides)
-    set_code_folder(Path(path).resolve().parent)
+    set_code_folder(Path(args.code_folder) if args.code_folder else Path(path).resolve().parent)
     resume_from = None
     if args.resume:
         resume_from = resolve_resume(args.resume, settings.run.runs_dir)
-        allowed = named_imports(settings) | set(
-            args.allowed
-        )  # what the user named: their settings, --set, --allow-import
+        # what the user named: their settings, --set, --allow-import
+        allowed = named_imports(settings) | set(args.allowed)
         settings, _ = resume_settings(resume_from, allowed, args.overrides)
+    if args.detach:  # everything above is checked before the process starts: a bad file is still exit 2, here
+        return cli_runs.start_detached(args, settings, resume_from)
 
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
     control = RunControl()
     output = _TerminalSafe(printer)
-    trainer = Trainer(settings, output, control, resume_from=resume_from)
+    trainer = Trainer(settings, output, control, resume_from=resume_from, into=args.into)
     interrupted = {"signal": None}
 
     def on_signal(signum, frame):
@@ -215,7 +249,12 @@ def cmd_run(args) -> int:
         if sig is not None:
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        trainer.setup()
+        try:
+            trainer.setup()
+        except Exception as e:
+            if args.into:  # a detached run: nobody reads its stderr, so its folder records why it did not start
+                cli_runs.record_setup_failure(Path(args.into), e)
+            raise
         final = trainer.run()
     finally:
         for sig, handler in previous.items():

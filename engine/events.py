@@ -167,6 +167,16 @@ class RunFailed(Event):
 
 
 @dataclass(frozen=True)
+class CommandReceived(Event):
+    """A command from another process (`trainconsole stop|pause|resume`, an attached console), acknowledged."""
+
+    command: str  # "stop", "pause" or "resume"
+    id: str  # the sender's, who waits for this event
+    detail: str  # what the run does about it
+    sender_pid: int
+
+
+@dataclass(frozen=True)
 class ListenerFailed(Event):
     """A listener raised (a log writer on a full disk, ...): it hears no more of the run, which goes on."""
 
@@ -186,6 +196,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunResumed,
         RunFinished,
         RunFailed,
+        CommandReceived,
         ListenerFailed,
     )
 }

@@ -11,6 +11,7 @@ record itself fails.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Iterable, Protocol, Union, runtime_checkable
 
 from engine.events import Event, ListenerFailed
@@ -59,6 +60,9 @@ class Listeners:
 
     def __init__(self, listeners: Iterable[ListenerLike] = ()) -> None:
         self._listeners: list[Listener] = [as_listener(x) for x in listeners]
+        # events come from the training thread and from helpers beside it (the command watcher's acknowledgments):
+        # one at a time, so that a listener never hears two at once and a file never gets two lines interleaved
+        self._lock = threading.RLock()
 
     def add(self, listener: ListenerLike, *, first: bool = False) -> Listener:
         listener = as_listener(listener)
@@ -73,13 +77,14 @@ class Listeners:
 
         The required listener's first failure is the story.
         """
-        for listener in list(self._listeners):
-            try:
-                listener.on_event(event)
-            except Exception as e:
-                if getattr(listener, "required", False) and not final:
-                    raise
-                self._drop(listener, e)
+        with self._lock:
+            for listener in list(self._listeners):
+                try:
+                    listener.on_event(event)
+                except Exception as e:
+                    if getattr(listener, "required", False) and not final:
+                        raise
+                    self._drop(listener, e)
 
     def _drop(self, listener: Listener, error: Exception) -> None:
         if listener not in self._listeners:

@@ -57,6 +57,7 @@ class TrainConsole(App):
         settings_path: str | Path = "settings.toml",
         settings_error: str | None = None,
         allowed_imports: Iterable[str] = (),
+        attach: Path | None = None,
     ) -> None:
         super().__init__()
         textual_compat.guard_option_list_paging()
@@ -70,6 +71,7 @@ class TrainConsole(App):
         self.allowed_imports = frozenset(allowed_imports)
         self.stopped_by: str | None = None  # the signal that closed the console
         self.crash_report: Path | None = None
+        self._attach_at_start = attach  # `trainconsole attach RUN`: the training screen follows it once the app is up
         textual_compat.on_crash(self, self._crash)  # exit code 1, and one line instead of Textual's traceback
         self.run_control: Any = None  # RunControl of the active run (set by the Runner)
         self.torch_ready = False
@@ -89,6 +91,8 @@ class TrainConsole(App):
                 timeout=10,
                 markup=False,
             )
+        if self._attach_at_start is not None:
+            self.call_after_refresh(lambda: self.run_worker(self.attach_run(self._attach_at_start)))
         heap.hold()  # no collection walks the warm-up's imports: they are frozen when it is done
         self._heap_held = True
         self._warm_up(self.settings.data.dataset)
@@ -195,6 +199,11 @@ class TrainConsole(App):
         await self.switch_mode("training")
         self.screen.start_run(settings, resume_from)
 
+    async def attach_run(self, run_dir: Path) -> None:
+        """Show a run that trains in another process on the training screen (the checkpoints screen's attach)."""
+        await self.switch_mode("training")
+        self.screen.attach(run_dir)
+
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
@@ -268,7 +277,10 @@ def load_initial_settings(config_path: str | Path) -> tuple[Settings, str | None
 
 
 def main(
-    config_path: str = "settings.toml", settings: Settings | None = None, allowed_imports: Iterable[str] = ()
+    config_path: str = "settings.toml",
+    settings: Settings | None = None,
+    allowed_imports: Iterable[str] = (),
+    attach: Path | None = None,
 ) -> int:
     """Run the console; the exit code: 0, 1 when it crashed, 130 when a signal closed it (its run stopped and saved)."""
     from engine.device import apply_openmp_defaults
@@ -277,6 +289,6 @@ def main(
     error = None
     if settings is None:
         settings, error = load_initial_settings(config_path)
-    app = TrainConsole(settings, config_path, error, allowed_imports)
+    app = TrainConsole(settings, config_path, error, allowed_imports, attach)
     app.run()
     return app.return_code or 0

@@ -30,9 +30,14 @@ def open_console(args: argparse.Namespace) -> int:
     # starting on defaults could later save them over a bad file: it is refused with its one line instead
     settings = load_settings(path if Path(path).exists() else None, args.console_overrides)
     set_code_folder(Path(path).resolve().parent)
+    attach = None
+    if args.command == "attach":  # checked here, so that a run that is not there is one line, not an empty console
+        from engine.runs.detach import find_run
+
+        attach = find_run(args.run, args.runs_dir or settings.run.runs_dir)
     from tui.app import main as console_main
 
-    return console_main(path, settings, args.console_allowed)
+    return console_main(path, settings, args.console_allowed, attach)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,16 @@ class EngineEvent(Message):
         )
 
 
+class AttachedHistory(Message):
+    """What a run in another process did before the console attached: its events so far and its epochs' records."""
+
+    def __init__(self, run_dir: Any, events: list, rows: list[dict]) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.events = events
+        self.rows = rows
+
+
 class RunCrashed(Message):
     """The run could not start (bad settings, unreadable checkpoint) or died outside the engine's own handling."""
 

@@ -1,9 +1,10 @@
-"""The only place that starts training: one thread worker running one `Trainer`.
+"""The only place that starts training, or follows a run that trains elsewhere: one thread worker either way.
 
 The worker never touches widgets: every engine event becomes an `EngineEvent`
 message posted to this (invisible) widget and bubbles up to the training
 screen. Stop and pause are the engine's `RunControl` flags, read by the loop
-between batches.
+between batches; for a run in another process (attached) the same calls go
+through its command channel (engine.runs.commands.RemoteControl).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from textual import work
 from textual.widget import Widget
 
-from tui.messages import EngineEvent, RunCrashed, RunEnded
+from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
 from tui.widgets.epoch_progress import EpochProgress
 
 
@@ -51,6 +52,20 @@ class Runner(Widget):
         self._train(settings, self.control, resume_from)
         return True
 
+    def attach(self, run_dir: Path) -> bool:
+        """Follow a run that trains in another process (False when a run is already active here)."""
+        if self.active:
+            return False
+        from engine.runs.commands import RemoteControl
+
+        self.control = RemoteControl(run_dir)  # not the app's run_control: quitting leaves that run training
+        self._follow(run_dir, self.control)
+        return True
+
+    @property
+    def attached(self) -> bool:
+        return self.active and not hasattr(self.control, "wait_while_paused")
+
     def toggle_pause(self) -> bool | None:
         """True when now paused, None when there is no run."""
         return self.control.toggle_pause() if self.active else None
@@ -81,6 +96,43 @@ class Runner(Widget):
             trainer.run()
         except Exception as e:  # SettingsError, CheckpointError, DataError: one line, the app stays up
             self.post_message(RunCrashed(str(e) or type(e).__name__))
+        finally:
+            self.post_message(RunEnded())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
+    def _follow(self, run_dir: Path, control: Any) -> None:
+        """The run's history in one message, then each new event as it is appended, until the run ends."""
+        from textual.worker import get_current_worker
+
+        from engine.events import EVENT_TYPES, RunFailed, RunFinished, event_from_dict
+        from engine.runs.commands import is_running
+        from engine.runs.folder import read_jsonl
+        from engine.runs.follow import EventFollower
+
+        worker = get_current_worker()
+        follower = EventFollower(run_dir / "events.jsonl")
+
+        def new_events() -> list:
+            return [event_from_dict(e) for e in follower.read_new() if e.get("type") in EVENT_TYPES]
+
+        try:
+            history = new_events()
+            rows = list(read_jsonl(run_dir / "metrics.jsonl"))
+            for event in history:
+                control.saw(event)
+            self.post_message(AttachedHistory(run_dir, history, rows))
+            ended = any(isinstance(e, (RunFinished, RunFailed)) for e in history)
+            while not ended and not worker.is_cancelled:
+                alive = is_running(run_dir)
+                events = new_events()  # read after the look at the lock: a run that just ended has its last events
+                for event in events:
+                    control.saw(event)
+                    self.post_message(EngineEvent(event))
+                ended = any(isinstance(e, (RunFinished, RunFailed)) for e in events) or not alive
+                if not events and not ended:
+                    worker.cancelled_event.wait(0.2)
+        except Exception as e:  # the folder became unreadable: one line, the app stays up
+            self.post_message(RunCrashed(f"cannot follow {run_dir}: {e}"))
         finally:
             self.post_message(RunEnded())
 

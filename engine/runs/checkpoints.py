@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from engine.runs.atomic import NotARegularFile, atomic_write
-from engine.runs.folder import read_jsonl, run_status
+from engine.runs.folder import read_jsonl
+from engine.runs.status import run_status
 
 FORMAT_VERSION = 1
 

@@ -17,7 +17,6 @@ import math
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-RUN_FILES = ("settings.toml", "metrics.jsonl", "events.jsonl", ".lock")
+RUN_FILES = ("settings.toml", "metrics.jsonl", "events.jsonl", ".lock", "status.json", "output.log")
 CHECKPOINT_FILES = ("best.pth", "last.pth")
 
 
@@ -288,25 +287,3 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                         continue
     except FileNotFoundError:
         return
-
-
-@dataclass
-class RunStatus:
-    status: str  # "running", "completed", "early_stopped", "stopped", "nan", "failed", "interrupted" or "unknown"
-    detail: str
-
-
-def run_status(run_dir: Path) -> RunStatus:
-    last = None
-    for event in read_jsonl(run_dir / "events.jsonl"):
-        if event.get("type") != "BatchProgressed":
-            last = event
-    if is_locked(run_dir):
-        return RunStatus("running", "a process is training in this folder")
-    if last is None:
-        return RunStatus("unknown", "no events recorded")
-    if last["type"] == "RunFinished":
-        return RunStatus(last["status"], last.get("reason", ""))
-    if last["type"] == "RunFailed":
-        return RunStatus("failed", last.get("error", ""))
-    return RunStatus("interrupted", "the process ended without finishing the run (killed or crashed)")

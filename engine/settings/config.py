@@ -105,6 +105,11 @@ class RunSettings:
         min=-1,
         max=SEED_MAX,
     )
+    detach: bool = _f(
+        False,
+        "The console's s starts runs in a process of their own, which go on when the console or terminal closes "
+        "(b always does).",
+    )
 
 
 @dataclass

@@ -43,6 +43,9 @@ from engine.events import (
 from engine.listeners import ListenerLike, Listeners
 from engine.models.networks import build_model, count_parameters
 from engine.training.optim import build_optimizer, build_scheduler
+from engine.runs.commands import CommandWatcher, open_channel
+from engine.runs.status import StatusWriter
+from engine.outputs import run_folder_writers
 from engine.training.policies import CheckpointRetention, ThreadFollower, stop_policies
 from engine.runs.folder import (
     RunLock,
@@ -85,6 +88,7 @@ class Trainer:
         set_threads: bool = True,
         progress_interval_s: float | None = None,
         follow_free_cores: bool | None = None,
+        into: str | Path | None = None,
     ):
         self.settings = settings
         self.progress_interval_s = (
@@ -98,6 +102,7 @@ class Trainer:
         self.retention = CheckpointRetention.from_settings(settings.checkpoints)
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None
+        self.into = Path(into) if into else None  # a run folder made for this run beforehand (a detached run's)
         self.set_threads = set_threads
         self.recorder: RunRecorder | None = None
         self.run_dir: Path | None = None
@@ -173,7 +178,10 @@ class Trainer:
                 )
         in_run_folder = self.resume_from is not None and self.resume_from.parent.name == "checkpoints"
         # a checkpoint copied out of its run folder continues in a new folder, never in its parent
-        self.run_dir = self.resume_from.parent.parent if in_run_folder else create_run_dir(s.run.runs_dir, s.run.name)
+        if in_run_folder:
+            self.run_dir = self.resume_from.parent.parent
+        else:
+            self.run_dir = self.into or create_run_dir(s.run.runs_dir, s.run.name)
         try:
             check_run_folder(self.run_dir)  # a downloaded run folder's symlinks are refused before anything is written
             self.lock = RunLock(self.run_dir)
@@ -184,9 +192,15 @@ class Trainer:
             self.listeners.add(self.recorder, first=True)  # the run's own record hears every event before the others
             if checkpoint is not None:
                 self.recorder.rewrite_metrics(self._history_rows())
+            self.listeners.add(StatusWriter(self.run_dir))
+            if self.into is None:  # a detached run's channel was opened before its process started
+                open_channel(self.run_dir)
+            self.listeners.add(CommandWatcher(self.run_dir, self.control, self.emit))
+            for writer in run_folder_writers(s, self.run_dir):
+                self.listeners.add(writer)
         except BaseException:
             self.close()
-            if not in_run_folder:  # a new folder that never started a run is not left behind as an empty "run"
+            if not in_run_folder and self.into is None:  # a new folder that never started a run is not left behind
                 discard_new_run_dir(self.run_dir)
             raise
 

@@ -16,7 +16,8 @@ import engine.training.trainer as trainer_module
 from engine.runs.checkpoints import CheckpointError, load_checkpoint
 from engine.settings.config import SettingsError, from_dict
 from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished
-from engine.runs.folder import read_jsonl, run_status
+from engine.runs.folder import read_jsonl
+from engine.runs.status import run_status
 from engine.training.trainer import RunControl, Trainer
 
 

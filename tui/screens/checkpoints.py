@@ -41,6 +41,7 @@ class CheckpointsScreen(Screen):
     # under 100 columns the two tables cannot stand side by side without cutting columns (app.tcss)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
+        Binding("a", "attach", "Attach", tooltip="follow the selected run, training in another process, and steer it"),
         Binding("r", "resume", "Resume", tooltip="resume the selected run from its last.pth"),
         Binding("e", "evaluate", "Evaluate", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
         Binding("delete,D", "delete", "Delete", tooltip="delete the selected run or checkpoint (asks first)"),
@@ -188,6 +189,18 @@ class CheckpointsScreen(Screen):
             self.app.call_from_thread(self.notify, str(e), severity="error")
             return
         self.app.call_from_thread(self.notify, f"Saved {out}")
+
+    def action_attach(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        if run.status not in ("running", "paused", "starting"):
+            self.notify(
+                f"{run.name} is not running ({run.status}): nothing to attach to.", severity="warning", markup=False
+            )
+            return
+        self.run_worker(self.app.attach_run(Path(run.path)))
 
     def action_resume(self) -> None:
         run = self.selected_run()

@@ -26,7 +26,7 @@ from engine.events import (
 )
 from engine.runs.folder import read_jsonl
 from tui.widgets.key_footer import KeyFooter
-from tui.messages import EngineEvent, RunCrashed, RunEnded
+from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
 from tui.runner import Runner
 from tui.widgets.diagnostic_badge import DiagnosticBadge
 from tui.widgets.epoch_progress import EpochProgress
@@ -66,6 +66,12 @@ class TrainingScreen(Screen):
         Binding("s", "start", "Start", tooltip="start a run with the current settings"),
         Binding("p", "pause", "Pause/resume", tooltip="pause / resume at the next batch"),
         Binding("x", "stop", "Stop & save", tooltip="stop at the next batch and save last.pth"),
+        Binding(
+            "b",
+            "start_detached",
+            "Start detached",
+            tooltip="start a run in a process of its own: it goes on when the console or the terminal closes",
+        ),
     ]
     AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
 
@@ -112,7 +118,10 @@ class TrainingScreen(Screen):
 
     # -- actions --------------------------------------------------------------
     def action_start(self) -> None:
-        self.start_run(self.app.settings)
+        if self.app.settings.run.detach:
+            self.action_start_detached()
+        else:
+            self.start_run(self.app.settings)
 
     def start_run(self, settings: Any, resume_from: str | Path | None = None) -> None:
         if self.runner.active or self.outcome == "starting":
@@ -128,8 +137,39 @@ class TrainingScreen(Screen):
         self._reset()
         self.runner.start(settings, resume_from)
 
+    def attach(self, run_dir: Path) -> None:
+        """Show a run that trains in another process: its history, then its progress; p and x steer it there."""
+        if self.runner.active:
+            self.notify("A run is already active here: stop it first (x).", severity="warning")
+            return
+        self._reset()
+        self.outcome = "starting"
+        self._status(f"Attaching to {_escape(str(run_dir))} ...")
+        self.runner.attach(Path(run_dir))
+
+    def action_start_detached(self) -> None:
+        """Start a run in a process of its own (it outlives the console and the terminal), and attach to it."""
+        from engine.runs.detach import start_detached_run
+
+        if self.runner.active:
+            self.notify("A run is already active: stop it first (x).", severity="warning")
+            return
+        try:
+            run_dir, pid = start_detached_run(self.app.settings, self.app.settings_path)
+        except Exception as e:  # a folder that cannot be made or written: one line, the console stays
+            self.notify(f"cannot start a detached run: {e}", severity="error", markup=False)
+            return
+        self.notify(
+            f"{run_dir}: training in process {pid}, detached (it goes on when the console closes)", markup=False
+        )
+        self.attach(run_dir)
+
     def action_pause(self) -> None:
-        paused = self.runner.toggle_pause()
+        try:
+            paused = self.runner.toggle_pause()
+        except Exception as e:  # an attached run that ended meanwhile (NotRunning) or a channel that cannot be written
+            self.notify(str(e), severity="error", markup=False)
+            return
         if paused is None:
             self.notify("No active run.", severity="warning")
         elif paused:
@@ -139,7 +179,11 @@ class TrainingScreen(Screen):
         if not self.runner.active:
             self.notify("No active run.", severity="warning")
             return
-        self.runner.stop("stopped by the user")
+        try:
+            self.runner.stop("stopped by the user")
+        except Exception as e:  # as in action_pause
+            self.notify(str(e), severity="error", markup=False)
+            return
         self._status("Stopping at the next batch boundary (saving last.pth) ...")
 
     # -- engine events ----------------------------------------------------------
@@ -148,11 +192,34 @@ class TrainingScreen(Screen):
         if handler is not None:
             handler(message.event)
 
-    def _on_run_started(self, e: RunStarted) -> None:
+    def on_attached_history(self, message: AttachedHistory) -> None:
+        """Draw an attached run as it stands: its last session's start, every epoch's record, its state now."""
+        starts = [i for i, e in enumerate(message.events) if isinstance(e, RunStarted)]
+        if not starts:
+            self._status(f"[b]Attached[/b] to {_escape(str(message.run_dir))}: waiting for it to start ...")
+            return
+        last_start = starts[-1]
+        self._on_run_started(message.events[last_start], earlier_rows=False)
+        for row in message.rows:
+            self.history.add(row)
+        self.query_one(EpochTable).add_epochs(message.rows)
+        epochs = [e for e in message.events if isinstance(e, EpochCompleted)]
+        if epochs:
+            self.query_one(DiagnosticBadge).show(epochs[-1].diagnostic)
+        self._redraw_charts(epochs[-1].onset_epoch if epochs else None)
+        self._update_info(self.history.lr[-1] if self.history.lr else None)
+        self._status(
+            f"[b]Attached[/b] to {_escape(str(message.run_dir))} (p pauses, x stops and saves; q leaves it training)"
+        )
+        for event in message.events[last_start + 1 :]:
+            if isinstance(event, (RunPaused, RunResumed, RunFinished, RunFailed)):
+                self._handlers[type(event)](event)
+
+    def _on_run_started(self, e: RunStarted, earlier_rows: bool = True) -> None:
         self.run_dir = e.run_dir
         self.batches = e.batches_per_epoch
         self.outcome = "running"
-        if e.start_epoch:
+        if e.start_epoch and earlier_rows:
             # the epochs before the resume only: by now the loop may have appended newer ones,
             # which their EpochCompleted adds
             earlier = [
@@ -184,6 +251,8 @@ class TrainingScreen(Screen):
         self.query_one(EpochProgress).show(e)
 
     def _on_epoch_completed(self, e: EpochCompleted) -> None:
+        if self.history.epochs and e.epoch <= self.history.epochs[-1]:
+            return  # an attached run's epoch already drawn from its history
         self.history.add(e.metrics())
         self._unshown.append(e)
         if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
@@ -277,8 +346,12 @@ class TrainingScreen(Screen):
 
     def on_run_ended(self, message: RunEnded) -> None:
         if self.outcome in ("starting", "running", "paused"):
-            self.outcome = "failed"
-            self._status("[b]Run ended[/b] without a final event", "-error")
+            self.outcome = "interrupted"
+            self._status(
+                "[b]Run interrupted[/b]: its process ended without finishing (killed?); "
+                "r on the checkpoints screen resumes it from last.pth",
+                "-error",
+            )
 
     # -- helpers ------------------------------------------------------------------
     def _reset(self) -> None:

@@ -1,0 +1,136 @@
+"""The CLI's commands for runs in other processes: start one detached, stop, pause or resume it, wait for it.
+
+    trainconsole run --detach [--json] ...   start in its own session; print the run's name, folder and pid
+    trainconsole stop|pause|resume [RUN]     send the command; wait for the run to acknowledge it
+    trainconsole wait RUN                    block until the run ends; exit with its code (0, 1, 130)
+
+RUN is a run folder or the name of one in runs_dir; without it, the newest running run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from engine.events import RunFailed, RunFinished
+from engine.runs.folder import RunFolderError, read_jsonl
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ACK_TIMEOUT_S = 30.0
+SETTINGS_ERRORS = ("SettingsError", "DataError", "CheckpointError", "RunFolderError", "UntrustedCode")
+
+
+def detached_args(args) -> list[str]:
+    """`run`'s own arguments for the detached process: the same run, minus --detach and --json."""
+    out = []
+    config = getattr(args, "config_run", None) or args.config
+    if config:
+        out += [
+            "-c",
+            str(Path(config).resolve()),
+        ]  # the process starts in the same folder; a resolved path reads as well
+    for text in args.overrides:
+        out += ["--set", text]
+    if args.resume:
+        out += ["--resume", str(Path(args.resume).resolve()) if args.resume != "last" else "last"]
+    for path in args.allowed:
+        out += ["--allow-import", path]
+    return out
+
+
+def start_detached(args, settings, resume_from: Path | None) -> int:
+    """The settings were checked (a bad file stopped before this); the run folder is made here, the process started."""
+    from engine.runs.detach import spawn_detached
+    from engine.runs.folder import check_run_folder, create_run_dir
+
+    if resume_from is not None:
+        run_dir = resume_from.parent.parent
+        check_run_folder(run_dir)
+    else:
+        run_dir = create_run_dir(settings.run.runs_dir, settings.run.name)
+    process = spawn_detached(detached_args(args), run_dir)
+    facts = {"name": run_dir.name, "run_dir": str(run_dir), "pid": process.pid}
+    if args.json:
+        print(json.dumps(facts))
+    else:
+        print(f"Run        : {run_dir.name} (detached, process {process.pid})")
+        print(f"Run folder : {run_dir}")
+        print(f"Follow it  : trainconsole attach {run_dir}   (stop, pause, resume, wait: the same argument)")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _run_dir(args) -> Path:
+    from engine.runs.detach import find_run
+    from engine.settings.config import load_settings
+
+    runs_dir = args.runs_dir or load_settings(_own_settings(args)).run.runs_dir
+    return find_run(args.run, runs_dir)
+
+
+def _own_settings(args) -> str | None:
+    path = args.config or "settings.toml"
+    return path if Path(path).is_file() else None
+
+
+def cmd_command(args) -> int:
+    """stop, pause or resume a running run, and wait for its acknowledgment."""
+    from engine.runs.commands import NotRunning, send_command, wait_for_ack
+
+    run_dir = _run_dir(args)
+    try:
+        command_id = send_command(run_dir, args.command)
+    except NotRunning as e:
+        print(f"trainconsole: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as e:
+        raise RunFolderError(f"cannot send {args.command} to {run_dir}: {e.strerror or e}") from None
+    ack = wait_for_ack(run_dir, command_id, ACK_TIMEOUT_S)
+    if ack is None:
+        print(f"trainconsole: {run_dir} did not acknowledge {args.command} (it ended, or is stuck)", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{run_dir}: {ack['detail']}")
+    return EXIT_OK
+
+
+def exit_code(run_dir: Path) -> tuple[int, str]:
+    """The exit code the run's process had (or would have had), and a line saying why."""
+    final = None
+    for event in read_jsonl(run_dir / "events.jsonl"):
+        if event.get("type") in (RunFinished.__name__, RunFailed.__name__):
+            final = event
+    if final is None:
+        return EXIT_FAILED, f"{run_dir}: interrupted (its process ended without finishing); --resume continues it"
+    if final["type"] == RunFailed.__name__:
+        code = EXIT_USAGE if final.get("error_type") in SETTINGS_ERRORS and not final.get("epoch") else EXIT_FAILED
+        return code, f"{run_dir}: failed: {final.get('error', '')}"
+    status = final.get("status")
+    code = {"completed": EXIT_OK, "early_stopped": EXIT_OK, "stopped": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
+    return code, f"{run_dir}: {status}: {final.get('reason', '')}"
+
+
+def cmd_wait(args) -> int:
+    """Block until the run ends; its exit code."""
+    from engine.runs.commands import is_running
+
+    run_dir = _run_dir(args)
+    while is_running(run_dir):
+        time.sleep(0.2)
+    time.sleep(0.05)  # the last event is written before the lock goes; this only spares a reread on slow disks
+    code, line = exit_code(run_dir)
+    print(line, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+def record_setup_failure(run_dir: Path, error: Exception) -> None:
+    """A detached run's set-up failed (no one sees its stderr): its folder records why, for `wait` and the lists."""
+    from engine.runs.folder import RunRecorder
+
+    try:
+        recorder = RunRecorder(run_dir)
+        recorder.on_event(RunFailed(f"{type(error).__name__}: {error}", type(error).__name__, "", str(run_dir), 0))
+        recorder.close()
+    except Exception:
+        pass  # a folder that cannot be written: its output.log has the error
