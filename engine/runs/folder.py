@@ -139,10 +139,10 @@ def discard_new_run_dir(run_dir: Path) -> None:
 
     Only the files a set-up writes, never more.
     """
-    for path in [run_dir / n for n in RUN_FILES]:
+    for path in [run_dir / n for n in RUN_FILES] + [run_dir / ".control" / "commands.jsonl"]:
         if path.is_symlink() or path.is_file():
             path.unlink(missing_ok=True)
-    for folder in (run_dir / "checkpoints", run_dir):
+    for folder in (run_dir / "checkpoints", run_dir / ".control", run_dir):
         try:
             folder.rmdir()  # fails, leaving it, when anything else is inside
         except OSError:
