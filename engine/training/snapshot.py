@@ -89,6 +89,7 @@ def restore(parts: TrainingParts, c: dict[str, Any], source: str) -> dict[str, A
             f"{source}: its optimizer or scheduler state does not fit training.optimizer = '{t.optimizer}', "
             f"scheduler = '{t.scheduler}' ({e})"
         ) from None
+    _apply_new_rates(parts, c)
     st = parts.state
     st.epoch = int(c["epoch"])
     st.history = {k: list(c.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
@@ -119,6 +120,28 @@ def _check_settings_fit(settings: Any, c: dict[str, Any], source: str) -> None:
                 f"{source}: trained with training.{key} = {saved[key]!r}, resumed with {getattr(now, key)!r}, "
                 f"which does not fit {what}; resume with {key} = {saved[key]!r} or start a new run"
             )
+
+
+def _apply_new_rates(parts: TrainingParts, c: dict[str, Any]) -> None:
+    """`--set training.lr` (or weight_decay, momentum) on a resume: the optimizer state loaded the old values over them.
+
+    Without a scheduler the new value is the rate from now on. A scheduler's rates follow from the lr it started
+    with, so a resume keeps that one: asking for another is refused rather than silently ignored.
+    """
+    saved = (c.get("settings") or {}).get("training") or {}
+    now = parts.settings.training
+    if "lr" in saved and saved["lr"] != now.lr and now.scheduler != "none":
+        raise ck.CheckpointError(
+            f"training.lr = {now.lr!r}: this run's scheduler '{now.scheduler}' set its rates "
+            f"from lr = {saved['lr']!r}; resume with lr = {saved['lr']!r} or start a new run"
+        )
+    for key, group_key in (("lr", "lr"), ("weight_decay", "weight_decay"), ("momentum", "momentum")):
+        if key in saved and saved[key] != getattr(now, key):
+            for group in parts.optimizer.param_groups:
+                if group_key in group:
+                    group[group_key] = getattr(now, key)
+                    if key == "lr" and "initial_lr" in group:
+                        group["initial_lr"] = now.lr
 
 
 def _restore_scheduler(sch: Any, state: dict[str, Any]) -> None:

@@ -183,3 +183,25 @@ def test_resumed_optimizer_scheduler_and_rng_match_the_checkpoint(tmp_path):
         assert torch.equal(trainer.data.generator.get_state(), saved["rng"]["data"])
     finally:
         trainer.close()
+
+
+def test_a_new_learning_rate_on_resume_is_the_rate_from_then_on(tiny_settings):
+    from engine.runs.checkpoints import CheckpointError
+
+    first = Trainer(tiny_settings("training.epochs=1"), set_threads=False)
+    first.run()
+    last = first.run_dir / "checkpoints" / "last.pth"
+    events = []
+    Trainer(
+        tiny_settings("training.epochs=2", "training.lr=0.005"), events.append, resume_from=last, set_threads=False
+    ).run()
+    assert [e.lr for e in events if isinstance(e, EpochCompleted)] == [0.005]
+    scheduled = Trainer(tiny_settings("training.epochs=3", "training.scheduler='step'"), set_threads=False)
+    scheduled.run()
+    resumed = Trainer(
+        tiny_settings("training.epochs=4", "training.scheduler='step'", "training.lr=0.01"),
+        resume_from=scheduled.run_dir / "checkpoints" / "last.pth",
+        set_threads=False,
+    )
+    with pytest.raises(CheckpointError, match="scheduler 'step' set its rates from lr = 0.001"):
+        resumed.setup()
