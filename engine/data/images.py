@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -98,9 +99,18 @@ def _refuse_or_skip(bad: list[tuple[Path, str]], settings: DataSettings, where: 
         )
 
 
-def load_image_folder(settings: DataSettings, seed: int):
-    from engine.data.sources import DatasetSource, TensorSource
+@dataclass
+class ImageFolder:
+    """What a folder holds: decoded pixels (x, y), or, too large for memory, a per-sample dataset of its files."""
 
+    classes: list[str]
+    notes: list[str]
+    x: torch.Tensor | None = None  # uint8 (N, C, H, W)
+    y: torch.Tensor | None = None
+    files: FolderImages | None = None
+
+
+def read_image_folder(settings: DataSettings) -> ImageFolder:
     where = f"data.path = '{settings.path}'"
     root = Path(settings.path)
     if not root.is_dir():
@@ -117,11 +127,9 @@ def load_image_folder(settings: DataSettings, seed: int):
         size = Counter(s for _, (_, s) in good).most_common(1)[0][0]
     files = [f for f, _ in good]
     notes = [f"{channels} channel{'s' * (channels > 1)}, {size[0]}x{size[1]} px"]
-    name = f"image-folder:{root.name}"
     if settings.in_memory == "false" or len(files) * channels * size[0] * size[1] > DECODE_BYTES_MAX:
-        source = DatasetSource(name, FolderImages(files, channels, size), None, len(classes), classes)
-        source.notes = notes + [f"{len(bad)} files skipped (cannot be decoded)"] * bool(bad)
-        return source
+        notes += [f"{len(bad)} files skipped (cannot be decoded)"] * bool(bad)
+        return ImageFolder(classes, notes, files=FolderImages(files, channels, size))
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
         decoded = list(pool.map(lambda f: decode(f[0], channels, size), files, chunksize=64))
     late = [(p, d) for (p, _), d in zip(files, decoded) if isinstance(d, str)]  # truncated past a valid header
@@ -131,9 +139,5 @@ def load_image_folder(settings: DataSettings, seed: int):
     if len({k for _, k in kept}) < 2:
         raise ImageFolderError(f"{where}: the images that could be decoded are of a single class")
     x = torch.from_numpy(np.stack([d for d, _ in kept])).permute(0, 3, 1, 2).contiguous()
-    y = torch.tensor([k for _, k in kept])
-    source = TensorSource(name, x, y, classes, is_image=True)
-    source.notes = (
-        notes + ["decoded once into memory"] + [f"{skipped} files skipped (cannot be decoded)"] * bool(skipped)
-    )
-    return source
+    notes += ["decoded once into memory"] + [f"{skipped} files skipped (cannot be decoded)"] * bool(skipped)
+    return ImageFolder(classes, notes, x, torch.tensor([k for _, k in kept]))

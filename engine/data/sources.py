@@ -341,9 +341,16 @@ def load_csv(settings: DataSettings, seed: int, categories: dict[str, list[str]]
 
 
 def load_image_folder(settings: DataSettings, seed: int) -> Source:
-    from engine.data.images import load_image_folder as load
+    from engine.data.images import read_image_folder
 
-    return load(settings, seed)
+    folder = read_image_folder(settings)
+    name = f"image-folder:{Path(settings.path).name}"
+    if folder.files is not None:
+        src: Source = DatasetSource(name, folder.files, None, len(folder.classes), folder.classes)
+    else:
+        src = TensorSource(name, folder.x, folder.y, folder.classes, is_image=True)
+    src.notes = folder.notes
+    return src
 
 
 def _factory(settings: DataSettings, seed: int) -> Source:
