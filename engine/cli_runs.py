@@ -42,12 +42,15 @@ def detached_args(args) -> list[str]:
 
 def start_detached(args, settings, resume_from: Path | None) -> int:
     """The settings were checked (a bad file stopped before this); the run folder is made here, the process started."""
+    from engine.runs.commands import is_running
     from engine.runs.detach import spawn_detached
     from engine.runs.folder import check_run_folder, create_run_dir
 
     if resume_from is not None:
         run_dir = resume_from.parent.parent
         check_run_folder(run_dir)
+        if is_running(run_dir):  # its lock would refuse the new process, after this one had said it started
+            raise RunFolderError(f"{run_dir}: another process is training in this run folder")
     else:
         run_dir = create_run_dir(settings.run.runs_dir, settings.run.name)
     process = spawn_detached(detached_args(args), run_dir)
