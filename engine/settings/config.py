@@ -322,6 +322,14 @@ class Settings:
         data[section][name] = value
         return from_dict(data, source)
 
+    def with_resolved_paths(self) -> Settings:
+        """data.root and data.path made absolute: a run record then reads its data from any folder (eval, resume)."""
+        data = self.to_dict()
+        for key in ("root", "path"):
+            if data["data"][key]:
+                data["data"][key] = str(Path(data["data"][key]).expanduser().absolute())
+        return from_dict(data, "settings")
+
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Settings)}  # type: ignore[misc]
 

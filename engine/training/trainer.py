@@ -122,7 +122,8 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------
     def setup(self) -> None:
         """Everything that can fail because of the settings: raises SettingsError or CheckpointError."""
-        s = self.settings
+        # the run's record (settings.toml, checkpoints) names its data by absolute paths: eval and resume work anywhere
+        s = self.settings = self.settings.with_resolved_paths()
         self.device = resolve_device(s.device.device)
         self.amp_dtype, self.precision = resolve_precision(s.training.precision, self.device)
         seed_everything(s.run.seed)

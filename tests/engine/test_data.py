@@ -449,3 +449,25 @@ def test_import_loader_imports_what_a_built_in_dataset_loads_with():
         check=True,
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_run_with_a_relative_data_path_is_evaluated_and_resumed_from_another_folder(
+    tiny_settings, tmp_path, monkeypatch
+):
+    from engine.runs.evaluate import evaluate_checkpoint
+    from engine.runs.resume import resume_settings
+
+    project = tmp_path / "project"
+    project.mkdir()
+    _write_csv(project / "flowers.csv")
+    monkeypatch.chdir(project)
+    trainer = Trainer(tiny_settings("data.dataset=csv", "data.path='flowers.csv'", "data.label_column=species"))
+    trainer.run()
+    monkeypatch.chdir(tmp_path)  # elsewhere: flowers.csv is not here
+    recorded = (trainer.run_dir / "settings.toml").read_text()
+    assert f'path = "{project / "flowers.csv"}"' in recorded
+    report = evaluate_checkpoint(trainer.run_dir)
+    assert report["samples"] > 0
+    last = trainer.run_dir / "checkpoints" / "last.pth"
+    settings, _ = resume_settings(last, overrides=["training.epochs=3"])  # as `trainconsole run --resume` reads them
+    assert Trainer(settings, resume_from=last).run().status == "completed"
