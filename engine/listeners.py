@@ -84,14 +84,14 @@ class Listeners:
                 except Exception as e:
                     if getattr(listener, "required", False) and not final:
                         raise
-                    self._drop(listener, e)
+                    self._drop(listener, e, report=not final)  # nothing is heard after the run's last event
 
-    def _drop(self, listener: Listener, error: Exception) -> None:
+    def _drop(self, listener: Listener, error: Exception, report: bool = True) -> None:
         if listener not in self._listeners:
             return
         self._listeners.remove(listener)
-        if getattr(listener, "required", False):
-            return  # its failure is already the run's
+        if getattr(listener, "required", False) or not report:
+            return  # a required one's failure is already the run's
         self.emit(ListenerFailed(listener_name(listener), f"{type(error).__name__}: {error}"))
 
     def close(self) -> None:

@@ -83,8 +83,12 @@ class StatusWriter:
         self._lock = threading.Lock()  # the heartbeat's rewrite must not undo a change of state made meanwhile
 
     def _write(self, **fields: Any) -> None:
+        """Best effort: on a full disk the status keeps its last state, and the lock still tells this host the truth."""
         with self._lock:
-            write_status(self.run_dir, **fields)
+            try:
+                write_status(self.run_dir, **fields)
+            except (OSError, ValueError):  # RunFolderError (a ValueError): the disk's failure is the run's to report
+                pass
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -105,10 +109,7 @@ class StatusWriter:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
-            try:
-                self._write(heartbeat=time.time())
-            except Exception:  # a full disk: the lock still tells this host the run lives
-                pass
+            self._write(heartbeat=time.time())
 
     def close(self) -> None:
         self._stop.set()
