@@ -84,3 +84,33 @@ def test_view_lists_every_tag_charts_runs_overlaid_and_follows_a_growing_file(tm
             assert tags.get_row_at(listed.index("val_loss"))[2] == "199"
 
     run(scenario())
+
+
+def test_the_checkpoints_screen_opens_a_folder_of_logs_and_escape_comes_back(tmp_path):
+    from textual.widgets import Input
+
+    from pilot_helpers import tiny_settings
+    from tui.app import TrainConsole
+    from tui.screens.checkpoints import CheckpointsScreen
+
+    logs = tmp_path / "logs"
+    tensorboard_run(logs / "tb", steps=3)
+    lightning_run(logs / "lightning", LIGHTNING_ROWS)
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("4")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+            await pilot.press("o")
+            assert await wait_for(pilot, lambda: bool(app.screen.query("#logs-path")))
+            app.screen.query_one("#logs-path", Input).value = str(logs)
+            await pilot.press("enter")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ScalarsScreen))
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.query_one(DataTable).row_count >= 4)  # the tags of both layouts
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+            assert app.is_running
+
+    run(scenario())

@@ -46,6 +46,7 @@ class CheckpointsScreen(Screen):
         Binding("e", "evaluate", "Evaluate", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
         Binding("delete,D", "delete", "Delete", tooltip="delete the selected run or checkpoint (asks first)"),
         Binding("f5", "refresh", "Refresh", tooltip="refresh the list"),
+        Binding("o", "open_logs", "Open logs", tooltip="open a folder of TensorBoard or Lightning CSV logs, read-only"),
         Binding("m", "mark", "Mark", tooltip="mark or unmark the selected run for a comparison"),
         Binding("c", "compare", "Compare", tooltip="compare the marked runs: curves, best metrics, settings"),
         Binding("g", "save_curves", "PNG", tooltip="save the curves of the marked (or selected) runs as a PNG"),
@@ -189,6 +190,20 @@ class CheckpointsScreen(Screen):
             self.app.call_from_thread(self.notify, str(e), severity="error")
             return
         self.app.call_from_thread(self.notify, f"Saved {out}")
+
+    def action_open_logs(self) -> None:
+        from tui.screens.open_logs import OpenLogsScreen
+        from tui.screens.scalars import ScalarsScreen
+
+        def open_path(path: str | None) -> None:
+            if path is None:
+                return
+            if "\0" in path or not Path(path).exists():
+                self.notify(f"{path}: no such file or folder", severity="error", markup=False)
+                return
+            self.app.push_screen(ScalarsScreen(path))
+
+        self.app.push_screen(OpenLogsScreen(str(self.app.settings.run.runs_dir)), open_path)
 
     def action_attach(self) -> None:
         run = self.selected_run()

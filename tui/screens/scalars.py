@@ -46,7 +46,9 @@ class ScalarsScreen(Screen):
     AUTO_FOCUS = "#sc-tags"
     BINDINGS = [
         Binding("f5", "reload", "Reload", tooltip="read the files again"),
-        Binding("q", "app.quit", "Quit", tooltip="close the viewer"),
+        Binding(
+            "escape,q", "close", "Close", tooltip="close the viewer (back to the checkpoints screen in the console)"
+        ),
     ]
 
     def __init__(self, path: str | Path) -> None:
@@ -62,6 +64,12 @@ class ScalarsScreen(Screen):
             yield DataTable(id="sc-tags", cursor_type="row", zebra_stripes=True)
             yield MetricChart("", "value", id="sc-chart")
         yield KeyFooter()
+
+    def action_close(self) -> None:
+        if isinstance(self.app, ScalarsApp):
+            self.app.exit()
+        else:  # opened from the console's checkpoints screen
+            self.dismiss()
 
     def on_mount(self) -> None:
         self.query_one("#sc-tags", DataTable).add_columns("tag", "runs", "last step")
