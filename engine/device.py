@@ -218,9 +218,8 @@ def free_cores(window_s: float = 0.1) -> int:
     return max(1, len(cpus) - int(others + 0.5))
 
 
-# Below this many FLOPs per training step, waking more OpenMP threads costs more than they
-# save: measured on 2 cores, the chapter's MLP (~90 MFLOP a step at batch 64) trains ~15 % faster
-# on 1 thread than on 2, and ~15 % slower on 1 thread at batch 1024 (~1.4 GFLOP a step).
+# Below this many FLOPs per training step, waking more OpenMP threads costs more than they save
+# (the chapter's MLP at batch 64 trains faster on 1 thread, at batch 1024 on all; BENCHMARKS.md).
 PARALLEL_STEP_FLOPS = 300e6
 
 

@@ -1,22 +1,21 @@
 """When Python's garbage collections run while the console is up.
 
 A full (generation-2) collection walks every object the collector tracks with
-the GIL held, so the event loop and the training thread both stop for it:
-about 1 µs an object on a small cloud machine. Two things made those stops
-long enough to feel:
+the GIL held, so the event loop and the training thread both stop for it, for
+a time that grows with the number of objects. Two things made those stops
+long enough to feel (BENCHMARKS.md has the measurements):
 
-- The warm-up's imports (torch, torchvision, scikit-learn) build ~560,000
-  objects, and Python started 7 full collections on the way, the last ones
-  250 ms each. `hold` turns collections off for the warm-up and `settle`
-  freezes what it built (`gc.freeze`): no collection walks those objects
-  again. The garbage the imports left (~9,000 objects, ~7 MB) is frozen with
-  them: collecting it first would walk everything once more, a 0.5 s stall.
-- A console that trains still tracks ~40,000 objects (Textual's widgets,
-  styles and caches), and Textual's caches make cyclic garbage all the time,
-  so a full collection of 30-60 ms comes every few seconds. The burst of
-  allocation of a screen switch often set one off: the key press that caused
-  it then took 150-200 ms. `InputPause` holds collections while the console
-  answers a key or mouse event, as Textual holds them while it scrolls.
+- The warm-up's imports (torch, torchvision, scikit-learn) build hundreds of
+  thousands of objects, and Python started full collections on the way.
+  `hold` turns collections off for the warm-up and `settle` freezes what it
+  built (`gc.freeze`): no collection walks those objects again. The garbage
+  the imports left is frozen with them: collecting it first would walk
+  everything once more.
+- A console that trains still tracks tens of thousands of objects, and
+  Textual's caches make cyclic garbage all the time. The burst of allocation
+  of a screen switch often set a collection off, inside the key press that
+  caused it. `InputPause` holds collections while the console answers a key
+  or mouse event, as Textual holds them while it scrolls.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def epoch_row(m: dict) -> tuple:
 
 class EpochTable(textual_compat.KeptCellsDataTable):
     # Widget's virtual_size asks for a layout of the whole screen whenever it changes, so each
-    # added row re-arranged and redrew every widget (~45 ms an epoch here, the GIL held all along).
+    # added row re-arranged and redrew every widget, the GIL held all along.
     virtual_size = Reactive(Size(0, 0), layout=False)
 
     _styled_with: tuple | None = None

@@ -10,8 +10,8 @@ from textual_plotext import PlotextPlot
 
 from tui import plotext_compat
 
-# Braille draws 2 points per column: 150 fills a 75-column plot. A plotext build costs ~6 ms
-# plus ~0.025 ms a point here, and both charts are built again on every drawn epoch.
+# Braille draws 2 points per column: 150 fills a 75-column plot. A plotext build's cost grows with
+# its points, and both charts are built again on every drawn epoch.
 MAX_POINTS = 150
 # textual-plotext's first two data colours, fixed so the key above the plot can name them
 SERIES_COLORS = {"train": (0, 130, 200), "val": (60, 180, 75)}
