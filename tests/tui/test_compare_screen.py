@@ -43,7 +43,10 @@ def test_two_marked_runs_open_a_comparison_of_both(tmp_path):
             assert await wait_for(pilot, lambda: screen.query_one("#runs", DataTable).row_count == 2)
             await pilot.press("c")  # nothing marked: a warning, no comparison
             assert app.screen is screen
-            await pilot.press("m", "down", "m", "c")
+            await pilot.press("m", "down", "m")
+            runs_table = screen.query_one("#runs", DataTable)
+            assert sorted(str(runs_table.get_row_at(i)[0]) for i in range(2)) == ["+ lr-big", "+ lr-small"]  # marked
+            await pilot.press("c")
             assert await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
             compare = app.screen
             names = {r.name for r in compare.runs}

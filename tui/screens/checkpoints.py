@@ -96,7 +96,7 @@ class CheckpointsScreen(Screen):
         self.runs = runs
         table.clear()
         for run in runs:
-            table.add_row(run.name, run.status, str(run.epochs), _num(run.best_epoch, "d"), key=run.path)
+            table.add_row(self._run_label(run), run.status, str(run.epochs), _num(run.best_epoch, "d"), key=run.path)
         runs_dir = self.app.settings.run.runs_dir
         self._set_status(
             f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3."
@@ -152,12 +152,18 @@ class CheckpointsScreen(Screen):
         """The marked runs still listed, in the list's order."""
         return [Path(r.path) for r in self.runs if str(r.path) in self._marked]
 
+    def _run_label(self, run: Any) -> str:
+        """The run's name, after a mark when it is marked for a comparison."""
+        return f"+ {run.name}" if str(run.path) in self._marked else run.name
+
     def action_mark(self) -> None:
         run = self.selected_run()
         if run is None:
             self.notify("No run selected.", severity="warning")
             return
         self._marked = self._marked ^ {str(run.path)}
+        table = self.query_one("#runs", DataTable)
+        table.update_cell(run.path, table.ordered_columns[0].key, self._run_label(run), update_width=True)
         names = ", ".join(p.name for p in self.marked_runs()) or "none"
         self.notify(f"Marked for comparison: {names} (c compares, g saves their curves)")
 
