@@ -244,3 +244,28 @@ def test_console_survives_a_dropped_ssh_connection(sshd_server, workdir):
     finally:
         session.close()
     resume_continues_exactly(workdir, run_dir, last)
+
+
+def test_detached_run_outlives_a_dropped_ssh_connection(sshd_server, workdir):
+    """`run --detach` over ssh, the session kept open, then cut: the run, in a session of its own, hears no hang-up."""
+    run_dir = workdir / "runs" / "digits-mlp"
+    start = remote(workdir, "run", "--detach", "--json", "-c", "settings.toml", "--set", "model.hidden=[256]")
+    session = SshSession(sshd_server, start + "; exec sleep 600")  # the terminal stays until the connection drops
+    pid = 0
+    try:
+        wait_for(lambda: trained_a_while(run_dir), "the detached run to train (events.jsonl)", session)
+        pid = json.loads((run_dir / "status.json").read_text())["pid"]
+        assert json.loads(session.text().strip().splitlines()[0])["pid"] == pid
+        assert "RunFinished" not in [e["type"] for e in read_events(run_dir / "events.jsonl")]
+        cut_at = time.time()
+        session.cut()
+        wait_for(lambda: exited(pid) and lock_released(run_dir), "the detached run to finish", timeout=180)
+    finally:
+        session.close()
+        if pid and not exited(pid):  # the test started it: leave nothing training behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    events = read_events(run_dir / "events.jsonl")
+    assert (events[-1]["type"], events[-1]["status"]) == ("RunFinished", "completed"), events[-1]
+    epochs = [e for e in events if e["type"] == "EpochCompleted"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and epochs[-1]["time"] > cut_at  # it trained on after the cut
