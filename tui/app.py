@@ -7,7 +7,9 @@ imported by a background worker after mount.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,6 +27,9 @@ from tui.screen_table import SCREENS
 # the headless CLI's code for a run stopped by a signal (engine.cli.EXIT_INTERRUPTED); engine.cli is not imported here
 EXIT_INTERRUPTED = 130
 # SIGHUP: the terminal went away (a dropped SSH session, a killed tmux); SIGTERM, SIGINT: asked to stop
+# after a hang-up: the most a run may take to reach its batch boundary and save, then the grace of a normal shutdown
+HANGUP_SAVE_WAIT_S = 600.0
+HANGUP_GRACE_S = 5.0
 STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGHUP", None), signal.SIGTERM, signal.SIGINT) if s is not None)
 
 
@@ -71,6 +76,10 @@ class TrainConsole(App):
         self.allowed_imports = frozenset(allowed_imports)
         self.stopped_by: str | None = None  # the signal that closed the console
         self.crash_report: Path | None = None
+        self.run_done = threading.Event()  # cleared while the Runner's worker runs or follows a run
+        self.run_done.set()
+        self.process_owner = False  # main() runs it: the process is the console's to end (not a test's)
+        self.returned = threading.Event()  # App.run() came back: the shutdown did not block
         self._attach_at_start = attach  # `trainconsole attach RUN`: the training screen follows it once the app is up
         textual_compat.on_crash(self, self._crash)  # exit code 1, and one line instead of Textual's traceback
         self.run_control: Any = None  # RunControl of the active run (set by the Runner)
@@ -114,6 +123,15 @@ class TrainConsole(App):
             self.stopped_by = name
             self._stop_run(f"{name} received: stopped at a batch boundary, last.pth saved")
             self.exit(return_code=EXIT_INTERRUPTED)
+            if signum == getattr(signal, "SIGHUP", None) and self.process_owner:
+                threading.Thread(target=self._exit_after_hangup, name="trainconsole-hangup", daemon=True).start()
+
+    def _exit_after_hangup(self) -> None:
+        """The terminal is gone, and Textual's shutdown can block for good writing to it (its writer queue fills):
+        once the run has saved last.pth and a normal shutdown had its chance, the process ends with the same code."""
+        self.run_done.wait(HANGUP_SAVE_WAIT_S)
+        if not self.returned.wait(HANGUP_GRACE_S):
+            os._exit(EXIT_INTERRUPTED)
 
     def _crash(self, error: Exception) -> str:
         """A crash of the console itself: the run is stopped and saved, the traceback goes to a file.
@@ -290,5 +308,7 @@ def main(
     if settings is None:
         settings, error = load_initial_settings(config_path)
     app = TrainConsole(settings, config_path, error, allowed_imports, attach)
+    app.process_owner = True
     app.run()
+    app.returned.set()
     return app.return_code or 0

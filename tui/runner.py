@@ -10,6 +10,7 @@ through its command channel (engine.runs.commands.RemoteControl).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ class Runner(Widget):
 
         self.control = RunControl()
         self.app.run_control = self.control
-        self._train(settings, self.control, resume_from)
+        self.app.run_done.clear()
+        self._train(settings, self.control, resume_from, self.app.run_done)
         return True
 
     def attach(self, run_dir: Path) -> bool:
@@ -59,7 +61,8 @@ class Runner(Widget):
         from engine.runs.commands import RemoteControl
 
         self.control = RemoteControl(run_dir)  # not the app's run_control: quitting leaves that run training
-        self._follow(run_dir, self.control)
+        self.app.run_done.clear()
+        self._follow(run_dir, self.control, self.app.run_done)
         return True
 
     @property
@@ -75,7 +78,7 @@ class Runner(Widget):
             self.control.stop(reason)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(self, settings: Any, control: Any, resume_from: str | Path | None) -> None:
+    def _train(self, settings: Any, control: Any, resume_from: str | Path | None, done: threading.Event) -> None:
         try:
             import torch
 
@@ -97,10 +100,11 @@ class Runner(Widget):
         except Exception as e:  # SettingsError, CheckpointError, DataError: one line, the app stays up
             self.post_message(RunCrashed(str(e) or type(e).__name__))
         finally:
+            done.set()  # the worker's own handle: the app may be gone (a hang-up waits on it)
             self.post_message(RunEnded())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _follow(self, run_dir: Path, control: Any) -> None:
+    def _follow(self, run_dir: Path, control: Any, done: threading.Event) -> None:
         """The run's history in one message, then each new event as it is appended, until the run ends."""
         from textual.worker import get_current_worker
 
@@ -134,6 +138,7 @@ class Runner(Widget):
         except Exception as e:  # the folder became unreadable: one line, the app stays up
             self.post_message(RunCrashed(f"cannot follow {run_dir}: {e}"))
         finally:
+            done.set()  # the worker's own handle: the app may be gone (a hang-up waits on it)
             self.post_message(RunEnded())
 
     def _post_event(self, event: Any) -> None:

@@ -116,3 +116,19 @@ def test_sigterm_stops_the_run_exits_130_and_restores_the_terminal(tmp_path):
         _stopped_and_resumable(tmp_path, run_dir, pid, "SIGTERM")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_a_console_hung_up_while_it_starts_never_lingers(tmp_path):
+    """A hang-up during the first paint: Textual's shutdown could block writing to the gone terminal for good."""
+    (tmp_path / "settings.toml").write_text(f'[run]\nruns_dir = "{tmp_path / "runs"}"\n')
+    pids = []
+    for i in range(4):
+        session = f"tc-early-{uuid.uuid4().hex[:8]}"
+        command = f"cd {tmp_path} && exec {TRAINCONSOLE} -c settings.toml"
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
+        pid = int(_tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+        _until(lambda: _tmux("capture-pane", "-p", "-t", session).strip(), 30, "the first paint")
+        _tmux("kill-session", "-t", session)
+        pids.append(pid)
+    for pid in pids:
+        _until(lambda: not Path(f"/proc/{pid}").exists(), 60, f"console {pid} to end after its hang-up")
