@@ -17,7 +17,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from engine.data.augment import random_shift
 from engine.data.preprocessing import Preprocessing
-from engine.settings.config import DataSettings, SettingsError, synthetic_options
+from engine.settings.config import DataSettings
+from engine.settings.rules import SettingsError, synthetic_options
 from engine.data.registry import BUILTIN_DATASETS, builtin_loader
 
 TORCHVISION = {

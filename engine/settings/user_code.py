@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, Collection
 
-from engine.settings.config import Settings, SettingsError, is_import_path
+from engine.settings.config import Settings
+from engine.settings.rules import SettingsError, is_import_path
 
 IMPORT_KEYS = ("data.dataset", "model.name")
 

@@ -511,7 +511,7 @@ def test_synthetic_options_are_checked_with_the_settings(options, expected):
 
 
 def test_synthetic_options_are_checked_where_the_data_is_made_too():
-    from engine.settings.config import synthetic_options
+    from engine.settings.rules import synthetic_options
 
     assert synthetic_options({"samples": 300}) == {"samples": 300, "features": 20, "classes": 3, "noise": 0.5}
     with pytest.raises(SettingsError, match=r"^data.options.samples = 'x'"):

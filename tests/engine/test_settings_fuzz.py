@@ -25,9 +25,9 @@ from engine.settings.config import (
     load_settings,
     save_settings,
     section_fields,
-    synthetic_options,
     to_toml,
 )
+from engine.settings.rules import synthetic_options
 
 FUZZ = settings(max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 KEYS = [f"{section}.{f.name}" for section in SECTIONS for f in section_fields(section)]
