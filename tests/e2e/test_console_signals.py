@@ -8,14 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import torch
 
-from engine.runs.folder import read_jsonl
+from run_watch import read_jsonl, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -26,18 +25,8 @@ def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
 
 
-def _until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _events(run_dir: Path) -> list[dict]:
-    return list(read_jsonl(run_dir / "events.jsonl"))
+    return read_jsonl(run_dir / "events.jsonl")
 
 
 def _console_pid(session: str) -> int | None:
@@ -57,19 +46,19 @@ def _start_training(tmp_path: Path, session: str) -> tuple[Path, int]:
         ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", command],
         check=True,
     )
-    _until(lambda: "Environment" in _tmux("capture-pane", "-p", "-t", session), 30, "the console")
+    wait_until(lambda: "Environment" in _tmux("capture-pane", "-p", "-t", session), "the console", 30)
     _tmux("send-keys", "-t", session, "3")
-    _until(lambda: "No run yet" in _tmux("capture-pane", "-p", "-t", session), 20, "the training screen")
+    wait_until(lambda: "No run yet" in _tmux("capture-pane", "-p", "-t", session), "the training screen", 20)
     _tmux("send-keys", "-t", session, "s")
-    run_dir = _until(
-        lambda: next((tmp_path / "runs").glob("*"), None) if (tmp_path / "runs").is_dir() else None, 120, "a run folder"
+    run_dir = wait_until(
+        lambda: next((tmp_path / "runs").glob("*"), None) if (tmp_path / "runs").is_dir() else None, "a run folder", 120
     )
-    _until(lambda: any(e["type"] == "BatchProgressed" for e in _events(run_dir)), 120, "training to progress")
+    wait_until(lambda: any(e["type"] == "BatchProgressed" for e in _events(run_dir)), "training to progress", 120)
     return run_dir, _console_pid(session)
 
 
 def _stopped_and_resumable(tmp_path: Path, run_dir: Path, pid: int, signal_name: str) -> None:
-    _until(lambda: not Path(f"/proc/{pid}").exists(), 60, "the console to exit")
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the console to exit", 60)
     final = _events(run_dir)[-1]
     assert final["type"] == "RunFinished" and final["status"] == "stopped" and signal_name in final["reason"], final
     last = torch.load(run_dir / "checkpoints" / "last.pth", weights_only=True)
@@ -107,7 +96,7 @@ def test_sigterm_stops_the_run_exits_130_and_restores_the_terminal(tmp_path):
     try:
         run_dir, pid = _start_training(tmp_path, session)
         os.kill(pid, 15)
-        _until(lambda: (tmp_path / "exit.txt").is_file(), 60, "the console to exit")
+        wait_until(lambda: (tmp_path / "exit.txt").is_file(), "the console to exit", 60)
         assert (tmp_path / "exit.txt").read_text().strip() == "EXIT=130"
         flags = _tmux(
             "display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_sgr_flag}"
@@ -127,8 +116,8 @@ def test_a_console_hung_up_while_it_starts_never_lingers(tmp_path):
         command = f"cd {tmp_path} && exec {TRAINCONSOLE} -c settings.toml"
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
         pid = int(_tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
-        _until(lambda: _tmux("capture-pane", "-p", "-t", session).strip(), 30, "the first paint")
+        wait_until(lambda: _tmux("capture-pane", "-p", "-t", session).strip(), "the first paint", 30)
         _tmux("kill-session", "-t", session)
         pids.append(pid)
     for pid in pids:
-        _until(lambda: not Path(f"/proc/{pid}").exists(), 60, f"console {pid} to end after its hang-up")
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), f"console {pid} to end after its hang-up", 60)

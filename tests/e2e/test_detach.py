@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_watch import exited, locked, read_jsonl, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -44,57 +45,15 @@ SLOW_EPOCHS = ["--set", "data.batch_size=1", "--set", "model.hidden=[256, 128]"]
 
 
 def read_events(run_dir: Path) -> list[dict]:
-    """The complete lines of an events.jsonl that may be being appended to."""
-    try:
-        lines = (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.endswith("\n")]
+    return read_jsonl(run_dir / "events.jsonl")
 
 
 def metrics_rows(run_dir: Path) -> list[dict]:
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.endswith("\n")]
+    return read_jsonl(run_dir / "metrics.jsonl")
 
 
 def of_type(events: list[dict], name: str) -> list[dict]:
     return [e for e in events if e["type"] == name]
-
-
-def wait_for(condition, what: str, timeout: float = 60.0, shown=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    seen = f"; the terminal shows:\n{shown()}" if shown is not None else ""
-    raise AssertionError(f"timed out waiting for {what}{seen}")
-
-
-def exited(pid: int) -> bool:
-    """Gone, or a zombie (an orphan whose reaper has not come by yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def locked(run_dir: Path) -> bool:
-    """Whether a process holds the run folder's lock (a training process does while it lives)."""
-    import fcntl
-
-    with open(run_dir / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
 
 
 def training(run_dir: Path) -> bool:
@@ -137,7 +96,7 @@ class Tmux:
             text = self.screen(name)
             return text if condition(text) else ""
 
-        return wait_for(shown, what, timeout, lambda: self.screen(name))
+        return wait_until(shown, what, timeout, lambda: self.screen(name))
 
     def keys(self, name: str, keys: str) -> None:
         self("send-keys", "-t", name, keys)
@@ -193,10 +152,10 @@ def test_run_outlives_the_tmux_session_that_started_it(tmp_path, tmux, leftovers
     command = f"{TRAINCONSOLE} run --detach --json -c settings.toml > started.json; exec sleep 600"
     tmux.new("starter", work, command)
     started = work / "started.json"
-    facts = json.loads(wait_for(lambda: started.exists() and started.read_text().strip(), "the run's line"))
+    facts = json.loads(wait_until(lambda: started.exists() and started.read_text().strip(), "the run's line"))
     run_dir, pid = Path(facts["run_dir"]), facts["pid"]
     leftovers.append(run_dir)
-    wait_for(lambda: training(run_dir), "the detached run to train")
+    wait_until(lambda: training(run_dir), "the detached run to train")
     assert not of_type(read_events(run_dir), "EpochCompleted")
     killed_at = time.time()
     assert tmux("kill-session", "-t", "starter").returncode == 0
@@ -216,7 +175,7 @@ def test_attach_shows_history_and_steers_the_run(tmp_path, tmux, leftovers):
     work = workdir(tmp_path, epochs=200)
     run_dir, pid = start_detached(work, *SLOW_EPOCHS)
     leftovers.append(run_dir)
-    wait_for(lambda: len(metrics_rows(run_dir)) >= 2, "two epochs of the detached run", timeout=90)
+    wait_until(lambda: len(metrics_rows(run_dir)) >= 2, "two epochs of the detached run", timeout=90)
 
     # q leaves the run training: the console exits, the run's process keeps its lock and goes on
     before = metrics_rows(run_dir)
@@ -237,7 +196,7 @@ def test_attach_shows_history_and_steers_the_run(tmp_path, tmux, leftovers):
     tmux.wait("steer", lambda t: row(t, last["epoch"] + 1) is not None, "a new epoch on the second console")
 
     tmux.keys("steer", "p")
-    paused = wait_for(lambda: of_type(read_events(run_dir), "RunPaused"), "the run to pause")[-1]
+    paused = wait_until(lambda: of_type(read_events(run_dir), "RunPaused"), "the run to pause")[-1]
     rows_when_paused = len(metrics_rows(run_dir))
     tmux.wait("steer", lambda t: "Paused" in t, "the console to say paused")
     listed = trainconsole(work, "checkpoints", "runs", "--json")
@@ -249,13 +208,13 @@ def test_attach_shows_history_and_steers_the_run(tmp_path, tmux, leftovers):
     assert len(metrics_rows(run_dir)) == rows_when_paused  # it stopped growing while the listing ran
 
     tmux.keys("steer", "p")
-    wait_for(lambda: of_type(read_events(run_dir), "RunResumed"), "the run to resume")
-    wait_for(lambda: len(metrics_rows(run_dir)) > rows_when_paused, "metrics.jsonl to grow again")
+    wait_until(lambda: of_type(read_events(run_dir), "RunResumed"), "the run to resume")
+    wait_until(lambda: len(metrics_rows(run_dir)) > rows_when_paused, "metrics.jsonl to grow again")
     assert json.loads(trainconsole(work, "checkpoints", "runs", "--json").stdout)[0]["status"] == "running"
 
     tmux.keys("steer", "x")
-    wait_for(lambda: of_type(read_events(run_dir), "RunFinished"), "the run to stop")
-    wait_for(lambda: exited(pid) and not locked(run_dir), "the run's process to exit")
+    wait_until(lambda: of_type(read_events(run_dir), "RunFinished"), "the run to stop")
+    wait_until(lambda: exited(pid) and not locked(run_dir), "the run's process to exit")
     tmux.wait("steer", lambda t: "Run stopped" in t, "the console to say stopped")
     events = read_events(run_dir)
     assert (events[-1]["type"], events[-1]["status"]) == ("RunFinished", "stopped"), events[-1]
@@ -284,9 +243,9 @@ def test_a_killed_detached_run_is_interrupted_never_running(tmp_path, tmux, left
     work = workdir(tmp_path, epochs=100)
     run_dir, pid = start_detached(work)
     leftovers.append(run_dir)
-    wait_for(lambda: training(run_dir), "the detached run to train")
+    wait_until(lambda: training(run_dir), "the detached run to train")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: exited(pid) and not locked(run_dir), "the killed process to be gone")
+    wait_until(lambda: exited(pid) and not locked(run_dir), "the killed process to be gone")
 
     listed = trainconsole(work, "checkpoints", "runs")
     assert listed.returncode == 0, listed.stderr
@@ -318,7 +277,7 @@ def test_detach_json_returns_while_training_and_wait_after_stop(tmp_path, leftov
     leftovers.append(run_dir)
     assert run_dir.parent == work / "runs" and facts["name"] == run_dir.name
     assert not exited(pid) and not of_type(read_events(run_dir), "RunFinished")  # returned with the run on its way
-    wait_for(lambda: training(run_dir), "the detached run to train")
+    wait_until(lambda: training(run_dir), "the detached run to train")
 
     stopped = trainconsole(work, "stop", str(run_dir))
     assert stopped.returncode == 0, stopped.stderr

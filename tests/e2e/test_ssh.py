@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from run_watch import exited, locked, read_jsonl, wait_until
 from sshd import SshServer, sshd_server  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
@@ -93,6 +94,10 @@ class SshSession:
         self.proc.wait(timeout=10)
         self.reader.join(timeout=10)
 
+    def tail(self) -> str:
+        """The end of what the terminal showed, for a time-out's message."""
+        return self.text()[-3000:]
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -101,29 +106,9 @@ class SshSession:
         os.close(self.master)
 
 
-def read_events(path: Path) -> list[dict]:
-    """The complete lines of an events.jsonl that is being appended to."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.endswith("\n")]
-
-
-def wait_for(condition, what: str, session: SshSession | None = None, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    seen = f"; the terminal showed:\n{session.text()[-3000:]}" if session is not None else ""
-    raise AssertionError(f"timed out waiting for {what}{seen}")
-
-
 def trained_a_while(run_dir: Path) -> bool:
     """Two progress lines: the recorder writes the first ~0.1 s into the epoch and the next ~1 s later."""
-    events = read_events(run_dir / "events.jsonl")
+    events = read_jsonl(run_dir / "events.jsonl")
     types = [e["type"] for e in events]
     return types.count("BatchProgressed") >= 2 or "EpochCompleted" in types
 
@@ -131,27 +116,6 @@ def trained_a_while(run_dir: Path) -> bool:
 def trainer_pid(run_dir: Path) -> int:
     """The remote training process: the run's .lock holds its pid while it trains."""
     return int((run_dir / ".lock").read_text())
-
-
-def exited(pid: int) -> bool:
-    """Gone, or a zombie with no thread left (an orphan whose reaper has not come by yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        threads = len(os.listdir(f"/proc/{pid}/task"))
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    # a leader that has exited shows Z while its other threads are still going down
-    return stat.rsplit(")", 1)[1].split()[0] == "Z" and threads <= 1
-
-
-def lock_released(run_dir: Path) -> bool:
-    with open(run_dir / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return True
 
 
 def remote(workdir: Path, *args: str) -> str:
@@ -167,17 +131,17 @@ def cut_and_check_the_stop(session: SshSession, run_dir: Path) -> tuple[dict, di
 
     Returns last.pth and the run's final event.
     """
-    wait_for(lambda: trained_a_while(run_dir), "training to progress (events.jsonl)", session)
+    wait_until(lambda: trained_a_while(run_dir), "training to progress (events.jsonl)", timeout=60, shown=session.tail)
     pid = trainer_pid(run_dir)
     session.cut()
     try:
         what = f"the remote trainconsole (pid {pid}) to exit after the hang-up"
-        wait_for(lambda: exited(pid) and lock_released(run_dir), what, timeout=60)
+        wait_until(lambda: exited(pid) and not locked(run_dir), what, timeout=60)
     finally:
         if not exited(pid):  # the test started it: leave nothing training behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    events = read_events(run_dir / "events.jsonl")
+    events = read_jsonl(run_dir / "events.jsonl")
     assert (events[-1]["type"], events[-1].get("status")) == ("RunFinished", "stopped"), events[-1]
     last = torch.load(run_dir / "checkpoints" / "last.pth", weights_only=True)
     batches = next(e["batches_per_epoch"] for e in events if e["type"] == "RunStarted")
@@ -191,7 +155,7 @@ def cut_and_check_the_stop(session: SshSession, run_dir: Path) -> tuple[dict, di
 
 def resume_continues_exactly(tmp_path: Path, run_dir: Path, last: dict) -> None:
     """`--resume last`, here without ssh, finishes the cut epoch from its saved batch, in the same run folder."""
-    before = len(read_events(run_dir / "events.jsonl"))
+    before = len(read_jsonl(run_dir / "events.jsonl"))
     target = last["epoch"] + 1
     done = subprocess.run(
         [str(TRAINCONSOLE), "run", "-c", "settings.toml", "--resume", "last", "--set", f"training.epochs={target}"],
@@ -202,7 +166,7 @@ def resume_continues_exactly(tmp_path: Path, run_dir: Path, last: dict) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    resumed = read_events(run_dir / "events.jsonl")[before:]
+    resumed = read_jsonl(run_dir / "events.jsonl")[before:]
     started = resumed[0]
     assert (started["type"], started["start_epoch"]) == ("RunStarted", last["epoch"]), started
     first_tick = next(e for e in resumed if e["type"] == "BatchProgressed")
@@ -236,9 +200,9 @@ def test_console_survives_a_dropped_ssh_connection(sshd_server, workdir):
     run_dir = workdir / "runs" / "digits-mlp"
     session = SshSession(sshd_server, remote(workdir, "-c", "settings.toml"))
     try:
-        wait_for(lambda: "Quit" in session.text(), "the console to paint", session, timeout=60)
+        wait_until(lambda: "Quit" in session.text(), "the console to paint", timeout=60, shown=session.tail)
         session.press("3")
-        wait_for(lambda: "No run yet" in session.text(), "the training screen", session, timeout=20)
+        wait_until(lambda: "No run yet" in session.text(), "the training screen", timeout=20, shown=session.tail)
         session.press("s")
         last, _ = cut_and_check_the_stop(session, run_dir)
     finally:
@@ -253,19 +217,21 @@ def test_detached_run_outlives_a_dropped_ssh_connection(sshd_server, workdir):
     session = SshSession(sshd_server, start + "; exec sleep 600")  # the terminal stays until the connection drops
     pid = 0
     try:
-        wait_for(lambda: trained_a_while(run_dir), "the detached run to train (events.jsonl)", session)
+        wait_until(
+            lambda: trained_a_while(run_dir), "the detached run to train (events.jsonl)", timeout=60, shown=session.tail
+        )
         pid = json.loads((run_dir / "status.json").read_text())["pid"]
         assert json.loads(session.text().strip().splitlines()[0])["pid"] == pid
-        assert "RunFinished" not in [e["type"] for e in read_events(run_dir / "events.jsonl")]
+        assert "RunFinished" not in [e["type"] for e in read_jsonl(run_dir / "events.jsonl")]
         cut_at = time.time()
         session.cut()
-        wait_for(lambda: exited(pid) and lock_released(run_dir), "the detached run to finish", timeout=180)
+        wait_until(lambda: exited(pid) and not locked(run_dir), "the detached run to finish", timeout=180)
     finally:
         session.close()
         if pid and not exited(pid):  # the test started it: leave nothing training behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    events = read_events(run_dir / "events.jsonl")
+    events = read_jsonl(run_dir / "events.jsonl")
     assert (events[-1]["type"], events[-1]["status"]) == ("RunFinished", "completed"), events[-1]
     epochs = [e for e in events if e["type"] == "EpochCompleted"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3] and epochs[-1]["time"] > cut_at  # it trained on after the cut
