@@ -83,7 +83,13 @@ class Tmux:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, env=ENV)
 
     def new(self, name: str, cwd: Path, command: str) -> None:
-        done = self("new-session", "-d", "-s", name, "-x", "120", "-y", "40", "-c", str(cwd), command)
+        # the last session killed takes the server down with it: a session asked for while that server is still
+        # going away meets "server exited unexpectedly", and the next try starts a new server
+        for _ in range(20):
+            done = self("new-session", "-d", "-s", name, "-x", "120", "-y", "40", "-c", str(cwd), command)
+            if "server exited unexpectedly" not in done.stderr:
+                break
+            time.sleep(0.1)
         assert done.returncode == 0, done.stderr
 
     def screen(self, name: str) -> str:
