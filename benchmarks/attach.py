@@ -30,20 +30,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from mnist_files import write_mnist  # noqa: E402
 
+from engine.runs.folder import read_jsonl  # noqa: E402
+
 TRAINCONSOLE = Path(sys.executable).with_name("trainconsole")
 ENV = {**os.environ, "TERM": "xterm-256color"}
 
 
 def cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([str(TRAINCONSOLE), *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.endswith("\n")]
 
 
 def row_shown(screen: str, epoch: int) -> bool:
@@ -100,12 +94,12 @@ def long_history(tmp: Path, epochs: int) -> tuple[Path, int]:
     started.check_returncode()
     run_dir = Path(json.loads(started.stdout)["run_dir"])
     begin = time.perf_counter()
-    while len(read_jsonl(run_dir / "metrics.jsonl")) < epochs:
+    while len(list(read_jsonl(run_dir / "metrics.jsonl"))) < epochs:
         if time.perf_counter() - begin > 900:
             raise RuntimeError(f"{run_dir}: fewer than {epochs} epochs in 15 minutes")
         time.sleep(0.5)
     cli("pause", str(run_dir), cwd=tmp).check_returncode()
-    last = read_jsonl(run_dir / "metrics.jsonl")[-1]["epoch"]
+    last = list(read_jsonl(run_dir / "metrics.jsonl"))[-1]["epoch"]
     print(f"[--] {run_dir.name}: paused after epoch {last} ({time.perf_counter() - begin:.0f} s)", file=sys.stderr)
     return run_dir, last
 
