@@ -29,7 +29,7 @@ from engine.runs.atomic import (
     write_all,
 )
 from engine.settings.config import SettingsError
-from engine.events import BatchProgressed, EpochCompleted, Event
+from engine.events import BatchProgressed, EpochCompleted, Event, RunFinished, RunPaused
 
 try:
     import fcntl
@@ -229,6 +229,7 @@ class RunRecorder:
             os.close(self.events)
             raise
         self._last_progress = 0.0
+        self._held: BatchProgressed | None = None  # the newest progress the throttle left out
 
     @staticmethod
     def _open(path: Path) -> int:
@@ -249,8 +250,15 @@ class RunRecorder:
     def on_event(self, event: Event) -> None:
         if isinstance(event, BatchProgressed):
             if event.time - self._last_progress < self.PROGRESS_EVERY_S:
+                self._held = event
                 return
-            self._last_progress = event.time
+            self._last_progress, self._held = event.time, None
+        elif isinstance(event, (RunPaused, RunFinished)) and self._held is not None:
+            # the position the run pauses or stops at is never thinned away: an attached console shows it
+            held, self._held = self._held, None
+            self._write(self.events, "events.jsonl", held.to_dict())
+        elif isinstance(event, EpochCompleted):
+            self._held = None
         if isinstance(event, EpochCompleted):
             self._write(self.metrics, "metrics.jsonl", event.metrics())
         self._write(self.events, "events.jsonl", event.to_dict())

@@ -349,10 +349,22 @@ class Trainer:
         seen_at_start = seen
         interval = PROGRESS_INTERVAL_S if self.progress_interval_s is None else self.progress_interval_s
         start = last_tick = time.perf_counter()
-        i = skip  # batches done
+        i = ticked = skip  # batches done, and done at the last BatchProgressed
+
+        def tick(now: float) -> float:
+            running = float(loss_sum) / max(seen, 1)  # the throttled tick is the only sync inside an epoch
+            rate = (seen - seen_at_start) / max(now - start, 1e-9)
+            self.emit(
+                BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running)
+            )
+            return running
+
         while True:
             # checked before the next batch is drawn: its augmentation may draw from the global RNG, saved below
             if control.stop_requested or control.paused:
+                if i > ticked:  # watchers see the exact batch the run pauses or stops at
+                    ticked = i
+                    tick(time.perf_counter())
                 if control.paused:
                     start += self._wait_paused(epoch, i)
                 if control.stop_requested:
@@ -380,12 +392,8 @@ class Trainer:
             correct += (out.argmax(1) == yb).sum()
             now = time.perf_counter()
             if now - last_tick >= interval or i == batches:
-                last_tick = now
-                running = float(loss_sum) / seen  # the throttled tick is the only sync inside an epoch
-                rate = (seen - seen_at_start) / max(now - start, 1e-9)
-                self.emit(
-                    BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running)
-                )
+                last_tick, ticked = now, i
+                running = tick(now)
                 if self.thread_follower is not None:
                     self._follow_free_cores(epoch)
                 if not math.isfinite(running) and self.settings.training.stop_on_nan:

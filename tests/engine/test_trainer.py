@@ -165,6 +165,33 @@ def test_stop_reports_stopped_and_saves_the_position(tmp_path, monkeypatch):
     assert list(read_jsonl(trainer.run_dir / "events.jsonl"))[-1]["status"] == "stopped"
 
 
+def test_the_batch_a_run_stops_at_is_reported_and_recorded_between_ticks(tmp_path, monkeypatch):
+    """A stop between two throttled ticks still tells watchers (and events.jsonl) the exact batch saved."""
+    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 1e9)  # no tick inside an epoch but its last batch
+    events = []
+    trainer = Trainer(make_settings(tmp_path, {"fused_step": False}), events.append, set_threads=False)
+    trainer.setup()
+    trainer.recorder.PROGRESS_EVERY_S = 1e9  # the recorder thins every tick after its first away
+    batches, calls = len(trainer.data.train), {"n": 0}
+
+    def stop_at_the_fifth_batch_of_epoch_2(module, args, output):
+        calls["n"] += module.training
+        if calls["n"] == batches + 5:
+            trainer.control.stop("test stop")
+
+    trainer.model.register_forward_hook(stop_at_the_fifth_batch_of_epoch_2)
+    final = trainer.run()
+    assert final.status == "stopped"
+    saved = load_checkpoint(trainer.run_dir / "checkpoints" / "last.pth")
+    ticks = [e for e in events if isinstance(e, BatchProgressed) and e.epoch == 2]
+    assert saved["epoch"] == 1 and [t.batch for t in ticks] == [saved["batch"]] and 0 < saved["batch"] < batches
+    recorded = list(read_jsonl(trainer.run_dir / "events.jsonl"))
+    assert [(e["type"], e.get("batch")) for e in recorded[-2:]] == [
+        ("BatchProgressed", saved["batch"]),
+        ("RunFinished", None),
+    ]
+
+
 def test_the_hot_loop_syncs_only_at_the_progress_tick(tmp_path, monkeypatch):
     """Host syncs (item/float/int/bool of a tensor) per epoch do not grow with the number of batches."""
     monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 1e9)  # only the epoch's last batch ticks
