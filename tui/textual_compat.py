@@ -7,15 +7,20 @@ behaviour relied on here changes, so an upgrade breaks a test, not the console.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from itertools import zip_longest
+from typing import Any, Callable, Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.style import Style
 from textual.app import App
 from textual.cache import LRUCache
 from textual.geometry import Size
+from textual.render import measure
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, OptionList
+from textual.widgets.data_table import DuplicateKey, Row, RowKey
+from textual.widgets._data_table import default_cell_formatter
 
 
 def guard_option_list_paging() -> None:
@@ -90,6 +95,51 @@ def update_scrollbars(widget: Widget, virtual_size: Size) -> None:
     """Resize the scrollbars to a new virtual size: what Widget does when its virtual size changes, less the layout
     of the whole screen it also asks for."""
     widget._scroll_update(virtual_size)
+
+
+def add_text_rows(table: DataTable, rows: Iterable[tuple[str, Sequence[str]]]) -> None:
+    """Add one-line rows of text cells, (key, cells) each, at the bottom of `table`: what `add_row` does for each,
+    at the cost of one.
+
+    `add_row` sets the cursor reactive for each row, and the next idle measures every cell of every new row; for a
+    history of a thousand epochs that was most of the first paint. Here each column is measured on its widest cells
+    only, and the idle update just sizes the table. Relies on DataTable's row bookkeeping (`_row_locations`, `_data`,
+    `rows`, `_update_count`), on `Column.content_width` being the width of a column's widest cell, and on
+    `_update_dimensions` sizing the table from `rows` when `_new_rows` is empty.
+    """
+    rows = [(RowKey(key), cells) for key, cells in rows]
+    columns = table.ordered_columns
+    keys = {key for key, _ in rows}
+    if len(keys) < len(rows) or any(key in table._row_locations for key in keys):
+        raise DuplicateKey("a row key is given twice or already in the table")
+    if any(len(cells) > len(columns) for _, cells in rows):
+        raise ValueError("More values provided than there are columns.")
+    was_empty = table.row_count == 0
+    for index, (key, cells) in enumerate(rows, start=table.row_count):
+        table._row_locations[key] = index
+        table._data[key] = {column.key: cell for column, cell in zip_longest(columns, cells)}
+        table.rows[key] = Row(key, 1)
+    console = table.app.console
+    for position, column in enumerate(columns):
+        cells = {cells[position] for _, cells in rows if position < len(cells)}
+        column.content_width = max(column.content_width, _widest(console, cells))
+    table._require_update_dimensions = True
+    table.cursor_coordinate = table.cursor_coordinate  # clamped, as add_row does
+    if was_empty and rows and columns and table.show_cursor and table.cursor_type != "none":
+        table._highlight_cursor()
+    table._update_count += 1
+    table.check_idle()
+
+
+def _widest(console: Any, cells: Iterable[str]) -> int:
+    """The width DataTable measures the widest of these cells at. Markup only makes a cell narrower than its
+    characters, so the cells are measured widest first until no other can be wider."""
+    widest = 0
+    for cell in sorted(cells, key=cell_len, reverse=True):
+        if cell_len(cell) <= widest:
+            break
+        widest = max(widest, measure(console, default_cell_formatter(cell, wrap=False, height=1), 1))
+    return widest
 
 
 def footer_has_keys(footer: Footer) -> bool:

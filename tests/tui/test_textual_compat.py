@@ -17,6 +17,7 @@ from textual.dom import DOMNode
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList
+from textual.widgets.data_table import DuplicateKey
 from textual_plotext import Plot, PlotextPlot
 
 from pilot_helpers import run
@@ -239,6 +240,58 @@ def test_update_scrollbars_sizes_the_scrollbar_to_the_virtual_size():
             assert table.show_vertical_scrollbar
             textual_compat.update_scrollbars(table, Size(table.virtual_size.width, 99))
             assert table.vertical_scrollbar.window_virtual_size == 99
+
+    run(scenario())
+
+
+def test_text_rows_added_at_once_leave_the_table_as_add_row_does():
+    """The same cells added row by row and in one batch: the same rows, column widths, size, cursor, highlight
+    message and drawn lines. Markup in a cell (narrower than its characters) and a short row included."""
+    cells = [(str(n), f"{n * 1.5:.2f}", "[b]x[/b]" if n == 3 else "wide" * (n % 3), "*" * (n % 2)) for n in range(40)]
+    cells[7] = cells[7][:2]
+
+    class Tables(App):
+        CSS = "DataTable { height: 12; }"
+
+        def compose(self):
+            yield DataTable(id="by-row")
+            yield DataTable(id="batch")
+
+        def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
+            highlighted.append((message.data_table.id, message.cursor_row))
+
+    highlighted: list = []
+
+    async def scenario():
+        app = Tables()
+        async with app.run_test(size=(60, 30)) as pilot:
+            by_row, batch = app.query_one("#by-row", DataTable), app.query_one("#batch", DataTable)
+            for table in (by_row, batch):
+                table.cursor_type = "row"
+                table.add_columns("n", "value", "text", "mark")
+            for first, last in ((0, 25), (25, 40)):  # into an empty table, then below rows already there
+                for n in range(first, last):
+                    by_row.add_row(*cells[n], key=f"row{n}")
+                textual_compat.add_text_rows(batch, [(f"row{n}", cells[n]) for n in range(first, last)])
+                await pilot.pause()
+                for table in (by_row, batch):
+                    table.move_cursor(row=table.row_count - 1)
+                await pilot.pause()
+                assert batch.row_count == by_row.row_count == last
+                assert [c.content_width for c in batch.ordered_columns] == [
+                    c.content_width for c in by_row.ordered_columns
+                ]
+                assert batch.virtual_size == by_row.virtual_size and batch.scroll_y == by_row.scroll_y > 0
+                assert batch.cursor_coordinate == by_row.cursor_coordinate
+                for y in range(batch.size.height):
+                    assert batch.render_line(y).text == by_row.render_line(y).text
+            assert highlighted and [row for id, row in highlighted if id == "batch"] == [
+                row for id, row in highlighted if id == "by-row"
+            ]
+            assert batch.get_row("row7") == [*cells[7], None, None]
+            with pytest.raises(DuplicateKey):
+                textual_compat.add_text_rows(batch, [("row40", ("40",)), ("row3", ("3",))])
+            assert batch.row_count == 40  # nothing added
 
     run(scenario())
 
