@@ -3,18 +3,22 @@ leaving the console leaves it training."""
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 from textual.widgets import Static
 
 from engine.events import EpochCompleted
 from engine.runs.commands import is_running
+from engine.runs.folder import read_jsonl
 from engine.runs.status import run_status
 from engine.training.control import RunControl
 from engine.training.trainer import Trainer
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.widgets.epoch_table import EpochTable
+from tui.widgets.metric_chart import MetricChart
 
 
 def test_a_finished_run_attached_shows_every_epoch_and_how_it_ended(tmp_path):
@@ -30,6 +34,52 @@ def test_a_finished_run_attached_shows_every_epoch_and_how_it_ended(tmp_path):
             assert await wait_for(pilot, lambda: screen.outcome == "completed")
             assert screen.query_one(EpochTable).row_count == 4 and screen.history.epochs == [1, 2, 3, 4]
             assert "Run finished" in str(screen.query_one("#run-status", Static).render())
+
+    run(scenario())
+
+
+def _lengthened(run_dir: Path, epochs: int) -> None:
+    """A finished run's history made `epochs` long: its last epoch's records repeated with the numbers and losses of
+    each new epoch (training that many epochs would take the test minutes)."""
+    events = list(read_jsonl(run_dir / "events.jsonl"))
+    rows = list(read_jsonl(run_dir / "metrics.jsonl"))
+    last_epoch = [e for e in events if e["type"] == "EpochCompleted"][-1]
+    started = next(e for e in events if e["type"] == "RunStarted")
+    finished = {**events[-1], "epochs_completed": epochs, "best_epoch": epochs}
+    losses = [{"epoch": n, "train_loss": 1 / n, "val_loss": 1.5 / n} for n in range(1, epochs + 1)]
+    lines = [started, *({**last_epoch, **loss, "epochs": epochs} for loss in losses), finished]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines), encoding="utf-8")
+    records = "".join(json.dumps({**rows[-1], **loss}) + "\n" for loss in losses)
+    (run_dir / "metrics.jsonl").write_text(records, encoding="utf-8")
+
+
+def test_a_long_history_attached_holds_every_epoch_and_shows_the_last(tmp_path):
+    settings = tiny_settings(tmp_path, epochs=3)
+    trainer = Trainer(settings, set_threads=False)
+    trainer.run()
+    epochs = 1_200
+    _lengthened(trainer.run_dir, epochs)
+
+    def shown(table: EpochTable) -> list[str]:
+        return [str(table.render_line(y).text).split()[:1] for y in range(table.size.height)]
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await app.attach_run(trainer.run_dir)
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.outcome == "completed")
+            table = screen.query_one(EpochTable)
+            await pilot.pause()
+            assert [table.get_row_at(i)[0] for i in range(table.row_count)] == [str(n) for n in range(1, epochs + 1)]
+            assert table.get_row(str(epochs))[1] == f"{1 / epochs:.4f}"
+            assert table.cursor_row == epochs - 1 and table.scroll_y == table.max_scroll_y > 0
+            assert [str(epochs)] in shown(table)  # the newest epoch is on the screen
+            assert screen.history.epochs == list(range(1, epochs + 1))
+            assert screen.query_one("#loss-chart", MetricChart).epochs == list(range(1, epochs + 1))
+            await pilot.press("ctrl+home")  # scrolling up reaches the first epoch
+            await pilot.pause()
+            assert table.cursor_row == 0 and ["1"] in shown(table)
 
     run(scenario())
 
