@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train in a process of its own that outlives this terminal; returns at once",
     )
+    run.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train data-parallel in N processes on this machine (through torchrun; device.processes)",
+    )
     run.add_argument("--into", default=None, help=argparse.SUPPRESS)  # a detached run's folder, made by its starter
     run.add_argument("--code-folder", default=None, help=argparse.SUPPRESS)  # where a detached run finds user modules
     run.add_argument(
@@ -216,10 +223,13 @@ def cmd_run(args) -> int:
     from engine.printers import EpochPrinter, JsonPrinter
     from engine.events import RunFailed
     from engine.runs.resume import resume_settings
+    from engine.training.distributed import from_environment, under_launcher
     from engine.training.trainer import RunControl, Trainer
     from engine.settings.user_code import named_imports, set_code_folder
 
     path = _settings_path(args)
+    if args.processes is not None:  # the same as --set: checked with the settings, passed on to the workers
+        args.overrides.append(f"device.processes={args.processes}")
     settings = load_settings(path, args.overrides)
     set_code_folder(Path(args.code_folder) if args.code_folder else Path(path).resolve().parent)
     resume_from = None
@@ -231,10 +241,16 @@ def cmd_run(args) -> int:
     if args.detach:  # everything above is checked before the process starts: a bad file is still exit 2, here
         return cli_runs.start_detached(args, settings, resume_from)
 
+    group = from_environment()
+    if settings.device.processes > 1 and not under_launcher():
+        from engine.launch import launch, worker_args
+
+        return launch(settings.device.processes, worker_args(args, resume_from))
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
     control = RunControl()
     output = _TerminalSafe(printer)
-    trainer = Trainer(settings, output, control, resume_from=resume_from, into=args.into)
+    # only rank 0 prints: the others' output would repeat its lines
+    trainer = Trainer(settings, output if group.is_main else (), control, resume_from=resume_from, into=args.into)
     interrupted = {"signal": None}
 
     def on_signal(signum, frame):
@@ -252,6 +268,8 @@ def cmd_run(args) -> int:
         try:
             trainer.setup()
         except Exception as e:
+            if not group.is_main:  # rank 0 met or heard of the same error, and says it once
+                return EXIT_USAGE
             if args.into:  # a detached run: nobody reads its stderr, so its folder records why it did not start
                 cli_runs.record_setup_failure(Path(args.into), e)
             raise

@@ -223,12 +223,18 @@ def free_cores(window_s: float = 0.1) -> int:
 PARALLEL_STEP_FLOPS = 300e6
 
 
-def choose_threads(requested: int = 0, reserve: int = 0, step_flops: float | None = None) -> int:
-    """Threads for torch's intra-op pool: the request; else 1 for small steps; else the free cores less `reserve`."""
+def choose_threads(requested: int = 0, reserve: int = 0, step_flops: float | None = None, sharing: int = 1) -> int:
+    """Threads for torch's intra-op pool: the request; else 1 for small steps; else the free cores less `reserve`.
+
+    `sharing` processes of one run on this machine (torchrun's) split its cores: each would count the
+    others, loading at the same moment, as busy.
+    """
     if requested > 0:
         return requested
     if step_flops is not None and step_flops < PARALLEL_STEP_FLOPS:
         return 1
+    if sharing > 1:
+        return max(1, len(_allowed_cpus()) // sharing)
     return max(1, free_cores() - reserve)
 
 

@@ -60,6 +60,8 @@ class RunStarted(Event):
     epochs: int
     threads: int
     step: str = "autograd"  # how a batch's step runs: "autograd" or the fused MLP step (engine.training.steps)
+    processes: int = 1  # the run's world size: torchrun's processes on all machines (engine.training.distributed)
+    note: str = ""  # what the user should know about this start (a resume that restarts its epoch)
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,15 @@ class EpochPrinter:
             print(f"Run folder : {event.run_dir}{resumed}", file=self.out)
             print(
                 f"Device     : {event.device} ({event.device_name}), {event.precision}, "
-                f"{event.threads} CPU thread{'s' * (event.threads != 1)}",
+                f"{event.threads} CPU thread{'s' * (event.threads != 1)}"
+                + (f" per process, {event.processes} processes (DDP)" if event.processes > 1 else ""),
                 file=self.out,
             )
             print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
             print(f"Data       : {event.data_path}", file=self.out)
             print(f"Step       : {event.step}", file=self.out)
+            if event.note:
+                print(f"Note       : {event.note}", file=self.out)
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
         elif isinstance(event, ThreadsChanged):

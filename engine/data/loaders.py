@@ -8,6 +8,12 @@ epoch, `num_samples`, iteration yields `(x, y)`):
   seeded permutation; augmentation is done batched on the device.
 - `LoaderBatches`: a `DataLoader` over a per-sample `Dataset`, for data that
   does not fit in memory or when `in_memory = "false"`.
+
+In a run of several processes (engine.training.distributed) each rank takes every world-th sample of the
+epoch's order: `data.batch_size` is per process. Every rank draws the same seeded order, so each epoch
+has a new one and the ranks' batches together are the batch a single process would take at
+`world x batch_size`. The training split drops its last `n % world` samples of the epoch (a different few
+each epoch) so that every rank steps the same number of times; validation counts every sample once.
 """
 
 from __future__ import annotations
@@ -17,12 +23,40 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from engine.settings.config import DataSettings
 from engine.data.augment import random_shift
 from engine.data.preprocessing import Preprocessing, fit
 from engine.data.sources import FLOAT_BYTES_LIMIT, DataError, Source, load_source
+
+
+def shard_positions(n: int, rank: int, world: int, *, train: bool) -> range:
+    """Where this rank's samples lie in an epoch's order of n."""
+    if world == 1:
+        return range(n)
+    return range(rank, n - n % world if train else n, world)
+
+
+class ShardSampler(Sampler[int]):
+    """A DataLoader's indices for one rank: the shared seeded order (train) or the split's order, every world-th."""
+
+    def __init__(self, n: int, rank: int, world: int, *, shuffle: bool, generator: torch.Generator | None):
+        self.n, self.shuffle, self.generator = n, shuffle, generator
+        self.positions = shard_positions(n, rank, world, train=shuffle)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __iter__(self) -> Iterator[int]:
+        # draws from `generator` as RandomSampler does (a generator function: after the DataLoader's own draw; and
+        # a second, empty, permutation at the end), so that 1 and N processes see the same orders epoch after epoch
+        if not self.shuffle:
+            yield from self.positions
+            return
+        order = torch.randperm(self.n, generator=self.generator)
+        yield from order[self.positions.start : self.positions.stop : self.positions.step].tolist()
+        torch.randperm(self.n, generator=self.generator)
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -47,6 +81,7 @@ class TensorBatches:
         mean: torch.Tensor | None = None,
         std: torch.Tensor | None = None,
         augment: dict[str, Any] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
         self.x, self.y = x, y
         self.batch_size = batch_size
@@ -54,13 +89,16 @@ class TensorBatches:
         self.generator = generator
         self.mean, self.std = mean, std  # set only when x is uint8: normalised per batch
         self.augment = augment
+        self.rank, self.world = shard
+        self.positions = shard_positions(len(y), self.rank, self.world, train=shuffle)
 
     def __len__(self) -> int:
-        return len(batch_bounds(len(self.y), self.batch_size))
+        return len(batch_bounds(len(self.positions), self.batch_size))
 
     @property
     def num_samples(self) -> int:
-        return len(self.y)
+        """Samples an epoch takes, on all ranks together."""
+        return len(self.positions) * self.world if self.shuffle else len(self.y)
 
     def _prepare(self, xb: torch.Tensor) -> torch.Tensor:
         if self.mean is not None:
@@ -70,11 +108,16 @@ class TensorBatches:
         return xb
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.y)
+        n, p = len(self.y), self.positions
         order = None
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device, non_blocking=True)
-        for start, end in batch_bounds(n, self.batch_size):
+            order = torch.randperm(n, generator=self.generator)
+            if self.world > 1:
+                order = order[p.start : p.stop : p.step]
+            order = order.to(self.x.device, non_blocking=True)
+        elif self.world > 1:
+            order = torch.arange(p.start, p.stop, p.step).to(self.x.device)
+        for start, end in batch_bounds(len(p), self.batch_size):
             if order is None:
                 xb, yb = self.x[start:end], self.y[start:end]
             else:
@@ -95,13 +138,22 @@ class LoaderBatches:
         generator: torch.Generator | None,
         num_workers: int,
         pin_memory: bool,
+        shard: tuple[int, int] = (0, 1),
     ):
+        rank, self.world = shard
+        sampler = None
+        n = len(dataset)  # type: ignore[arg-type]
+        if self.world > 1:
+            sampler = ShardSampler(n, rank, self.world, shuffle=shuffle, generator=generator)
+            n = len(sampler)
+        self.shuffle = shuffle
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             # A last training batch of one sample would break BatchNorm: drop it (a different one each epoch).
-            drop_last=shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1,  # type: ignore[arg-type]
+            drop_last=shuffle and n > batch_size and n % batch_size == 1,
             generator=generator,
             num_workers=num_workers,
             pin_memory=pin_memory,
@@ -114,7 +166,9 @@ class LoaderBatches:
 
     @property
     def num_samples(self) -> int:
-        return len(self.loader.dataset)  # type: ignore[arg-type]
+        """Samples an epoch takes, on all ranks together."""
+        n = len(self.loader.dataset)  # type: ignore[arg-type]
+        return n - n % self.world if self.shuffle else n
 
     def __iter__(self):
         return iter(self.loader)
@@ -201,10 +255,12 @@ def build_data(
     *,
     augment: bool | None = None,
     fitted: Preprocessing | dict | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> DataBundle:
     """Load the dataset named in `settings` and make train and validation batches on `device`.
 
     The preprocessing is fitted on the training split, or is `fitted` (a checkpoint's: eval and resume).
+    `shard` = (rank, world): this process's share of each epoch in a run of several processes.
     """
     if isinstance(fitted, dict):
         fitted = Preprocessing.from_state(fitted)
@@ -238,9 +294,17 @@ def build_data(
         tx, tm, ts = _to_device_split(tx, prep, device)
         vx, vm, vs = _to_device_split(vx, prep, device)
         train = TensorBatches(
-            tx, ty.to(device), settings.batch_size, shuffle=True, generator=generator, mean=tm, std=ts, augment=aug
+            tx,
+            ty.to(device),
+            settings.batch_size,
+            shuffle=True,
+            generator=generator,
+            mean=tm,
+            std=ts,
+            augment=aug,
+            shard=shard,
         )
-        val = TensorBatches(vx, vy.to(device), settings.eval_batch_size, shuffle=False, mean=vm, std=vs)
+        val = TensorBatches(vx, vy.to(device), settings.eval_batch_size, shuffle=False, mean=vm, std=vs, shard=shard)
         how = f"in-memory tensors on {device.type} ({'uint8, normalised per batch' if tm is not None else 'float32'})"
         if aug:
             how += ", batched augmentation on the device"
@@ -255,6 +319,7 @@ def build_data(
             generator=generator,
             num_workers=settings.num_workers,
             pin_memory=pin,
+            shard=shard,
         )
         val = LoaderBatches(
             val_ds,
@@ -263,10 +328,13 @@ def build_data(
             generator=None,
             num_workers=settings.num_workers,
             pin_memory=pin,
+            shard=shard,
         )
         how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
         if augment and src.is_image:
             how += ", per-sample augmentation"
+    if shard[1] > 1:
+        how += f"; sharded across {shard[1]} processes (batch_size {settings.batch_size} per process)"
     notes = "".join(f"; {note}" for note in src.notes)
     description = (
         f"{src.name}: {train.num_samples} train / {val.num_samples} val samples, "

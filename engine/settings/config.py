@@ -33,6 +33,7 @@ from engine.settings.rules import (
     SYNTHETIC_OPTIONS,
     SettingsError,
     THREADS_MAX,
+    PROCESSES_MAX,
     _check_synthetic_values,
     _check_value,
     _shown,
@@ -86,6 +87,12 @@ class DeviceSettings:
         "CPU threads for torch (0: choose from the free cores); fewer while other processes take cores.",
         min=0,
         max=THREADS_MAX,
+    )
+    processes: int = _f(
+        1,
+        "Processes training data-parallel on this machine (through torchrun); batch_size is per process.",
+        min=1,
+        max=PROCESSES_MAX,
     )
 
 

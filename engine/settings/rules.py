@@ -31,6 +31,7 @@ SEED_MAX = 2**32 - 1  # numpy's seeds stop here (torch's at 2**64 - 1)
 
 
 THREADS_MAX = 1024
+PROCESSES_MAX = 256  # processes per machine: more than any machine has GPUs or useful CPU shares
 
 
 SIZE_MAX, LAYERS_MAX = 65_536, 64  # model.hidden and model.channels: widths and how many

@@ -49,3 +49,7 @@ class RunControl:
 
     def wait_while_paused(self, timeout: float = 0.2) -> None:
         self._running.wait(timeout)
+
+    def wait_for_stop(self, timeout: float) -> None:
+        """Sleep up to `timeout`, waking at a stop."""
+        self._stop.wait(timeout)

@@ -53,6 +53,7 @@ class TrainingParts:
     generator: torch.Generator  # the data order's
     state: RunState
     preprocessing: Any = None  # engine.data.preprocessing.Preprocessing: eval and resume apply the same one
+    world_size: int = 1  # processes training together (engine.training.distributed)
 
 
 def stored_preprocessing(c: Any) -> dict[str, Any] | None:
@@ -108,6 +109,27 @@ def restore(parts: TrainingParts, c: dict[str, Any], source: str) -> dict[str, A
         # data_epoch_start, not data: a stop before the epoch's first batch saved data after its shuffle was drawn
         parts.generator.set_state(rng.get("data_epoch_start", rng["data"]))
     return None
+
+
+def restart_epoch_if_resharded(
+    parts: TrainingParts, c: dict[str, Any], partial: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, str]:
+    """A checkpoint saved mid-epoch by another number of processes: that epoch starts again from its beginning.
+
+    Its position counts batches of a different shard size, so no batch boundary here matches it; the epoch's
+    data order is drawn again from the same state, and its first batches are trained again. Returns the
+    position to continue from and a note for the user ("" when nothing changed).
+    """
+    saved = int(c.get("world_size", 1))
+    if partial is None or saved == parts.world_size:
+        return partial, ""
+    parts.generator.set_state(partial["data_epoch_start"])
+    set_global_rng(partial["rng"], parts.device)
+    return None, (
+        f"the checkpoint stopped at batch {partial['batch']} of epoch {int(c['epoch']) + 1} with {saved} "
+        f"process{'es' * (saved != 1)}; with {parts.world_size} that position does not exist, "
+        f"so epoch {int(c['epoch']) + 1} starts again from its beginning"
+    )
 
 
 def _check_settings_fit(settings: Any, c: dict[str, Any], source: str) -> None:
@@ -193,5 +215,6 @@ def make_checkpoint(
         "partial": partial or {},
         "settings": parts.settings.to_dict(),
         "preprocessing": parts.preprocessing.state() if parts.preprocessing is not None else None,
+        "world_size": parts.world_size,
         "torch_version": str(torch.__version__),
     }

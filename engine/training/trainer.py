@@ -28,6 +28,7 @@ from engine.training.control import RunControl
 from engine.data.loaders import DataBundle, build_data
 from engine.device import CoreWatch, choose_threads, device_name, resolve_device, training_step_flops
 from engine.training.diagnostics import diagnose, overfitting_onset
+from engine.training.distributed import Collectives, Group, device_for, from_environment, join, leave
 from engine.events import (
     BatchProgressed,
     CheckpointSaved,
@@ -60,6 +61,9 @@ from engine.training.snapshot import HISTORY_KEYS, RunState, TrainingParts
 from engine.training.steps import autocast, build_step, resolve_precision
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
+# in a run of several processes the ranks agree on stop, pause and NaN every this many batches (one small
+# collective); a stop takes effect within as many batches
+SYNC_EVERY = 8
 
 
 def seed_everything(seed: int) -> None:
@@ -89,8 +93,10 @@ class Trainer:
         progress_interval_s: float | None = None,
         follow_free_cores: bool | None = None,
         into: str | Path | None = None,
+        group: Group | None = None,
     ):
         self.settings = settings
+        self.group = group or from_environment()  # this process's rank among torchrun's (a group of one without it)
         self.progress_interval_s = (
             progress_interval_s  # None: PROGRESS_INTERVAL_S; a listener that draws less often asks for less
         )
@@ -105,6 +111,8 @@ class Trainer:
         self.into = Path(into) if into else None  # a run folder made for this run beforehand (a detached run's)
         self.set_threads = set_threads
         self.recorder: RunRecorder | None = None
+        self.ready = False
+        self.note = ""  # for RunStarted: what the user should know about this start
         self.run_dir: Path | None = None
         self.state = RunState()
         self._partial: dict[str, Any] | None = None
@@ -121,25 +129,61 @@ class Trainer:
 
     # -- set-up ---------------------------------------------------------------
     def setup(self) -> None:
-        """Everything that can fail because of the settings: raises SettingsError or CheckpointError."""
+        """Everything that can fail because of the settings: raises SettingsError or CheckpointError.
+
+        In a run of several processes every rank sets up, and only rank 0 takes the run folder; a rank whose
+        set-up failed makes every rank raise, so that none waits for it in a collective.
+        """
+        self.device = device_for(self.group, resolve_device(self.settings.device.device))
+        join(self.group, self.device)
+        self.collectives = Collectives(self.group, self.device)
+        error: BaseException | None = None
+        try:
+            self._setup()
+        except BaseException as e:
+            error = e
+        failures = self.collectives.gather(str(error) if error is not None else None)
+        failed = [(rank, text) for rank, text in enumerate(failures) if text is not None]
+        if failed and error is None:
+            self.close()
+            rank, text = failed[0]  # rank 0 says why another rank could not start: only rank 0 prints
+            error = SettingsError(f"process {rank} of {self.group.world_size}: {text}")
+        if error is not None:
+            leave(self.group)
+            raise error
+        self.run_dir = self.collectives.from_main(self.run_dir)
+        self.ready = True
+
+    def _setup(self) -> None:
         # the run's record (settings.toml, checkpoints) names its data by absolute paths: eval and resume work anywhere
         s = self.settings = self.settings.with_resolved_paths()
-        self.device = resolve_device(s.device.device)
+        group = self.group
         self.amp_dtype, self.precision = resolve_precision(s.training.precision, self.device)
         seed_everything(s.run.seed)
         checkpoint = ck.load_checkpoint(self.resume_from) if self.resume_from else None
         # a resume applies the preprocessing its checkpoint recorded, not one fitted again on today's files
         fitted = snapshot.stored_preprocessing(checkpoint)
-        self.data: DataBundle = build_data(s.data, s.run.seed, self.device, fitted=fitted)
+        shard = (group.rank, group.world_size)
+        self.data: DataBundle = build_data(s.data, s.run.seed, self.device, fitted=fitted, shard=shard)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
-        self.forward = torch.compile(self.model) if s.training.compile else self.model
+        self.forward = self.eval_forward = torch.compile(self.model) if s.training.compile else self.model
+        if group.active:  # DDP broadcasts rank 0's weights now and averages the gradients in each backward
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.model, device_ids=ids)
+            if s.training.compile:
+                self.forward = torch.compile(self.forward)
+            if s.run.seed >= 0:  # dropout draws differ between ranks, as their samples do
+                torch.manual_seed(s.run.seed + group.rank)
         self.threads = torch.get_num_threads()
         if self.set_threads and self.device.type == "cpu":
             sample = torch.zeros((1, *self.data.in_shape), device=self.device)
             flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
-            self.threads = choose_threads(s.device.threads, step_flops=flops)
+            self.threads = choose_threads(s.device.threads, step_flops=flops, sharing=group.local_world_size)
             torch.set_num_threads(self.threads)
         follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
+        follow = follow and not group.active  # the ranks on a machine would take each other for busy processes
         if follow and self.device.type == "cpu" and self.threads > 1:  # `device.threads` is then the most it uses
             self.thread_follower = ThreadFollower(CoreWatch(self.threads))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
@@ -156,7 +200,7 @@ class Trainer:
             self.device,
             grad_clip=s.training.grad_clip,
             label_smoothing=s.training.label_smoothing,
-            fused=s.training.fused_step,
+            fused=s.training.fused_step and not group.active,  # DDP reduces the gradients autograd makes
         )
         self.parts = TrainingParts(
             s,
@@ -168,15 +212,19 @@ class Trainer:
             self.data.generator,
             self.state,
             self.data.preprocessing,
+            group.world_size,
         )
         if checkpoint is not None:
             self._partial = snapshot.restore(self.parts, checkpoint, str(self.resume_from))
+            self._partial, self.note = snapshot.restart_epoch_if_resharded(self.parts, checkpoint, self._partial)
             if self.state.epoch >= s.training.epochs:
                 raise SettingsError(
                     f"{self.resume_from}: the run already trained {self.state.epoch} epochs "
                     f"and training.epochs = {s.training.epochs}; "
                     f"raise it to train longer (e.g. --set training.epochs={self.state.epoch + 10})"
                 )
+        if not group.is_main:  # rank 0 alone writes the run folder
+            return
         in_run_folder = self.resume_from is not None and self.resume_from.parent.name == "checkpoints"
         # a checkpoint copied out of its run folder continues in a new folder, never in its parent
         if in_run_folder:
@@ -206,6 +254,8 @@ class Trainer:
             raise
 
     def _save(self, obj: Any, name: str, kind: str) -> None:
+        if not self.group.is_main:
+            return
         path = checkpoints_dir(self.run_dir) / name  # checked at each save: the folder may have been swapped for a link
         ck.atomic_save(obj, path)
         monitor = self.settings.training.monitor
@@ -214,6 +264,8 @@ class Trainer:
         self.emit(CheckpointSaved(self.state.epoch, str(path), kind, monitor, value))
 
     def _save_epoch_checkpoints(self, is_best: bool) -> None:
+        if not self.group.is_main:
+            return
         if is_best:
             self._save(self.model.state_dict(), "best.pth", "best")
         full = snapshot.make_checkpoint(self.parts)
@@ -233,7 +285,7 @@ class Trainer:
 
         Bad settings raise SettingsError/CheckpointError before anything is written.
         """
-        if self.recorder is None:
+        if not self.ready:
             self.setup()
         started = time.perf_counter()
         self._epochs_before = self.state.epoch
@@ -262,6 +314,9 @@ class Trainer:
             self._emit_final(final)
         finally:
             self.close()
+            if isinstance(final, RunFinished):  # every rank has ended the same way: none is left in a collective
+                self.collectives.barrier()
+            leave(self.group)
         return final
 
     def _emit_final(self, final: Event) -> None:
@@ -292,6 +347,8 @@ class Trainer:
                 s.training.epochs,
                 self.threads,
                 self.step.description,
+                self.group.world_size,
+                self.note,
             )
         )
 
@@ -311,7 +368,7 @@ class Trainer:
                 decision = policy.after_epoch(self.state, epoch)
                 if decision is not None:
                     return decision.status, decision.reason
-            if self.control.stop_requested:
+            if self.collectives.any(self.control.stop_requested)[0]:
                 return "stopped", self.control.reason or "stopped"
         return "completed", f"trained {s.epochs} epoch{'s' * (s.epochs != 1)}"
 
@@ -324,7 +381,8 @@ class Trainer:
 
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
-        model, step, device, control = self.model, self.step, self.device, self.control
+        model, step, device, control, group = self.model, self.step, self.device, self.control, self.group
+        stop_on_nan = self.settings.training.stop_on_nan
         per_batch_scheduler = self.settings.training.scheduler == "onecycle"
         batches = len(self.data.train)
         epoch = self.state.epoch + 1
@@ -335,9 +393,11 @@ class Trainer:
         partial, self._partial = self._partial, None
         if partial is not None:
             self.data.generator.set_state(partial["data_epoch_start"])
-            loss_sum += partial["loss_sum"]
-            correct += partial["correct"]
-            seen, skip, elapsed_before = partial["seen"], partial["batch"], partial["seconds"]
+            skip, elapsed_before = partial["batch"], partial["seconds"]
+            if group.is_main:  # the sums of all ranks so far: counted once when the ranks' sums are added up
+                loss_sum += partial["loss_sum"]
+                correct += partial["correct"]
+                seen = partial["seen"]
         epoch_start = self.data.generator.get_state()
         batches_iter = iter(self.data.train)
         if (
@@ -353,7 +413,7 @@ class Trainer:
 
         def tick(now: float) -> float:
             running = float(loss_sum) / max(seen, 1)  # the throttled tick is the only sync inside an epoch
-            rate = (seen - seen_at_start) / max(now - start, 1e-9)
+            rate = (seen - seen_at_start) * group.world_size / max(now - start, 1e-9)  # all ranks, as rank 0's pace
             self.emit(
                 BatchProgressed(epoch, i, batches, rate, (batches - i) * (now - start) / max(i - skip, 1), running)
             )
@@ -361,17 +421,27 @@ class Trainer:
 
         while True:
             # checked before the next batch is drawn: its augmentation may draw from the global RNG, saved below
-            if control.stop_requested or control.paused:
+            stop, paused = control.stop_requested, control.paused
+            if group.active:  # ranks act on what they agree on, at the same batch
+                stop = paused = False
+                if (i - skip) % SYNC_EVERY == 0:
+                    nan = stop_on_nan and i > skip and not bool(torch.isfinite(loss_sum))
+                    stop, paused, nan = self.collectives.any(control.stop_requested, control.paused, nan)
+                    if nan:
+                        break  # the epoch ends now on every rank and is reported as NaN
+            if stop or paused:
                 if i > ticked:  # watchers see the exact batch the run pauses or stops at
                     ticked = i
                     tick(time.perf_counter())
-                if control.paused:
-                    start += self._wait_paused(epoch, i)
-                if control.stop_requested:
+                if paused:
+                    waited, stop = self._wait_paused(epoch, i)
+                    start += waited
+                if stop:
+                    loss_total, correct_total, seen_total = self.collectives.sums(loss_sum, correct, seen)
                     partial = {
-                        "loss_sum": float(loss_sum),
-                        "correct": int(correct),
-                        "seen": seen,
+                        "loss_sum": loss_total,
+                        "correct": int(correct_total),
+                        "seen": int(seen_total),
                         "seconds": elapsed_before + time.perf_counter() - start,
                     }
                     self._save(snapshot.make_checkpoint(self.parts, i, partial, epoch_start), "last.pth", "last")
@@ -396,24 +466,30 @@ class Trainer:
                 running = tick(now)
                 if self.thread_follower is not None:
                     self._follow_free_cores(epoch)
-                if not math.isfinite(running) and self.settings.training.stop_on_nan:
+                if not math.isfinite(running) and stop_on_nan and not group.active:
                     break  # the epoch ends now and is reported as NaN
         seconds = elapsed_before + time.perf_counter() - start
+        loss_sum, correct, seen = self.collectives.sums(loss_sum, correct, seen)  # as sums and counts: exact
         if seen == 0:
             return float("nan"), 0.0, 0.0
-        return float(loss_sum) / seen, int(correct) / seen, seen / max(seconds, 1e-9)
+        return loss_sum / seen, correct / seen, seen / max(seconds, 1e-9)
 
-    def _wait_paused(self, epoch: int, batch: int) -> float:
-        """Block while paused; the seconds it waited, which the epoch's time and samples/s leave out."""
+    def _wait_paused(self, epoch: int, batch: int) -> tuple[float, bool]:
+        """Block while paused (on any rank); the seconds it waited, which the epoch's time leaves out, and a stop."""
         started = time.perf_counter()
         self.emit(RunPaused(epoch, batch))
-        while self.control.paused:
-            self.control.wait_while_paused()
-        if not self.control.stop_requested:
+        control, paused, stop = self.control, True, False
+        while paused:
+            if control.paused:
+                control.wait_while_paused()
+            else:  # another rank is paused: this one waits with it, and checks again with the others
+                control.wait_for_stop(0.2)
+            stop, paused = self.collectives.any(control.stop_requested, control.paused)
+        if not stop:
             self.emit(RunResumed(epoch, batch))
         waited = time.perf_counter() - started
         self._paused_s += waited
-        return waited
+        return waited, stop
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -425,12 +501,13 @@ class Trainer:
         for xb, yb in self.data.val:
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
             with autocast(self.device, self.amp_dtype):
-                out = self.forward(xb)
+                out = self.eval_forward(xb)  # not through DDP: ranks hold different numbers of validation batches
                 loss = self.criterion(out, yb)
             loss_sum += loss.float() * yb.shape[0]
             correct += (out.argmax(1) == yb).sum()
             seen += yb.shape[0]
-        return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
+        loss_sum, correct, seen = self.collectives.sums(loss_sum, correct, seen)  # each rank its share, once
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def _improved(self, value: float) -> bool:
         if not math.isfinite(value):

@@ -314,7 +314,7 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
 
 
 def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_does_not(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "choose_threads", lambda requested, step_flops=None: requested or 2)
+    monkeypatch.setattr(trainer_module, "choose_threads", lambda requested, **_: requested or 2)
     try:
         watched = {}
         for name, threads in (("auto", 0), ("fixed", 2), ("one", 1)):

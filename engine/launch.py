@@ -1,0 +1,57 @@
+"""`trainconsole run --processes N`: the same run as `torchrun --standalone --nproc_per_node=N -m engine run ...`.
+
+torchrun's own launcher (torch.distributed.run) starts the N workers, each in its own session, and
+forwards SIGINT, SIGTERM and SIGHUP to them: each stops at the next batch boundary the ranks agree on,
+and rank 0 saves last.pth. What torchrun reports as a failed child is read back here as the run's exit
+code (130 for a stopped run, 1 for a failed one), without its report of a "failure" that was a stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+
+
+def worker_args(args, resume_from: Path | None) -> list[str]:
+    """`run`'s arguments for each worker: the settings as checked here, and where rank 0 records the run."""
+    out = ["-c", str(Path(args.config_run or args.config).resolve())] if (args.config_run or args.config) else []
+    for text in args.overrides:
+        out += ["--set", text]
+    if resume_from is not None:
+        out += ["--resume", str(resume_from.resolve())]
+    for path in args.allowed:
+        out += ["--allow-import", path]
+    if args.code_folder:
+        out += ["--code-folder", str(Path(args.code_folder).resolve())]
+    if args.json:
+        out.append("--json")
+    if args.into:
+        out += ["--into", str(args.into)]
+    return out
+
+
+def launch(processes: int, run_args: list[str]) -> int:
+    """Run `python -m engine run RUN_ARGS` in `processes` workers on this machine; the run's exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    # torchrun's agent logs its rendezvous, each worker's start and the signal it forwards; the run's own lines
+    # are what the user reads
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    # each worker chooses its threads (engine.device.choose_threads); this only keeps torchrun from warning
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    argv = ["--standalone", f"--nproc-per-node={processes}", "--max-restarts=0", "-m", "engine", "run", *run_args]
+    try:
+        run(parse_args(argv))
+    except ChildFailedError as e:
+        codes = {failure.exitcode for failure in e.failures.values()}
+        return EXIT_INTERRUPTED if codes == {EXIT_INTERRUPTED} else max(EXIT_FAILED, min(codes - {EXIT_INTERRUPTED}))
+    except SignalException:  # the workers had the signal too, and ended as a stopped run does
+        return EXIT_INTERRUPTED
+    return 0
