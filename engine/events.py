@@ -82,6 +82,7 @@ class ThreadsChanged(Event):
     threads: int
     previous: int
     busy_elsewhere: float  # cores' worth of CPU other processes used in the last window
+    reason: str = ""  # why, when other processes were not it: the first steps' timing (ThreadTrial)
 
 
 # The record of one epoch: a line of metrics.jsonl, a row of the console's table, a point of its charts, a

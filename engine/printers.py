@@ -128,12 +128,13 @@ class EpochPrinter:
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
         elif isinstance(event, ThreadsChanged):
-            why = (
+            why = event.reason or (
                 f"other processes took {event.busy_elsewhere:.1f} cores"
                 if event.threads < event.previous
                 else "cores free again"
             )
-            print(f"Threads    : {event.previous} -> {event.threads} in epoch {event.epoch} ({why})", file=self.out)
+            change = f"{event.previous} -> {event.threads}" if event.previous != event.threads else event.threads
+            print(f"Threads    : {change} in epoch {event.epoch} ({why})", file=self.out)
         elif isinstance(event, RunFinished):
             best = (
                 f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 import torch
 
@@ -137,6 +138,45 @@ class Collectives:
         box = [value]
         dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
         return box[0]
+
+    def data_parallel(self, model: torch.nn.Module, fused: bool, compile: bool) -> tuple[Callable, Callable | None]:
+        """The forward a training step calls, and for the fused MLP step the averaging of its gradients.
+
+        Autograd steps go through DistributedDataParallel, which starts every rank from rank 0's weights and
+        averages the gradients in each backward. The fused step writes its gradients itself: they are
+        averaged in one collective (`gradient_averager`), and the plain model is its forward.
+        """
+        if fused:
+            return model, self.gradient_averager(list(model.parameters()))
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        forward: Callable = DistributedDataParallel(model, device_ids=ids)
+        return (torch.compile(forward) if compile else forward), None
+
+    def gradient_averager(self, params: list[torch.Tensor]) -> Callable[[], None]:
+        """For a step that writes its gradients itself (the fused MLP step): their mean over the ranks, in place.
+
+        Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step. The ranks
+        start from rank 0's weights, as DDP's do.
+        """
+        import torch.distributed as dist
+
+        flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
+        weights = torch.nn.utils.parameters_to_vector(params)
+        dist.broadcast(weights, src=0)
+        torch.nn.utils.vector_to_parameters(weights, params)
+        offset = 0
+        for p in params:
+            p.grad = flat[offset : offset + p.numel()].view_as(p)
+            offset += p.numel()
+        world = float(self.group.world_size)
+
+        def average() -> None:
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            flat.div_(world)
+
+        return average
 
     def barrier(self) -> None:
         if self.group.active:

@@ -107,8 +107,19 @@ class FusedMLPStep:
 
     description = "fused MLP step (backward written out, no autograd)"
 
-    def __init__(self, model: MLP, optimizer: torch.optim.Optimizer, label_smoothing: float, grad_clip: float):
+    def __init__(
+        self,
+        model: MLP,
+        optimizer: torch.optim.Optimizer,
+        label_smoothing: float,
+        grad_clip: float,
+        reduce_grads: Callable[[], None] | None = None,
+    ):
         self.optimizer = optimizer
+        # in a run of several processes: averages the gradients over the ranks (what DDP does for autograd)
+        self.reduce_grads = reduce_grads
+        if reduce_grads is not None:
+            self.description += ", gradients averaged over the processes"
         self.smoothing = label_smoothing
         self.grad_clip = grad_clip
         self.layers = [getattr(model, f"fc{i}") for i in range(1, model.depth + 2)]
@@ -156,6 +167,8 @@ class FusedMLPStep:
                     grad = torch.ops.aten.threshold_backward(torch.mm(grad, fc.weight), a_prev, 0)
                     if self.keeps[i - 1] is not None:
                         grad.mul_(1.0 / self.keeps[i - 1])
+        if self.reduce_grads is not None:
+            self.reduce_grads()
         if self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         if self._adam is not None and self.optimizer.state:
@@ -289,8 +302,9 @@ def build_step(
     grad_clip: float,
     label_smoothing: float,
     fused: bool,
+    reduce_grads: Callable[[], None] | None = None,
 ) -> AutogradStep | FusedMLPStep:
     """The fused step where `fused` is on and it applies, else chapter 6.1's autograd step."""
     if fused and fused_step_applies(model, device, amp_dtype, compiled=forward is not model):
-        return FusedMLPStep(model, optimizer, label_smoothing, grad_clip)
+        return FusedMLPStep(model, optimizer, label_smoothing, grad_clip, reduce_grads)
     return AutogradStep(model, forward, criterion, optimizer, scaler, amp_dtype, device, grad_clip)

@@ -26,7 +26,7 @@ from engine.runs.atomic import remove_stale_temporaries
 from engine.settings.config import Settings, SettingsError, to_toml
 from engine.training.control import RunControl
 from engine.data.loaders import DataBundle, build_data
-from engine.device import CoreWatch, choose_threads, device_name, resolve_device, training_step_flops
+from engine.device import CoreWatch, device_name, resolve_device, thread_choices, training_step_flops
 from engine.training.diagnostics import diagnose, overfitting_onset
 from engine.training.distributed import Collectives, Group, device_for, from_environment, join, leave
 from engine.events import (
@@ -47,7 +47,7 @@ from engine.training.optim import build_optimizer, build_scheduler
 from engine.runs.commands import CommandWatcher, open_channel
 from engine.runs.status import StatusWriter
 from engine.outputs import run_folder_writers
-from engine.training.policies import CheckpointRetention, ThreadFollower, stop_policies
+from engine.training.policies import CheckpointRetention, ThreadFollower, ThreadTrial, stop_policies
 from engine.runs.folder import (
     RunLock,
     RunRecorder,
@@ -58,7 +58,7 @@ from engine.runs.folder import (
     write_run_file,
 )
 from engine.training.snapshot import HISTORY_KEYS, RunState, TrainingParts
-from engine.training.steps import autocast, build_step, resolve_precision
+from engine.training.steps import autocast, build_step, fused_step_applies, resolve_precision
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 # in a run of several processes the ranks agree on stop, pause and NaN every this many batches (one small
@@ -103,6 +103,7 @@ class Trainer:
         # threads resized to the free cores while training (CoreWatch); None: where the trainer sets the threads itself
         self.follow_free_cores = follow_free_cores
         self.thread_follower: ThreadFollower | None = None
+        self.thread_trial: ThreadTrial | None = None  # the first steps timed on 1 thread and on the free cores
         self.listeners = Listeners([listeners] if callable(listeners) or hasattr(listeners, "on_event") else listeners)
         self.stop_policies = stop_policies(settings)
         self.retention = CheckpointRetention.from_settings(settings.checkpoints)
@@ -167,24 +168,26 @@ class Trainer:
         self.data: DataBundle = build_data(s.data, s.run.seed, self.device, fitted=fitted, shard=shard)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         self.forward = self.eval_forward = torch.compile(self.model) if s.training.compile else self.model
-        if group.active:  # DDP broadcasts rank 0's weights now and averages the gradients in each backward
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.forward = DistributedDataParallel(self.model, device_ids=ids)
-            if s.training.compile:
-                self.forward = torch.compile(self.forward)
+        reduce_grads = None
+        if group.active:
+            fused = s.training.fused_step and fused_step_applies(
+                self.model, self.device, self.amp_dtype, s.training.compile
+            )
+            self.forward, reduce_grads = self.collectives.data_parallel(self.model, fused, s.training.compile)
             if s.run.seed >= 0:  # dropout draws differ between ranks, as their samples do
                 torch.manual_seed(s.run.seed + group.rank)
         self.threads = torch.get_num_threads()
         if self.set_threads and self.device.type == "cpu":
             sample = torch.zeros((1, *self.data.in_shape), device=self.device)
             flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
-            self.threads = choose_threads(s.device.threads, step_flops=flops, sharing=group.local_world_size)
+            choices = thread_choices(s.device.threads, flops, sharing=group.local_world_size)
+            self.threads = choices[0]
+            self.thread_trial = ThreadTrial(choices) if len(choices) > 1 else None
             torch.set_num_threads(self.threads)
         follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
-        follow = follow and not group.active  # the ranks on a machine would take each other for busy processes
-        if follow and self.device.type == "cpu" and self.threads > 1:  # `device.threads` is then the most it uses
+        # the ranks on a machine would take each other for busy processes
+        self.follow = follow and not group.active and self.device.type == "cpu"
+        if self.follow and self.threads > 1:  # `device.threads` is then the most it uses
             self.thread_follower = ThreadFollower(CoreWatch(self.threads))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
@@ -200,7 +203,8 @@ class Trainer:
             self.device,
             grad_clip=s.training.grad_clip,
             label_smoothing=s.training.label_smoothing,
-            fused=s.training.fused_step and not group.active,  # DDP reduces the gradients autograd makes
+            fused=s.training.fused_step,
+            reduce_grads=reduce_grads,
         )
         self.parts = TrainingParts(
             s,
@@ -379,6 +383,18 @@ class Trainer:
             torch.set_num_threads(threads)
             self.emit(ThreadsChanged(epoch, threads, previous, self.thread_follower.busy_elsewhere))
 
+    def _time_threads(self, epoch: int, seconds: float) -> None:
+        trial = self.thread_trial
+        threads = trial.record(seconds)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if trial.chosen is None:
+            return
+        self.thread_trial, previous, self.threads = None, self.threads, trial.chosen
+        self.emit(ThreadsChanged(epoch, trial.chosen, previous, 0.0, f"timed the first steps: {trial.describe()}"))
+        if self.follow and trial.chosen > 1:
+            self.thread_follower = ThreadFollower(CoreWatch(trial.chosen))
+
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
         model, step, device, control, group = self.model, self.step, self.device, self.control, self.group
@@ -446,6 +462,7 @@ class Trainer:
                     }
                     self._save(snapshot.make_checkpoint(self.parts, i, partial, epoch_start), "last.pth", "last")
                     return None
+            step_started = time.perf_counter()
             batch = next(batches_iter, None)
             if batch is None:
                 break
@@ -461,6 +478,8 @@ class Trainer:
             loss_sum.add_(loss.float(), alpha=n)  # stays on the device: no sync per batch
             correct += (out.argmax(1) == yb).sum()
             now = time.perf_counter()
+            if self.thread_trial is not None:
+                self._time_threads(epoch, now - step_started)
             if now - last_tick >= interval or i == batches:
                 last_tick, ticked = now, i
                 running = tick(now)

@@ -42,7 +42,6 @@ hidden = [32]
 dropout = 0.0
 [training]
 epochs = {epochs}
-fused_step = false
 """
 METRICS = ("train_loss", "val_loss", "train_acc", "val_acc")
 # the user's dataset of the NaN test: rank 1's copy of the data holds a NaN, rank 0's does not
@@ -90,9 +89,10 @@ def assert_same_training(a: list[dict], b: list[dict]) -> None:
 
 def test_two_processes_train_as_one_at_twice_the_batch_and_write_one_run(tmp_path):
     work = workdir(tmp_path)
-    two = trainconsole(work, "run", "--processes", "2")
+    autograd = ("--set", "training.fused_step=false")  # through DistributedDataParallel (the fused step: below)
+    two = trainconsole(work, "run", "--processes", "2", *autograd)
     assert two.returncode == 0, two.stderr
-    one = trainconsole(work, "run", "--set", "data.batch_size=32", "--set", "run.name=one")
+    one = trainconsole(work, "run", "--set", "data.batch_size=32", "--set", "run.name=one", *autograd)
     assert one.returncode == 0, one.stderr
 
     assert sorted(p.name for p in (work / "runs").iterdir()) == ["ddp", "one"]  # one folder for both ranks
@@ -103,7 +103,7 @@ def test_two_processes_train_as_one_at_twice_the_batch_and_write_one_run(tmp_pat
     assert [e["type"] for e in events(run_dir)].count("RunFinished") == 1
     # rank 0 alone prints: one set of lines, naming the processes
     assert two.stdout.count("Epoch [1/3]") == 1 and "2 processes (DDP)" in two.stdout
-    assert "batch_size 16 per process" in two.stdout
+    assert "batch_size 16 per process" in two.stdout and "Step       : autograd" in two.stdout
     assert "exitcode" not in two.stderr and "Traceback" not in two.stderr, two.stderr
 
     # the checkpoints hold the plain model: the chapter's own code loads them, and so does a 1-process eval
@@ -237,6 +237,7 @@ def test_two_nodes_on_the_loopback_address(tmp_path):
             n.kill()
     assert [n.returncode for n in nodes] == [0, 0], [err.decode()[-2000:] for _, err in outputs]
     assert b"Epoch [3/3]" in outputs[0][0] and b"Epoch" not in outputs[1][0]  # the second node's rank prints nothing
+    assert b"fused MLP step (backward written out, no autograd), gradients averaged" in outputs[0][0]
     one = trainconsole(work, "run", "--set", "data.batch_size=32", "--set", "run.name=one")
     assert one.returncode == 0, one.stderr
     assert_same_training(metrics(work / "runs" / "ddp"), metrics(work / "runs" / "one"))

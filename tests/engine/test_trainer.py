@@ -314,7 +314,7 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
 
 
 def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_does_not(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "choose_threads", lambda requested, **_: requested or 2)
+    monkeypatch.setattr(trainer_module, "thread_choices", lambda requested, *_, **__: (requested or 2,))
     try:
         watched = {}
         for name, threads in (("auto", 0), ("fixed", 2), ("one", 1)):
@@ -327,3 +327,19 @@ def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_d
         assert watched == {"auto": 2, "fixed": 2, "one": False}  # threads = 2 is the most a run uses
     finally:
         torch.set_num_threads(1)
+
+
+def test_a_run_times_its_first_steps_on_one_thread_and_on_the_free_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "thread_choices", lambda *_, **__: (1, 2))
+    events = []
+    try:
+        trainer = Trainer(make_settings(tmp_path, {"epochs": 6}), events.append)  # 8 steps an epoch: the trial spans 5
+        trainer.run()
+    finally:
+        torch.set_num_threads(1)
+    started = next(e for e in events if type(e).__name__ == "RunStarted")
+    decided = [e for e in events if type(e).__name__ == "ThreadsChanged"]
+    assert started.threads == 1 and len(decided) == 1, decided
+    assert decided[0].reason.startswith("timed the first steps: 1 thread ") and ", 2 threads " in decided[0].reason
+    assert trainer.threads == decided[0].threads in (1, 2)
+    assert (trainer.thread_follower is not None) == (trainer.threads == 2)  # more than one: it follows the cores
