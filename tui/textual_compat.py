@@ -103,31 +103,32 @@ def add_text_rows(table: DataTable, rows: Iterable[tuple[str, Sequence[str]]]) -
 
     `add_row` sets the cursor reactive for each row, and the next idle measures every cell of every new row; for a
     history of a thousand epochs that was most of the first paint. Here each column is measured on its widest cells
-    only, and the idle update just sizes the table. Relies on DataTable's row bookkeeping (`_row_locations`, `_data`,
-    `rows`, `_update_count`), on `Column.content_width` being the width of a column's widest cell, and on
-    `_update_dimensions` sizing the table from `rows` when `_new_rows` is empty.
+    only, and the table is sized at once. Relies on DataTable's row bookkeeping (`_row_locations`, `_data`, `rows`,
+    `_update_count`), on `Column.content_width` being the width of a column's widest cell, and on
+    `_update_dimensions(())` sizing the table from `rows` and the columns' widths, measuring no row.
     """
-    rows = [(RowKey(key), cells) for key, cells in rows]
+    keyed = [(RowKey(key), cells) for key, cells in rows]
     columns = table.ordered_columns
-    keys = {key for key, _ in rows}
-    if len(keys) < len(rows) or any(key in table._row_locations for key in keys):
+    keys = {key for key, _ in keyed}
+    if len(keys) < len(keyed) or any(key in table._row_locations for key in keys):
         raise DuplicateKey("a row key is given twice or already in the table")
-    if any(len(cells) > len(columns) for _, cells in rows):
+    if any(len(cells) > len(columns) for _, cells in keyed):
         raise ValueError("More values provided than there are columns.")
     was_empty = table.row_count == 0
-    for index, (key, cells) in enumerate(rows, start=table.row_count):
+    for index, (key, cells) in enumerate(keyed, start=table.row_count):
         table._row_locations[key] = index
         table._data[key] = {column.key: cell for column, cell in zip_longest(columns, cells)}
         table.rows[key] = Row(key, 1)
     console = table.app.console
     for position, column in enumerate(columns):
-        cells = {cells[position] for _, cells in rows if position < len(cells)}
-        column.content_width = max(column.content_width, _widest(console, cells))
-    table._require_update_dimensions = True
-    table.cursor_coordinate = table.cursor_coordinate  # clamped, as add_row does
-    if was_empty and rows and columns and table.show_cursor and table.cursor_type != "none":
-        table._highlight_cursor()
+        in_column = {cells[position] for _, cells in keyed if position < len(cells)}
+        column.content_width = max(column.content_width, _widest(console, in_column))
     table._update_count += 1
+    # sized now, not at the next idle: a cursor moved next scrolls at once, in the same paint
+    table._update_dimensions(())
+    table.cursor_coordinate = table.cursor_coordinate  # clamped, as add_row does
+    if was_empty and keyed and columns and table.show_cursor and table.cursor_type != "none":
+        table._highlight_cursor()
     table.check_idle()
 
 

@@ -273,6 +273,7 @@ def test_text_rows_added_at_once_leave_the_table_as_add_row_does():
                 for n in range(first, last):
                     by_row.add_row(*cells[n], key=f"row{n}")
                 textual_compat.add_text_rows(batch, [(f"row{n}", cells[n]) for n in range(first, last)])
+                assert batch.virtual_size.height == 1 + last  # sized at once: the header and every row
                 await pilot.pause()
                 for table in (by_row, batch):
                     table.move_cursor(row=table.row_count - 1)
@@ -325,6 +326,7 @@ def _own_underscore_names(cls: type) -> set[str]:
 def test_the_console_s_own_underscore_names_shadow_none_of_textual_s():
     """A private name of the console's on a subclass of Textual's that Textual uses too (as one may in any release)
     would silently replace theirs, or be replaced."""
+    import tui.screens
     import tui.widgets
 
     modules = [importlib.import_module(name) for name in ("tui.app", "tui.runner")]
