@@ -1,0 +1,134 @@
+"""Two processes against one: `trainconsole run --processes 2` and `--processes 1` on the same data.
+
+    python benchmarks/processes.py [--epochs 3] [--rounds 3] [--quick] [--write]
+
+The chapter's MLP at batch 64 (per process) on the benchmark's MNIST-shaped files, in alternating
+rounds (1, 2, 1, 2, ...), each a real CLI run in its own process(es). A run's rate is the median of its
+epochs' samples/s after the first (all ranks together); the figure is the median over the rounds of
+the 2-process rate over the 1-process rate of the same round. Both reach the same validation accuracy
+after the same epochs (the table shows it). --write puts the result into BENCHMARKS.md between its
+"processes" markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPORT = HERE.parent / "BENCHMARKS.md"
+BEGIN = "<!-- processes: written by `python benchmarks/processes.py --write` -->"
+END = "<!-- end of processes -->"
+TRAINCONSOLE = Path(sys.executable).parent / "trainconsole"
+SETTINGS = """\
+[run]
+runs_dir = "runs"
+seed = 0
+[data]
+dataset = "mnist"
+root = "{root}"
+batch_size = 64
+val_fraction = 0.0
+[training]
+epochs = {epochs}
+[device]
+device = "cpu"
+"""
+
+
+def one_run(work: Path, processes: int, name: str, batch: int = 64) -> dict:
+    done = subprocess.run(
+        [
+            str(TRAINCONSOLE),
+            "run",
+            "--processes",
+            str(processes),
+            "--set",
+            f"run.name={name}",
+            "--set",
+            f"data.batch_size={batch}",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{processes} process(es) failed:\n{done.stderr[-2000:]}")
+    rows = [json.loads(line) for line in (work / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["samples_per_s"] for r in rows[1:]] or [rows[0]["samples_per_s"]]
+    return {"rate": statistics.median(rates), "val_acc": rows[-1]["val_acc"], "epochs": len(rows)}
+
+
+def load() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="12,000 samples, 2 epochs, 1 round: a smoke run")
+    p.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md")
+    args = p.parse_args(argv)
+    if args.quick or os.environ.get("BENCH_QUICK"):
+        args.epochs, args.rounds, train, test = 2, 1, 12_000, 2_000
+    else:
+        train, test = 60_000, 10_000
+    sys.path.insert(0, str(HERE))
+    from mnist_files import write_mnist
+
+    with tempfile.TemporaryDirectory(prefix="tc-processes-") as tmp:
+        work = Path(tmp)
+        write_mnist(work / "data", train=train, test=test)
+        (work / "settings.toml").write_text(SETTINGS.format(root=work / "data", epochs=args.epochs))
+        start_load = load()
+        # (processes, batch per process): the chapter's batch on 1 and on 2, and 1 process at the 2's global batch
+        runs: dict[tuple[int, int], list[dict]] = {(1, 64): [], (2, 64): [], (1, 128): []}
+        for r in range(args.rounds):
+            for n, batch in runs:
+                runs[n, batch].append(one_run(work, n, f"p{n}-b{batch}-{r}", batch))
+                print(f"round {r + 1}, {n} process(es) at {batch}: {runs[n, batch][-1]}", file=sys.stderr)
+    ratios = [two["rate"] / one["rate"] for one, two in zip(runs[1, 64], runs[2, 64])]
+    ratio = statistics.median(ratios)
+
+    def rates(key: tuple[int, int]) -> str:
+        return ", ".join(f"{r['rate']:,.0f}" for r in runs[key])
+
+    def accs(key: tuple[int, int]) -> str:
+        return ", ".join(f"{100 * r['val_acc']:.1f} %" for r in runs[key])
+
+    text = "\n".join(
+        [
+            f"{datetime.date.today()}, {os.cpu_count()} cores, 1-minute load at start {start_load:.2f}; "
+            f"{train:,} MNIST-shaped training samples, the chapter's MLP at batch 64 per process, {args.epochs} epochs "
+            f"a run, {args.rounds} alternating rounds; samples/s of epochs 2–{args.epochs} (all processes together).",
+            "",
+            "| Processes × batch | samples/s, round by round | validation accuracy after the last epoch |",
+            "|---|---|---|",
+            f"| 1 × 64 | {rates((1, 64))} | {accs((1, 64))} |",
+            f"| 2 × 64 | {rates((2, 64))} | {accs((2, 64))} |",
+            f"| 1 × 128 (the same steps as 2 × 64) | {rates((1, 128))} | {accs((1, 128))} |",
+            "",
+            f"2 processes against 1, round by round: {', '.join(f'{x:.2f}×' for x in ratios)}; "
+            f"median **{ratio:.2f}×** (goal ≥ 1.6×: {'PASS' if ratio >= 1.6 else 'MISS'}).",
+        ]
+    )
+    print(text)
+    if args.write:
+        report = REPORT.read_text()
+        if BEGIN not in report:
+            raise SystemExit(f"{REPORT}: no {BEGIN!r} marker")
+        head, rest = report.split(BEGIN, 1)
+        REPORT.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
