@@ -30,6 +30,7 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py --write
+	$(BIN)/python benchmarks/processes.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -43,7 +43,7 @@ device = "cpu"
 """
 
 
-def one_run(work: Path, processes: int, name: str, batch: int = 64) -> dict:
+def one_run(work: Path, processes: int, name: str, batch: int = 64, threads: int = 0) -> dict:
     done = subprocess.run(
         [
             str(TRAINCONSOLE),
@@ -54,6 +54,8 @@ def one_run(work: Path, processes: int, name: str, batch: int = 64) -> dict:
             f"run.name={name}",
             "--set",
             f"data.batch_size={batch}",
+            "--set",
+            f"device.threads={threads}",
         ],
         cwd=work,
         capture_output=True,
@@ -64,6 +66,39 @@ def one_run(work: Path, processes: int, name: str, batch: int = 64) -> dict:
     rows = [json.loads(line) for line in (work / "runs" / name / "metrics.jsonl").read_text().splitlines()]
     rates = [r["samples_per_s"] for r in rows[1:]] or [rows[0]["samples_per_s"]]
     return {"rate": statistics.median(rates), "val_acc": rows[-1]["val_acc"], "epochs": len(rows)}
+
+
+# the ceiling: the chapter's step on one thread, in one process and in two at once that never talk to each other
+SOLO = """
+import sys, time, torch
+from torch import nn
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+opt = torch.optim.Adam(model.parameters(), 1e-3)
+x, y, loss = torch.randn(64, 784), torch.randint(0, 10, (64,)), nn.CrossEntropyLoss()
+def step():
+    opt.zero_grad()
+    loss(model(x), y).backward()
+    opt.step()
+for _ in range(100):
+    step()
+t = time.perf_counter()
+for _ in range(int(sys.argv[1])):
+    step()
+print(64 * int(sys.argv[1]) / (time.perf_counter() - t))
+"""
+
+
+def independent_scaling(steps: int) -> tuple[float, float]:
+    """samples/s of one process alone, and of two unconnected processes at once (summed)."""
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", SOLO, str(steps)], stdout=subprocess.PIPE, text=True)
+
+    alone = float(start().communicate()[0])
+    pair = [start(), start()]
+    return alone, sum(float(p.communicate()[0]) for p in pair)
 
 
 def load() -> float:
@@ -89,19 +124,26 @@ def main(argv: list[str] | None = None) -> int:
         write_mnist(work / "data", train=train, test=test)
         (work / "settings.toml").write_text(SETTINGS.format(root=work / "data", epochs=args.epochs))
         start_load = load()
-        # (processes, batch per process): the chapter's batch on 1 and on 2, and 1 process at the 2's global batch
-        runs: dict[tuple[int, int], list[dict]] = {(1, 64): [], (2, 64): [], (1, 128): []}
+        # (processes, batch per process, threads): the chapter's batch on 1 process (its threads timed, and on one
+        # thread as each of 2 processes runs) and on 2, and 1 process at the 2's global batch
+        runs: dict[tuple[int, int, int], list[dict]] = {(1, 64, 0): [], (1, 64, 1): [], (2, 64, 0): [], (1, 128, 0): []}
+        ceilings: list[float] = []
         for r in range(args.rounds):
-            for n, batch in runs:
-                runs[n, batch].append(one_run(work, n, f"p{n}-b{batch}-{r}", batch))
-                print(f"round {r + 1}, {n} process(es) at {batch}: {runs[n, batch][-1]}", file=sys.stderr)
-    ratios = [two["rate"] / one["rate"] for one, two in zip(runs[1, 64], runs[2, 64])]
+            alone, pair = independent_scaling(300 if args.quick else 2000)
+            ceilings.append(pair / alone)
+            print(f"round {r + 1}, two unconnected processes against one: {pair / alone:.2f}x", file=sys.stderr)
+            for key in runs:
+                n, batch, threads = key
+                runs[key].append(one_run(work, n, f"p{n}-b{batch}-t{threads}-{r}", batch, threads))
+                print(f"round {r + 1}, {key}: {runs[key][-1]}", file=sys.stderr)
+    ratios = [two["rate"] / one["rate"] for one, two in zip(runs[1, 64, 0], runs[2, 64, 0])]
     ratio = statistics.median(ratios)
+    ratios_1t = [two["rate"] / one["rate"] for one, two in zip(runs[1, 64, 1], runs[2, 64, 0])]
 
-    def rates(key: tuple[int, int]) -> str:
+    def rates(key: tuple[int, int, int]) -> str:
         return ", ".join(f"{r['rate']:,.0f}" for r in runs[key])
 
-    def accs(key: tuple[int, int]) -> str:
+    def accs(key: tuple[int, int, int]) -> str:
         return ", ".join(f"{100 * r['val_acc']:.1f} %" for r in runs[key])
 
     text = "\n".join(
@@ -112,12 +154,18 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "| Processes × batch | samples/s, round by round | validation accuracy after the last epoch |",
             "|---|---|---|",
-            f"| 1 × 64 | {rates((1, 64))} | {accs((1, 64))} |",
-            f"| 2 × 64 | {rates((2, 64))} | {accs((2, 64))} |",
-            f"| 1 × 128 (the same steps as 2 × 64) | {rates((1, 128))} | {accs((1, 128))} |",
+            f"| 1 × 64 (threads timed: ThreadTrial) | {rates((1, 64, 0))} | {accs((1, 64, 0))} |",
+            f"| 1 × 64, threads = 1 | {rates((1, 64, 1))} | {accs((1, 64, 1))} |",
+            f"| 2 × 64 (one thread each) | {rates((2, 64, 0))} | {accs((2, 64, 0))} |",
+            f"| 1 × 128 (the same steps as 2 × 64) | {rates((1, 128, 0))} | {accs((1, 128, 0))} |",
             "",
             f"2 processes against 1, round by round: {', '.join(f'{x:.2f}×' for x in ratios)}; "
-            f"median **{ratio:.2f}×** (goal ≥ 1.6×: {'PASS' if ratio >= 1.6 else 'MISS'}).",
+            f"median **{ratio:.2f}×** (goal ≥ 1.6×: {'PASS' if ratio >= 1.6 else 'MISS'}); against one process "
+            f"on one thread: {', '.join(f'{x:.2f}×' for x in ratios_1t)}, median {statistics.median(ratios_1t):.2f}×.",
+            "",
+            "The ceiling, measured in the same rounds: two processes that never talk to each other, each running "
+            "the chapter's step on one thread, against one such process alone: "
+            f"{', '.join(f'{x:.2f}×' for x in ceilings)} (median {statistics.median(ceilings):.2f}×).",
         ]
     )
     print(text)

@@ -146,19 +146,31 @@ class Collectives:
         averages the gradients in each backward. The fused step writes its gradients itself: they are
         averaged in one collective (`gradient_averager`), and the plain model is its forward.
         """
+        params = list(model.parameters())
+        local = None
+        if self.device.type == "cpu" and self.group.local_world_size == self.group.world_size:
+            if all(p.dtype == torch.float32 for p in params):  # every rank on this machine: shared memory
+                from engine.training.local_reduce import LocalAllReduce
+
+                local = LocalAllReduce(self, sum(p.numel() for p in params))
         if fused:
-            return model, self.gradient_averager(list(model.parameters()))
+            return model, self.gradient_averager(params, local)
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        forward: Callable = DistributedDataParallel(model, device_ids=ids)
-        return (torch.compile(forward) if compile else forward), None
+        ddp = DistributedDataParallel(model, device_ids=ids)
+        if local is not None:
+            from engine.training.local_reduce import comm_hook
 
-    def gradient_averager(self, params: list[torch.Tensor]) -> Callable[[], None]:
+            ddp.register_comm_hook(local, comm_hook)
+        return (torch.compile(ddp) if compile else ddp), None
+
+    def gradient_averager(self, params: list[torch.Tensor], local: Callable | None = None) -> Callable[[], None]:
         """For a step that writes its gradients itself (the fused MLP step): their mean over the ranks, in place.
 
-        Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step. The ranks
-        start from rank 0's weights, as DDP's do.
+        Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step (through
+        `local`, shared memory, when every rank is on this machine). The ranks start from rank 0's weights, as
+        DDP's do.
         """
         import torch.distributed as dist
 
@@ -171,6 +183,8 @@ class Collectives:
             p.grad = flat[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
         world = float(self.group.world_size)
+        if local is not None:
+            return lambda: local(flat)
 
         def average() -> None:
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)

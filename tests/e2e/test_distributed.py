@@ -105,6 +105,8 @@ def test_two_processes_train_as_one_at_twice_the_batch_and_write_one_run(tmp_pat
     assert two.stdout.count("Epoch [1/3]") == 1 and "2 processes (DDP)" in two.stdout
     assert "batch_size 16 per process" in two.stdout and "Step       : autograd" in two.stdout
     assert "exitcode" not in two.stderr and "Traceback" not in two.stderr, two.stderr
+    # the gradients went through shared memory (engine.training.local_reduce), and none of it is left behind
+    assert not list(Path("/dev/shm").glob("trainconsole-reduce-*")) if Path("/dev/shm").is_dir() else True
 
     # the checkpoints hold the plain model: the chapter's own code loads them, and so does a 1-process eval
     best = torch.load(run_dir / "checkpoints" / "best.pth", weights_only=True)
