@@ -140,3 +140,48 @@ def test_leaving_an_attached_console_leaves_the_run_training(tmp_path):
     finally:
         trainer.control.stop("test over")
         thread.join(timeout=120)
+
+
+def test_a_distributed_run_attached_shows_its_processes(tmp_path):
+    settings = tiny_settings(tmp_path, epochs=2)
+    trainer = Trainer(settings, set_threads=False)
+    trainer.run()
+    events = [json.loads(line) for line in (trainer.run_dir / "events.jsonl").read_text().splitlines()]
+    for e in events:  # as rank 0 of a 2-process run records it
+        if e["type"] == "RunStarted":
+            e.update(processes=2, threads=1)
+    (trainer.run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml", attach=trainer.run_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await wait_for(pilot, lambda: app.current_mode == "training")
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.outcome == "completed")
+            assert "2 processes (DDP) x 1 thread" in str(screen.query_one("#run-info", Static).render())
+
+    run(scenario())
+
+
+def test_starting_a_run_of_several_processes_starts_it_detached(tmp_path, monkeypatch):
+    import engine.runs.detach as detach
+
+    started = []
+
+    def fake_start(settings, settings_path):
+        started.append(settings.device.processes)
+        raise OSError("not in this test")  # the console says it in one line and stays
+
+    monkeypatch.setattr(detach, "start_detached_run", fake_start)
+    settings = tiny_settings(tmp_path, epochs=2).replace("device.processes", 2)
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            assert await wait_for(pilot, lambda: app.current_mode == "training")
+            await pilot.press("s")
+            assert await wait_for(pilot, lambda: started == [2])
+            assert not app.screen.runner.active  # nothing trains in the console's own process
+
+    run(scenario())

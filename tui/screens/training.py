@@ -57,8 +57,9 @@ EPOCH_SHOW_INTERVAL_S = 0.5
 RETURN_DRAW_DELAY_S = 0.1
 
 
-def _threads(n: int) -> str:
-    return f"{n} thread{'s' * (n != 1)}"
+def _threads(n: int, processes: int = 1) -> str:
+    threads = f"{n} thread{'s' * (n != 1)}"
+    return f"{processes} processes (DDP) x {threads}" if processes > 1 else threads
 
 
 class TrainingScreen(Screen):
@@ -90,6 +91,7 @@ class TrainingScreen(Screen):
             ListenerFailed: self._on_listener_failed,
         }
         self.history = RunHistory()
+        self._processes = 1  # the run's world size (RunStarted)
         self.run_dir: str | None = None
         self.batches = 0  # per epoch, from RunStarted
         self.outcome: str = "idle"  # idle, starting, running, paused, completed/early_stopped/stopped/nan, failed
@@ -118,7 +120,8 @@ class TrainingScreen(Screen):
 
     # -- actions --------------------------------------------------------------
     def action_start(self) -> None:
-        if self.app.settings.run.detach:
+        # several processes train under torchrun, in processes of their own: such a run is always detached
+        if self.app.settings.run.detach or self.app.settings.device.processes > 1:
             self.action_start_detached()
         else:
             self.start_run(self.app.settings)
@@ -127,6 +130,15 @@ class TrainingScreen(Screen):
         if self.runner.active or self.outcome == "starting":
             self.notify("A run is already active: stop it first (x).", severity="warning")
             return
+        if settings.device.processes > 1:
+            n = settings.device.processes
+            self.notify(
+                f"This console trains in one process. To go on in {n}: "
+                f"trainconsole run --resume {resume_from or 'RUN'} --detach --processes {n}",
+                severity="warning",
+                markup=False,
+            )
+            settings = settings.replace("device.processes", 1)
         self.outcome = "starting"
         self._status(
             "Starting: loading PyTorch, data and model ..." + (f" (resuming {resume_from})" if resume_from else "")
@@ -234,7 +246,8 @@ class TrainingScreen(Screen):
             + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else "")
         )
         self._device = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}"
-        self._threads = _threads(e.threads)
+        self._processes = e.processes
+        self._threads = _threads(e.threads, e.processes)
         self._model_line = (
             f"{e.settings['model']['name']} {e.parameters:,} params | "
             f"{e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
@@ -244,7 +257,8 @@ class TrainingScreen(Screen):
         self._update_info(None)
 
     def _on_threads_changed(self, e: ThreadsChanged) -> None:
-        self._threads = _threads(e.threads) + (" (cores busy elsewhere)" if e.threads < e.previous else "")
+        busy = " (cores busy elsewhere)" if e.threads < e.previous and not e.reason else ""
+        self._threads = _threads(e.threads, self._processes) + busy
         self._update_info(self.history.lr[-1] if self.history.lr else None)
 
     def _on_batch_progressed(self, e: BatchProgressed) -> None:
