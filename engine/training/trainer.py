@@ -150,6 +150,7 @@ class Trainer:
             rank, text = failed[0]  # rank 0 says why another rank could not start: only rank 0 prints
             error = SettingsError(f"process {rank} of {self.group.world_size}: {text}")
         if error is not None:
+            self.collectives.close()
             leave(self.group)
             raise error
         self.run_dir = self.collectives.from_main(self.run_dir)
@@ -320,6 +321,7 @@ class Trainer:
             self.close()
             if isinstance(final, RunFinished):  # every rank has ended the same way: none is left in a collective
                 self.collectives.barrier()
+            self.collectives.close()
             leave(self.group)
         return final
 
