@@ -203,7 +203,8 @@ class Bench:
         )
         exe = Path(sys.executable).with_name("trainconsole")
         cmd = shlex.join(([str(exe)] if exe.exists() else [sys.executable, "-m", "engine"]) + ["-c", str(settings)])
-        tmux = ["tmux", "-L", f"trainconsole-keys-{os.getpid()}"]
+        # a server of its own for each call: the last one, going away with its killed session, refuses new ones
+        tmux = ["tmux", "-L", f"trainconsole-keys-{os.getpid()}-{dataset}"]
 
         def pane() -> str:
             return subprocess.run(tmux + ["capture-pane", "-p", "-t", "k"], capture_output=True, text=True).stdout
