@@ -218,6 +218,11 @@ def test_attach_shows_history_and_steers_the_run(tmp_path, tmux, leftovers):
     wait_until(lambda: len(metrics_rows(run_dir)) > rows_when_paused, "metrics.jsonl to grow again")
     assert json.loads(trainconsole(work, "checkpoints", "runs", "--json").stdout)[0]["status"] == "running"
 
+    def into_an_epoch() -> bool:  # x then lands mid-epoch, not in the end of an epoch's validation and saves
+        done = len(metrics_rows(run_dir))
+        return any(e["epoch"] == done + 1 for e in of_type(read_events(run_dir), "BatchProgressed"))
+
+    wait_until(into_an_epoch, "progress inside an epoch")
     tmux.keys("steer", "x")
     wait_until(lambda: of_type(read_events(run_dir), "RunFinished"), "the run to stop")
     wait_until(lambda: exited(pid) and not locked(run_dir), "the run's process to exit")

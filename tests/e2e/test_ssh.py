@@ -33,15 +33,19 @@ from sshd import SshServer, sshd_server  # noqa: F401  (the fixture)
 pytestmark = pytest.mark.slow
 
 TRAINCONSOLE = Path(sys.executable).parent / "trainconsole"
-# batch size 1 through a wide MLP: an epoch of digits' 1,437 training batches takes seconds, so the cut lands mid-epoch
+# batch size 1 through a wide MLP: an epoch of 9,600 batches takes several seconds, so a cut made ~1 s into the
+# first epoch lands mid-epoch (digits' 1,437 batches took about a second here, and a cut once came after it)
 SETTINGS = """\
 [run]
 runs_dir = "{runs}"
+name = "ssh"
 seed = 0
 [device]
 device = "cpu"
 threads = 1
 [data]
+dataset = "synthetic"
+options = {{ samples = 12000, features = 64 }}
 batch_size = 1
 [model]
 hidden = [1024, 512]
@@ -186,7 +190,7 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def test_headless_run_survives_a_dropped_ssh_connection(sshd_server, workdir):
-    run_dir = workdir / "runs" / "digits-mlp"
+    run_dir = workdir / "runs" / "ssh"
     session = SshSession(sshd_server, remote(workdir, "run", "-c", "settings.toml"))
     try:
         last, final = cut_and_check_the_stop(session, run_dir)
@@ -197,7 +201,7 @@ def test_headless_run_survives_a_dropped_ssh_connection(sshd_server, workdir):
 
 
 def test_console_survives_a_dropped_ssh_connection(sshd_server, workdir):
-    run_dir = workdir / "runs" / "digits-mlp"
+    run_dir = workdir / "runs" / "ssh"
     session = SshSession(sshd_server, remote(workdir, "-c", "settings.toml"))
     try:
         wait_until(lambda: "Quit" in session.text(), "the console to paint", timeout=60, shown=session.tail)
@@ -212,7 +216,7 @@ def test_console_survives_a_dropped_ssh_connection(sshd_server, workdir):
 
 def test_detached_run_outlives_a_dropped_ssh_connection(sshd_server, workdir):
     """`run --detach` over ssh, the session kept open, then cut: the run, in a session of its own, hears no hang-up."""
-    run_dir = workdir / "runs" / "digits-mlp"
+    run_dir = workdir / "runs" / "ssh"
     start = remote(workdir, "run", "--detach", "--json", "-c", "settings.toml", "--set", "model.hidden=[256]")
     session = SshSession(sshd_server, start + "; exec sleep 600")  # the terminal stays until the connection drops
     pid = 0
