@@ -254,10 +254,13 @@ def thread_choices(requested: int = 0, step_flops: float | None = None, sharing:
         return (requested,)
     if sharing > 1:
         return (choose_threads(0, step_flops=step_flops, sharing=sharing),)
+    cores = len(_allowed_cpus())
     free = free_cores()
-    if free == 1 or (step_flops is not None and step_flops >= CLEARLY_PARALLEL_STEP_FLOPS):
+    if cores == 1 or (step_flops is not None and step_flops >= CLEARLY_PARALLEL_STEP_FLOPS):
         return (free,)
-    return (1, free)
+    # a core that looked busy for the 0.1 s of the count (a process exiting) must not keep a run on one thread for
+    # good: the trial times them all, and beside a process that really is busy one thread wins it
+    return (1, free if free > 1 else cores)
 
 
 def training_step_flops(model, sample, batch_size: int) -> float | None:

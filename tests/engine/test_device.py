@@ -290,3 +290,16 @@ def test_free_cores_on_this_machine_are_between_one_and_its_cores():
     import os
 
     assert 1 <= dev.free_cores(0.05) <= len(os.sched_getaffinity(0))  # all that holds under any load
+
+
+def test_thread_choices_time_one_thread_against_the_free_cores(monkeypatch):
+    monkeypatch.setattr(dev, "_allowed_cpus", lambda: {0, 1, 2, 3})
+    monkeypatch.setattr(dev, "free_cores", lambda: 3)
+    assert dev.thread_choices(2) == (2,)  # the user's count
+    assert dev.thread_choices(0, step_flops=1e6) == (1, 3)
+    assert dev.thread_choices(0, step_flops=1e12) == (3,)  # clearly parallel: no trial
+    assert dev.thread_choices(0, step_flops=1e6, sharing=2) == (1,)  # torchrun's processes share the cores
+    monkeypatch.setattr(dev, "free_cores", lambda: 1)  # a core busy for the moment of the count
+    assert dev.thread_choices(0, step_flops=1e6) == (1, 4)  # the trial decides, not that moment
+    monkeypatch.setattr(dev, "_allowed_cpus", lambda: {0})
+    assert dev.thread_choices(0) == (1,)
