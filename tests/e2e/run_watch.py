@@ -51,3 +51,20 @@ def locked(run_dir: Path) -> bool:
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
     return False
+
+
+def tmux_new_session(*args: str, socket: str | None = None, env: dict | None = None) -> None:
+    """`tmux [-L socket] new-session ARGS`, asked again while the server of the last killed session is going away.
+
+    Killing a server's last session takes the server down; a session asked for meanwhile meets "server exited
+    unexpectedly", and the next try starts a new server.
+    """
+    import subprocess
+
+    command = ["tmux", *(["-L", socket] if socket else []), "new-session", *args]
+    for _ in range(20):
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        if "server exited unexpectedly" not in done.stderr:
+            break
+        time.sleep(0.1)
+    assert done.returncode == 0, done.stderr

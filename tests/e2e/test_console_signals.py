@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from run_watch import read_jsonl, wait_until
+from run_watch import read_jsonl, tmux_new_session, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -42,10 +42,7 @@ def _start_training(tmp_path: Path, session: str) -> tuple[Path, int]:
         "[device]\nthreads = 1\n[data]\nbatch_size = 1\n[training]\nepochs = 100\n"
     )
     command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml; echo EXIT=$? > {tmp_path / 'exit.txt'}; sleep 600"
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", command],
-        check=True,
-    )
+    tmux_new_session("-d", "-s", session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", command)
     wait_until(lambda: "Environment" in _tmux("capture-pane", "-p", "-t", session), "the console", 30)
     _tmux("send-keys", "-t", session, "3")
     wait_until(lambda: "No run yet" in _tmux("capture-pane", "-p", "-t", session), "the training screen", 20)
@@ -114,7 +111,7 @@ def test_a_console_hung_up_while_it_starts_never_lingers(tmp_path):
     for i in range(4):
         session = f"tc-early-{uuid.uuid4().hex[:8]}"
         command = f"cd {tmp_path} && exec {TRAINCONSOLE} -c settings.toml"
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
+        tmux_new_session("-d", "-s", session, "-x", "100", "-y", "30", command)
         pid = int(_tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
         wait_until(lambda: _tmux("capture-pane", "-p", "-t", session).strip(), "the first paint", 30)
         _tmux("kill-session", "-t", session)

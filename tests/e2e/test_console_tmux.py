@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from run_watch import tmux_new_session
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -55,21 +56,16 @@ def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, re
     session = f"tc-e2e-{uuid.uuid4().hex[:8]}"
     command = f"cd {tmp_path} && {TRAINCONSOLE} -c settings.toml"
     try:
-        subprocess.run(
-            [
-                "tmux",
-                "new-session",
-                "-d",
-                "-s",
-                session,
-                "-x",
-                str(width),
-                "-y",
-                str(height),
-                *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
-                command,
-            ],
-            check=True,
+        tmux_new_session(
+            "-d",
+            "-s",
+            session,
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+            command,
         )
         _wait_for(session, lambda t: "Environment" in t and "Quit" in t, 20)
         _tmux("send-keys", "-t", session, "3")

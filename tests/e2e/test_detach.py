@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_watch import exited, locked, read_jsonl, wait_until
+from run_watch import exited, locked, read_jsonl, tmux_new_session, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -83,14 +83,9 @@ class Tmux:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, env=ENV)
 
     def new(self, name: str, cwd: Path, command: str) -> None:
-        # the last session killed takes the server down with it: a session asked for while that server is still
-        # going away meets "server exited unexpectedly", and the next try starts a new server
-        for _ in range(20):
-            done = self("new-session", "-d", "-s", name, "-x", "120", "-y", "40", "-c", str(cwd), command)
-            if "server exited unexpectedly" not in done.stderr:
-                break
-            time.sleep(0.1)
-        assert done.returncode == 0, done.stderr
+        tmux_new_session(
+            "-d", "-s", name, "-x", "120", "-y", "40", "-c", str(cwd), command, socket=self.socket, env=ENV
+        )
 
     def screen(self, name: str) -> str:
         return self("capture-pane", "-p", "-t", name).stdout
