@@ -250,7 +250,9 @@ def cmd_run(args) -> int:
     control = RunControl()
     output = _TerminalSafe(printer)
     # only rank 0 prints: the others' output would repeat its lines
-    trainer = Trainer(settings, output if group.is_main else (), control, resume_from=resume_from, into=args.into)
+    trainer = Trainer(
+        settings, output if group.is_main else (), control, resume_from=resume_from, into=args.into, group=group
+    )
     interrupted = {"signal": None}
 
     def on_signal(signum, frame):

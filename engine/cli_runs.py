@@ -22,8 +22,11 @@ ACK_TIMEOUT_S = 30.0
 SETTINGS_ERRORS = ("SettingsError", "DataError", "CheckpointError", "RunFolderError", "UntrustedCode")
 
 
-def detached_args(args) -> list[str]:
-    """`run`'s own arguments for the detached process: the same run, minus --detach and --json."""
+def detached_args(args, resume_from: Path | None = None) -> list[str]:
+    """`run`'s own arguments for the detached process: the same run, minus --detach and --json.
+
+    `resume_from`: the checkpoint `--resume` was resolved to, passed on as it is.
+    """
     out = []
     config = getattr(args, "config_run", None) or args.config
     if config:
@@ -33,7 +36,9 @@ def detached_args(args) -> list[str]:
         ]  # the process starts in the same folder; a resolved path reads as well
     for text in args.overrides:
         out += ["--set", text]
-    if args.resume:
+    if resume_from is not None:
+        out += ["--resume", str(resume_from.resolve())]
+    elif args.resume:
         out += ["--resume", str(Path(args.resume).resolve()) if args.resume != "last" else "last"]
     for path in args.allowed:
         out += ["--allow-import", path]

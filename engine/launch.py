@@ -17,13 +17,9 @@ EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 def worker_args(args, resume_from: Path | None) -> list[str]:
     """`run`'s arguments for each worker: the settings as checked here, and where rank 0 records the run."""
-    out = ["-c", str(Path(args.config_run or args.config).resolve())] if (args.config_run or args.config) else []
-    for text in args.overrides:
-        out += ["--set", text]
-    if resume_from is not None:
-        out += ["--resume", str(resume_from.resolve())]
-    for path in args.allowed:
-        out += ["--allow-import", path]
+    from engine.cli_runs import detached_args
+
+    out = detached_args(args, resume_from)
     if args.code_folder:
         out += ["--code-folder", str(Path(args.code_folder).resolve())]
     if args.json:

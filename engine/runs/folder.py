@@ -259,7 +259,6 @@ class RunRecorder:
             self._write(self.events, "events.jsonl", held.to_dict())
         elif isinstance(event, EpochCompleted):
             self._held = None
-        if isinstance(event, EpochCompleted):
             self._write(self.metrics, "metrics.jsonl", event.metrics())
         self._write(self.events, "events.jsonl", event.to_dict())
 

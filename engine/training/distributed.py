@@ -159,7 +159,7 @@ class Collectives:
 
                 local = self.local = LocalAllReduce(self, max(16, sum(p.numel() for p in params)))
         if fused:
-            return model, self.gradient_averager(params, local)
+            return model, self.gradient_averager(params)
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -170,11 +170,11 @@ class Collectives:
             ddp.register_comm_hook(local, comm_hook)
         return (torch.compile(ddp) if compile else ddp), None
 
-    def gradient_averager(self, params: list[torch.Tensor], local: Callable | None = None) -> Callable[[], None]:
+    def gradient_averager(self, params: list[torch.Tensor]) -> Callable[[], None]:
         """For a step that writes its gradients itself (the fused MLP step): their mean over the ranks, in place.
 
         Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step (through
-        `local`, shared memory, when every rank is on this machine). The ranks start from rank 0's weights, as
+        `self.local`, shared memory, when every rank is on this machine). The ranks start from rank 0's weights, as
         DDP's do.
         """
         import torch.distributed as dist
@@ -188,7 +188,8 @@ class Collectives:
             p.grad = flat[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
         world = float(self.group.world_size)
-        if local is not None:
+        if self.local is not None:
+            local = self.local
             return lambda: local(flat)
 
         def average() -> None:
