@@ -152,12 +152,14 @@ class Collectives:
         averaged in one collective (`gradient_averager`), and the plain model is its forward.
         """
         params = list(model.parameters())
+        size = sum(p.numel() for p in params)
         local = None
         if self.device.type == "cpu" and self.group.local_world_size == self.group.world_size:
             if all(p.dtype == torch.float32 for p in params):  # every rank on this machine: shared memory
                 from engine.training.local_reduce import LocalAllReduce
 
-                local = self.local = LocalAllReduce(self, max(16, sum(p.numel() for p in params)))
+                # the fused step writes its gradients straight into the shared rows; DDP's buckets are copied in
+                local = self.local = LocalAllReduce(self, 16 if fused else max(16, size), size if fused else 0)
         if fused:
             return model, self.gradient_averager(params)
         from torch.nn.parallel import DistributedDataParallel
@@ -173,24 +175,28 @@ class Collectives:
     def gradient_averager(self, params: list[torch.Tensor]) -> Callable[[], None]:
         """For a step that writes its gradients itself (the fused MLP step): their mean over the ranks, in place.
 
-        Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step (through
-        `self.local`, shared memory, when every rank is on this machine). The ranks start from rank 0's weights, as
-        DDP's do.
+        Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step: on this
+        machine the buffer is this rank's row of shared memory (`self.local.own`), else one gloo all-reduce.
+        The ranks start from rank 0's weights, as DDP's do.
         """
         import torch.distributed as dist
 
-        flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
         weights = torch.nn.utils.parameters_to_vector(params)
         dist.broadcast(weights, src=0)
         torch.nn.utils.vector_to_parameters(weights, params)
+        local = self.local
+        if local is not None:
+            flat = local.own
+        else:
+            flat = torch.zeros(weights.numel(), dtype=params[0].dtype, device=params[0].device)
+        flat.zero_()
         offset = 0
         for p in params:
             p.grad = flat[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
+        if local is not None:
+            return local.reduce_own
         world = float(self.group.world_size)
-        if self.local is not None:
-            local = self.local
-            return lambda: local(flat)
 
         def average() -> None:
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)
