@@ -26,7 +26,7 @@ from engine.runs.atomic import remove_stale_temporaries
 from engine.settings.config import Settings, SettingsError, to_toml
 from engine.training.control import RunControl
 from engine.data.loaders import DataBundle, build_data
-from engine.device import CoreWatch, device_name, resolve_device, thread_choices, training_step_flops
+from engine.device import device_name, resolve_device, thread_choices, training_step_flops
 from engine.training.diagnostics import diagnose, overfitting_onset
 from engine.training.distributed import Collectives, Group, device_for, from_environment, join, leave
 from engine.events import (
@@ -39,7 +39,6 @@ from engine.events import (
     RunPaused,
     RunResumed,
     RunStarted,
-    ThreadsChanged,
 )
 from engine.listeners import ListenerLike, Listeners
 from engine.models.networks import build_model, count_parameters
@@ -47,7 +46,7 @@ from engine.training.optim import build_optimizer, build_scheduler
 from engine.runs.commands import CommandWatcher, open_channel
 from engine.runs.status import StatusWriter
 from engine.outputs import run_folder_writers
-from engine.training.policies import CheckpointRetention, ThreadFollower, ThreadTrial, stop_policies
+from engine.training.policies import CheckpointRetention, stop_policies
 from engine.runs.folder import (
     RunLock,
     RunRecorder,
@@ -59,6 +58,7 @@ from engine.runs.folder import (
 )
 from engine.training.snapshot import HISTORY_KEYS, RunState, TrainingParts
 from engine.training.steps import autocast, build_step, fused_step_applies, resolve_precision
+from engine.training.threads import ThreadPlan
 
 PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 # in a run of several processes the ranks agree on stop, pause and NaN every this many batches (one small
@@ -102,8 +102,7 @@ class Trainer:
         )
         # threads resized to the free cores while training (CoreWatch); None: where the trainer sets the threads itself
         self.follow_free_cores = follow_free_cores
-        self.thread_follower: ThreadFollower | None = None
-        self.thread_trial: ThreadTrial | None = None  # the first steps timed on 1 thread and on the free cores
+        self.thread_plan = ThreadPlan((torch.get_num_threads(),), follow=False)
         self.listeners = Listeners([listeners] if callable(listeners) or hasattr(listeners, "on_event") else listeners)
         self.stop_policies = stop_policies(settings)
         self.retention = CheckpointRetention.from_settings(settings.checkpoints)
@@ -127,6 +126,15 @@ class Trainer:
 
     def emit(self, event: Event) -> None:
         self.listeners.emit(event)
+
+    def emit_if(self, event: Event | None) -> None:
+        if event is not None:
+            self.listeners.emit(event)
+
+    @property
+    def threads(self) -> int:
+        """The torch threads it trains on now (engine.training.threads)."""
+        return self.thread_plan.threads
 
     # -- set-up ---------------------------------------------------------------
     def setup(self) -> None:
@@ -177,19 +185,15 @@ class Trainer:
             self.forward, reduce_grads = self.collectives.data_parallel(self.model, fused, s.training.compile)
             if s.run.seed >= 0:  # dropout draws differ between ranks, as their samples do
                 torch.manual_seed(s.run.seed + group.rank)
-        self.threads = torch.get_num_threads()
+        choices: tuple[int, ...] = (torch.get_num_threads(),)
         if self.set_threads and self.device.type == "cpu":
             sample = torch.zeros((1, *self.data.in_shape), device=self.device)
             flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
             choices = thread_choices(s.device.threads, flops, sharing=group.local_world_size)
-            self.threads = choices[0]
-            self.thread_trial = ThreadTrial(choices) if len(choices) > 1 else None
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(choices[0])
         follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
-        # the ranks on a machine would take each other for busy processes
-        self.follow = follow and not group.active and self.device.type == "cpu"
-        if self.follow and self.threads > 1:  # `device.threads` is then the most it uses
-            self.thread_follower = ThreadFollower(CoreWatch(self.threads))
+        # the ranks on a machine would take each other for busy processes; `device.threads` is the most it uses
+        self.thread_plan = ThreadPlan(choices, follow and not group.active and self.device.type == "cpu")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
@@ -378,25 +382,6 @@ class Trainer:
                 return "stopped", self.control.reason or "stopped"
         return "completed", f"trained {s.epochs} epoch{'s' * (s.epochs != 1)}"
 
-    def _follow_free_cores(self, epoch: int) -> None:
-        threads = self.thread_follower.threads(self.threads)
-        if threads is not None:
-            previous, self.threads = self.threads, threads
-            torch.set_num_threads(threads)
-            self.emit(ThreadsChanged(epoch, threads, previous, self.thread_follower.busy_elsewhere))
-
-    def _time_threads(self, epoch: int, seconds: float) -> None:
-        trial = self.thread_trial
-        threads = trial.record(seconds)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        if trial.chosen is None:
-            return
-        self.thread_trial, previous, self.threads = None, self.threads, trial.chosen
-        self.emit(ThreadsChanged(epoch, trial.chosen, previous, 0.0, f"timed the first steps: {trial.describe()}"))
-        if self.follow and trial.chosen > 1:
-            self.thread_follower = ThreadFollower(CoreWatch(trial.chosen))
-
     def _train_epoch(self) -> tuple[float, float, float] | None:
         """One pass over the training split; None when stopped mid-epoch (last.pth then holds the exact position)."""
         model, step, device, control, group = self.model, self.step, self.device, self.control, self.group
@@ -480,13 +465,12 @@ class Trainer:
             loss_sum.add_(loss.float(), alpha=n)  # stays on the device: no sync per batch
             correct += (out.argmax(1) == yb).sum()
             now = time.perf_counter()
-            if self.thread_trial is not None:
-                self._time_threads(epoch, now - step_started)
+            if self.thread_plan.trial is not None:
+                self.emit_if(self.thread_plan.after_step(epoch, now - step_started))
             if now - last_tick >= interval or i == batches:
                 last_tick, ticked = now, i
                 running = tick(now)
-                if self.thread_follower is not None:
-                    self._follow_free_cores(epoch)
+                self.emit_if(self.thread_plan.on_tick(epoch))
                 if not math.isfinite(running) and stop_on_nan and not group.active:
                     break  # the epoch ends now and is reported as NaN
         seconds = elapsed_before + time.perf_counter() - start

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.events import Diagnostic, EpochCompleted
-from engine.training.policies import CheckpointRetention, EarlyStopping, NanStop, Stop, stop_policies, ThreadTrial
+from engine.training.policies import CheckpointRetention, EarlyStopping, NanStop, Stop, stop_policies
 from engine.training.snapshot import RunState
 
 
@@ -41,27 +41,3 @@ def test_retention_keeps_every_nth_epoch_and_the_newest_few():
     assert keep.to_remove([2, 4, 6]) == [2]
     assert keep.to_remove([6, 2]) == []
     assert not CheckpointRetention(every=0, keep=3).keeps(4)
-
-
-def run_trial(step_ms: dict[int, float]) -> tuple[ThreadTrial, list[int]]:
-    """Feed a trial steps that take `step_ms[threads]`; the thread counts it used, step by step."""
-    trial, used = ThreadTrial((1, 2)), []
-    threads = trial.current
-    while trial.chosen is None:
-        used.append(threads)
-        switched = trial.record(step_ms[threads] / 1e3 + (0.05 if len(used) == 1 else 0.0))  # a slow first step
-        threads = switched or threads
-    return trial, used
-
-
-def test_the_thread_trial_alternates_blocks_and_keeps_the_faster_count():
-    trial, used = run_trial({1: 1.2, 2: 0.9})
-    assert trial.chosen == 2 and "1 thread 1.20 ms, 2 threads 0.90 ms" == trial.describe()
-    w, b = ThreadTrial.WARMUP, ThreadTrial.BLOCK
-    assert used[:w] == [1] * w and used[w : w + b] == [1] * b and used[w + b : w + 2 * b] == [2] * b
-    assert len(used) == w + 2 * b * ThreadTrial.ROUNDS
-
-
-def test_the_thread_trial_keeps_one_thread_unless_more_are_clearly_faster():
-    assert run_trial({1: 1.0, 2: 0.99})[0].chosen == 1  # 1 % faster is not worth a core another process may take
-    assert run_trial({1: 0.14, 2: 5.8})[0].chosen == 1  # a tiny model: waking a second thread costs more than it does

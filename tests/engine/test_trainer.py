@@ -288,7 +288,7 @@ def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
 
 def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     from engine.events import ThreadsChanged
-    from engine.training.policies import ThreadFollower
+    from engine.training.threads import ThreadFollower
 
     class BusyCores:  # CoreWatch's answer when another process took one of two cores
         last_elsewhere = 1.0
@@ -299,8 +299,8 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     events = []
     trainer = Trainer(make_settings(tmp_path, {"epochs": 1}), events.append, set_threads=False, progress_interval_s=0.0)
     trainer.setup()
-    assert trainer.thread_follower is None  # set_threads=False and no follow_free_cores: the caller owns the threads
-    trainer.threads, trainer.thread_follower = 2, ThreadFollower(BusyCores())
+    assert trainer.thread_plan.follower is None  # set_threads=False, no follow_free_cores: the caller owns the threads
+    trainer.thread_plan.threads, trainer.thread_plan.follower = 2, ThreadFollower(BusyCores())
     try:
         trainer.run()
     finally:
@@ -322,7 +322,8 @@ def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_d
                 make_settings(tmp_path / name, {"epochs": 1}, device={"threads": threads}), lambda e: None
             )
             trainer.setup()
-            watched[name] = trainer.thread_follower is not None and trainer.thread_follower.watch.chosen
+            follower = trainer.thread_plan.follower
+            watched[name] = follower is not None and follower.watch.chosen
             trainer.close()
         assert watched == {"auto": 2, "fixed": 2, "one": False}  # threads = 2 is the most a run uses
     finally:
@@ -339,7 +340,9 @@ def test_a_run_times_its_first_steps_on_one_thread_and_on_the_free_cores(tmp_pat
         torch.set_num_threads(1)
     started = next(e for e in events if type(e).__name__ == "RunStarted")
     decided = [e for e in events if type(e).__name__ == "ThreadsChanged"]
-    assert started.threads == 1 and len(decided) == 1, decided
+    assert started.threads == 1 and decided, decided
     assert decided[0].reason.startswith("timed the first steps: 1 thread ") and ", 2 threads " in decided[0].reason
-    assert trainer.threads == decided[0].threads in (1, 2)
-    assert (trainer.thread_follower is not None) == (trainer.threads == 2)  # more than one: it follows the cores
+    # a busy machine may have kept one thread, then a second trial more: said only when the count changed
+    assert all(e.reason.startswith("timed again: ") or not e.reason for e in decided[1:]), decided
+    assert trainer.threads == decided[-1].threads in (1, 2)
+    assert (trainer.thread_plan.follower is not None) == (trainer.threads == 2)  # more than one: it follows the cores
