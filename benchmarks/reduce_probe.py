@@ -31,7 +31,8 @@ def main() -> None:
     device = torch.device("cpu")
     distributed.join(group, device)
     collectives = distributed.Collectives(group, device)
-    reduce = LocalAllReduce(collectives, 16, MLP_WEIGHTS)
+    reduce = LocalAllReduce.open(collectives, 16, MLP_WEIGHTS)
+    assert reduce is not None, "no shared memory here"
     reduce.own.normal_()
     collectives.barrier()
     times = []

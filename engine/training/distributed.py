@@ -159,7 +159,7 @@ class Collectives:
                 from engine.training.local_reduce import LocalAllReduce
 
                 # the fused step writes its gradients straight into the shared rows; DDP's buckets are copied in
-                local = self.local = LocalAllReduce(self, 16 if fused else max(16, size), size if fused else 0)
+                local = self.local = LocalAllReduce.open(self, 16 if fused else max(16, size), size if fused else 0)
         if fused:
             return model, self.gradient_averager(params)
         from torch.nn.parallel import DistributedDataParallel

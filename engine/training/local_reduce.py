@@ -18,12 +18,16 @@ A rank that arrives first spins on the pipes for a moment before it sleeps: waki
 costs tens of microseconds, a tenth of a small model's step. It never spins where the ranks outnumber the
 cores. The file is reserved up front (a full /dev/shm fails here, not as a SIGBUS mid-run) and unlinked as
 soon as every rank has opened it: nothing is left behind in /dev/shm, whatever happens to the processes.
+Where there is no such memory (a full /dev/shm, Windows), `LocalAllReduce.open` answers None and the
+gradients go through gloo.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import select
+import sys
 import shutil
 import tempfile
 import time
@@ -47,25 +51,47 @@ def shared_folder() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
+def reserve(path: Path, size: int) -> None:
+    """A file of `size` bytes whose memory is taken now: a full /dev/shm fails here, not as a SIGBUS mid-run."""
+    with open(path, "wb") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, size)
+        except (AttributeError, OSError) as e:  # not on macOS; some file systems cannot
+            if getattr(e, "errno", None) == errno.ENOSPC:
+                raise
+            fh.truncate(size)
+
+
 class LocalAllReduce:
     """The mean over the ranks, in place; every rank makes the same calls in the same order.
 
     `capacity`: the largest tensor `__call__` takes; `own_size`: the length of `own`, the row `reduce_own`
-    averages (0: none).
+    averages (0: none). `open` answers None where shared memory cannot be had (the caller then uses gloo).
     """
 
-    def __init__(self, collectives: Any, capacity: int, own_size: int = 0):
-        """`collectives`: engine.training.distributed.Collectives, over gloo: it shares the folder's name."""
+    @classmethod
+    def open(cls, collectives: Any, capacity: int, own_size: int = 0) -> LocalAllReduce | None:
+        if not hasattr(os, "mkfifo"):  # Windows
+            return None
+        floats = 2 * collectives.group.world_size * capacity + (collectives.group.world_size + 2) * own_size
+        folder = None
+        if collectives.group.is_main:
+            folder = tempfile.mkdtemp(prefix="trainconsole-reduce-", dir=shared_folder())
+            try:
+                reserve(Path(folder) / "slots", floats * 4)
+            except OSError as e:
+                shutil.rmtree(folder, ignore_errors=True)
+                print(f"trainconsole: no shared memory for the gradients ({e}); they go through gloo", file=sys.stderr)
+                folder = None
+        folder = collectives.from_main(folder)
+        return None if folder is None else cls(collectives, Path(folder), capacity, own_size)
+
+    def __init__(self, collectives: Any, folder: Path, capacity: int, own_size: int = 0):
+        """`collectives`: engine.training.distributed.Collectives, over gloo; `folder`: rank 0's, with "slots"."""
         group = collectives.group
         self.rank, self.world = group.rank, group.world_size
         self.capacity, self.own_size = capacity, own_size
         floats = 2 * self.world * capacity + (self.world + 2) * own_size
-        folder = None
-        if group.is_main:
-            folder = tempfile.mkdtemp(prefix="trainconsole-reduce-", dir=shared_folder())
-            with open(Path(folder) / "slots", "wb") as fh:
-                os.posix_fallocate(fh.fileno(), 0, floats * 4)  # ENOSPC now, not SIGBUS at the first write
-        folder = Path(collectives.from_main(folder))
         others = [r for r in range(self.world) if r != self.rank]
         for sender in others:  # a pipe per (sender, receiver): each sender's bytes arrive in its own order
             os.mkfifo(folder / f"{sender}-{self.rank}", 0o600)

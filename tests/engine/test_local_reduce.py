@@ -33,7 +33,7 @@ def worker(rank: int, world: int, folder: str, spin: bool) -> None:
         local_reduce.SPIN_S = 0.0
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
     collectives = Collectives(Group(rank, world, rank, world), torch.device("cpu"))
-    reduce = local_reduce.LocalAllReduce(collectives, 16, SIZE)
+    reduce = local_reduce.LocalAllReduce.open(collectives, 16, SIZE)
     owns, flags = [], []
     for k in range(ROUNDS):
         if (k + rank) % 3 == 0:
@@ -72,3 +72,36 @@ def test_every_rank_gets_the_same_mean(tmp_path: Path, world: int, spin: bool):
             assert result["flags"][j].tolist() == pytest.approx([1.0 / world, 0.0, 1.0])
     if os.path.isdir("/dev/shm"):  # unlinked once every rank had it open
         assert not [n for n in set(os.listdir("/dev/shm")) - before if n.startswith("trainconsole-reduce-")]
+
+
+def full_worker(rank: int, folder: str) -> None:
+    """Rank 0 finds no room for the shared file: every rank is told to go through gloo instead."""
+    import errno
+
+    import torch.distributed as dist
+
+    from engine.training import local_reduce
+    from engine.training.distributed import Collectives, Group
+
+    def full(path, size):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    local_reduce.reserve = full
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    collectives = Collectives(Group(rank, 2, rank, 2), torch.device("cpu"))
+    opened = local_reduce.LocalAllReduce.open(collectives, 16, SIZE)
+    Path(folder, f"{rank}.txt").write_text(repr(opened))
+    dist.destroy_process_group()
+
+
+def test_no_room_in_shared_memory_means_gloo_on_every_rank(tmp_path: Path, capfd):
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=full_worker, args=(r, str(tmp_path))) for r in range(2)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert [(tmp_path / f"{r}.txt").read_text() for r in range(2)] == ["None", "None"]
+    err = capfd.readouterr().err
+    assert err.count("no shared memory for the gradients") == 1 and "they go through gloo" in err
