@@ -1,11 +1,11 @@
 """How many torch threads a CPU run trains on, from its first step to its last.
 
 Whether one thread or all the free cores train a small step faster depends on the machine, the model and
-what else runs now. A run times its first steps on both (`ThreadTrial`) and keeps the faster. While it keeps
-one thread it times them again now and then, at growing intervals: a second core that was busy for the
-first second of a run (the previous run's process being reaped, its files written back) must not keep it on
-one thread for good. On more than one thread it follows the cores other processes leave free
-(`ThreadFollower`, engine.device.CoreWatch).
+what else runs now. A run times its first steps on both (`ThreadTrial`) and keeps the faster, then times
+them again at growing intervals (1 s, 2 s, 4 s, ... up to 2 minutes): on a shared VM two threads of one
+process can be twice as slow as one for minutes on end, then fast again, with no other process to see
+(BENCHMARKS.md). Between trials, a run on more than one thread follows the cores other processes leave
+free (`ThreadFollower`, engine.device.CoreWatch).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from engine.device import CoreWatch
 from engine.events import ThreadsChanged
 
-RETIME_FIRST_S, RETIME_MAX_S = 1.0, 120.0  # one thread won: time again after this, then twice as long each time
+RETIME_FIRST_S, RETIME_MAX_S = 1.0, 120.0  # the next trial after this, then twice as long each time
 
 
 class ThreadTrial:
@@ -87,7 +87,7 @@ class ThreadPlan:
     """A run's thread count: `after_step` while a trial runs, `on_tick` at the progress ticks.
 
     `choices`: the counts to time (one count: nothing to time); `follow`: follow the free cores on more
-    than one thread. Both return the ThreadsChanged to report, or None.
+    than one thread. Both return the ThreadsChanged to report (a trial's only when the count changed), or None.
     """
 
     def __init__(self, choices: Sequence[int], follow: bool, *, clock: Callable[[], float] = time.perf_counter):
@@ -110,25 +110,26 @@ class ThreadPlan:
             return None
         self.trial, previous, self.threads = None, self.threads, trial.chosen
         self.trials += 1
-        if trial.chosen > min(trial.choices):
-            if self.follow:
-                self.follower = ThreadFollower(CoreWatch(trial.chosen))
-        else:
-            self.retime_at = self.clock() + self.retime_after
-            self.retime_after = min(2 * self.retime_after, RETIME_MAX_S)
+        more = trial.chosen > min(trial.choices)
+        self.follower = ThreadFollower(CoreWatch(trial.chosen)) if self.follow and more else None
+        self.retime_at = self.clock() + self.retime_after
+        self.retime_after = min(2 * self.retime_after, RETIME_MAX_S)
         if self.trials > 1 and trial.chosen == previous:
             return None  # timed again, and nothing changed: not worth a line
         which = "the first steps" if self.trials == 1 else "again"
         return ThreadsChanged(epoch, trial.chosen, previous, 0.0, f"timed {which}: {trial.describe()}")
 
     def on_tick(self, epoch: int) -> ThreadsChanged | None:
+        if self.trial is not None:
+            return None
+        if self.retime_at is not None and self.clock() >= self.retime_at:
+            self.retime_at = None
+            self.trial = ThreadTrial(self.choices)  # it sets the threads from its next step on
+            return None
         if self.follower is not None:
             threads = self.follower.threads(self.threads)
             if threads is not None:
                 previous, self.threads = self.threads, threads
                 torch.set_num_threads(threads)
                 return ThreadsChanged(epoch, threads, previous, self.follower.busy_elsewhere)
-        elif self.retime_at is not None and self.clock() >= self.retime_at:
-            self.retime_at = None
-            self.trial = ThreadTrial(self.choices)
         return None

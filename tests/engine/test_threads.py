@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.training.threads import RETIME_FIRST_S, ThreadPlan, ThreadTrial
+from engine.training.threads import RETIME_FIRST_S, RETIME_MAX_S, ThreadPlan, ThreadTrial
 
 
 def run_trial(step_ms: dict[int, float]) -> tuple[ThreadTrial, list[int]]:
@@ -50,26 +50,35 @@ def finish_trial(plan: ThreadPlan, step_ms: dict[int, float], epoch: int = 1):
         threads = before.current
 
 
-def test_a_plan_that_kept_one_thread_times_again_later_and_less_often_each_time():
+def test_a_plan_times_again_later_and_less_often_each_time():
     clock, previous = Clock(), torch.get_num_threads()
     try:
         plan = ThreadPlan((1, 2), follow=False, clock=clock)
-        first = finish_trial(plan, {1: 1.2, 2: 1.9})  # the second core busy at the start
+        first = finish_trial(plan, {1: 1.2, 2: 1.9})  # two threads slow at the start
         assert (first.threads, first.previous) == (1, 1) and first.reason.startswith("timed the first steps: ")
         assert plan.trial is None and plan.retime_at == 100.0 + RETIME_FIRST_S
         clock.now += RETIME_FIRST_S / 2
         assert plan.on_tick(1) is None and plan.trial is None  # not yet
         clock.now += RETIME_FIRST_S
         assert plan.on_tick(1) is None and plan.trial is not None and plan.trial.choices == (1, 2)
+        assert plan.on_tick(1) is None  # a trial under way is left to finish
         assert finish_trial(plan, {1: 1.2, 2: 1.9}) is None  # still one thread: no line to report
         assert plan.retime_at == clock.now + 2 * RETIME_FIRST_S  # twice as long before the next
         clock.now = plan.retime_at
         plan.on_tick(2)
-        again = finish_trial(plan, {1: 1.2, 2: 0.85}, epoch=2)  # the core is free now
+        again = finish_trial(plan, {1: 1.2, 2: 0.85}, epoch=2)  # fast again
         assert (again.epoch, again.threads, again.previous) == (2, 2, 1) and again.reason.startswith("timed again: ")
-        assert plan.threads == 2 and torch.get_num_threads() == 2 and plan.retime_at is None
-        clock.now += 1000
-        assert plan.on_tick(3) is None and plan.trial is None  # more threads won: the follower's turn (off here)
+        assert plan.threads == 2 and torch.get_num_threads() == 2
+        assert plan.retime_at == clock.now + 4 * RETIME_FIRST_S  # more threads won: they are timed again too
+        clock.now = plan.retime_at
+        plan.on_tick(3)
+        slow = finish_trial(plan, {1: 1.2, 2: 1.9}, epoch=3)  # slow again: back to one thread
+        assert (slow.threads, slow.previous) == (1, 2) and torch.get_num_threads() == 1
+        for _ in range(12):
+            clock.now = plan.retime_at
+            plan.on_tick(4)
+            finish_trial(plan, {1: 1.2, 2: 1.9}, epoch=4)
+        assert plan.retime_at - clock.now == RETIME_MAX_S  # never longer apart than this
     finally:
         torch.set_num_threads(previous)
 
