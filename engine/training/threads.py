@@ -29,10 +29,14 @@ class ThreadTrial:
     After a warm-up, blocks of BLOCK steps alternate between the counts (a block's first step, which wakes
     or parks the pool, is not counted), so that a machine getting busier or quieter meanwhile weighs on both
     alike; the count with the lower median step time wins, one thread unless more are clearly faster.
+    Two counted steps on more threads that each took over SLOWER times one thread's median end the trial at
+    once, on the fewest: beside a busy process such a step takes ~10 ms, and a whole trial of them cost a
+    short run half its speed.
     """
 
     WARMUP, BLOCK, ROUNDS = 3, 6, 3
     MARGIN = 0.97  # more threads must be 3 % faster: they lose most when another process takes a core
+    SLOWER = 2.5
 
     def __init__(self, choices: Sequence[int]) -> None:
         self.choices = tuple(choices)
@@ -50,10 +54,17 @@ class ThreadTrial:
         if self.steps >= self.WARMUP and (self.steps - self.WARMUP) % self.BLOCK:
             self.times[before].append(seconds)
         self.steps += 1
-        if self.steps >= self.WARMUP + self.BLOCK * len(self.choices) * self.ROUNDS:
+        if self._hopeless(before) or self.steps >= self.WARMUP + self.BLOCK * len(self.choices) * self.ROUNDS:
             self.chosen = self._fastest()
             return self.chosen if self.chosen != before else None
         return self.current if self.current != before else None
+
+    def _hopeless(self, threads: int) -> bool:
+        fewest = self.times[min(self.choices)]
+        last = self.times[threads][-2:]
+        if threads == min(self.choices) or len(fewest) < 3 or len(last) < 2:
+            return False
+        return min(last) > self.SLOWER * statistics.median(fewest)
 
     def _fastest(self) -> int:
         medians = {c: statistics.median(t) for c, t in self.times.items()}

@@ -31,6 +31,13 @@ def test_the_thread_trial_keeps_one_thread_unless_more_are_clearly_faster():
     assert run_trial({1: 0.14, 2: 5.8})[0].chosen == 1  # a tiny model: waking a second thread costs more than it does
 
 
+def test_a_trial_on_threads_that_wait_for_a_busy_core_ends_early():
+    trial, used = run_trial({1: 1.1, 2: 11.0})  # beside a busy process: each 2-thread step waits for its core
+    w, b = ThreadTrial.WARMUP, ThreadTrial.BLOCK
+    assert trial.chosen == 1 and used == [1] * (w + b) + [2] * 3  # the block's uncounted first step, then two
+    assert run_trial({1: 1.1, 2: 1.9})[0].chosen == 1 and len(run_trial({1: 1.1, 2: 1.9})[1]) == w + 6 * b
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
