@@ -185,15 +185,7 @@ class Trainer:
             self.forward, reduce_grads = self.collectives.data_parallel(self.model, fused, s.training.compile)
             if s.run.seed >= 0:  # dropout draws differ between ranks, as their samples do
                 torch.manual_seed(s.run.seed + group.rank)
-        choices: tuple[int, ...] = (torch.get_num_threads(),)
-        if self.set_threads and self.device.type == "cpu":
-            sample = torch.zeros((1, *self.data.in_shape), device=self.device)
-            flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
-            choices = thread_choices(s.device.threads, flops, sharing=group.local_world_size)
-            torch.set_num_threads(choices[0])
-        follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
-        # the ranks on a machine would take each other for busy processes; `device.threads` is the most it uses
-        self.thread_plan = ThreadPlan(choices, follow and not group.active and self.device.type == "cpu")
+        self.thread_plan = self._plan_threads()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
@@ -232,8 +224,25 @@ class Trainer:
                     f"and training.epochs = {s.training.epochs}; "
                     f"raise it to train longer (e.g. --set training.epochs={self.state.epoch + 10})"
                 )
-        if not group.is_main:  # rank 0 alone writes the run folder
-            return
+        if group.is_main:  # rank 0 alone writes the run folder
+            self._open_run_folder(checkpoint)
+
+    def _plan_threads(self) -> ThreadPlan:
+        """The CPU threads: the counts the first steps are timed on (one count where the caller set them)."""
+        s, group = self.settings, self.group
+        choices: tuple[int, ...] = (torch.get_num_threads(),)
+        if self.set_threads and self.device.type == "cpu":
+            sample = torch.zeros((1, *self.data.in_shape), device=self.device)
+            flops = training_step_flops(self.model, sample, s.data.batch_size) if not s.device.threads else None
+            choices = thread_choices(s.device.threads, flops, sharing=group.local_world_size)
+            torch.set_num_threads(choices[0])
+        follow = self.set_threads if self.follow_free_cores is None else self.follow_free_cores
+        # the ranks on a machine would take each other for busy processes; `device.threads` is the most it uses
+        return ThreadPlan(choices, follow and not group.active and self.device.type == "cpu")
+
+    def _open_run_folder(self, checkpoint: dict | None) -> None:
+        """The run folder (a new one, or the resumed run's), locked, with the listeners that write into it."""
+        s = self.settings
         in_run_folder = self.resume_from is not None and self.resume_from.parent.name == "checkpoints"
         # a checkpoint copied out of its run folder continues in a new folder, never in its parent
         if in_run_folder:
