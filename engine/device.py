@@ -116,6 +116,11 @@ def _allowed_cpus() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), not all the machine has."""
+    return len(_allowed_cpus())
+
+
 def _busy_jiffies(cpus: set[int], stat: str = "/proc/stat") -> int | None:
     """Clock ticks the given CPUs spent on anything but idling, since boot (None where /proc/stat is not there)."""
     try:
@@ -307,10 +312,7 @@ def environment_report() -> dict[str, Any]:
                     "bf16": bool(torch.cuda.is_bf16_supported()) if i == torch.cuda.current_device() else None,
                 }
             )
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -349,7 +351,7 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines.append(
         f"CPU          : {report['cpu']}, {report['cpu_cores']} cores, {report['free_cores']} free now "
-        "(runs use them for big steps, 1 thread for small ones)"
+        "(runs use them for big steps; small ones time 1 thread against them, and again as they train)"
     )
     lines.append(f"Auto device  : {report['auto_device']}")
     return "\n".join(lines)

@@ -36,14 +36,9 @@ from typing import Any
 
 import torch
 
+from engine.device import usable_cores
+
 SPIN_S = 200e-6  # how long a rank polls its pipes before it sleeps on them
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def shared_folder() -> str | None:
@@ -73,7 +68,7 @@ class LocalAllReduce:
     def open(cls, collectives: Any, capacity: int, own_size: int = 0) -> LocalAllReduce | None:
         if not hasattr(os, "mkfifo"):  # Windows
             return None
-        floats = 2 * collectives.group.world_size * capacity + (collectives.group.world_size + 2) * own_size
+        floats = _floats(collectives.group.world_size, capacity, own_size)
         folder = None
         if collectives.group.is_main:
             folder = tempfile.mkdtemp(prefix="trainconsole-reduce-", dir=shared_folder())
@@ -91,7 +86,7 @@ class LocalAllReduce:
         group = collectives.group
         self.rank, self.world = group.rank, group.world_size
         self.capacity, self.own_size = capacity, own_size
-        floats = 2 * self.world * capacity + (self.world + 2) * own_size
+        floats = _floats(self.world, capacity, own_size)
         others = [r for r in range(self.world) if r != self.rank]
         for sender in others:  # a pipe per (sender, receiver): each sender's bytes arrive in its own order
             os.mkfifo(folder / f"{sender}-{self.rank}", 0o600)
@@ -156,6 +151,11 @@ class LocalAllReduce:
         for fd in self.inboxes + self.outboxes:
             os.close(fd)
         self.inboxes = self.outboxes = []
+
+
+def _floats(world: int, capacity: int, own_size: int) -> int:
+    """The shared file's length: two sets of `world` slots of `capacity`, then `world` rows and 2 results."""
+    return 2 * world * capacity + (world + 2) * own_size
 
 
 def _sum_rows(rows: torch.Tensor, out: torch.Tensor, world: int) -> None:

@@ -129,7 +129,7 @@ class Trainer:
 
     def emit_if(self, event: Event | None) -> None:
         if event is not None:
-            self.listeners.emit(event)
+            self.emit(event)
 
     @property
     def threads(self) -> int:

@@ -21,21 +21,30 @@ from tui.widgets.epoch_table import EpochTable
 from tui.widgets.metric_chart import MetricChart
 
 
+def check_attached_when_finished(settings, tmp_path: Path, run_dir: Path, check) -> None:
+    """A console started attached to a finished run; `check(screen)` once its training screen shows the end."""
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml", attach=run_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await wait_for(pilot, lambda: app.current_mode == "training")
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.outcome == "completed")
+            check(screen)
+
+    run(scenario())
+
+
 def test_a_finished_run_attached_shows_every_epoch_and_how_it_ended(tmp_path):
     settings = tiny_settings(tmp_path, epochs=4)
     trainer = Trainer(settings, set_threads=False)
     trainer.run()
 
-    async def scenario():
-        app = TrainConsole(settings, tmp_path / "settings.toml", attach=trainer.run_dir)
-        async with app.run_test(size=SIZE) as pilot:
-            assert await wait_for(pilot, lambda: app.current_mode == "training")
-            screen = app.screen
-            assert await wait_for(pilot, lambda: screen.outcome == "completed")
-            assert screen.query_one(EpochTable).row_count == 4 and screen.history.epochs == [1, 2, 3, 4]
-            assert "Run finished" in str(screen.query_one("#run-status", Static).render())
+    def check(screen) -> None:
+        assert screen.query_one(EpochTable).row_count == 4 and screen.history.epochs == [1, 2, 3, 4]
+        assert "Run finished" in str(screen.query_one("#run-status", Static).render())
 
-    run(scenario())
+    check_attached_when_finished(settings, tmp_path, trainer.run_dir, check)
 
 
 def _lengthened(run_dir: Path, epochs: int) -> None:
@@ -152,15 +161,10 @@ def test_a_distributed_run_attached_shows_its_processes(tmp_path):
             e.update(processes=2, threads=1)
     (trainer.run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
-    async def scenario():
-        app = TrainConsole(settings, tmp_path / "settings.toml", attach=trainer.run_dir)
-        async with app.run_test(size=SIZE) as pilot:
-            assert await wait_for(pilot, lambda: app.current_mode == "training")
-            screen = app.screen
-            assert await wait_for(pilot, lambda: screen.outcome == "completed")
-            assert "2 processes (DDP) x 1 thread" in str(screen.query_one("#run-info", Static).render())
+    def check(screen) -> None:
+        assert "2 processes (DDP) x 1 thread" in str(screen.query_one("#run-info", Static).render())
 
-    run(scenario())
+    check_attached_when_finished(settings, tmp_path, trainer.run_dir, check)
 
 
 def test_starting_a_run_of_several_processes_starts_it_detached(tmp_path, monkeypatch):
