@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test test-busy bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# the suite three times in a row beside two busy processes (a shared 2-core machine); not part of .ci/run
+test-busy: $(STAMP)
+	bash tests/busy.sh
 
 # `make bench` writes BENCHMARKS.md (about 10 minutes; run it on a quiet machine); BENCH_QUICK=1 makes it a 1-2 minute smoke run.
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -36,6 +36,20 @@ def _wait_for(session: str, condition, timeout: float) -> str:
     raise AssertionError(f"timed out; the terminal shows:\n{text}")
 
 
+BADGES = (" OK ", " OVERFITTING ", " UNDERFITTING ", " NaN ")
+
+
+def _finished_run_drawn(text: str) -> bool:
+    """The training screen of a finished 5-epoch run, fully painted: both charts keyed, the last row, a badge."""
+    return (
+        "Run finished" in text
+        and text.count("━ train") == 2
+        and text.count("━ val") == 2
+        and any(line.split()[:1] == ["5"] for line in text.splitlines())
+        and any(badge in text for badge in BADGES)
+    )
+
+
 def _alive(session: str) -> bool:
     return subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
 
@@ -74,12 +88,13 @@ def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, re
         if resize_to:
             _wait_for(session, lambda t: "Running" in t or "Run finished" in t, 30)
             _tmux("resize-window", "-t", session, "-x", str(resize_to[0]), "-y", str(resize_to[1]))
-        text = _wait_for(session, lambda t: "Run finished" in t, 60)
-        assert text.count("━ train") == 2 and text.count("━ val") == 2, (
-            text
-        )  # both charts, each keyed in its title line
+        # the screen is read once it shows everything: after a resize the charts are drawn again a moment after
+        # "Run finished" appears (on a busy machine, several refreshes later), so their keys are waited for too
+        _wait_for(session, lambda t: "Run finished" in t, 60)
+        text = _wait_for(session, _finished_run_drawn, 30)
+        assert text.count("━ train") == 2 and text.count("━ val") == 2, text  # both charts, each keyed in its title
         assert any(line.split()[:1] == ["5"] for line in text.splitlines()), text  # the last epoch row
-        assert any(badge in text for badge in (" OK ", " OVERFITTING ", " UNDERFITTING ", " NaN ")), text
+        assert any(badge in text for badge in BADGES), text
         run_dirs = list((tmp_path / "runs").iterdir())
         assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoints" / "last.pth").is_file()
         _tmux("send-keys", "-t", session, "4")
