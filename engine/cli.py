@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine import cli_outputs, cli_runs
+from engine.text import TerminalStream, json_text, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -137,21 +138,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, console: Callable[[argparse.Namespace], int] | None = None) -> int:
-    """Run one command; with none, `console(args)` when given (tui.cli gives it), else a usage error."""
+    """Run one command; with none, `console(args)` when given (tui.cli gives it), else a usage error.
+
+    Everything printed goes through engine.text.TerminalStream: text from files never reaches the terminal as
+    control characters, whichever module prints it.
+    """
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (s if s is None else TerminalStream.around(s) for s in streams)
+    try:
+        return _main(argv, console)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] | None) -> int:
     from engine.device import apply_openmp_defaults
 
     apply_openmp_defaults()  # before anything imports torch
     try:
         args = build_parser().parse_args(argv)
     except UsageError as e:
-        print(str(e), file=sys.stderr)
+        print(printable(e), file=sys.stderr)
         return EXIT_USAGE
     try:
         return _run_command(args, console)
     except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
         from engine.crash import crash_line, write_crash_report
 
-        print(crash_line(e, write_crash_report(e, f"trainconsole {' '.join(sys.argv[1:])}")), file=sys.stderr)
+        report = write_crash_report(e, f"trainconsole {' '.join(sys.argv[1:])}")
+        print(printable(crash_line(e, report)), file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -171,7 +186,7 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
         try:
             return console(args)
         except SettingsError as e:
-            print(f"trainconsole: error: {e}", file=sys.stderr)
+            print(f"trainconsole: error: {printable(e)}", file=sys.stderr)
             return EXIT_USAGE
     from engine.runs.checkpoints import CheckpointError
 
@@ -188,7 +203,7 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
             return cli_runs.cmd_wait(args)
         return cmd_env(args)
     except (SettingsError, CheckpointError, UsageError) as e:
-        print(f"trainconsole: error: {e}", file=sys.stderr)
+        print(f"trainconsole: error: {printable(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("trainconsole: interrupted", file=sys.stderr)
@@ -199,8 +214,8 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> i
         )  # no second traceback when Python flushes at exit
         return EXIT_OK
     except OSError as e:  # the disk or the OS refused (a folder not readable, ...): what and where, in one line
-        where = f" {e.filename}" if e.filename else ""
-        print(f"trainconsole: error:{where}: {e.strerror or e}", file=sys.stderr)
+        where = f" {printable(e.filename)}" if e.filename else ""
+        print(f"trainconsole: error:{where}: {printable(e.strerror or e)}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -235,6 +250,8 @@ def cmd_run(args) -> int:
     resume_from = None
     if args.resume:
         resume_from = resolve_resume(args.resume, settings.run.runs_dir)
+        if args.resume == "last":  # picked for the user: say which
+            print(f"trainconsole: --resume last: the run started last, {printable(resume_from)}", file=sys.stderr)
         # what the user named: their settings, --set, --allow-import
         allowed = named_imports(settings) | set(args.allowed)
         settings, _ = resume_settings(resume_from, allowed, args.overrides)
@@ -253,14 +270,23 @@ def cmd_run(args) -> int:
     trainer = Trainer(
         settings, output if group.is_main else (), control, resume_from=resume_from, into=args.into, group=group
     )
-    interrupted = {"signal": None}
+    at_once = {"stopping": False}
+
+    def stop_at_once(signum, frame):
+        """A second Ctrl-C, or a signal before training began: the run stops where the main thread is, even inside
+        a library call, and is recorded as stopped; further Ctrl-C change nothing while that is written."""
+        at_once["stopping"] = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
 
     def on_signal(signum, frame):
+        if not trainer.ready:  # still setting up: nothing to save, nothing to wait for
+            stop_at_once(signum, frame)
         name = signal.Signals(signum).name
-        interrupted["signal"] = signum
         control.stop(f"{name} received: stopped at a batch boundary, last.pth saved")
-        if signum == signal.SIGINT:  # a second Ctrl-C falls back to the default (immediate) behaviour
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, stop_at_once)
+            _say("trainconsole: stopping at the next batch boundary (last.pth is saved); Ctrl-C again stops at once")
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
@@ -278,7 +304,8 @@ def cmd_run(args) -> int:
         final = trainer.run()
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if not (at_once["stopping"] and sig == signal.SIGINT):  # the stop is under way: Ctrl-C stays ignored
+                signal.signal(sig, handler)
         output.close()
     if isinstance(final, RunFailed):
         return EXIT_FAILED
@@ -287,6 +314,15 @@ def cmd_run(args) -> int:
     if final.status == "stopped":  # a signal that came after the last epoch changed nothing
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _say(line: str) -> None:
+    """One line on stderr from a signal handler: os.write, since print may be inside a write of its own; a terminal
+    that has gone (a dropped SSH session) is no reason to fail."""
+    try:
+        os.write(sys.stderr.fileno(), (line + "\n").encode())
+    except (OSError, ValueError):
+        pass
 
 
 class _TerminalSafe:
@@ -341,7 +377,7 @@ def cmd_eval(args) -> int:
         args.checkpoint, args.config_run, split=args.split, device=args.device, allowed_imports=allowed
     )
     if args.json:
-        print(json.dumps(result))
+        print(json_text(json.dumps(result)))
     else:
         print(format_evaluation(result))
     return EXIT_OK
@@ -355,11 +391,13 @@ def cmd_checkpoints(args) -> int:
 
     runs_dir = args.runs_dir or load_settings(_settings_path(args)).run.runs_dir
     runs = list_runs(runs_dir)
+    for note in (note for run in runs for note in run.notes):  # what the reader skipped: said, the rest still shown
+        print(f"trainconsole: {printable(note)}", file=sys.stderr)
     if args.json:
-        print(json.dumps([asdict(r) for r in runs]))
+        print(json_text(json.dumps([asdict(r) for r in runs])))
         return EXIT_OK
     if not runs:
-        print(f"no runs in {runs_dir}")
+        print(f"no runs in {printable(runs_dir)}")
         return EXIT_OK
     from engine.printers import format_runs
 
@@ -371,7 +409,7 @@ def cmd_env(args) -> int:
     from engine.device import environment_report, format_report
 
     report = environment_report()
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    print(json_text(json.dumps(report, indent=2)) if args.json else format_report(report))
     return EXIT_OK
 
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from engine.text import printable
+
 COMMANDS = ("plot", "view")
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace, console: Callable[[argparse.Namespace], int] |
             return 2
         return console(args)
     except SettingsError as e:
-        print(f"trainconsole: error: {e}", file=sys.stderr)
+        print(f"trainconsole: error: {printable(e)}", file=sys.stderr)
         return 2
 
 
@@ -42,6 +44,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from engine.outputs import require
     from engine.outputs.curves import save_curves
     from engine.outputs.readers import is_run_folder, read_run
+    from engine.runs.atomic import NotARegularFile
     from engine.settings.config import SettingsError
 
     require("matplotlib", "trainconsole plot")
@@ -49,13 +52,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for path in map(Path, args.runs):
         if not is_run_folder(path):
             raise SettingsError(f"{path}: not a run folder (no metrics.jsonl)")
-        runs.append(read_run(path))
+        run = read_run(path)
+        if run.note:  # what the reader skipped: said, the rest still drawn
+            print(f"trainconsole: {printable(run.note)}", file=sys.stderr)
+        if not any(run.tags.values()):
+            raise SettingsError(f"{path}: no epoch to draw in its metrics.jsonl")
+        runs.append(run)
     out = Path(args.out) if args.out else Path(args.runs[0]) / "curves.png"
     if out.suffix.lower() != ".png":
         raise SettingsError(f"--out {out}: the picture is a PNG; name it FILE.png")
     try:
         save_curves(runs, out)
+    except NotARegularFile as e:  # a symlink (or a folder) at --out: refused, nothing written through it
+        raise SettingsError(str(e)) from None
     except OSError as e:
         raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
-    print(out)
+    print(printable(out))
     return 0

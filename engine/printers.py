@@ -17,6 +17,7 @@ from engine.events import (
     ThreadsChanged,
 )
 from engine.runs.folder import to_json
+from engine.text import TerminalStream, json_text, printable
 
 
 # errors whose one line says it all (a full disk, a symlink in the run folder): no traceback to point to, and
@@ -33,7 +34,7 @@ def epoch_line(e: EpochCompleted) -> str:
         f"Gap: {e.val_loss - e.train_loss:+.4f} | {e.diagnostic.label}"
     )
     if e.diagnostic.status != "ok":
-        line += f" ({e.diagnostic.message})"
+        line += f" ({printable(e.diagnostic.message)})"
     if e.is_best:
         line += " | best"
     return line
@@ -67,17 +68,18 @@ class EpochPrinter:
     """Human output. A self-updating progress line only when `out` is a terminal: logs never get carriage returns.
 
     When the reader of `out` goes (`| head -1`) the run goes on, recorded as usual; only the printing stops.
+    Both streams are TerminalStreams: a name or an error from a file is shown, never acted on by the terminal.
     """
 
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
-        self.out: TextIO | None = out
-        self.err = err
-        self.live = out.isatty()
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+        self.out: TerminalStream | None = TerminalStream.around(out or sys.stdout)
+        self.err = TerminalStream.around(err or sys.stderr)
+        self.live = self.out.isatty()
         self._progress_shown = False
 
     def _clear(self) -> None:
         if self._progress_shown:
-            self.out.write("\r\x1b[K")
+            self.out.write_control("\r\x1b[K")
             self._progress_shown = False
 
     def on_event(self, event: Event) -> None:
@@ -89,21 +91,23 @@ class EpochPrinter:
                 self.out = None
         if isinstance(event, ListenerFailed):  # the run goes on; on stderr, as the run's own failure
             print(
-                f"trainconsole: warning: {event.listener} stopped listening: {event.error}; the run goes on",
+                f"trainconsole: warning: {printable(event.listener)} stopped listening: {printable(event.error)}; "
+                "the run goes on",
                 file=self.err,
             )
         if isinstance(event, RunFailed):  # on stderr, which outlives a closed stdout pipe
-            print(f"trainconsole: training failed at epoch {event.epoch + 1}: {event.error}", file=self.err)
+            print(f"trainconsole: training failed at epoch {event.epoch + 1}: {printable(event.error)}", file=self.err)
             if event.run_dir and event.error_type not in SELF_EXPLAINED:
-                print(f"trainconsole: details in {event.run_dir}/events.jsonl", file=self.err)
+                print(f"trainconsole: details in {printable(event.run_dir)}/events.jsonl", file=self.err)
 
     def _show(self, event: Event) -> None:
         if isinstance(event, BatchProgressed):
             if self.live:
                 bar_width = 20
                 done = int(bar_width * event.batch / max(event.batches, 1))
+                self.out.write_control("\r\x1b[K")
                 self.out.write(
-                    f"\r\x1b[K  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] "
+                    f"  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] "
                     f"{event.batch}/{event.batches}"
                     f"  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  ETA {_duration(event.eta_s)}"
                 )
@@ -113,18 +117,19 @@ class EpochPrinter:
         self._clear()
         if isinstance(event, RunStarted):
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
-            print(f"Run folder : {event.run_dir}{resumed}", file=self.out)
+            print(f"Run folder : {printable(event.run_dir)}{resumed}", file=self.out)
             print(
-                f"Device     : {event.device} ({event.device_name}), {event.precision}, "
+                f"Device     : {printable(event.device)} ({printable(event.device_name)}), {event.precision}, "
                 f"{event.threads} CPU thread{'s' * (event.threads != 1)}"
                 + (f" per process, {event.processes} processes (DDP)" if event.processes > 1 else ""),
                 file=self.out,
             )
-            print(f"Model      : {event.settings['model']['name']}, {event.parameters:,} parameters", file=self.out)
-            print(f"Data       : {event.data_path}", file=self.out)
-            print(f"Step       : {event.step}", file=self.out)
+            model = printable(event.settings["model"]["name"])
+            print(f"Model      : {model}, {event.parameters:,} parameters", file=self.out)
+            print(f"Data       : {printable(event.data_path)}", file=self.out)
+            print(f"Step       : {printable(event.step)}", file=self.out)
             if event.note:
-                print(f"Note       : {event.note}", file=self.out)
+                print(f"Note       : {printable(event.note)}", file=self.out)
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
         elif isinstance(event, ThreadsChanged):
@@ -134,7 +139,7 @@ class EpochPrinter:
                 else "cores free again"
             )
             change = f"{event.previous} -> {event.threads}" if event.previous != event.threads else event.threads
-            print(f"Threads    : {change} in epoch {event.epoch} ({why})", file=self.out)
+            print(f"Threads    : {change} in epoch {event.epoch} ({printable(why)})", file=self.out)
         elif isinstance(event, RunFinished):
             best = (
                 f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
@@ -146,11 +151,11 @@ class EpochPrinter:
                 "nan": "Run stopped on NaN",
             }.get(event.status, event.status)
             print(
-                f"{word}: {event.reason}; {event.epochs_completed} epoch(s) in all, "
+                f"{printable(word)}: {printable(event.reason)}; {event.epochs_completed} epoch(s) in all, "
                 f"{_duration(event.seconds)} this session{best}",
                 file=self.out,
             )
-            print(f"Run folder : {event.run_dir}", file=self.out)
+            print(f"Run folder : {printable(event.run_dir)}", file=self.out)
         self.out.flush()
 
     def close(self) -> None:
@@ -174,7 +179,7 @@ class JsonPrinter:
         if self.out is None:
             return
         try:
-            self.out.write(to_json(event.to_dict()) + "\n")
+            self.out.write(json_text(to_json(event.to_dict())) + "\n")
             self.out.flush()
         except BrokenPipeError:
             _discard(self.out)
@@ -203,8 +208,8 @@ def format_runs(runs) -> str:
     lines = []
     for run in runs:
         lines.append(
-            f"{run.name}  [{run.status}]  {run.epochs} epochs, best epoch {run.best_epoch or '-'} by {run.monitor}  "
-            f"({run.path})"
+            f"{printable(run.name)}  [{printable(run.status)}]  {run.epochs} epochs, "
+            f"best epoch {run.best_epoch or '-'} by {printable(run.monitor)}  ({printable(run.path)})"
         )
         for c in run.checkpoints:
             when = datetime.datetime.fromtimestamp(c.mtime).strftime("%Y-%m-%d %H:%M")
@@ -213,8 +218,8 @@ def format_runs(runs) -> str:
             va = f"val_acc {c.val_acc:.1%}" if isinstance(c.val_acc, float) else "val_acc -"
             mark = " *best" if c.is_best else ""
             lines.append(
-                f"  {c.kind:5s} {_file_name(c.path):14s} {at:22s} {vl:18s} {va:15s} {format_size(c.size):>9s}  "
-                f"{when}{mark}{'  ' + c.error if c.error else ''}"
+                f"  {printable(c.kind):5s} {printable(_file_name(c.path)):14s} {at:22s} {vl:18s} {va:15s} "
+                f"{format_size(c.size):>9s}  {when}{mark}{'  ' + printable(c.error) if c.error else ''}"
             )
     return "\n".join(lines)
 
