@@ -6,7 +6,10 @@ from pathlib import Path
 
 from engine.outputs import require
 from engine.outputs.readers import Source
-from engine.settings.config import DiagnosticsSettings, load_settings
+from engine.runs.atomic import atomic_write
+from engine.runs.records import run_settings
+from engine.settings.config import DiagnosticsSettings
+from engine.text import printable
 from engine.training.diagnostics import overfitting_onset
 
 FIGSIZE, DPI = (14, 5), 100  # the chapter's figure: 1400 x 500 pixels
@@ -15,13 +18,14 @@ FIGSIZE, DPI = (14, 5), 100  # the chapter's figure: 1400 x 500 pixels
 def run_rules(run_dir: Path) -> DiagnosticsSettings:
     """The onset rules the run was trained with (its settings.toml), else the defaults."""
     try:
-        return load_settings(run_dir / "settings.toml").diagnostics
+        return run_settings(run_dir / "settings.toml").diagnostics
     except Exception:  # an old or foreign run folder: the chapter's defaults
         return DiagnosticsSettings()
 
 
 def save_curves(runs: list[Source], out: str | Path) -> Path:
-    """The figure as a PNG at `out` (1400 x 500 pixels)."""
+    """The figure as a PNG at `out` (1400 x 500 pixels): a regular file replaced at once, never written through a
+    symlink (NotARegularFile, an OSError, where one is in its place)."""
     require("matplotlib", "trainconsole plot")
     import matplotlib
 
@@ -30,14 +34,18 @@ def save_curves(runs: list[Source], out: str | Path) -> Path:
 
     fig = draw_curves(runs)
     out = Path(out)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    try:
+        atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=DPI), follow_symlinks=False)
+    finally:
+        plt.close(fig)
     return out
 
 
 def draw_curves(runs: list[Source]):
     """Two panels, loss and accuracy. One run: the chapter's colours (train blue, val red) and its onset in orange.
-    Several: a colour per run named in the figure's legend, val solid, train dotted, each onset dashed."""
+    Several: a colour per run named in the figure's legend, val solid, train dotted, each onset dashed.
+
+    Run names come from folders: shown through `printable` and never read as mathtext (a `$` is a dollar)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -69,10 +77,14 @@ def draw_curves(runs: list[Source]):
         else:
             ax.legend()
     if several:
-        handles = [Line2D([], [], color=colours[i % len(colours)], label=run.name) for i, run in enumerate(runs)]
-        fig.legend(handles=handles, loc="upper center", ncol=min(len(runs), 6), frameon=False)
+        handles = [
+            Line2D([], [], color=colours[i % len(colours)], label=printable(run.name)) for i, run in enumerate(runs)
+        ]
+        legend = fig.legend(handles=handles, loc="upper center", ncol=min(len(runs), 6), frameon=False)
+        for text in legend.get_texts():
+            text.set_parse_math(False)
         fig.tight_layout(rect=(0, 0, 1, 0.92))
     else:
-        fig.suptitle(runs[0].name if runs else "")
+        fig.suptitle(printable(runs[0].name) if runs else "", parse_math=False)
         fig.tight_layout()
     return fig

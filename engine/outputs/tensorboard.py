@@ -4,14 +4,27 @@ The step is the epoch's number as metrics.jsonl and the console show it (1 for t
 appends a new event file to the same folder. A resume continues from its checkpoint's epoch, so the writer
 starts with `purge_step` = that epoch + 1: TensorBoard then hides any step a rewound run had logged beyond its
 checkpoint (a resume from an older epoch_N.pth), and every epoch keeps exactly one value, the latest.
+
+The event file is ours to open: TensorBoard's own writer (under torch's SummaryWriter) opens its file by name at
+every flush, following a symlink and blocking on a FIFO, so a run folder copied from elsewhere could send it
+anywhere. Here the file is created new (O_EXCL, never through a link) in the run folder, kept open, and filled
+with the records TensorBoard's writer would write: the same protobufs (torch's `scalar`), the same framing
+(tensorboard's RecordWriter). tests/outputs/test_writers.py reads them back with TensorBoard's own reader.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
+import socket
+import time
 from pathlib import Path
 
 from engine.events import EpochCompleted, Event
-from engine.runs.folder import read_jsonl
+from engine.runs.atomic import open_regular
+from engine.runs.folder import cannot_write
+from engine.runs.records import read_metrics
 
 TAGS = {
     "Loss/train": "train_loss",
@@ -22,20 +35,47 @@ TAGS = {
 }
 
 
+_files_opened = itertools.count()
+
+
+def event_file_name() -> str:
+    """TensorBoard's pattern: readers look for "tfevents" and read the files in name order, so the files of one
+    process in one second follow its counter; a random suffix, so that no file can be placed there beforehand."""
+    when, host, pid = int(time.time()), socket.gethostname(), os.getpid()
+    return f"events.out.tfevents.{when:010d}.{host}.{pid}.{next(_files_opened)}.{secrets.token_hex(4)}"
+
+
 class TensorBoardWriter:
     """A listener: the five tags of each EpochCompleted, flushed at each epoch so a reader follows the run live."""
 
     def __init__(self, run_dir: Path):
-        from torch.utils.tensorboard import SummaryWriter
+        from tensorboard.compat.proto.event_pb2 import Event as Record, SessionLog
+        from tensorboard.summary.writer.record_writer import RecordWriter
 
-        epochs_done = sum(1 for _ in read_jsonl(Path(run_dir) / "metrics.jsonl"))
-        self.writer = SummaryWriter(str(run_dir), purge_step=epochs_done + 1 if epochs_done else None)
+        epochs_done = len(read_metrics(Path(run_dir) / "metrics.jsonl").items)
+        self.path = Path(run_dir) / event_file_name()
+        try:  # created here or refused: a link, a FIFO or a file already at this name is never opened
+            self._file = os.fdopen(open_regular(self.path, os.O_WRONLY | os.O_EXCL), "wb")
+        except OSError as e:
+            raise cannot_write(self.path, e) from None
+        self._records = RecordWriter(self._file)
+        self._record = Record
+        self._write(Record(file_version="brain.Event:2"))
+        if epochs_done:  # SummaryWriter's purge_step: hide the steps a rewound run had logged past its checkpoint
+            self._write(Record(step=epochs_done + 1, session_log=SessionLog(status=SessionLog.START)))
+        self._file.flush()
+
+    def _write(self, record) -> None:
+        record.wall_time = time.time()
+        self._records.write(record.SerializeToString())
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, EpochCompleted):
+            from torch.utils.tensorboard.summary import scalar
+
             for tag, name in TAGS.items():
-                self.writer.add_scalar(tag, getattr(event, name), event.epoch)
-            self.writer.flush()
+                self._write(self._record(step=event.epoch, summary=scalar(tag, float(getattr(event, name)))))
+            self._file.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        self._file.close()
