@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 from engine.events import RunFailed, RunFinished
-from engine.runs.folder import RunFolderError, read_jsonl
+from engine.runs.folder import RunFolderError
+from engine.runs.records import read_events
+from engine.text import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ACK_TIMEOUT_S = 30.0
@@ -75,7 +77,10 @@ def _run_dir(args) -> Path:
     from engine.settings.config import load_settings
 
     runs_dir = args.runs_dir or load_settings(_own_settings(args)).run.runs_dir
-    return find_run(args.run, runs_dir)
+    run_dir = find_run(args.run, runs_dir)
+    if args.run is None:  # picked for the user: say which
+        print(f"trainconsole: {args.command}: the newest running run, {printable(run_dir)}", file=sys.stderr)
+    return run_dir
 
 
 def _own_settings(args) -> str | None:
@@ -99,24 +104,26 @@ def cmd_command(args) -> int:
     if ack is None:
         print(f"trainconsole: {run_dir} did not acknowledge {args.command} (it ended, or is stuck)", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{run_dir}: {ack['detail']}")
+    print(f"{run_dir}: {ack.detail}")
     return EXIT_OK
 
 
 def exit_code(run_dir: Path) -> tuple[int, str]:
     """The exit code the run's process had (or would have had), and a line saying why."""
+    found = read_events(run_dir / "events.jsonl")
+    if found.note():
+        print(f"trainconsole: {printable(found.note())}", file=sys.stderr)
     final = None
-    for event in read_jsonl(run_dir / "events.jsonl"):
-        if event.get("type") in (RunFinished.__name__, RunFailed.__name__):
+    for event in found.items:
+        if isinstance(event, (RunFinished, RunFailed)):
             final = event
     if final is None:
         return EXIT_FAILED, f"{run_dir}: interrupted (its process ended without finishing); --resume continues it"
-    if final["type"] == RunFailed.__name__:
-        code = EXIT_USAGE if final.get("error_type") in SETTINGS_ERRORS and not final.get("epoch") else EXIT_FAILED
-        return code, f"{run_dir}: failed: {final.get('error', '')}"
-    status = final.get("status")
-    code = {"completed": EXIT_OK, "early_stopped": EXIT_OK, "stopped": EXIT_INTERRUPTED}.get(status, EXIT_FAILED)
-    return code, f"{run_dir}: {status}: {final.get('reason', '')}"
+    if isinstance(final, RunFailed):
+        code = EXIT_USAGE if final.error_type in SETTINGS_ERRORS and not final.epoch else EXIT_FAILED
+        return code, f"{run_dir}: failed: {final.error}"
+    code = {"completed": EXIT_OK, "early_stopped": EXIT_OK, "stopped": EXIT_INTERRUPTED}.get(final.status, EXIT_FAILED)
+    return code, f"{run_dir}: {final.status}: {final.reason}"
 
 
 def cmd_wait(args) -> int:

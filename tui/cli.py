@@ -35,6 +35,8 @@ def open_console(args: argparse.Namespace) -> int:
         from engine.runs.detach import find_run
 
         attach = find_run(args.run, args.runs_dir or settings.run.runs_dir)
+        if args.run is None:  # picked for the user: say which
+            print(f"trainconsole: attach: the newest running run, {attach}", file=sys.stderr)
     from tui.app import main as console_main
 
     return console_main(path, settings, args.console_allowed, attach)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
+from textual.message import Message
 from textual.widget import Widget
 
 from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
@@ -30,6 +31,13 @@ class Runner(Widget):
     """Starts, pauses and stops the run; holds its `RunControl` while it is active."""
 
     DEFAULT_CSS = "Runner { display: none; }"
+
+    class Skipped(Message):
+        """The reader of a followed run's files skipped lines or refused a file: one line for the user."""
+
+        def __init__(self, note: str) -> None:
+            super().__init__()
+            self.note = note
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,20 +116,28 @@ class Runner(Widget):
         """The run's history in one message, then each new event as it is appended, until the run ends."""
         from textual.worker import get_current_worker
 
-        from engine.events import EVENT_TYPES, RunFailed, RunFinished, event_from_dict
+        from engine.events import RunFailed, RunFinished
         from engine.runs.commands import is_running
-        from engine.runs.folder import read_jsonl
-        from engine.runs.follow import EventFollower
+        from engine.runs.records import event_follower, read_metrics
 
         worker = get_current_worker()
-        follower = EventFollower(run_dir / "events.jsonl")
+        follower = event_follower(run_dir / "events.jsonl")
+        said = ""
 
         def new_events() -> list:
-            return [event_from_dict(e) for e in follower.read_new() if e.get("type") in EVENT_TYPES]
+            nonlocal said
+            events = follower.read_new()
+            if follower.note() != said:  # lines the reader skipped: said once, and again when the count grows
+                said = follower.note()
+                self.post_message(self.Skipped(said))
+            return events
 
         try:
             history = new_events()
-            rows = list(read_jsonl(run_dir / "metrics.jsonl"))
+            metrics = read_metrics(run_dir / "metrics.jsonl")
+            rows = metrics.items
+            if metrics.note():
+                self.post_message(self.Skipped(metrics.note()))
             for event in history:
                 control.saw(event)
             self.post_message(AttachedHistory(run_dir, history, rows))
@@ -140,6 +156,9 @@ class Runner(Widget):
         finally:
             done.set()  # the worker's own handle: the app may be gone (a hang-up waits on it)
             self.post_message(RunEnded())
+
+    def on_runner_skipped(self, message: Skipped) -> None:
+        self.notify(message.note, severity="warning", markup=False, timeout=10)
 
     def _post_event(self, event: Any) -> None:
         self.post_message(EngineEvent(event))

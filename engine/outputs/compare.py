@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.outputs.readers import Source, read_run
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from engine.runs.records import toml_tables
+from engine.settings.config import SettingsError
 
 
 @dataclass(frozen=True)
@@ -42,9 +38,8 @@ def best_of(run: Source) -> Best:
 def flat_settings(run_dir: Path) -> dict[str, Any]:
     """section.key -> value of a run's settings.toml, read as data only (nothing is imported)."""
     try:
-        with open(Path(run_dir) / "settings.toml", "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+        data = toml_tables(Path(run_dir) / "settings.toml")
+    except SettingsError:  # refused or unreadable: the comparison shows no settings of this run
         return {}
     return {f"{s}.{k}": v for s, table in data.items() if isinstance(table, dict) for k, v in table.items()}
 

@@ -15,7 +15,8 @@ from typing import Any, Iterable
 
 from engine.events import EPOCH_RECORD_FIELDS, EpochCompleted, Event
 from engine.runs.atomic import open_append, write_all
-from engine.runs.folder import cannot_write, read_jsonl, write_run_file
+from engine.runs.folder import cannot_write, write_run_file
+from engine.runs.records import read_metrics
 
 CSV_NAME = "metrics.csv"
 
@@ -34,7 +35,7 @@ class MetricsCsvWriter:
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / CSV_NAME
-        write_run_file(self.path, csv_text(read_jsonl(Path(run_dir) / "metrics.jsonl"), header=True))
+        write_run_file(self.path, csv_text(read_metrics(Path(run_dir) / "metrics.jsonl").items, header=True))
         try:
             self.fd = open_append(self.path)
         except OSError as e:

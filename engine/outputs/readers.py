@@ -8,11 +8,13 @@ Lightning `version_N/metrics.csv`, each of our run folders.
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.runs.folder import read_jsonl
+from engine.runs.records import RefusedFile, count, number, open_file, read_metrics, read_text
 from engine.settings.config import SettingsError
 
 Series = list[tuple[int, float]]
@@ -28,40 +30,76 @@ class Source:
     path: Path
     kind: str  # "run", "tensorboard" or "csv"
     tags: dict[str, Series] = field(default_factory=dict)
+    note: str = ""  # what the reader skipped or refused in its file, one line ("" when it read cleanly)
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / "metrics.jsonl").is_file()
+    """A folder with a metrics.jsonl (whatever it is: a FIFO in its place is the reader's to refuse, and say)."""
+    return os.path.lexists(Path(path) / "metrics.jsonl")
 
 
 def read_run(path: Path) -> Source:
     """Our run folder's metrics.jsonl: tags are its columns, steps its epochs."""
-    rows = list(read_jsonl(Path(path) / "metrics.jsonl"))
-    tags = {name: [(int(r["epoch"]), _number(r.get(name))) for r in rows] for name in RUN_METRICS}
-    return Source(Path(path).name, Path(path), "run", tags)
+    found = read_metrics(Path(path) / "metrics.jsonl")
+    tags = {name: [(r["epoch"], _nan_if_none(r[name])) for r in found.items] for name in RUN_METRICS}
+    return Source(Path(path).name, Path(path), "run", tags, found.note())
 
 
-def _number(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def read_tensorboard(folder: Path) -> Source:
-    """Every scalar of the event files directly in `folder`, as TensorBoard's own reader shows them."""
+    """Every scalar of the event files directly in `folder`, as TensorBoard's own reader shows them.
+
+    Each file is read on its own, and only a regular one (TensorBoard's reader would wait on a FIFO); a file it
+    cannot read, a step that is not a count and a value that is not a finite number are skipped and counted.
+    """
     try:
         from tensorboard.backend.event_processing import event_accumulator as ea
     except ImportError:
         raise SettingsError(f"{folder}: reading event files needs tensorboard: pip install 'trainconsole[tensorboard]'")
-    acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+    tags: dict[str, Series] = {}
+    notes, skipped = [], 0
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        try:
+            fd = open_file(path)
+        except RefusedFile as e:
+            notes.append(str(e))
+            continue
+        if fd is None:
+            continue
+        os.close(fd)
+        try:
+            skipped += _scalars_of(ea, path, tags)
+        except Exception as e:  # a damaged file TensorBoard's reader gives up on: it hides only itself
+            notes.append(f"{path}: unreadable ({type(e).__name__})")
+    for points in tags.values():
+        points.sort(key=lambda p: p[0])
+    if skipped:
+        notes.append(f"{folder}: {skipped} value{'s' if skipped != 1 else ''} skipped (not a finite number)")
+    return Source(folder.name, folder, "tensorboard", tags, "; ".join(notes))
+
+
+def _scalars_of(ea, path: Path, tags: dict[str, Series]) -> int:
+    """The scalars of one event file added to `tags`; how many were skipped."""
+    acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
     acc.Reload()
-    tags = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    found = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
     for tag in acc.Tags().get("tensors", []):  # scalars written as tensors (add_scalar(new_style=True), TF 2)
         points = [(e.step, _tensor_scalar(e.tensor_proto)) for e in acc.Tensors(tag)]
         if points and all(v is not None for _, v in points):
-            tags.setdefault(tag, points)
-    return Source(folder.name, folder, "tensorboard", tags)
+            found.setdefault(tag, points)
+    skipped = 0
+    for tag, points in found.items():
+        good = [(step, value) for step, value in points if count(step) is not None and _finite(value)]
+        skipped += len(points) - len(good)
+        tags.setdefault(tag, []).extend(good)
+    return skipped
+
+
+def _finite(value) -> bool:
+    return type(value) is float and number(value) is not None and not math.isnan(value)
 
 
 def _tensor_scalar(proto) -> float | None:
@@ -75,18 +113,65 @@ def _tensor_scalar(proto) -> float | None:
 
 
 def read_lightning_csv(path: Path) -> Source:
-    """A Lightning CSVLogger metrics.csv: one column per metric, rows sparse, x = the `step` column."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    columns = [c for c in (rows[0].keys() if rows else []) if c not in ("step", "epoch", None)]
+    """A Lightning CSVLogger metrics.csv: one column per metric, rows sparse, x = the `step` column.
+
+    Any encoding a spreadsheet saves in reads; a row with a step that is not a count or a cell that is not a finite
+    number is skipped and counted.
+    """
+    try:
+        text = read_text(path) or ""
+    except RefusedFile as e:
+        return Source(path.parent.name, path, "csv", {}, str(e))
     tags: dict[str, Series] = {}
-    for i, row in enumerate(rows):
-        step = int(_number(row.get("step")) if row.get("step") not in (None, "") else i)
-        for column in columns:
-            if row.get(column) not in (None, ""):
-                tags.setdefault(column, []).append((step, _number(row[column])))
-    name = path.parent.name if path.parent.name.startswith("version_") else path.parent.name
-    return Source(name, path, "csv", tags)
+    rows, skipped = csv.reader(io.StringIO(text, newline="")), 0
+    header = next(_csv_rows(rows), [])
+    columns = [(i, c) for i, c in enumerate(header) if c not in ("step", "epoch")]
+    step_at = header.index("step") if "step" in header else None
+    for i, row in enumerate(_csv_rows(rows)):
+        point = _csv_point(row, i, step_at, columns)
+        if point is None:
+            skipped += 1
+            continue
+        for column, value in point[1]:
+            tags.setdefault(column, []).append((point[0], value))
+    note = f"{path}: {skipped} row{'s' if skipped != 1 else ''} skipped (not valid numbers)" if skipped else ""
+    return Source(path.parent.name, path, "csv", tags, note)
+
+
+def _csv_rows(rows):
+    """The rows of a csv.reader, ending (not raising) at a row the csv module cannot read."""
+    while True:
+        try:
+            yield next(rows)
+        except (StopIteration, csv.Error):
+            return
+
+
+def _csv_point(row: list[str], index: int, step_at: int | None, columns) -> tuple[int, list] | None:
+    """(step, [(column, value), ...]) of one row; None when a cell or its step is not what it should be."""
+    if not any(cell.strip() for cell in row):
+        return index, []
+    cell = row[step_at].strip() if step_at is not None and step_at < len(row) else ""
+    step = _parse(cell) if cell else float(index)
+    if step is None or step != int(step) or count(int(step)) is None:
+        return None
+    values = []
+    for at, column in columns:
+        text = row[at].strip() if at < len(row) else ""
+        if text:
+            value = _parse(text)
+            if value is None:
+                return None
+            values.append((column, value))
+    return int(step), values
+
+
+def _parse(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if _finite(value) else None
 
 
 def find_sources(path: str | Path) -> list[Source]:
@@ -94,7 +179,7 @@ def find_sources(path: str | Path) -> list[Source]:
     path = Path(path)
     if not path.exists():
         raise SettingsError(f"{path}: no such file or folder")
-    if path.is_file():
+    if not path.is_dir():
         if path.name.startswith("events.out.tfevents"):
             return [read_tensorboard(path.parent)]
         if path.suffix == ".csv":
@@ -108,7 +193,7 @@ def find_sources(path: str | Path) -> list[Source]:
             sources.append(read_run(folder))
         elif any(folder.glob("events.out.tfevents.*")):
             sources.append(read_tensorboard(folder))
-        elif (folder / "metrics.csv").is_file():
+        elif os.path.lexists(folder / "metrics.csv"):
             sources.append(read_lightning_csv(folder / "metrics.csv"))
     for source in sources:  # names as `tensorboard --logdir` shows them: the path under the folder opened
         relative = source.path.relative_to(path) if source.path != path else Path(path.name)

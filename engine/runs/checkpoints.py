@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from engine.runs.atomic import NotARegularFile, atomic_write
-from engine.runs.folder import read_jsonl
-from engine.runs.status import run_status
+from engine.runs.records import read_metrics, run_settings
+from engine.runs.status import run_status, started_at
 
 FORMAT_VERSION = 1
 
@@ -127,12 +127,12 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
 
 
 def resolve_resume(spec: str, runs_dir: str | os.PathLike) -> Path:
-    """`last` → last.pth of the newest run in runs_dir; a run folder → its last.pth; else the file itself."""
+    """`last` → last.pth of the run of runs_dir started last; a run folder → its last.pth; else the file itself."""
     if spec == "last":
         runs = [p for p in Path(runs_dir).glob("*/checkpoints/last.pth")]
         if not runs:
             raise CheckpointError(f"--resume last: no run in {runs_dir} has a checkpoints/last.pth")
-        return max(runs, key=lambda p: p.stat().st_mtime)
+        return max(runs, key=lambda p: started_at(p.parent.parent))
     path = Path(spec)
     if path.is_dir():
         path = path / "checkpoints" / "last.pth"
@@ -166,6 +166,7 @@ class RunInfo:
     best_epoch: int | None
     monitor: str
     checkpoints: list[CheckpointInfo] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what its files' reader skipped or refused, one line each
 
 
 def _describe(
@@ -190,7 +191,7 @@ def _describe(
 
 def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     """Every run folder under runs_dir, newest first, with its checkpoints."""
-    from engine.settings.config import load_settings
+    from engine.settings.config import SettingsError
 
     runs = []
     base = Path(runs_dir)
@@ -201,21 +202,27 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     ):
-        metrics = list(read_jsonl(run_dir / "metrics.jsonl"))
+        found = read_metrics(run_dir / "metrics.jsonl")
+        metrics = found.items
+        notes = [note for note in (found.note(),) if note]
         try:
-            monitor = load_settings(run_dir / "settings.toml").training.monitor
-        except Exception:
+            monitor = run_settings(run_dir / "settings.toml").training.monitor
+        except SettingsError as e:
             monitor = "val_loss"
-        best_rows = [m for m in metrics if m.get("is_best")]
+            notes.append(str(e))
+        best_rows = [m for m in metrics if m["is_best"]]
         best_epoch = best_rows[-1]["epoch"] if best_rows else None
         status = run_status(run_dir)
+        notes += [status.note] if status.note else []
         info = RunInfo(run_dir.name, str(run_dir), status.status, status.detail, len(metrics), best_epoch, monitor)
+        info.notes = notes
         ck_dir = run_dir / "checkpoints"
         for name, kind in (("best.pth", "best"), ("last.pth", "last")):
             if (ck_dir / name).is_file():
                 info.checkpoints.append(_describe(ck_dir / name, kind, metrics, monitor, best_epoch))
         for p in sorted(
-            ck_dir.glob("epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else 0
+            (p for p in ck_dir.glob("epoch_*.pth") if p.is_file()),  # a FIFO there would block torch.load
+            key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else 0
         ):
             info.checkpoints.append(_describe(p, "epoch", metrics, monitor, best_epoch))
         runs.append(info)

@@ -19,9 +19,9 @@ from typing import Callable
 
 from engine.events import CommandReceived, Event, RunFailed, RunFinished, RunPaused, RunResumed, RunStarted
 from engine.runs.atomic import open_append, write_all
-from engine.runs.follow import EventFollower
-from engine.runs.folder import cannot_write, is_locked
-from engine.runs.status import run_status, starting
+from engine.runs.folder import OWNER_ONLY, cannot_write, create_private
+from engine.runs.records import CommandRecord, LineFollower, command_record, event_follower
+from engine.runs.status import run_status, starting, training
 from engine.training.control import RunControl
 
 CONTROL_DIR = ".control"
@@ -46,7 +46,9 @@ def open_channel(run_dir: Path) -> Path:
         if folder.is_symlink() or not folder.is_dir():
             raise cannot_write(folder, OSError(f"{folder} is not a folder of the run"))
         os.chmod(folder, 0o700)
+        create_private(folder / COMMANDS_FILE)
         fd = open_append(folder / COMMANDS_FILE)
+        os.fchmod(fd, OWNER_ONLY)
         os.ftruncate(fd, 0)  # a resumed run does not replay the commands of an earlier session
         os.close(fd)
     except OSError as e:
@@ -56,7 +58,7 @@ def open_channel(run_dir: Path) -> Path:
 
 def is_running(run_dir: Path) -> bool:
     """A process trains in run_dir now, or a detached one is starting to."""
-    return is_locked(run_dir) or starting(run_dir)
+    return training(run_dir) or starting(run_dir)
 
 
 def send_command(run_dir: Path, command: str) -> str:
@@ -74,6 +76,8 @@ def send_command(run_dir: Path, command: str) -> str:
         raise NotRunning(
             f"{run_dir} takes no commands (no {CONTROL_DIR}/{COMMANDS_FILE}: started by an older trainconsole?)"
         ) from None
+    except PermissionError:
+        raise NotRunning(f"{run_dir} is another user's run: only its owner may {command} it") from None
     try:
         line = json.dumps({"command": command, "id": command_id, "time": time.time(), "pid": os.getpid()}) + "\n"
         write_all(fd, line.encode("utf-8"))
@@ -82,17 +86,17 @@ def send_command(run_dir: Path, command: str) -> str:
     return command_id
 
 
-def wait_for_ack(run_dir: Path, command_id: str, timeout_s: float = 30.0) -> dict | None:
+def wait_for_ack(run_dir: Path, command_id: str, timeout_s: float = 30.0) -> CommandReceived | None:
     """The CommandReceived event with that id, once the run wrote it; None when the run ended or the time ran out."""
-    follower = EventFollower(run_dir / "events.jsonl")
+    follower = event_follower(run_dir / "events.jsonl")
     deadline = time.monotonic() + timeout_s
     while True:
         for event in follower.read_new():
-            if event.get("type") == "CommandReceived" and event.get("id") == command_id:
+            if isinstance(event, CommandReceived) and event.id == command_id:
                 return event
         if time.monotonic() > deadline or not is_running(run_dir):
             for event in follower.read_new():  # the ack may have come with the run's last events
-                if event.get("type") == "CommandReceived" and event.get("id") == command_id:
+                if isinstance(event, CommandReceived) and event.id == command_id:
                     return event
             return None
         time.sleep(0.05)
@@ -104,7 +108,7 @@ class CommandWatcher:
 
     def __init__(self, run_dir: Path, control: RunControl, emit: Callable[[Event], None]) -> None:
         self.run_dir, self.control, self.emit = run_dir, control, emit
-        self.follower = EventFollower(commands_path(run_dir))
+        self.follower = LineFollower(commands_path(run_dir), command_record)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -113,8 +117,8 @@ class CommandWatcher:
             for command in self.follower.read_new():
                 self._apply(command)
 
-    def _apply(self, command: dict) -> None:
-        name, command_id = command.get("command"), str(command.get("id", ""))
+    def _apply(self, command: CommandRecord) -> None:
+        name, command_id = command.command, command.id
         if name == "stop":
             self.control.stop("stopped by trainconsole stop: at a batch boundary, last.pth saved")
             detail = "stopping at the next batch boundary (last.pth is saved)"
@@ -126,7 +130,7 @@ class CommandWatcher:
             detail = "resuming"
         else:
             detail = f"unknown command {name!r}, ignored"
-        self.emit(CommandReceived(str(name), command_id, detail, int(command.get("pid") or 0)))
+        self.emit(CommandReceived(name, command_id, detail, max(command.pid, 0)))
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted) and self._thread is None:

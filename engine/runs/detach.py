@@ -17,7 +17,7 @@ from typing import Sequence
 from engine.runs.atomic import open_append
 from engine.runs.commands import is_running, open_channel
 from engine.runs.folder import cannot_write
-from engine.runs.status import mark_starting
+from engine.runs.status import mark_starting, started_at
 from engine.settings.config import SettingsError
 
 OUTPUT_LOG = "output.log"
@@ -47,22 +47,18 @@ def spawn_detached(run_args: Sequence[str], run_dir: Path, cwd: str | os.PathLik
 
 
 def run_folders(runs_dir: str | os.PathLike) -> list[Path]:
-    """The run folders of runs_dir, newest first."""
+    """The run folders of runs_dir, the one started last first (status.json's start, not a file's time)."""
     base = Path(runs_dir)
     if not base.is_dir():
         return []
-
-    def touched(folder: Path) -> float:  # a detached run still loading has a status.json and no events yet
-        return max(
-            (f.stat().st_mtime for f in (folder / "events.jsonl", folder / "status.json") if f.exists()), default=0
-        )
-
-    folders = [p for p in base.iterdir() if p.is_dir() and not p.is_symlink() and touched(p)]
-    return sorted(folders, key=touched, reverse=True)
+    folders = [
+        p for p in base.iterdir() if p.is_dir() and not p.is_symlink() and (p / "checkpoints").is_dir()
+    ]
+    return sorted(folders, key=started_at, reverse=True)
 
 
 def find_run(spec: str | None, runs_dir: str | os.PathLike) -> Path:
-    """A run folder: a path, a name in runs_dir, or (None) the newest running run in runs_dir."""
+    """A run folder: a path, a name in runs_dir, or (None) the running run of runs_dir started last."""
     if spec is None:
         running = [p for p in run_folders(runs_dir) if is_running(p)]
         if not running:

@@ -7,12 +7,14 @@ best.pth reproduces the val_acc recorded for its epoch.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Collection
 
 import torch
 
 from engine.runs import checkpoints as ck
+from engine.runs.records import run_settings
 from engine.settings.config import Settings, SettingsError, from_dict, load_settings
 from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
@@ -31,10 +33,10 @@ def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_impor
         return load_settings(config)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("settings"), dict):
         return check_untrusted(from_dict(checkpoint["settings"], f"{path} settings"), str(path), allowed_imports)
-    run_settings = path.parent.parent / "settings.toml"  # best.pth holds weights only: use its run's settings
-    if run_settings.is_file():
-        return check_untrusted(load_settings(run_settings), str(run_settings), allowed_imports)
-    raise ck.CheckpointError(f"{path}: holds no settings and {run_settings} does not exist; pass -c SETTINGS")
+    folder_settings = path.parent.parent / "settings.toml"  # best.pth holds weights only: use its run's settings
+    if os.path.lexists(folder_settings):
+        return check_untrusted(run_settings(folder_settings), str(folder_settings), allowed_imports)
+    raise ck.CheckpointError(f"{path}: holds no settings and {folder_settings} does not exist; pass -c SETTINGS")
 
 
 def _preprocessing_for(path: Path, checkpoint: Any) -> dict[str, Any] | None:

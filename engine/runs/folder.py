@@ -18,7 +18,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine.runs.atomic import (
     NotARegularFile,
@@ -28,6 +28,7 @@ from engine.runs.atomic import (
     refuse_unless_regular,
     write_all,
 )
+from engine.runs.records import read_jsonl  # noqa: F401 - where tools and tests have long found it
 from engine.settings.config import SettingsError
 from engine.events import BatchProgressed, EpochCompleted, Event, RunFinished, RunPaused
 
@@ -38,6 +39,7 @@ except ImportError:  # pragma: no cover - Windows
 
 RUN_FILES = ("settings.toml", "metrics.jsonl", "events.jsonl", ".lock", "status.json", "output.log")
 CHECKPOINT_FILES = ("best.pth", "last.pth")
+OWNER_ONLY = 0o600  # the lock and the control files: whoever may open them may steer the run
 
 
 class RunFolderError(SettingsError):
@@ -158,7 +160,9 @@ class RunLock:
 
     def acquire(self) -> None:
         try:
+            create_private(self.path)
             self.fd = open_regular(self.path, os.O_RDWR)
+            os.fchmod(self.fd, OWNER_ONLY)  # a lock made by an older version, readable by all
         except OSError as e:
             if isinstance(e, NotARegularFile):
                 raise cannot_write(self.path, e) from None
@@ -187,15 +191,30 @@ class RunLock:
             self.fd = None
 
 
-def is_locked(run_dir: Path) -> bool:
-    """Whether a process trains in run_dir; reads only, so a read-only run folder answers too."""
+def create_private(path: Path) -> None:
+    """Create `path` empty and readable by its owner only, unless it exists (never through a link).
+
+    A lock or a control file that another user can open is one they can flock, and so lock the run out.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, OWNER_ONLY))
+    except FileExistsError:
+        pass
+
+
+def lock_held(run_dir: Path) -> bool | None:
+    """Whether a process holds run_dir's lock: None when this user cannot tell (the lock is its owner's only)."""
     if fcntl is None:
-        return False
+        return None
     try:  # O_NONBLOCK: a FIFO named .lock must not hang a listing
         fd = os.open(run_dir / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:  # absent, a symlink, unreadable: no process of ours holds it
+    except PermissionError:
+        return None
+    except OSError:  # absent, a symlink: no process holds it
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
@@ -204,6 +223,11 @@ def is_locked(run_dir: Path) -> bool:
     finally:
         os.close(fd)  # closing releases our own flock
     return False
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a process trains in run_dir, as its lock says; reads only, so a read-only run folder answers too."""
+    return bool(lock_held(run_dir))
 
 
 class RunRecorder:
@@ -280,17 +304,3 @@ class RunRecorder:
             ):  # a network file system may report a failed write only here; the run's outcome is already known
                 pass
         self.events = self.metrics = -1
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Complete JSON lines of a file being appended to; a torn last line is skipped."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.endswith("\n"):
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-    except FileNotFoundError:
-        return

@@ -11,7 +11,7 @@ import pytest
 
 from engine.events import CommandReceived, EpochCompleted, RunFinished, RunPaused, RunResumed
 from engine.runs.commands import NotRunning, RemoteControl, commands_path, open_channel, send_command, wait_for_ack
-from engine.runs.follow import EventFollower
+from engine.runs.records import LineFollower
 from engine.runs.status import read_status, run_status
 from engine.training.control import RunControl
 from engine.training.trainer import Trainer
@@ -19,14 +19,14 @@ from engine.training.trainer import Trainer
 
 def test_the_follower_holds_back_a_half_written_line(tmp_path):
     path = tmp_path / "events.jsonl"
-    follower = EventFollower(path)
+    follower = LineFollower(path, lambda obj: obj)
     assert follower.read_new() == []  # not there yet
     path.write_text('{"type": "RunStarted"}\n{"type": "Epoch')
     assert follower.read_new() == [{"type": "RunStarted"}]
     with open(path, "a") as fh:
         fh.write('Completed", "epoch": 1}\n{"type": "RunFinished"}\n')
     assert [e["type"] for e in follower.read_new()] == ["EpochCompleted", "RunFinished"]
-    assert follower.read_new() == []
+    assert follower.read_new() == [] and follower.skipped == 0
 
 
 def test_a_command_to_a_run_that_is_not_running_is_one_line(tiny_settings):
@@ -66,20 +66,20 @@ def test_pause_resume_and_stop_from_another_process_are_applied_and_acknowledged
         remote = RemoteControl(trainer.run_dir)
         assert remote.toggle_pause() is True
         wait_until(lambda: any(isinstance(e, RunPaused) for e in events))
-        assert run_status(trainer.run_dir).status == "paused" and read_status(trainer.run_dir)["state"] == "paused"
+        assert run_status(trainer.run_dir).status == "paused" and read_status(trainer.run_dir).state == "paused"
         remote.saw(next(e for e in events if isinstance(e, RunPaused)))
         assert remote.toggle_pause() is False  # it was paused: the toggle resumes
         wait_until(lambda: any(isinstance(e, RunResumed) for e in events))
         command_id = send_command(trainer.run_dir, "stop")
         ack = wait_for_ack(trainer.run_dir, command_id, timeout_s=60)
-        assert ack is not None and ack["command"] == "stop" and ack["sender_pid"] == os.getpid()
+        assert ack is not None and ack.command == "stop" and ack.sender_pid == os.getpid()
     finally:
         trainer.control.stop("test over")
         thread.join(timeout=120)
     final = events[-1]
     assert isinstance(final, RunFinished) and final.status == "stopped" and "trainconsole stop" in final.reason
     assert [e.command for e in events if isinstance(e, CommandReceived)] == ["pause", "resume", "stop"]
-    assert read_status(trainer.run_dir)["state"] == "ended" and read_status(trainer.run_dir)["outcome"] == "stopped"
+    assert read_status(trainer.run_dir).state == "ended" and read_status(trainer.run_dir).outcome == "stopped"
     recorded = [json.loads(line)["type"] for line in (trainer.run_dir / "events.jsonl").read_text().splitlines()]
     assert recorded.count("CommandReceived") == 3
 

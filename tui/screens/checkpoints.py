@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.printers import format_size
-from engine.runs.folder import read_jsonl
+from engine.runs.records import read_metrics, settings_lines
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
@@ -27,12 +27,7 @@ def _num(value: Any, spec: str) -> str:
 
 def settings_text(run_dir: Path) -> str:
     """The run's settings.toml without its comment lines."""
-    path = run_dir / "settings.toml"
-    if not path.is_file():
-        return "(no settings.toml)"
-    return "\n".join(
-        line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")
-    )
+    return settings_lines(run_dir / "settings.toml")
 
 
 class CheckpointsScreen(Screen):
@@ -143,9 +138,10 @@ class CheckpointsScreen(Screen):
                 "*" if c.is_best else "",
                 key=c.path,
             )
-        history = RunHistory.from_rows(read_jsonl(Path(run.path) / "metrics.jsonl"))
+        history = RunHistory.from_rows(read_metrics(Path(run.path) / "metrics.jsonl").items)
         self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
-        self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n\n{settings_text(Path(run.path))}")
+        notes = "".join(f"{note}\n" for note in run.notes)  # what the reader skipped: said, the rest still shown
+        self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n{notes}\n{settings_text(Path(run.path))}")
 
     # -- actions ----------------------------------------------------------------
     def marked_runs(self) -> list[Path]:

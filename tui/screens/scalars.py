@@ -106,7 +106,10 @@ class ScalarsScreen(Screen):
         if selected in self.tags:
             table.move_cursor(row=self.tags.index(selected))
         kinds = ", ".join(sorted({s.kind for s in sources})) or "nothing readable"
-        self._status(f"{self.path}: {len(sources)} run(s) ({kinds}), {len(self.tags)} tag(s); read-only, followed live")
+        notes = "".join(f"; {s.note}" for s in sources if s.note)  # what the reader skipped or refused
+        self._status(
+            f"{self.path}: {len(sources)} run(s) ({kinds}), {len(self.tags)} tag(s); read-only, followed live{notes}"
+        )
         self._chart(self.selected_tag())
 
     def selected_tag(self) -> str | None:

@@ -24,7 +24,7 @@ from engine.events import (
     RunStarted,
     ThreadsChanged,
 )
-from engine.runs.folder import read_jsonl
+from engine.runs.records import read_metrics
 from tui.widgets.key_footer import KeyFooter
 from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
 from tui.runner import Runner
@@ -235,7 +235,7 @@ class TrainingScreen(Screen):
             # the epochs before the resume only: by now the loop may have appended newer ones,
             # which their EpochCompleted adds
             earlier = [
-                row for row in read_jsonl(Path(e.run_dir) / "metrics.jsonl") if row.get("epoch", 0) <= e.start_epoch
+                row for row in read_metrics(Path(e.run_dir) / "metrics.jsonl").items if row["epoch"] <= e.start_epoch
             ]
             for row in earlier:
                 self.history.add(row)
