@@ -3,8 +3,10 @@
 A crash or `kill -9` at any moment leaves either the old file or the new one,
 never a torn one; settings and checkpoints are both written this way. By
 default a symlink is written through (its target is replaced, the link stays:
-the user's own settings.toml may be a link into a dotfiles repository) and an
-existing file keeps its permission bits. A run folder's files are written with
+the user's own settings.toml may be a link into a dotfiles repository), an
+existing file keeps its permission bits, and a file its owner made read-only
+(`chmod a-w`) is refused (WriteProtected), though a rename in its folder
+would pass: an atomic replace must not bypass write protection. A run folder's files are written with
 `follow_symlinks=False`: a downloaded run folder must not turn a write into an
 overwrite of some other file, so a symlink there is refused, never followed.
 """
@@ -28,6 +30,13 @@ class NotARegularFile(OSError):
     """
 
 
+class WriteProtected(PermissionError):
+    """The file to replace is read-only: nothing was written. The message is one line."""
+
+    def __str__(self) -> str:
+        return f"{self.filename} is read-only; it was not replaced (make it writable to save over it)"
+
+
 def _read_umask() -> int:
     mask = os.umask(0)  # read once at import: os.umask is process-wide, not thread-safe
     os.umask(mask)
@@ -49,6 +58,18 @@ def refuse_unless_regular(path: str | os.PathLike) -> None:
     raise NotARegularFile(f"{path} is a {kind}; a run folder's files are written only as regular files inside it")
 
 
+def refuse_if_write_protected(path: str | os.PathLike) -> None:
+    """Raise WriteProtected when `path` exists and may not be written: no write permission for this user, or, for
+    root (whom modes do not stop), no write bit at all. A read-only disk is left to the write, which names it."""
+    try:
+        mode = os.stat(path).st_mode
+        read_only_disk = os.statvfs(path).f_flag & os.ST_RDONLY
+    except FileNotFoundError:
+        return
+    if not read_only_disk and (not mode & 0o222 or not os.access(path, os.W_OK)):
+        raise WriteProtected(errno.EACCES, "read-only", str(path))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, follow_symlinks: bool = True) -> None:
     """Call `write(fh)` on a temporary file, then rename it over `path`.
 
@@ -59,6 +80,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
     """
     if follow_symlinks:
         path = Path(os.path.realpath(path))  # renaming over a symlink would replace the link, not its target
+        refuse_if_write_protected(path)
     else:
         path = Path(path)
         refuse_unless_regular(path)  # the rename would only replace a link, but a link here is a trap: say so

@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from engine.runs.atomic import atomic_write
+from engine.runs.atomic import WriteProtected, atomic_write
 from engine.settings.toml_edit import update_toml
 from engine.settings.rules import (
     COUNT_MAX,
@@ -476,10 +476,13 @@ def _inline(value: Any) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Never a half-written file: see engine.runs.atomic."""
+    """Never a half-written file: see engine.runs.atomic. A file its owner made read-only is a SettingsError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    try:
+        atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    except WriteProtected:
+        raise SettingsError(f"{path} is read-only; not saved (make it writable, or save to another file)") from None
 
 
 def save_settings(settings: Settings, path: str | os.PathLike) -> None:
