@@ -197,7 +197,7 @@ def find_sources(path: str | Path) -> list[Source]:
             sources.append(read_lightning_csv(folder / "metrics.csv"))
     for source in sources:  # names as `tensorboard --logdir` shows them: the path under the folder opened
         relative = source.path.relative_to(path) if source.path != path else Path(path.name)
-        source.name = str(relative.parent if source.kind == "csv" and source.path.is_file() else relative)
+        source.name = str(relative.parent if source.kind == "csv" and not source.path.is_dir() else relative)
         if source.name == ".":
             source.name = path.name
     return sources
