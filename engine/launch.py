@@ -3,13 +3,16 @@
 torchrun's own launcher (torch.distributed.run) starts the N workers, each in its own session, and
 forwards SIGINT, SIGTERM and SIGHUP to them: each stops at the next batch boundary the ranks agree on,
 and rank 0 saves last.pth. What torchrun reports as a failed child is read back here as the run's exit
-code (130 for a stopped run, 1 for a failed one), without its report of a "failure" that was a stop.
+code (130 for a stopped run, 1 for a failed one), without its report of a "failure" that was a stop; a worker
+killed by a signal (which could say nothing itself) is named in one line. torchrun keeps no log folder of its
+own here (`--log-dir` /dev/null): nothing is left in the temporary folder, whatever ends the workers.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
@@ -42,10 +45,15 @@ def launch(processes: int, run_args: list[str]) -> int:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     # each worker chooses its threads (engine.device.choose_threads); this only keeps torchrun from warning
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    argv = ["--standalone", f"--nproc-per-node={processes}", "--max-restarts=0", "-m", "engine", "run", *run_args]
+    argv = ["--standalone", f"--nproc-per-node={processes}", "--max-restarts=0", f"--log-dir={os.devnull}"]
+    argv += ["-m", "engine", "run", *run_args]
     try:
         run(parse_args(argv))
     except ChildFailedError as e:
+        rank, first = e.get_first_failure()
+        if first.exitcode < 0:
+            print(f"trainconsole: process {rank} of {processes} died (killed by signal {-first.exitcode}: "
+                  f"{first.signal_name()})", file=sys.stderr)
         codes = {failure.exitcode for failure in e.failures.values()}
         return EXIT_INTERRUPTED if codes == {EXIT_INTERRUPTED} else max(EXIT_FAILED, min(codes - {EXIT_INTERRUPTED}))
     except SignalException:  # the workers had the signal too, and ended as a stopped run does

@@ -6,21 +6,36 @@ Trainer on its shard of the data (engine.data.loaders); DistributedDataParallel 
 What the ranks must decide together, they decide from values reduced across all of them: epoch metrics as
 sums and counts, and the stop, pause and NaN flags, so that no rank is left waiting in a collective.
 A process started without torchrun is a group of one, and nothing here costs it anything.
+
+A rank that fails says why in torchrun's store, which lives in torchrun's agent and so outlives any worker:
+the others, whose collectives then fail ("Connection closed by peer"), read there who failed first and how,
+and name a rank that said nothing and whose process is gone as dead (`Collectives.failure`).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from engine.settings.config import SettingsError
 
-# how long a rank waits in a collective for the others (torch's default is 30 minutes; a pause is not one)
-COLLECTIVE_TIMEOUT = timedelta(minutes=30)
+# how long a rank waits in a collective for the others: a stuck (not dead) rank fails the run after it; long
+# enough for a slow validation or checkpoint save on a busy machine (a pause is no wait in a collective)
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+# how long a failed rank waits for the others to say in the store how they ended (a dead rank is seen at once)
+PEER_WAIT_S = 5.0
+STORE_TIMEOUT = timedelta(seconds=10)
+
+
+class ProcessFailed(SettingsError):
+    """Another process of the run failed or died (at set-up: the run never started, as with a bad setting)."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +106,51 @@ def leave(group: Group) -> None:
         dist.destroy_process_group()
 
 
+def agent_store(environ=os.environ):
+    """torchrun's key-value store, under a prefix of this attempt's; None where the workers have none of its."""
+    import torch.distributed as dist
+
+    if environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    try:
+        store = dist.TCPStore(
+            environ["MASTER_ADDR"], int(environ["MASTER_PORT"]), is_master=False, timeout=STORE_TIMEOUT
+        )
+    except (KeyError, ValueError, RuntimeError):
+        return None
+    return dist.PrefixStore(f"trainconsole/{environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/", store)
+
+
+def one_line(error: BaseException) -> str:
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def process_gone(host_pid: str) -> bool | None:
+    """Whether the process "HOST PID" has ended (a zombie has); None where that cannot be known (another host)."""
+    host, _, pid = host_pid.rpartition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True if Path("/proc/self").exists() else None  # no /proc at all (macOS): not known
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
+
+
 class Collectives:
     """What ranks agree on; in a group of one every method returns its input."""
 
-    def __init__(self, group: Group, device: torch.device):
+    def __init__(self, group: Group, device: torch.device, store=None):
         self.group = group
-        self.local: Callable | None = None  # averaging through shared memory, once data_parallel has set it up
         # gloo reduces CPU tensors, NCCL GPU ones
         self.device = device if device.type == "cuda" else torch.device("cpu")
+        self.store = store  # torchrun's (agent_store): where a failed rank says why
+        self.verdict: tuple[int, str, bool] | None = None  # failure()'s answer, once found
+        if store is not None:
+            self._post(f"pid/{group.rank}", f"{socket.gethostname()} {os.getpid()}")
 
     def sums(self, *values: float | int | torch.Tensor) -> list[float]:
         """Each value summed over the ranks, in one collective (float64: counts stay exact)."""
@@ -114,10 +166,6 @@ class Collectives:
         """Each flag true on any rank: stop, pause and NaN are decided together."""
         if not self.group.active:
             return list(flags)
-        if self.local is not None:  # shared memory: a gloo collective here cost a fifth of a small model's speed
-            t = torch.tensor([1.0 if f else 0.0 for f in flags])
-            self.local(t)
-            return [bool(v > 0) for v in t.tolist()]
         import torch.distributed as dist
 
         t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32, device=self.device)
@@ -151,51 +199,30 @@ class Collectives:
         averages the gradients in each backward. The fused step writes its gradients itself: they are
         averaged in one collective (`gradient_averager`), and the plain model is its forward.
         """
-        params = list(model.parameters())
-        size = sum(p.numel() for p in params)
-        local = None
-        if self.device.type == "cpu" and self.group.local_world_size == self.group.world_size:
-            if all(p.dtype == torch.float32 for p in params):  # every rank on this machine: shared memory
-                from engine.training.local_reduce import LocalAllReduce
-
-                # the fused step writes its gradients straight into the shared rows; DDP's buckets are copied in
-                local = self.local = LocalAllReduce.open(self, 16 if fused else max(16, size), size if fused else 0)
         if fused:
-            return model, self.gradient_averager(params)
+            return model, self.gradient_averager(list(model.parameters()))
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         ddp = DistributedDataParallel(model, device_ids=ids)
-        if local is not None:
-            from engine.training.local_reduce import comm_hook
-
-            ddp.register_comm_hook(local, comm_hook)
         return (torch.compile(ddp) if compile else ddp), None
 
     def gradient_averager(self, params: list[torch.Tensor]) -> Callable[[], None]:
         """For a step that writes its gradients itself (the fused MLP step): their mean over the ranks, in place.
 
-        Each parameter's .grad becomes a view of one flat buffer, reduced in one collective a step: on this
-        machine the buffer is this rank's row of shared memory (`self.local.own`), else one gloo all-reduce.
-        The ranks start from rank 0's weights, as DDP's do.
+        Each parameter's .grad becomes a view of one flat buffer, reduced in one all-reduce a step. The ranks
+        start from rank 0's weights, as DDP's do.
         """
         import torch.distributed as dist
 
         weights = torch.nn.utils.parameters_to_vector(params)
         dist.broadcast(weights, src=0)
         torch.nn.utils.vector_to_parameters(weights, params)
-        local = self.local
-        if local is not None:
-            flat = local.own
-        else:
-            flat = torch.zeros(weights.numel(), dtype=params[0].dtype, device=params[0].device)
-        flat.zero_()
+        flat = torch.zeros(weights.numel(), dtype=params[0].dtype, device=params[0].device)
         offset = 0
         for p in params:
             p.grad = flat[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
-        if local is not None:
-            return local.reduce_own
         world = float(self.group.world_size)
 
         def average() -> None:
@@ -204,13 +231,81 @@ class Collectives:
 
         return average
 
-    def close(self) -> None:
-        if self.local is not None:
-            self.local.close()
-            self.local = None
-
     def barrier(self) -> None:
         if self.group.active:
             import torch.distributed as dist
 
             dist.barrier()
+
+    # -- when a rank fails ------------------------------------------------------
+    def post_run_dir(self, run_dir: Path) -> None:
+        """Rank 0's run folder, for the rank that records the run's failure if rank 0 dies."""
+        self._post("run_dir", str(run_dir))
+
+    def main_run_dir(self) -> Path | None:
+        text = self._get("run_dir")
+        return Path(text) if text else None
+
+    def failure(self, error: BaseException) -> tuple[int, str, bool]:
+        """This rank failed with `error`: (the rank that failed first, a line naming it and why, whether this
+        rank records the failure in the run folder: rank 0, or the first rank alive when rank 0 is not).
+
+        It says why in the store and leaves the process group, so that the others' collectives fail now
+        rather than at their timeout; then it waits (PEER_WAIT_S at most) until every other rank has said how
+        it ended, or is known dead.
+        """
+        if self.verdict is not None:
+            return self.verdict
+        rank, world, own = self.group.rank, self.group.world_size, one_line(error)
+        if self.store is None or not self._post(f"error/{rank}", f"{self._add('failures')} {own}"):
+            leave(self.group)
+            self.verdict = (rank, f"process {rank} of {world} failed: {own}", rank == 0)
+            return self.verdict
+        leave(self.group)
+        deadline = time.monotonic() + PEER_WAIT_S
+        while True:
+            posts = {r: self._get(f"error/{r}") for r in range(world)}
+            silent = [r for r in range(world) if not posts[r]]
+            gone = {r: process_gone(self._get(f"pid/{r}") or "") for r in silent}
+            dead = [r for r in silent if gone[r]]
+            if len(dead) == len(silent):
+                break
+            if time.monotonic() > deadline:  # a rank on another host that said nothing in that time: dead
+                dead = [r for r in silent if gone[r] is not False]
+                break
+            time.sleep(0.05)
+        said = {r: text.partition(" ") for r, text in posts.items() if text}  # rank: (order, " ", what)
+        recorder = rank == min(r for r in range(world) if r not in dead)
+        if dead:
+            line = f"process {dead[0]} of {world} died (it ended without a word: killed, or out of memory)"
+            self.verdict = (dead[0], line, recorder)
+        else:
+            first = min(said, key=lambda r: int(said[r][0]) if said[r][0].isdigit() else world)
+            if first == rank and silent and "timed out" in own.lower():
+                self.verdict = (silent[0], f"process {silent[0]} of {world} stopped answering: {own}", recorder)
+            else:
+                self.verdict = (first, f"process {first} of {world} failed: {said[first][2]}", recorder)
+        return self.verdict
+
+    def _post(self, key: str, value: str) -> bool:
+        if self.store is None:
+            return False
+        try:
+            self.store.set(key, value)
+            return True
+        except Exception:  # the store went with torchrun's agent: nobody is left to read it
+            return False
+
+    def _get(self, key: str) -> str | None:
+        if self.store is None:
+            return None
+        try:
+            return self.store.get(key).decode("utf-8", "replace") if self.store.check([key]) else None
+        except Exception:
+            return None
+
+    def _add(self, key: str) -> int:
+        try:
+            return int(self.store.add(key, 1))
+        except Exception:
+            return 0

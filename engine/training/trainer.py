@@ -14,6 +14,7 @@ import math
 import random
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +29,16 @@ from engine.training.control import RunControl
 from engine.data.loaders import DataBundle, build_data
 from engine.device import device_name, resolve_device, thread_choices, training_step_flops
 from engine.training.diagnostics import diagnose, overfitting_onset
-from engine.training.distributed import Collectives, Group, device_for, from_environment, join, leave
+from engine.training.distributed import (
+    Collectives,
+    Group,
+    ProcessFailed,
+    agent_store,
+    device_for,
+    from_environment,
+    join,
+    leave,
+)
 from engine.events import (
     BatchProgressed,
     CheckpointSaved,
@@ -66,6 +76,12 @@ PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 SYNC_EVERY = 8
 
 
+def _ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        return size > 0 and fh.seek(size - 1) >= 0 and fh.read(1) != b"\n"
+
+
 def seed_everything(seed: int) -> None:
     if seed < 0:
         return
@@ -77,6 +93,22 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed % 2**32)
     except ImportError:  # pragma: no cover
         pass
+
+
+def check_shards(data: DataBundle, batch_size: int, world: int) -> None:
+    """Every process gets a whole batch to train on and a validation sample: else one line, before anything starts."""
+    train, val = data.train.num_samples, data.val.num_samples
+    if train < world * batch_size:
+        raise SettingsError(
+            f"{train} training samples are too few for {world} processes at data.batch_size = {batch_size} "
+            f"(each process trains on a batch of its own: {world * batch_size} samples a step); "
+            "use fewer processes or a smaller batch_size"
+        )
+    if 0 < val < world:
+        raise SettingsError(
+            f"{val} validation sample(s) are too few for {world} processes (each validates a share of its own); "
+            "use fewer processes or a larger data.val_fraction"
+        )
 
 
 class Trainer:
@@ -111,6 +143,7 @@ class Trainer:
         self.into = Path(into) if into else None  # a run folder made for this run beforehand (a detached run's)
         self.set_threads = set_threads
         self.recorder: RunRecorder | None = None
+        self.folder_open = False  # rank 0 holds the run folder, with its recorder
         self.ready = False
         self.note = ""  # for RunStarted: what the user should know about this start
         self.run_dir: Path | None = None
@@ -118,6 +151,8 @@ class Trainer:
         self._partial: dict[str, Any] | None = None
         self._paused_s = 0.0  # paused time in the current epoch
         self._epochs_before = 0  # completed epochs when the current one began: a failure while saving it belongs to it
+        self._finite_epoch = 0  # the last epoch the checkpoints were written at (never from NaN weights)
+        self._nan_stop: str | None = None  # a stop met non-finite weights mid-epoch: the run ends as NaN
 
     # -- events -------------------------------------------------------------
     def add_listener(self, listener: ListenerLike) -> None:
@@ -145,20 +180,27 @@ class Trainer:
         """
         self.device = device_for(self.group, resolve_device(self.settings.device.device))
         join(self.group, self.device)
-        self.collectives = Collectives(self.group, self.device)
+        self.collectives = Collectives(self.group, self.device, agent_store() if self.group.active else None)
         error: BaseException | None = None
         try:
             self._setup()
         except BaseException as e:
             error = e
-        failures = self.collectives.gather(str(error) if error is not None else None)
+        try:
+            failures = self.collectives.gather(str(error) if error is not None else None)
+        except Exception as e:  # a rank died at set-up
+            _, line, records = self.collectives.failure(error or e)
+            error, failures = ProcessFailed(line), []
+            if records and not self.group.is_main:  # rank 0 died: its folder, if it made one, records it
+                self._record_for_main(RunFailed(line, ProcessFailed.__name__, "", None, self.state.epoch))
         failed = [(rank, text) for rank, text in enumerate(failures) if text is not None]
         if failed and error is None:
-            self.close()
             rank, text = failed[0]  # rank 0 says why another rank could not start: only rank 0 prints
             error = SettingsError(f"process {rank} of {self.group.world_size}: {text}")
         if error is not None:
-            self.collectives.close()
+            if self.folder_open:  # another rank failed: rank 0's folder says why the run never started
+                self.recorder.on_event(RunFailed(str(error), type(error).__name__, "", str(self.run_dir), 0))
+                self.close()
             leave(self.group)
             raise error
         self.run_dir = self.collectives.from_main(self.run_dir)
@@ -175,6 +217,8 @@ class Trainer:
         fitted = snapshot.stored_preprocessing(checkpoint)
         shard = (group.rank, group.world_size)
         self.data: DataBundle = build_data(s.data, s.run.seed, self.device, fitted=fitted, shard=shard)
+        if group.active:
+            check_shards(self.data, s.data.batch_size, group.world_size)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         self.forward = self.eval_forward = torch.compile(self.model) if s.training.compile else self.model
         reduce_grads = None
@@ -262,6 +306,8 @@ class Trainer:
             self.listeners.add(StatusWriter(self.run_dir))
             if self.into is None:  # a detached run's channel was opened before its process started
                 open_channel(self.run_dir)
+            self.collectives.post_run_dir(self.run_dir)
+            self.folder_open = True
             self.listeners.add(CommandWatcher(self.run_dir, self.control, self.emit))
             for writer in run_folder_writers(s, self.run_dir):
                 self.listeners.add(writer)
@@ -270,6 +316,15 @@ class Trainer:
             if not in_run_folder and self.into is None:  # a new folder that never started a run is not left behind
                 discard_new_run_dir(self.run_dir)
             raise
+
+    def _weights_finite(self) -> bool:
+        tensors = [t for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True
+
+    def _kept_note(self) -> str:
+        """No checkpoint is written from non-finite weights: what the files hold instead."""
+        held = f"the checkpoints keep epoch {self._finite_epoch}" if self._finite_epoch else "none is written"
+        return f"no checkpoint written from non-finite weights ({held})"
 
     def _save(self, obj: Any, name: str, kind: str) -> None:
         if not self.group.is_main:
@@ -306,7 +361,7 @@ class Trainer:
         if not self.ready:
             self.setup()
         started = time.perf_counter()
-        self._epochs_before = self.state.epoch
+        self._epochs_before = self._finite_epoch = self.state.epoch
         try:
             self._emit_started()
             status, reason = self._train()
@@ -321,22 +376,40 @@ class Trainer:
                 time.perf_counter() - started,
             )
         except Exception as e:
-            final = RunFailed(
-                f"{type(e).__name__}: {e}",
-                type(e).__name__,
-                traceback.format_exc(),
-                str(self.run_dir),
-                self._epochs_before,
-            )
+            error, error_type, records = f"{type(e).__name__}: {e}", type(e).__name__, False
+            if self.group.active:  # who failed first, and how: a peer's collective fails with "Connection closed"
+                failed_rank, error, records = self.collectives.failure(e)
+                error_type = error_type if failed_rank == self.group.rank else ProcessFailed.__name__
+            final = RunFailed(error, error_type, traceback.format_exc(), str(self.run_dir), self._epochs_before)
+            if records and not self.group.is_main:
+                self._record_for_main(final)
         try:
             self._emit_final(final)
         finally:
             self.close()
             if isinstance(final, RunFinished):  # every rank has ended the same way: none is left in a collective
-                self.collectives.barrier()
-            self.collectives.close()
+                try:
+                    self.collectives.barrier()
+                except Exception:  # a rank that died after the run finished changes nothing of it
+                    pass
             leave(self.group)
         return final
+
+    def _record_for_main(self, final: RunFailed) -> None:
+        """The failure of a run whose rank 0 died, recorded by the first rank alive in rank 0's run folder."""
+        run_dir = self.collectives.main_run_dir()
+        if run_dir is None:
+            return  # rank 0 died before it made a folder: nothing was written
+        try:
+            if _ends_mid_line(run_dir / "events.jsonl"):  # rank 0 died writing a line: ours starts on a new one
+                with open(run_dir / "events.jsonl", "ab") as fh:
+                    fh.write(b"\n")
+            recorder = RunRecorder(run_dir)
+            recorder.on_event(replace(final, run_dir=str(run_dir)))
+            recorder.close()
+            StatusWriter(run_dir).on_event(final)
+        except (OSError, ValueError):
+            pass  # the launcher's line still says it
 
     def _emit_final(self, final: Event) -> None:
         """The run's last event: a disk that failed the run may not take its record; every listener still hears it."""
@@ -377,7 +450,7 @@ class Trainer:
             t0, self._paused_s, self._epochs_before = time.perf_counter(), 0.0, self.state.epoch
             train = self._train_epoch()
             if train is None:
-                return "stopped", self.control.reason or "stopped"
+                return ("nan", self._nan_stop) if self._nan_stop else ("stopped", self.control.reason or "stopped")
             train_loss, train_acc, samples_per_s = train
             val_loss, val_acc = self.evaluate()
             epoch = self._end_epoch(
@@ -450,6 +523,9 @@ class Trainer:
                     start += waited
                 if stop:
                     loss_total, correct_total, seen_total = self.collectives.sums(loss_sum, correct, seen)
+                    if not (math.isfinite(loss_total) and self._weights_finite()):
+                        self._nan_stop = f"stopped at batch {i} of epoch {epoch}, not finite: {self._kept_note()}"
+                        return None
                     partial = {
                         "loss_sum": loss_total,
                         "correct": int(correct_total),
@@ -544,9 +620,11 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics, self.data.label_counts)
         values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
-        is_best = (
-            self._improved(values[s.training.monitor]) and math.isfinite(train_loss) and math.isfinite(val_loss)
-        )  # a NaN epoch never becomes best
+        finite = math.isfinite(train_loss) and math.isfinite(val_loss) and self._weights_finite()
+        if not finite:  # a NaN epoch never becomes best, and writes no checkpoint
+            reason = diagnostic.message if diagnostic.status == "nan" else f"non-finite weights at epoch {st.epoch}"
+            diagnostic = replace(diagnostic, status="nan", message=f"{reason}; {self._kept_note()}")
+        is_best = finite and self._improved(values[s.training.monitor])
         if is_best:
             st.best_epoch, st.best_value, st.bad_epochs = st.epoch, values[s.training.monitor], 0
         else:
@@ -562,7 +640,9 @@ class Trainer:
         }.items():
             st.history[k].append(v)
         self._step_scheduler(values[s.training.monitor])
-        self._save_epoch_checkpoints(is_best)
+        if finite:
+            self._save_epoch_checkpoints(is_best)
+            self._finite_epoch = st.epoch
         onset = overfitting_onset(st.history["val_loss"], s.diagnostics)
         event = EpochCompleted(
             st.epoch,
