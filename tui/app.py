@@ -21,6 +21,7 @@ from textual.screen import Screen
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.crash import crash_line, write_crash_report
 from tui import heap, textual_compat
+from tui.data_text import PlainNotifications
 from tui.messages import TorchReady
 from tui.screen_table import SCREENS
 
@@ -33,8 +34,10 @@ HANGUP_GRACE_S = 5.0
 STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGHUP", None), signal.SIGTERM, signal.SIGINT) if s is not None)
 
 
-class TrainConsole(App):
-    """trainconsole: environment, configuration, live training and checkpoints."""
+class TrainConsole(PlainNotifications, App):
+    """trainconsole: environment, configuration, live training and checkpoints.
+
+    Notifications are plain text (PlainNotifications): paths, run names and errors in them come from files."""
 
     CSS_PATH = "app.tcss"
     TITLE = "trainconsole"

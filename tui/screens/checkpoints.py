@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +15,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.printers import format_size
+from engine.text import printable
 from engine.runs.records import read_metrics, settings_lines
+from tui.data_text import data_markup, data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
@@ -91,7 +94,9 @@ class CheckpointsScreen(Screen):
         self.runs = runs
         table.clear()
         for run in runs:
-            table.add_row(self._run_label(run), run.status, str(run.epochs), _num(run.best_epoch, "d"), key=run.path)
+            table.add_row(
+                self._run_label(run), data_markup(run.status), str(run.epochs), _num(run.best_epoch, "d"), key=run.path
+            )
         runs_dir = self.app.settings.run.runs_dir
         self._set_status(
             f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3."
@@ -130,7 +135,7 @@ class CheckpointsScreen(Screen):
         table.clear()
         for c in run.checkpoints:
             table.add_row(
-                Path(c.path).name,
+                data_markup(Path(c.path).name),
                 _num(c.epoch, "d"),
                 _num(c.val_loss, ".4f"),
                 _num(c.val_acc, ".1%"),
@@ -141,7 +146,8 @@ class CheckpointsScreen(Screen):
         history = RunHistory.from_rows(read_metrics(Path(run.path) / "metrics.jsonl").items)
         self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
         notes = "".join(f"{note}\n" for note in run.notes)  # what the reader skipped: said, the rest still shown
-        self._details(f"{run.name}: {run.status} ({run.detail})\n{run.path}\n{notes}\n{settings_text(Path(run.path))}")
+        head = f"{printable(run.name)}: {printable(run.status)} ({printable(run.detail)})\n{printable(run.path)}"
+        self._details(f"{head}\n{notes}\n{settings_text(Path(run.path))}")
 
     # -- actions ----------------------------------------------------------------
     def marked_runs(self) -> list[Path]:
@@ -149,8 +155,8 @@ class CheckpointsScreen(Screen):
         return [Path(r.path) for r in self.runs if str(r.path) in self._marked]
 
     def _run_label(self, run: Any) -> str:
-        """The run's name, after a mark when it is marked for a comparison."""
-        return f"+ {run.name}" if str(run.path) in self._marked else run.name
+        """The run's name, after a mark when it is marked for a comparison; escaped: DataTable reads str as markup."""
+        return data_markup(f"+ {run.name}" if str(run.path) in self._marked else run.name)
 
     def action_mark(self) -> None:
         run = self.selected_run()
@@ -327,7 +333,8 @@ class CheckpointsScreen(Screen):
             await self._start_resume(*worker.result)
 
     def _details(self, text: str) -> None:
-        self.query_one("#ck-details", Static).update(text)
+        """Lines with names, paths, settings and errors from the run's files: shown as written, lines kept."""
+        self.query_one("#ck-details", Static).update(Text(printable(text, keep="\n")))
 
     def _set_status(self, text: str) -> None:
-        self.query_one("#ck-status", Static).update(text)
+        self.query_one("#ck-status", Static).update(data_text(text))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
 from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
+from tui.data_text import data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 from tui.widgets.setting_field import SettingField
@@ -157,9 +157,9 @@ class ConfigurationScreen(Screen):
             return
         label = self.query_one("#param-count", Static)
         if worker.error is not None:
-            label.update(f"Model: cannot build ({escape(str(worker.error))})")
+            label.update(data_text(f"Model: cannot build ({worker.error})"))
         elif worker.result is not None:
-            label.update(worker.result)
+            label.update(data_text(worker.result))
 
     def action_save(self, path: Path | None = None) -> None:
         """Save to `path` (the Save button's file row), by default to the file the settings came from."""

@@ -13,6 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Label, Select, Static
 
 from engine.settings.config import SettingsError
+from engine.text import printable
+from tui.data_text import data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 
@@ -77,19 +79,17 @@ class EnvironmentScreen(Screen):
         worker = event.worker
         if worker.group == "env-report" and worker.is_finished:
             if worker.error is not None:
-                self.query_one("#env-report", Static).update(
-                    Text(f"Environment report failed: {worker.error}")
-                )  # not markup
+                self.query_one("#env-report", Static).update(data_text(f"Environment report failed: {worker.error}"))
             elif worker.result is not None:
                 self._show_report(worker.result)
         elif worker.group == "gpu-memory" and worker.is_finished and worker.result:
-            self.query_one("#gpu-memory", Static).update(format_gpus(worker.result))
+            self.query_one("#gpu-memory", Static).update(Text(printable(format_gpus(worker.result), keep="\n")))
 
     def _show_report(self, report: dict[str, Any]) -> None:
         from engine.device import format_report
 
         self.report = report
-        self.query_one("#env-report", Static).update(format_report(report))
+        self.query_one("#env-report", Static).update(Text(printable(format_report(report), keep="\n")))
         select = self.query_one("#device-select", Select)
         select.set_options([(c, c) for c in device_choices(report)])
         self._show_device()
@@ -112,8 +112,11 @@ class EnvironmentScreen(Screen):
         with select.prevent(Select.Changed):
             select.value = current
         self.query_one("#device-note", Static).update(
-            note
-            or f"settings: device.device = '{self.app.settings.device.device}'; auto picks {self.report['auto_device']}"
+            data_text(
+                note
+                or f"settings: device.device = '{self.app.settings.device.device}'; "
+                f"auto picks {self.report['auto_device']}"
+            )
         )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpu-memory")
@@ -135,7 +138,7 @@ class EnvironmentScreen(Screen):
             self.notify(str(e), severity="error", markup=False)
             return
         self.query_one("#device-note", Static).update(
-            f"settings: device.device = '{event.value}' (ctrl+s on the configuration screen saves it)"
+            data_text(f"settings: device.device = '{event.value}' (ctrl+s on the configuration screen saves it)")
         )
 
     def action_pick_device(self) -> None:

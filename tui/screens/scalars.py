@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.outputs.readers import Source, find_sources
+from tui.data_text import PlainNotifications, data_markup, data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 
@@ -59,7 +60,7 @@ class ScalarsScreen(Screen):
         self._stamp: tuple = ()
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Reading {self.path} ...", id="sc-status", markup=False)
+        yield Static(data_text(f"Reading {self.path} ..."), id="sc-status")
         with Horizontal(id="sc-body"):
             yield DataTable(id="sc-tags", cursor_type="row", zebra_stripes=True)
             yield MetricChart("", "value", id="sc-chart")
@@ -92,7 +93,7 @@ class ScalarsScreen(Screen):
         self.app.call_from_thread(self._show, sources, stamp)
 
     def _status(self, text: str) -> None:
-        self.query_one("#sc-status", Static).update(text)
+        self.query_one("#sc-status", Static).update(data_text(text))  # paths, notes, errors: data
 
     def _show(self, sources: list[Source], stamp: tuple) -> None:
         self.sources, self._stamp = sources, stamp
@@ -102,7 +103,8 @@ class ScalarsScreen(Screen):
         table.clear()
         for tag in self.tags:
             having = [s for s in sources if s.tags.get(tag)]
-            table.add_row(tag, str(len(having)), str(max(s.tags[tag][-1][0] for s in having)) if having else "-")
+            last = str(max(s.tags[tag][-1][0] for s in having)) if having else "-"
+            table.add_row(data_markup(tag), str(len(having)), last)  # DataTable reads str as markup: escaped
         if selected in self.tags:
             table.move_cursor(row=self.tags.index(selected))
         kinds = ", ".join(sorted({s.kind for s in sources})) or "nothing readable"
@@ -134,7 +136,7 @@ class ScalarsScreen(Screen):
         chart.show(steps, series)
 
 
-class ScalarsApp(App):
+class ScalarsApp(PlainNotifications, App):
     """The viewer on its own: `trainconsole view PATH` trains nothing and writes nothing."""
 
     TITLE = "trainconsole view"

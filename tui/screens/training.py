@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
+from rich.text import Text
 from textual.widgets import Static
 
 from engine.events import (
@@ -27,6 +28,8 @@ from engine.events import (
 from engine.runs.records import read_metrics
 from tui.widgets.key_footer import KeyFooter
 from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
+from engine.text import printable
+from tui.data_text import data_line, data_text
 from tui.runner import Runner
 from tui.widgets.diagnostic_badge import DiagnosticBadge
 from tui.widgets.epoch_progress import EpochProgress
@@ -34,10 +37,6 @@ from tui.widgets.epoch_table import EpochTable
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
 from tui.widgets.screen_tabs import ScreenTabs
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("[", r"\[")
 
 
 def pause_point(epoch: int, batch: int, batches: int) -> str:
@@ -140,9 +139,8 @@ class TrainingScreen(Screen):
             )
             settings = settings.replace("device.processes", 1)
         self.outcome = "starting"
-        self._status(
-            "Starting: loading PyTorch, data and model ..." + (f" (resuming {resume_from})" if resume_from else "")
-        )
+        resuming = (" (resuming ", data_text(resume_from), ")") if resume_from else ()
+        self._status(data_line("Starting: loading PyTorch, data and model ...", *resuming))
         self.app.when_torch_ready(lambda: self._launch(settings, resume_from))
 
     def _launch(self, settings: Any, resume_from: str | Path | None) -> None:
@@ -156,7 +154,7 @@ class TrainingScreen(Screen):
             return
         self._reset()
         self.outcome = "starting"
-        self._status(f"Attaching to {_escape(str(run_dir))} ...")
+        self._status(data_line("Attaching to ", data_text(run_dir), " ..."))
         self.runner.attach(Path(run_dir))
 
     def action_start_detached(self) -> None:
@@ -208,7 +206,8 @@ class TrainingScreen(Screen):
         """Draw an attached run as it stands: its last session's start, every epoch's record, its state now."""
         starts = [i for i, e in enumerate(message.events) if isinstance(e, RunStarted)]
         if not starts:
-            self._status(f"[b]Attached[/b] to {_escape(str(message.run_dir))}: waiting for it to start ...")
+            waiting = ": waiting for it to start ..."
+            self._status(data_line(("Attached", "bold"), " to ", data_text(message.run_dir), waiting))
             return
         last_start = starts[-1]
         self._on_run_started(message.events[last_start], earlier_rows=False)
@@ -220,9 +219,8 @@ class TrainingScreen(Screen):
             self.query_one(DiagnosticBadge).show(epochs[-1].diagnostic)
         self._redraw_charts(epochs[-1].onset_epoch if epochs else None)
         self._update_info(self.history.lr[-1] if self.history.lr else None)
-        self._status(
-            f"[b]Attached[/b] to {_escape(str(message.run_dir))} (p pauses, x stops and saves; q leaves it training)"
-        )
+        keys = " (p pauses, x stops and saves; q leaves it training)"
+        self._status(data_line(("Attached", "bold"), " to ", data_text(message.run_dir), keys))
         for event in message.events[last_start + 1 :]:
             if isinstance(event, (RunPaused, RunResumed, RunFinished, RunFailed)):
                 self._handlers[type(event)](event)
@@ -242,15 +240,19 @@ class TrainingScreen(Screen):
             self.query_one(EpochTable).add_epochs(earlier)
             self._redraw_charts(None)
         self._status(
-            f"[b]Running[/b] {_escape(e.run_dir)}"
-            + (f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else "")
+            data_line(
+                ("Running", "bold"),
+                " ",
+                data_text(e.run_dir),
+                f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else "",
+            )
         )
-        self._device = f"{_escape(e.device)} ({_escape(e.device_name)}), {e.precision}"
+        self._device = f"{printable(e.device)} ({printable(e.device_name)}), {e.precision}"
         self._processes = e.processes
         self._threads = _threads(e.threads, e.processes)
         self._model_line = (
-            f"{e.settings['model']['name']} {e.parameters:,} params | "
-            f"{e.settings['data']['dataset']} {e.train_samples}/{e.val_samples}"
+            f"{printable(e.settings['model']['name'])} {e.parameters:,} params | "
+            f"{printable(e.settings['data']['dataset'])} {e.train_samples}/{e.val_samples}"
         )
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
@@ -319,18 +321,23 @@ class TrainingScreen(Screen):
         self.outcome = "paused"
         self.query_one(EpochProgress).show_paused(e.epoch, e.batch, self.batches)
         self._status(
-            f"[b]Paused[/b] {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  "
-            f"{_escape(self.run_dir or '')}"
+            data_line(
+                ("Paused", "bold"),
+                f" {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  ",
+                data_text(self.run_dir or ""),
+            )
         )
 
     def _on_run_resumed(self, e: RunResumed) -> None:
         self.outcome = "running"
-        self._status(f"[b]Running[/b] {_escape(self.run_dir or '')}")
+        self._status(data_line(("Running", "bold"), " ", data_text(self.run_dir or "")))
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self._show_epochs()
         self.outcome = e.status
-        best = f"; best {e.monitor} {e.best_value:.4f} at epoch {e.best_epoch}" if e.best_value is not None else ""
+        best = ""
+        if e.best_value is not None:
+            best = f"; best {printable(e.monitor)} {e.best_value:.4f} at epoch {e.best_epoch}"
         word = {
             "completed": "Run finished",
             "early_stopped": "Run finished (early stop)",
@@ -340,14 +347,17 @@ class TrainingScreen(Screen):
         if e.status == "stopped":
             self.query_one(EpochProgress).show_note("stopped")
         self._status(
-            f"[b]{word}[/b]: {_escape(e.reason)}{_escape(best)}\nRun folder: {_escape(e.run_dir)}",
+            data_line((word, "bold"), ": ", data_text(e.reason), best, "\nRun folder: ", data_text(e.run_dir)),
             "-done" if e.status in ("completed", "early_stopped") else "-warning",
         )
 
     def _on_run_failed(self, e: RunFailed) -> None:
         self._show_epochs()
         self.outcome = "failed"
-        self._status(f"[b]Run failed[/b]: {_escape(e.error)}\nRun folder: {_escape(e.run_dir or '-')}", "-error")
+        self._status(
+            data_line(("Run failed", "bold"), ": ", data_text(e.error), "\nRun folder: ", data_text(e.run_dir or "-")),
+            "-error",
+        )
 
     def _on_listener_failed(self, e: ListenerFailed) -> None:
         self.notify(
@@ -356,7 +366,7 @@ class TrainingScreen(Screen):
 
     def on_run_crashed(self, message: RunCrashed) -> None:
         self.outcome = "failed"
-        self._status(f"[b]Run could not start[/b]: {_escape(message.error)}", "-error")
+        self._status(data_line(("Run could not start", "bold"), ": ", data_text(message.error)), "-error")
 
     def on_run_ended(self, message: RunEnded) -> None:
         if self.outcome in ("starting", "running", "paused"):
@@ -393,12 +403,13 @@ class TrainingScreen(Screen):
             m = gpu_memory(self._cuda_index)
             gpu = f" | GPU {m['used'] / 1e9:.1f}/{m['total'] / 1e9:.1f} GB"
         # one line (app.tcss: nowrap): no new layout needed
-        self.query_one("#run-info", Static).update(
-            f"{self._device}, {self._threads}{gpu} | {self._model_line} | lr {'-' if lr is None else f'{lr:.2e}'}",
-            layout=False,
+        lr_text = "-" if lr is None else f"{lr:.2e}"
+        self.query_one("#run-info", Static).update(  # Text: the names in it are data, never markup
+            Text(f"{self._device}, {self._threads}{gpu} | {self._model_line} | lr {lr_text}"), layout=False
         )
 
-    def _status(self, text: str, variant: str = "") -> None:
+    def _status(self, text: str | Text, variant: str = "") -> None:
+        """`text`: our own words as markup, or a line with data in it as Text (data_line)."""
         status = self.query_one("#run-status", Static)
         status.update(text)
         status.remove_class("-done", "-warning", "-error")

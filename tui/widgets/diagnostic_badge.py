@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from tui.data_text import data_line, data_text
+
 STATUS_CLASSES = ("-ok", "-warning", "-nan", "-idle")
 
 
@@ -22,7 +24,10 @@ class DiagnosticBadge(Static):
             self.add_class({"ok": "-ok", "nan": "-nan"}.get(diagnostic.status, "-warning"))
         # a new status may need another line; the same status with new numbers is laid out as before
         # (a layout pass repaints the whole screen, and epochs may arrive several times a second)
-        self.update(f"[b] {diagnostic.label} [/b] {_escape(diagnostic.message)}", layout=changed)
+        # an attached run's diagnostic comes from its events.jsonl: data, never markup
+        label = data_text(f" {diagnostic.label} ", "bold")
+        line = data_line(label, " ", data_text(diagnostic.message))
+        self.update(line, layout=changed)
 
     def reset(self, text: str = "NO RUN") -> None:
         self.status = "idle"
@@ -30,6 +35,3 @@ class DiagnosticBadge(Static):
         self.add_class("-idle")
         self.update(f"[b] {text} [/b]")
 
-
-def _escape(text: str) -> str:
-    return text.replace("[", r"\[")

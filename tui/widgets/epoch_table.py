@@ -7,6 +7,7 @@ from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 
 from tui import textual_compat
+from tui.data_text import data_markup
 
 # the rendered cells kept: a tall screen's rows (~60) by the 10 columns, and the cursor row's
 CELLS_KEPT = 1_000
@@ -26,7 +27,7 @@ def epoch_row(m: dict) -> tuple:
     tl, vl = m.get("train_loss"), m.get("val_loss")
     gap = vl - tl if tl is not None and vl is not None else None
     return (
-        str(m["epoch"]),
+        data_markup(m["epoch"]),  # an attached run's rows come from its metrics.jsonl: data
         _fmt(tl, ".4f"),
         _fmt(m.get("train_acc"), ".1%"),
         _fmt(vl, ".4f"),
@@ -34,7 +35,7 @@ def epoch_row(m: dict) -> tuple:
         _fmt(gap, "+.4f"),
         _fmt(m.get("lr"), ".2e"),
         _fmt(m.get("seconds"), ".1f"),
-        str(m.get("diagnostic", "")).upper(),
+        data_markup(str(m.get("diagnostic", "")).upper()),
         "*" if m.get("is_best") else "",
     )
 

@@ -8,6 +8,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from engine.text import printable
 from tui import plotext_compat
 
 # Braille draws 2 points per column: 150 fills a 75-column plot. A plotext build's cost grows with
@@ -130,9 +131,9 @@ class MetricChart(Widget):
 
     def title_line(self) -> Text:
         """`loss  ━ train  ━ val  ┃ onset 7`, each key in its line's colour (fits 40 columns)."""
-        line = Text.assemble((self.title, "bold"))
+        line = Text.assemble((printable(self.title), "bold"))  # a tag or a run's name from a log: data
         for name, rgb in self.colors().items():
-            line.append("  ━ ", style=_rich(rgb)).append(name)
+            line.append("  ━ ", style=_rich(rgb)).append(printable(name))
         if self.onset is not None and self.epochs:
             line.append("  ┃ ", style=_rich(ONSET_COLOR)).append(f"onset {self.onset}")
         return line

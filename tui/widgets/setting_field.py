@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from engine.settings.config import parse_override
+from tui.data_text import data_text
 
 
 def field_kind(f: dataclasses.Field) -> type:
@@ -102,7 +103,7 @@ class SettingField(Vertical):
 
     def show_error(self, error: str | None) -> None:
         doc = self.query_one(".setting-doc", Static)
-        doc.update(error or self.doc)
+        doc.update(data_text(error) if error else self.doc)  # the error quotes the value: typed, or from a file
         self.set_class(bool(error), "-invalid")
 
     def on_input_changed(self, event: Input.Changed) -> None:
