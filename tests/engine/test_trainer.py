@@ -346,3 +346,90 @@ def test_a_run_times_its_first_steps_on_one_thread_and_on_the_free_cores(tmp_pat
     assert all(e.reason.startswith("timed again: ") or not e.reason for e in decided[1:]), decided
     assert trainer.threads == decided[-1].threads in (1, 2)
     assert (trainer.thread_plan.follower is not None) == (trainer.threads == 2)  # more than one: it follows the cores
+
+
+# -- NaN never destroys a checkpoint ----------------------------------------------------------------------------
+
+
+class PoisonAfter:
+    """A listener that fills the weights with NaN once epoch `epoch` has ended (and its checkpoints are written),
+    keeping a copy of the weights it found; with `stop`, it asks the run to stop at the next batch."""
+
+    def __init__(self, epoch: int, control: RunControl | None = None):
+        self.epoch, self.control, self.trainer, self.kept = epoch, control, None, None
+        self.events: list = []
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+        if isinstance(event, EpochCompleted) and event.epoch == self.epoch:
+            self.kept = {k: v.clone() for k, v in self.trainer.model.state_dict().items()}
+            with torch.no_grad():
+                for p in self.trainer.model.parameters():
+                    p.fill_(float("nan"))
+        elif isinstance(event, BatchProgressed) and self.control is not None and self.kept is not None:
+            self.control.stop("stop asked while the weights are NaN")
+
+
+def run_poisoned(tmp_path: Path, training: dict, stop: bool = False):
+    settings = make_settings(tmp_path, {"epochs": 4, **training}, checkpoints={"every": 1, "keep": 10})
+    control = RunControl() if stop else None
+    poison = PoisonAfter(2, control)
+    trainer = Trainer(settings, poison, control, set_threads=False, progress_interval_s=0.0)
+    trainer.setup()
+    poison.trainer = trainer
+    return trainer, trainer.run(), poison
+
+
+def assert_checkpoints_hold_epoch_2(run_dir: Path, kept: dict) -> None:
+    folder = run_dir / "checkpoints"
+    assert sorted(p.name for p in folder.glob("epoch_*.pth")) == ["epoch_1.pth", "epoch_2.pth"]
+    last = load_checkpoint(folder / "last.pth")
+    assert last["epoch"] == 2 and last.get("batch", 0) == 0
+    for name, state in (("last", last["model_state_dict"]), ("best", torch.load(folder / "best.pth"))):
+        assert state.keys() == kept.keys(), name
+        for key, value in state.items():
+            assert torch.isfinite(value).all() and torch.equal(value, kept[key]), (name, key)
+
+
+def test_a_nan_epoch_writes_no_checkpoint_and_ends_the_run_as_nan(tmp_path):
+    trainer, final, poison = run_poisoned(tmp_path, {"stop_on_nan": True})
+    assert isinstance(final, RunFinished) and final.status == "nan" and final.epochs_completed == 3
+    assert "at epoch 3" in final.reason and "the checkpoints keep epoch 2" in final.reason, final.reason
+    assert_checkpoints_hold_epoch_2(trainer.run_dir, poison.kept)
+    assert run_status(trainer.run_dir).status == "nan"  # `trainconsole run` and `wait` exit 1 on it
+    saved = [e.epoch for e in poison.events if isinstance(e, CheckpointSaved)]
+    assert max(saved) == 2
+
+
+def test_without_stop_on_nan_the_run_goes_on_and_says_no_checkpoint_is_written(tmp_path):
+    trainer, final, poison = run_poisoned(tmp_path, {"stop_on_nan": False})
+    assert isinstance(final, RunFinished) and final.status == "completed" and final.epochs_completed == 4
+    epochs = [e for e in poison.events if isinstance(e, EpochCompleted)]
+    assert [e.diagnostic.status == "nan" for e in epochs] == [False, False, True, True]
+    said = "no checkpoint written from non-finite weights (the checkpoints keep epoch 2)"
+    assert said in epochs[2].diagnostic.message
+    assert_checkpoints_hold_epoch_2(trainer.run_dir, poison.kept)
+
+
+def test_a_stop_while_the_weights_are_nan_leaves_last_pth_at_the_last_finite_epoch(tmp_path):
+    trainer, final, poison = run_poisoned(tmp_path, {"stop_on_nan": False}, stop=True)
+    assert isinstance(final, RunFinished) and final.status == "nan", final
+    assert "stopped at batch" in final.reason and "the checkpoints keep epoch 2" in final.reason, final.reason
+    assert_checkpoints_hold_epoch_2(trainer.run_dir, poison.kept)
+
+
+def test_a_diverging_learning_rate_keeps_the_last_finite_weights(tmp_path):
+    kept = {}
+
+    def keep_saved(event):
+        if isinstance(event, CheckpointSaved) and event.kind == "last":
+            kept.update(load_checkpoint(Path(event.path)))
+
+    settings = make_settings(tmp_path, {"epochs": 15, "optimizer": "sgd", "lr": 10.0, "momentum": 0.99})
+    trainer = Trainer(settings, keep_saved, set_threads=False)
+    final = trainer.run()
+    assert isinstance(final, RunFinished) and final.status == "nan", final  # the loss grows ~1e4 an epoch to inf
+    last = load_checkpoint(trainer.run_dir / "checkpoints" / "last.pth")
+    assert last["epoch"] == kept["epoch"] == final.epochs_completed - 1 > 0
+    for key, value in last["model_state_dict"].items():
+        assert torch.isfinite(value).all() and torch.equal(value, kept["model_state_dict"][key]), key
