@@ -274,14 +274,30 @@ def count(value: Any, least: int = 0) -> int | None:
 _ABSENT = object()
 
 
+def _float_check(value: Any) -> Any:
+    n = number(value)
+    return _ABSENT if n is None else n
+
+
+def _int_check(value: Any) -> Any:
+    return value if type(value) is int and 0 <= value <= 2**62 else _ABSENT
+
+
+def _str_check(value: Any) -> Any:
+    return value if type(value) is str else _ABSENT
+
+
+_FLOAT_CHECK = _float_check
+
+
 def _checker(annotation: str) -> Callable[[Any], Any]:
     """The check of one field by its annotation; it returns the value to keep, or _ABSENT when the value is wrong."""
     optional = annotation.endswith(" | None")
     base = annotation.removesuffix(" | None")
     simple: dict[str, Callable[[Any], Any]] = {
-        "int": lambda v: _ABSENT if count(v) is None else v,
-        "float": lambda v: _ABSENT if (n := number(v)) is None else n,
-        "str": lambda v: v if type(v) is str else _ABSENT,
+        "int": _int_check,
+        "float": _float_check,
+        "str": _str_check,
         "bool": lambda v: v if type(v) is bool else _ABSENT,
         "dict[str, Any]": lambda v: v if type(v) is dict else _ABSENT,
         "Diagnostic": _diagnostic,
@@ -323,6 +339,13 @@ def event_record(data: dict[str, Any]) -> Event | None:
             if default is MISSING:
                 return None
             continue  # the field's default (an event written by an older version)
+        kind = type(raw)  # the common cases inline (attach reads every event of a long run): a plain finite float
+        if kind is float and -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE and check is _FLOAT_CHECK:
+            values[name] = raw
+            continue
+        if (kind is int and check is _int_check and 0 <= raw <= 2**62) or (kind is str and check is _str_check):
+            values[name] = raw
+            continue
         value = check(raw)
         if value is _ABSENT:
             return None
