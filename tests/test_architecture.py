@@ -11,6 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "tui")
 UI_ONLY = ("tui", "textual", "textual_plotext", "plotext")
+# the lowest floor, atomic files and text safety: every other floor may use them, they use none
+LOWEST_FLOOR = ("engine.runs.atomic", "engine.text")
 
 
 def module_files() -> dict[str, Path]:
@@ -100,6 +102,14 @@ def test_engine_never_imports_the_interface():
         if name.startswith("engine")
         for target in targets
         if target.split(".")[0] in UI_ONLY
+    }
+    assert offenders == set()
+
+
+def test_the_lowest_floor_imports_nothing_of_the_project():
+    graph = import_graph()
+    offenders = {
+        (name, target) for name in LOWEST_FLOOR for target in graph[name] if target.split(".")[0] in PACKAGES
     }
     assert offenders == set()
 
