@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -50,12 +51,19 @@ def launch(processes: int, run_args: list[str]) -> int:
     try:
         run(parse_args(argv))
     except ChildFailedError as e:
-        rank, first = e.get_first_failure()
-        if first.exitcode < 0:
-            print(f"trainconsole: process {rank} of {processes} died (killed by signal {-first.exitcode}: "
-                  f"{first.signal_name()})", file=sys.stderr)
-        codes = {failure.exitcode for failure in e.failures.values()}
-        return EXIT_INTERRUPTED if codes == {EXIT_INTERRUPTED} else max(EXIT_FAILED, min(codes - {EXIT_INTERRUPTED}))
+        # a negative code is a signal's; SIGTERM is the agent's, ending the others once one has failed
+        killed = {rank: f for rank, f in e.failures.items() if f.exitcode < 0 and f.exitcode != -signal.SIGTERM}
+        for rank, failure in sorted(killed.items()):
+            signal_number = -failure.exitcode
+            print(
+                f"trainconsole: process {rank} of {processes} died (killed by signal {signal_number}: "
+                f"{failure.signal_name()})",
+                file=sys.stderr,
+            )
+        codes = {failure.exitcode for failure in e.failures.values() if failure.exitcode > 0}
+        if codes == {EXIT_INTERRUPTED} and not killed:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if killed else min(codes - {EXIT_INTERRUPTED}, default=EXIT_FAILED)
     except SignalException:  # the workers had the signal too, and ended as a stopped run does
         return EXIT_INTERRUPTED
     return 0
