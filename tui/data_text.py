@@ -4,7 +4,8 @@ from a file takes it through `data_text`."""
 
 from __future__ import annotations
 
-from rich.markup import escape
+import re
+
 from rich.text import Text
 
 from engine.text import printable
@@ -15,10 +16,21 @@ def data_text(value: object, style: str = "") -> Text:
     return Text(printable(value), style=style)
 
 
+# what Rich reads as a tag (rich.markup.RE_TAGS) with the backslashes before it; or backslashes before another "["
+_BRACKET = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])|(\\+)\[")
+
+
+def _escape_bracket(m: re.Match) -> str:
+    if m.group(2) is not None:  # a tag: each backslash doubled, one more for the bracket (rich.markup.escape)
+        return f"{m.group(1)}{m.group(1)}\\{m.group(2)}"
+    return f"{m.group(3)}\\["  # Rich turns any other "\[" into "[": one more backslash keeps them all
+
+
 def data_markup(value: object) -> str:
-    """`value` as Rich markup that shows it as written: for the few cells that must stay strings (EpochTable's rows,
-    which DataTable reads as markup)."""
-    return escape(printable(value))
+    """`value` as a whole DataTable cell (a str there is read as markup) that shows it as written, brackets and
+    backslashes included. (rich.markup.escape doubles a last backslash for a tag that may follow, and leaves a
+    backslash before a bracket that opens no tag to be eaten.) Emoji codes such as `:smile:` are still drawn."""
+    return _BRACKET.sub(_escape_bracket, printable(value))
 
 
 def data_line(*parts: str | tuple[str, str] | Text) -> Text:
