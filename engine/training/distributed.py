@@ -29,7 +29,9 @@ from engine.settings.config import SettingsError
 # how long a rank waits in a collective for the others: a stuck (not dead) rank fails the run after it; long
 # enough for a slow validation or checkpoint save on a busy machine (a pause is no wait in a collective)
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)
-# how long a failed rank waits for the others to say in the store how they ended (a dead rank is seen at once)
+# how long a failed rank waits for the others to say in the store how they ended: on this host a dead one is
+# seen within SETTLE_S; a rank on another host may say nothing until this one has ended
+SETTLE_S = 0.5
 PEER_WAIT_S = 5.0
 STORE_TIMEOUT = timedelta(seconds=10)
 
@@ -250,31 +252,20 @@ class Collectives:
         """This rank failed with `error`: (the rank that failed first, a line naming it and why, whether this
         rank records the failure in the run folder: rank 0, or the first rank alive when rank 0 is not).
 
-        It says why in the store and leaves the process group, so that the others' collectives fail now
-        rather than at their timeout; then it waits (PEER_WAIT_S at most) until every other rank has said how
-        it ended, or is known dead.
+        It says why in the store and leaves a gloo process group; then it hears what the others said
+        (`_hear_from_peers`). The first to say is the cause, unless a rank died without a word.
         """
         if self.verdict is not None:
             return self.verdict
         rank, world, own = self.group.rank, self.group.world_size, one_line(error)
-        if self.store is None or not self._post(f"error/{rank}", f"{self._add('failures')} {own}"):
+        posted = self.store is not None and self._post(f"error/{rank}", f"{self._add('failures')} {own}")
+        if self.device.type == "cpu":  # gloo closes its sockets; NCCL's peers are ended by torchrun's agent
             leave(self.group)
+        if not posted:
             self.verdict = (rank, f"process {rank} of {world} failed: {own}", rank == 0)
             return self.verdict
-        leave(self.group)
-        deadline = time.monotonic() + PEER_WAIT_S
-        while True:
-            posts = {r: self._get(f"error/{r}") for r in range(world)}
-            silent = [r for r in range(world) if not posts[r]]
-            gone = {r: process_gone(self._get(f"pid/{r}") or "") for r in silent}
-            dead = [r for r in silent if gone[r]]
-            if len(dead) == len(silent):
-                break
-            if time.monotonic() > deadline:  # a rank on another host that said nothing in that time: dead
-                dead = [r for r in silent if gone[r] is not False]
-                break
-            time.sleep(0.05)
-        said = {r: text.partition(" ") for r, text in posts.items() if text}  # rank: (order, " ", what)
+        posts, silent, dead = self._hear_from_peers()
+        said = {r: text.partition(" ") for r, text in posts.items()}  # rank: (order, " ", what)
         recorder = rank == min(r for r in range(world) if r not in dead)
         if dead:
             line = f"process {dead[0]} of {world} died (it ended without a word: killed, or out of memory)"
@@ -286,6 +277,27 @@ class Collectives:
             else:
                 self.verdict = (first, f"process {first} of {world} failed: {said[first][2]}", recorder)
         return self.verdict
+
+    def _hear_from_peers(self) -> tuple[dict[int, str], list[int], list[int]]:
+        """What each rank posted, the ranks that posted nothing, and those of them known to be dead.
+
+        A killed process on this host is seen gone within SETTLE_S; one alive and silent then is busy, stuck, or
+        waiting for this rank to end. A silent rank on another host is waited for (PEER_WAIT_S), then taken for dead.
+        """
+        started = time.monotonic()
+        while True:
+            posts = {r: self._get(f"error/{r}") for r in range(self.group.world_size)}
+            silent = [r for r, text in posts.items() if not text]
+            gone = {r: process_gone(self._get(f"pid/{r}") or "") for r in silent}
+            dead = [r for r in silent if gone[r]]
+            waited = time.monotonic() - started
+            if len(dead) == len(silent) or (waited > SETTLE_S and None not in gone.values()):
+                break
+            if waited > PEER_WAIT_S:
+                dead = [r for r in silent if gone[r] is not False]
+                break
+            time.sleep(0.05)
+        return {r: text for r, text in posts.items() if text}, silent, dead
 
     def _post(self, key: str, value: str) -> bool:
         if self.store is None:

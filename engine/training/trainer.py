@@ -76,12 +76,6 @@ PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 SYNC_EVERY = 8
 
 
-def _ends_mid_line(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        size = fh.seek(0, 2)
-        return size > 0 and fh.seek(size - 1) >= 0 and fh.read(1) != b"\n"
-
-
 def seed_everything(seed: int) -> None:
     if seed < 0:
         return
@@ -401,10 +395,7 @@ class Trainer:
         if run_dir is None:
             return  # rank 0 died before it made a folder: nothing was written
         try:
-            if _ends_mid_line(run_dir / "events.jsonl"):  # rank 0 died writing a line: ours starts on a new one
-                with open(run_dir / "events.jsonl", "ab") as fh:
-                    fh.write(b"\n")
-            recorder = RunRecorder(run_dir)
+            recorder = RunRecorder(run_dir)  # a line rank 0 left half-written is ended first
             recorder.on_event(replace(final, run_dir=str(run_dir)))
             recorder.close()
             StatusWriter(run_dir).on_event(final)

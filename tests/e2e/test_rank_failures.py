@@ -122,6 +122,7 @@ def run_with_a_failure(tmp_path: Path, *, phase="", rank=-1, setup_rank=-1, at=1
     ours = [p.name for p in temp.iterdir() if not p.name.startswith(theirs)]
     assert ours == [], ours
     wait_until(lambda: not (shm_entries() - shm_before), "no new entries in /dev/shm", timeout=30)
+    print(f"{phase or 'set-up'}, rank {max(rank, setup_rank)}: exit {code} {ended - failed_at:.2f} s after the failure")
     return code, ended - failed_at, tmp_path / "runs" / "ranks", (tmp_path / "stderr").read_text()
 
 
