@@ -16,7 +16,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -170,14 +170,23 @@ class Trainer:
         """Everything that can fail because of the settings: raises SettingsError or CheckpointError.
 
         In a run of several processes every rank sets up, and only rank 0 takes the run folder; a rank whose
-        set-up failed makes every rank raise, so that none waits for it in a collective.
+        set-up failed makes every rank raise, so that none waits for it in a collective. The ranks agree on
+        that twice: after the data and the model, before DDP's first collective, and at the end.
         """
         self.device = device_for(self.group, resolve_device(self.settings.device.device))
         join(self.group, self.device)
         self.collectives = Collectives(self.group, self.device, agent_store() if self.group.active else None)
+        checkpoint = self._agreed(self._build)
+        self._agreed(lambda: self._prepare(checkpoint))
+        self.run_dir = self.collectives.from_main(self.run_dir)
+        self.ready = True
+
+    def _agreed(self, step: Callable[[], Any]) -> Any:
+        """`step()` of the set-up on every rank; one rank's failure, or death, makes every rank raise."""
         error: BaseException | None = None
+        result = None
         try:
-            self._setup()
+            result = step()
         except BaseException as e:
             error = e
         try:
@@ -197,10 +206,10 @@ class Trainer:
                 self.close()
             leave(self.group)
             raise error
-        self.run_dir = self.collectives.from_main(self.run_dir)
-        self.ready = True
+        return result
 
-    def _setup(self) -> None:
+    def _build(self) -> dict | None:
+        """The data and the model (no collective yet); the checkpoint a resume starts from."""
         # the run's record (settings.toml, checkpoints) names its data by absolute paths: eval and resume work anywhere
         s = self.settings = self.settings.with_resolved_paths()
         group = self.group
@@ -215,6 +224,11 @@ class Trainer:
             check_shards(self.data, s.data.batch_size, group.world_size)
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         self.forward = self.eval_forward = torch.compile(self.model) if s.training.compile else self.model
+        return checkpoint
+
+    def _prepare(self, checkpoint: dict | None) -> None:
+        """DDP (its first collectives), the optimizer and the rest of the step, the resume's state, rank 0's folder."""
+        s, group = self.settings, self.group
         reduce_grads = None
         if group.active:
             fused = s.training.fused_step and fused_step_applies(

@@ -134,7 +134,9 @@ def test_a_one_process_checkpoint_goes_on_in_two_processes(tmp_path):
 
 
 def test_sigterm_to_the_launcher_stops_every_rank_and_saves_once(tmp_path):
-    work = workdir(tmp_path, epochs=500, batch_size=2, options="{samples = 4000, features = 12}")
+    # 2,400 steps an epoch: the signal, sent once epoch 2's progress is recorded (at most every second), lands
+    # mid-epoch, not at the epoch's end (where no mid-epoch last.pth is written)
+    work = workdir(tmp_path, epochs=500, batch_size=2, options="{samples = 12000, features = 12}")
     launcher = subprocess.Popen(
         [str(TRAINCONSOLE), "run", "--processes", "2"],
         cwd=work,
@@ -143,8 +145,12 @@ def test_sigterm_to_the_launcher_stops_every_rank_and_saves_once(tmp_path):
         stderr=subprocess.PIPE,
     )
     run_dir = work / "runs" / "ddp"
+
+    def in_epoch_2() -> bool:
+        return any(e["type"] == "BatchProgressed" and e["epoch"] == 2 for e in events(run_dir))
+
     try:
-        wait_until(lambda: metrics(run_dir), "a first epoch", timeout=120)
+        wait_until(in_epoch_2, "epoch 2's progress", timeout=120)
         launcher.send_signal(signal.SIGTERM)
         out, err = launcher.communicate(timeout=120)
     finally:

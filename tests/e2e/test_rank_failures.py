@@ -34,7 +34,7 @@ processes = 2
 [data]
 dataset = "hooks:dataset"
 batch_size = 8
-options = {{ kill_rank = {setup_rank} }}
+options = {{ rank = {setup_rank}, how = "{how}" }}
 [model]
 name = "hooks:Model"
 options = {{ rank = {rank}, phase = "{phase}", at = {at}, how = "{how}" }}
@@ -61,9 +61,9 @@ def fail(how):
     raise RuntimeError("boom")
 
 
-def dataset(seed=0, kill_rank=-1):
-    if RANK == kill_rank:
-        fail("kill")
+def dataset(seed=0, rank=-1, how="kill"):
+    if RANK == rank:
+        fail(how)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(400, 8, generator=g)
     return TensorDataset(x, (x[:, 0] > 0).long())
@@ -150,6 +150,14 @@ def test_a_rank_killed_at_set_up(tmp_path):
     assert not run_dir.exists()
     assert "trainconsole: error: process 1 of 2 died" in err
     assert "process 1 of 2 died (killed by signal 9: SIGKILL)" in err, err
+
+
+def test_an_error_at_set_up_on_rank_1_is_one_line_of_rank_0(tmp_path):
+    code, seconds, run_dir, err = run_with_a_failure(tmp_path, setup_rank=1, how="raise")
+    assert code == 2 and seconds < 10, (code, seconds, err)
+    said = "trainconsole: error: process 1 of 2: data.dataset: dataset(seed, rank, how) raised RuntimeError: boom"
+    assert err == said + "\n"  # one line, and no hang: before DDP's first collective the ranks agree on set-up
+    assert not run_dir.exists()
 
 
 def test_a_rank_killed_mid_epoch(tmp_path):
