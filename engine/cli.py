@@ -137,8 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None, console: Callable[[argparse.Namespace], int] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    console: Callable[[argparse.Namespace], int] | None = None,
+    chart: Callable[..., str] | None = None,
+) -> int:
     """Run one command; with none, `console(args)` when given (tui.cli gives it), else a usage error.
+
+    `chart(result, width)`: lr-find's curve as text (tui.cli gives plotext's; without it a short table).
 
     Everything printed goes through engine.text.TerminalStream: text from files never reaches the terminal as
     control characters, whichever module prints it.
@@ -146,12 +152,12 @@ def main(argv: list[str] | None = None, console: Callable[[argparse.Namespace], 
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = (s if s is None else TerminalStream.around(s) for s in streams)
     try:
-        return _main(argv, console)
+        return _main(argv, console, chart)
     finally:
         sys.stdout, sys.stderr = streams
 
 
-def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] | None) -> int:
+def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] | None, chart=None) -> int:
     from engine.device import apply_openmp_defaults
 
     apply_openmp_defaults()  # before anything imports torch
@@ -161,7 +167,7 @@ def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] |
         print(printable(e), file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _run_command(args, console)
+        return _run_command(args, console, chart)
     except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
         from engine.crash import crash_line, write_crash_report
 
@@ -170,11 +176,11 @@ def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] |
         return EXIT_FAILED
 
 
-def _run_command(args, console: Callable[[argparse.Namespace], int] | None) -> int:
+def _run_command(args, console: Callable[[argparse.Namespace], int] | None, chart=None) -> int:
     from engine.settings.config import SettingsError  # torch-free: the console must paint before torch loads
 
     if args.command in cli_outputs.COMMANDS:
-        return cli_outputs.run(args, console)
+        return cli_outputs.run(args, console, chart)
     if args.command in (None, "attach"):
         if console is None:
             print(
@@ -276,7 +282,8 @@ def cmd_run(args) -> int:
         """A second Ctrl-C, or a signal before training began: the run stops where the main thread is, even inside
         a library call, and is recorded as stopped; further Ctrl-C change nothing while that is written."""
         at_once["stopping"] = True
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     def on_signal(signum, frame):
@@ -284,8 +291,8 @@ def cmd_run(args) -> int:
             stop_at_once(signum, frame)
         name = signal.Signals(signum).name
         control.stop(f"{name} received: stopped at a batch boundary, last.pth saved")
+        signal.signal(signum, stop_at_once)  # the same signal again: the stop cannot wait for a batch boundary
         if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, stop_at_once)
             _say("trainconsole: stopping at the next batch boundary (last.pth is saved); Ctrl-C again stops at once")
 
     previous = {}
@@ -304,7 +311,7 @@ def cmd_run(args) -> int:
         final = trainer.run()
     finally:
         for sig, handler in previous.items():
-            if not (at_once["stopping"] and sig == signal.SIGINT):  # the stop is under way: Ctrl-C stays ignored
+            if not at_once["stopping"]:  # the stop is under way: further signals stay ignored until the exit
                 signal.signal(sig, handler)
         output.close()
     if isinstance(final, RunFailed):

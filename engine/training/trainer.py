@@ -320,6 +320,7 @@ class Trainer:
             for writer in run_folder_writers(s, self.run_dir):
                 self.listeners.add(writer)
         except BaseException:
+            self.folder_open = False  # closed with the listeners: nothing more is recorded in it
             self.close()
             if not in_run_folder and self.into is None:  # a new folder that never started a run is not left behind
                 discard_new_run_dir(self.run_dir)
@@ -370,19 +371,15 @@ class Trainer:
             self.setup()
         started = time.perf_counter()
         self._epochs_before = self._finite_epoch = self.state.epoch
+        agreed = True  # every rank ends the run the same way, and meets the others once more
         try:
             self._emit_started()
             status, reason = self._train()
-            final: Event = RunFinished(
-                status,
-                reason,
-                self.state.epoch,
-                self.state.best_epoch,
-                self.state.best_value,
-                self.settings.training.monitor,
-                str(self.run_dir),
-                time.perf_counter() - started,
-            )
+            final: Event = self._finished(status, reason, started)
+        except KeyboardInterrupt:  # a second Ctrl-C, wherever the main thread was (even inside a library call)
+            agreed = False
+            reason = "stopped at once by a second Ctrl-C; last.pth holds the last save"
+            final = self._finished("stopped", reason, started)
         except Exception as e:
             error, error_type, records = f"{type(e).__name__}: {e}", type(e).__name__, False
             if self.group.active:  # who failed first, and how: a peer's collective fails with "Connection closed"
@@ -395,13 +392,26 @@ class Trainer:
             self._emit_final(final)
         finally:
             self.close()
-            if isinstance(final, RunFinished):  # every rank has ended the same way: none is left in a collective
+            if agreed and isinstance(final, RunFinished):  # every rank ended the same way: none is left in a collective
                 try:
                     self.collectives.barrier()
                 except Exception:  # a rank that died after the run finished changes nothing of it
                     pass
             leave(self.group)
         return final
+
+    def _finished(self, status: str, reason: str, started: float) -> RunFinished:
+        st = self.state
+        return RunFinished(
+            status,
+            reason,
+            st.epoch,
+            st.best_epoch,
+            st.best_value,
+            self.settings.training.monitor,
+            str(self.run_dir),
+            time.perf_counter() - started,
+        )
 
     def _record_for_main(self, final: RunFailed) -> None:
         """The failure of a run whose rank 0 died, recorded by the first rank alive in rank 0's run folder."""
