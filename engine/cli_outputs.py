@@ -1,4 +1,5 @@
-"""`trainconsole plot` (chapter 8.1's curves as a PNG) and `trainconsole view` (any logs, in the console)."""
+"""`trainconsole plot` (chapter 8.1's curves as a PNG), `trainconsole view` (any logs, in the console) and
+`trainconsole lr-find` (the learning-rate range test: its curve, a suggested rate, the command that uses it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Callable
 
 from engine.text import printable
 
-COMMANDS = ("plot", "view")
+COMMANDS = ("plot", "view", "lr-find")
 
 
 def add_parsers(subparsers) -> None:
@@ -20,15 +21,32 @@ def add_parsers(subparsers) -> None:
         "view", help="open TensorBoard event files, Lightning CSVLogger output or run folders in the console, read-only"
     )
     view.add_argument("path", help="a folder (searched below it) or a file")
+    find = subparsers.add_parser(
+        "lr-find", help="sweep the learning rate over a few steps, show the loss curve and suggest a rate ([lr_find])"
+    )
+    find.add_argument(
+        "-c", "--config", dest="config_run", default=None, help="settings file (default: ./settings.toml)"
+    )
+    find.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting"
+    )
+    find.add_argument("--png", default=None, metavar="FILE.png", help="also save the curve as a PNG")
+    find.add_argument("--json", action="store_true", help="print the points and the suggestion as JSON")
 
 
-def run(args: argparse.Namespace, console: Callable[[argparse.Namespace], int] | None) -> int:
-    """0 done, 2 a bad argument or a missing extra (one line on stderr)."""
+def run(
+    args: argparse.Namespace,
+    console: Callable[[argparse.Namespace], int] | None,
+    chart: Callable[..., str] | None = None,
+) -> int:
+    """0 done, 2 a bad argument or a missing extra (one line on stderr), 130 lr-find interrupted."""
     from engine.settings.config import SettingsError
 
     try:
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "lr-find":
+            return cmd_lr_find(args, chart)
         if not Path(args.path).exists():
             raise SettingsError(f"{args.path}: no such file or folder")
         if console is None:
@@ -69,3 +87,99 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
     print(printable(out))
     return 0
+
+
+def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> int:
+    """The sweep on the settings' model, data and step; nothing of any run is read or written."""
+    import json
+    import shutil
+
+    from engine.cli import _settings_path
+    from engine.settings.config import SettingsError, load_settings
+    from engine.settings.user_code import set_code_folder
+    from engine.text import json_text
+
+    path = _settings_path(args)
+    settings = load_settings(path, args.overrides)
+    set_code_folder(Path(path).resolve().parent)
+    png = Path(args.png) if args.png else None
+    if png is not None:
+        if png.suffix.lower() != ".png":
+            raise SettingsError(f"--png {png}: the picture is a PNG; name it FILE.png")
+        from engine.outputs import require
+
+        require("matplotlib", "trainconsole lr-find --png")
+    from engine.training.lr_find import describe, find_lr
+
+    try:
+        result = find_lr(settings, on_point=None if args.json else _progress(settings.lr_find.steps))
+    except KeyboardInterrupt:
+        print("\ntrainconsole: lr-find interrupted; nothing was changed", file=sys.stderr)
+        return 130
+    command = lr_command(args, result.suggestion)
+    if png is not None:
+        _save_png(result, png)
+    if args.json:
+        print(json_text(json.dumps({**result.to_dict(), "command": command})))
+        return 0
+    width = min(shutil.get_terminal_size((100, 24)).columns, 120)
+    print(chart(result, width) if chart is not None else _table(result))
+    print(describe(result, settings))
+    if command:
+        print(command)
+    if png is not None:
+        print(printable(png))
+    return 0
+
+
+def _progress(steps: int) -> Callable | None:
+    """A progress line on stderr while it sweeps, on a terminal only (a log gets no carriage returns)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(i: int, point) -> None:
+        end = "\n" if i + 1 == steps else ""
+        print(f"\rlr-find: step {i + 1}/{steps}, lr {point.lr:.2e}, loss {point.smoothed:.4f}  ", end=end,
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    return show
+
+
+def _save_png(result, png: Path) -> None:
+    from engine.outputs.lr_curve import save_lr_curve
+    from engine.runs.atomic import NotARegularFile
+    from engine.settings.config import SettingsError
+
+    try:
+        save_lr_curve(result, png)
+    except NotARegularFile as e:  # a symlink (or a folder) at --png: refused, nothing written through it
+        raise SettingsError(str(e)) from None
+    except OSError as e:
+        raise SettingsError(f"cannot write {png}: {e.strerror or e}") from None
+
+
+def lr_command(args: argparse.Namespace, lr: float | None) -> str | None:
+    """`trainconsole run` with the same settings file and --set values, and the suggested rate."""
+    import shlex
+
+    if lr is None:
+        return None
+    words = ["trainconsole", "run"]
+    named = getattr(args, "config_run", None) or args.config
+    if named:
+        words += ["-c", named]
+    for text in args.overrides:
+        key = text.partition("=")[0].strip()
+        if key != "training.lr" and not key.startswith("lr_find."):
+            words += ["--set", text]
+    words += ["--set", f"training.lr={lr:.3g}"]
+    return printable(shlex.join(words))
+
+
+def _table(result) -> str:
+    """Without a chart drawer (`python -m engine lr-find`): every tenth point as a line."""
+    rows = [f"{'lr':>10}  {'smoothed loss':>13}"]
+    for i, p in enumerate(result.points):
+        if i % 10 == 0 or i == result.index or i == len(result.points) - 1:
+            rows.append(f"{p.lr:>10.2e}  {p.smoothed:>13.4f}{'  <- suggested' if i == result.index else ''}")
+    return "\n".join(rows)

@@ -10,7 +10,9 @@ from engine import cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(sys.argv[1:] if argv is None else argv, console=open_console)
+    from tui.lr_curve import curve_text
+
+    return cli.main(sys.argv[1:] if argv is None else argv, console=open_console, chart=curve_text)
 
 
 def open_console(args: argparse.Namespace) -> int:

@@ -44,6 +44,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SUGGESTIONS = ("steepest", "valley")
+LR_MAX = 10.0  # training.lr's bound: a suggested rate must be one a run takes
+LR_FIND_STEPS_MAX = 10_000
 
 
 def _f(default: Any, doc: str, **rules: Any) -> Any:
@@ -197,7 +200,7 @@ class TrainingSettings:
 
     epochs: int = _f(20, "Number of epochs (raise it and resume to train longer).", min=1, max=COUNT_MAX)
     optimizer: str = _f("adam", "adam, adamw or sgd.", choices=OPTIMIZERS)
-    lr: float = _f(1e-3, "Learning rate.", min_exclusive=0.0, max=10.0)
+    lr: float = _f(1e-3, "Learning rate (trainconsole lr-find suggests one).", min_exclusive=0.0, max=LR_MAX)
     weight_decay: float = _f(0.0, "Weight decay (L2 penalty).", min=0.0, max=1.0)
     momentum: float = _f(0.9, "sgd: momentum.", min=0.0, max=0.999)
     scheduler: str = _f("none", "none, step, cosine, onecycle or plateau.", choices=SCHEDULERS)
@@ -273,6 +276,28 @@ class LoggingSettings:
 
 
 @dataclass
+class LrFindSettings:
+    """trainconsole lr-find: the learning-rate range test (an exponential sweep, as fastai's and Lightning's)."""
+
+    start_lr: float = _f(1e-7, "The sweep's first learning rate.", min_exclusive=0.0, max=LR_MAX)
+    end_lr: float = _f(10.0, "The sweep's last learning rate (above start_lr).", min_exclusive=0.0, max=LR_MAX)
+    steps: int = _f(
+        100, "Training steps of the sweep, one learning rate each (the data cycled).", min=10, max=LR_FIND_STEPS_MAX
+    )
+    smoothing: float = _f(
+        0.98, "Smoothing of the loss curve (beta of its moving average; 0: none).", min=0.0, max=0.999
+    )
+    diverge: float = _f(
+        4.0, "Stop when the smoothed loss exceeds this many times its lowest value (0: run every step).", min=0.0
+    )
+    suggestion: str = _f(
+        "steepest",
+        "steepest: where the smoothed loss falls fastest; valley: the middle of its longest descent (fastai's).",
+        choices=LR_SUGGESTIONS,
+    )
+
+
+@dataclass
 class Settings:
     run: RunSettings = field(default_factory=RunSettings)
     device: DeviceSettings = field(default_factory=DeviceSettings)
@@ -282,6 +307,7 @@ class Settings:
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    lr_find: LrFindSettings = field(default_factory=LrFindSettings)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -373,6 +399,11 @@ def _check_across(s: Settings, source: str) -> None:
         )
     if m.name == "cnn" and not m.channels:
         raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
+    if s.lr_find.start_lr >= s.lr_find.end_lr:
+        raise SettingsError(
+            f"{source}: lr_find.start_lr = {s.lr_find.start_lr:g} is not below lr_find.end_lr = {s.lr_find.end_lr:g}: "
+            "the sweep goes up from start_lr to end_lr"
+        )
     if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.data.sources)
         _check_synthetic_values({**SYNTHETIC_OPTIONS, **s.data.options}, f"{source}: ")
 
