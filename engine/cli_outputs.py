@@ -94,12 +94,15 @@ def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> i
     import json
     import shutil
 
-    from engine.cli import _settings_path
     from engine.settings.config import SettingsError, load_settings
     from engine.settings.user_code import set_code_folder
     from engine.text import json_text
 
-    path = _settings_path(args)
+    # as `run` reads them (engine.cli imports this module, so not through its helper): a file named with -c must
+    # exist, ./settings.toml may be absent (the built-in defaults)
+    path = args.config_run or args.config or "settings.toml"
+    if (args.config_run or args.config) and not Path(path).is_file():
+        raise SettingsError(f"{path}: no such settings file")
     settings = load_settings(path, args.overrides)
     set_code_folder(Path(path).resolve().parent)
     png = Path(args.png) if args.png else None

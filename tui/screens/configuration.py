@@ -40,6 +40,12 @@ class ConfigurationScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", tooltip="save the settings file (atomic; your comments and layout stay)"),
         Binding("ctrl+o", "focus_path", "Load file", tooltip="load another settings file (the path field)"),
+        Binding(
+            "ctrl+l",
+            "lr_find",
+            "LR finder",
+            tooltip="sweep the learning rate on these settings and suggest one (a puts it in training.lr)",
+        ),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -185,6 +191,25 @@ class ConfigurationScreen(Screen):
             else ""
         )
         self.notify(f"saved {path}{note}", severity="warning" if note else "information", markup=False)
+
+    def action_lr_find(self) -> None:
+        from tui.screens.lr_find import LrFindScreen
+
+        self.app.push_screen(LrFindScreen(self.app.settings), callback=self.apply_lr)
+
+    def apply_lr(self, lr: float | None) -> None:
+        """The finder's suggestion in training.lr: in the form and the console's settings, not in the file."""
+        if lr is None:
+            return
+        settings = self.app.settings.replace("training.lr", lr, "lr-find")
+        self.app.set_settings(settings)
+        self.shown = settings
+        self.invalid.pop("training.lr", None)
+        self.show_section("training")
+        for field in self.query(SettingField):
+            if field.key == "training.lr":
+                field.set_value(lr)
+        self.notify(f"training.lr = {lr:.3g} (not saved: ctrl+s saves it)", markup=False)
 
     def action_focus_path(self) -> None:
         self.query_one("#settings-path", Input).focus()
