@@ -10,7 +10,7 @@ from typing import Callable
 
 from engine.text import printable
 
-COMMANDS = ("plot", "view", "lr-find")
+COMMANDS = ("plot", "view", "lr-find", "export-script")
 
 
 def add_parsers(subparsers) -> None:
@@ -32,6 +32,20 @@ def add_parsers(subparsers) -> None:
     )
     find.add_argument("--png", default=None, metavar="FILE.png", help="also save the curve as a PNG")
     find.add_argument("--json", action="store_true", help="print the points and the suggestion as JSON")
+    export = subparsers.add_parser(
+        "export-script", help="write a run as one plain PyTorch script (the chapter's template with its settings)"
+    )
+    export.add_argument("run_folder", nargs="?", default=None, help="a run folder (its settings.toml)")
+    export.add_argument("-c", "--config", dest="config_run", default=None, help="export these settings instead")
+    export.add_argument("-o", "--out", default=None, metavar="FILE.py", help="default: train.py in the run folder")
+    export.add_argument(
+        "--allow-import",
+        dest="allowed",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="let the run folder's settings import this code (repeatable)",
+    )
 
 
 def run(
@@ -47,6 +61,8 @@ def run(
             return cmd_plot(args)
         if args.command == "lr-find":
             return cmd_lr_find(args, chart)
+        if args.command == "export-script":
+            return cmd_export_script(args)
         if not Path(args.path).exists():
             raise SettingsError(f"{args.path}: no such file or folder")
         if console is None:
@@ -82,6 +98,33 @@ def cmd_plot(args: argparse.Namespace) -> int:
     try:
         save_curves(runs, out)
     except NotARegularFile as e:  # a symlink (or a folder) at --out: refused, nothing written through it
+        raise SettingsError(str(e)) from None
+    except OSError as e:
+        raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
+    print(printable(out))
+    return 0
+
+
+def cmd_export_script(args: argparse.Namespace) -> int:
+    """The script's path on stdout; a setting it cannot write refused in one line (exit 2)."""
+    from engine.outputs.export_script import export_settings, script_text, write_script
+    from engine.runs.atomic import NotARegularFile
+    from engine.settings.config import SettingsError
+    from engine.settings.user_code import set_code_folder
+
+    config = args.config_run or (args.config if args.run_folder is None else None)
+    if args.run_folder is None and not config:
+        raise SettingsError("export-script: name a run folder, or settings with -c FILE")
+    if config and not Path(config).is_file():
+        raise SettingsError(f"{config}: no such settings file")
+    if config:
+        set_code_folder(Path(config).resolve().parent)
+    settings, source = export_settings(args.run_folder or ".", config, set(args.allowed))
+    out = Path(args.out) if args.out else Path(args.run_folder or ".") / "train.py"
+    text = script_text(settings, source)
+    try:
+        write_script(text, out)
+    except NotARegularFile as e:
         raise SettingsError(str(e)) from None
     except OSError as e:
         raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
