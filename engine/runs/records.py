@@ -36,6 +36,9 @@ T = TypeVar("T")
 MAX_DEPTH = 32  # a run's deepest line (settings' options tables) nests under 16
 MAX_MAGNITUDE = 1e100  # beyond it a number is garbage, and arithmetic on it (a chart's range) overflows
 MAX_LINE_BYTES = 4 * 2**20
+MAX_FILE_BYTES = 2**30  # a JSON-lines file of a run: a week of epochs and progress lines is far below it
+READ_CHUNK = 2**20
+PID_MAX = 2**22  # Linux's PID_MAX_LIMIT; a larger pid is no process (and overflows os.kill's pid_t)
 DIVERGED = {"nan": math.nan, "inf": math.nan, "-inf": math.nan}  # how the run's writer records non-finite floats
 
 
@@ -188,15 +191,47 @@ def parse_lines(path: Path, data: bytes, record: Callable[[dict[str, Any]], T | 
 
 
 def read_lines(path: str | os.PathLike, record: Callable[[dict[str, Any]], T | None]) -> Records[T]:
-    """A JSON-lines file's valid records; a torn last line (no newline yet: a writer mid-line) is left out uncounted."""
+    """A JSON-lines file's valid records; a torn last line (no newline yet: a writer mid-line) is left out uncounted.
+
+    Read in chunks, so that memory holds one chunk and one line at most: a line longer than MAX_LINE_BYTES is
+    skipped unread, and a file beyond MAX_FILE_BYTES (no run writes one: a sparse or hostile file) is refused.
+    """
     path = Path(path)
     try:
-        data = read_bytes(path, 2**40)
+        fd = open_file(path)
     except RefusedFile as e:
         return Records(path, refused=str(e))
-    if not data:
+    if fd is None:
         return Records(path)
-    return parse_lines(path, data[: data.rfind(b"\n") + 1], record)
+    try:
+        return _lines_of(fd, path, record)
+    except OSError as e:
+        return Records(path, refused=f"{path}: cannot read: {e.strerror or e}")
+    finally:
+        os.close(fd)
+
+
+def _lines_of(fd: int, path: Path, record: Callable[[dict[str, Any]], T | None]) -> Records[T]:
+    out: Records[T] = Records(path)
+    if os.fstat(fd).st_size > MAX_FILE_BYTES:
+        out.refused = f"{path}: larger than {MAX_FILE_BYTES:,} bytes; refused (no run writes one so large)"
+        return out
+    partial, overlong, offset = b"", False, 0
+    while chunk := os.pread(fd, READ_CHUNK, offset):
+        offset += len(chunk)
+        lines = (partial + chunk).split(b"\n")
+        partial = lines.pop()
+        if overlong and lines:  # the rest of a line already skipped
+            lines[0], overlong = b"", False
+        found = parse_lines(path, b"\n".join(lines), record)
+        out.items += found.items
+        out.skipped += found.skipped
+        if len(partial) > MAX_LINE_BYTES:
+            out.skipped += not overlong
+            partial, overlong = b"", True
+        if offset >= MAX_FILE_BYTES:  # the file grew while it was read
+            break
+    return out
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -215,7 +250,7 @@ class LineFollower(Generic[T]):
     def __init__(self, path: str | os.PathLike, record: Callable[[dict[str, Any]], T | None], offset: int = 0) -> None:
         self.path, self.record, self.offset = Path(path), record, offset
         self.skipped, self.refused = 0, ""
-        self._partial = b""
+        self._partial, self._overlong = b"", False
 
     def read_new(self, limit: int = 64 * 2**20) -> list[T]:
         try:
@@ -228,7 +263,7 @@ class LineFollower(Generic[T]):
         try:
             size = os.fstat(fd).st_size
             if size < self.offset:  # rewritten from the start (never by us): read it again
-                self.offset, self._partial = 0, b""
+                self.offset, self._partial, self._overlong = 0, b"", False
             if size == self.offset:
                 return []
             data = os.pread(fd, min(size - self.offset, limit), self.offset)
@@ -239,12 +274,14 @@ class LineFollower(Generic[T]):
             os.close(fd)
         self.offset += len(data)
         lines = (self._partial + data).rsplit(b"\n", 1)
-        if len(lines) == 1:
-            self._partial = lines[0]
-            return []
-        self._partial = lines[1]  # b"" after a final newline, else the torn line held back
+        self._partial = lines.pop()  # b"" after a final newline, else the torn line held back
+        if lines and self._overlong:  # the end of a line skipped before
+            lines[0], self._overlong = lines[0].partition(b"\n")[2], False
         if len(self._partial) > MAX_LINE_BYTES:  # no newline in sight: garbage, not a line being written
-            self._partial, self.skipped = b"", self.skipped + 1
+            self.skipped += not self._overlong
+            self._partial, self._overlong = b"", True
+        if not lines:
+            return []
         found = parse_lines(self.path, lines[0], self.record)
         self.skipped += found.skipped
         return found.items
@@ -426,7 +463,7 @@ def status_record(data: dict[str, Any]) -> StatusRecord | None:
             return None
         values[name] = value
     record = StatusRecord(**values)
-    if record.state not in STATES or record.pid < 1 or math.isnan(record.started) or math.isnan(record.heartbeat):
+    if record.state not in STATES or not 1 <= record.pid <= PID_MAX or math.isnan(record.started + record.heartbeat):
         return None
     return record
 

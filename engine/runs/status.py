@@ -93,15 +93,16 @@ def process_alive(pid: Any) -> bool:
 def process_lives(status: StatusRecord) -> bool:
     """Whether the process status.json names still lives: not after a reboot, not a later process with its pid.
 
-    From another host only its heartbeat tells: one older than STALE_S is a dead run's.
+    From another host only its heartbeat tells: one older than STALE_S (or as far ahead) is a dead run's.
     """
-    if status.host != socket.gethostname():
-        return time.time() - status.heartbeat < STALE_S
+    if status.host != socket.gethostname():  # a heartbeat from the future (forged, or a clock far off) tells nothing
+        return abs(time.time() - status.heartbeat) < STALE_S
     if status.boot_id is not None and status.boot_id != boot_id():
         return False
     if not process_alive(status.pid):
         return False
-    return status.pid_start is None or status.pid_start == process_start(status.pid)
+    # where this host knows start times its own runs record one: a status without is not ours to believe
+    return status.pid_start == process_start(status.pid)
 
 
 def starting(run_dir: Path) -> bool:

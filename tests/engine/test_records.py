@@ -139,6 +139,28 @@ def test_the_follower_skips_garbage_between_events_and_holds_back_a_torn_line(tm
     assert "1 line skipped" in follower.note()
 
 
+def test_a_line_beyond_the_limit_is_skipped_once_and_never_held_whole(tmp_path):
+    path, good = tmp_path / "metrics.jsonl", json.dumps(row(1)).encode() + b"\n"
+    long_line = b"x" * (records.MAX_LINE_BYTES + 3 * records.READ_CHUNK)
+    path.write_bytes(good + long_line + b"\n" + good + long_line)  # the last one without newline: not a torn line
+    found = read_metrics(path)
+    assert len(found.items) == 2 and found.skipped == 2
+    follower = LineFollower(path, records.epoch_record)
+    items = []
+    while follower.offset < path.stat().st_size:
+        items += follower.read_new(limit=records.READ_CHUNK)
+        assert len(follower._partial) <= records.MAX_LINE_BYTES
+    assert len(items) == 2 and follower.skipped == 2
+
+
+def test_a_file_larger_than_any_run_writes_is_refused_unread(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with open(path, "wb") as fh:  # sparse: takes no disk, would take the memory it claims if read whole
+        fh.truncate(records.MAX_FILE_BYTES + 1)
+    found = read_events(path)
+    assert found.items == [] and "larger than" in found.note()
+
+
 def test_a_spreadsheets_encodings_read_alike(tmp_path):
     text = "step,val_lossé\n0,0.5\n1,0.25\n2,café\n"
     for encoding in ("utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"):
@@ -195,6 +217,20 @@ def test_another_hosts_run_is_alive_while_its_heartbeat_is_fresh():
     assert process_lives(status(host=socket.gethostname() + "-elsewhere", pid=2**22 - 1))
     old = time.time() - 3600
     assert not process_lives(status(host=socket.gethostname() + "-elsewhere", heartbeat=old))
+
+
+def test_a_pid_no_process_can_have_is_no_status(tmp_path):
+    for pid in (0, -1, 2**22 + 1, 2**40, 2**62):  # os.kill overflows on a pid beyond pid_t
+        (tmp_path / "status.json").write_text(json.dumps({**status().__dict__, "pid": pid, "state": "starting"}))
+        found = read_status_file(tmp_path / "status.json")
+        assert found.items == [] and found.skipped == 1, pid
+
+
+def test_a_heartbeat_from_the_future_or_a_pid_without_its_start_time_is_no_live_run():
+    elsewhere = socket.gethostname() + "-elsewhere"
+    assert not process_lives(status(host=elsewhere, heartbeat=time.time() + 3600))  # forged: alive forever else
+    assert process_lives(status(host=elsewhere, heartbeat=time.time() + 5))  # a clock a little ahead
+    assert not process_lives(status(pid=1, pid_start=None))  # this host records start times: not one of our runs
 
 
 def test_a_status_naming_a_reused_pid_is_interrupted_not_running(tmp_path):
