@@ -96,12 +96,17 @@ def open_file(path: str | os.PathLike) -> int | None:
     return fd
 
 
-def read_bytes(path: str | os.PathLike, limit: int, offset: int = 0) -> bytes | None:
-    """At most `limit` bytes of a regular file from `offset`; None when it does not exist (RefusedFile else)."""
+def read_bytes(path: str | os.PathLike, limit: int, offset: int = 0, refuse_over: int | None = None) -> bytes | None:
+    """At most `limit` bytes of a regular file from `offset`; None when it does not exist (RefusedFile else).
+
+    `refuse_over`: a file larger is refused before any of it is read (a sparse file claims any size for free).
+    """
     fd = open_file(path)
     if fd is None:
         return None
     try:
+        if refuse_over is not None and os.fstat(fd).st_size > refuse_over:
+            raise RefusedFile(f"{path}: larger than {refuse_over:,} bytes; refused")
         chunks, left = [], limit
         while left > 0:
             chunk = os.pread(fd, min(left, 2**24), offset)
@@ -139,8 +144,8 @@ def decode_text(raw: bytes) -> str:
 
 def read_text(path: str | os.PathLike, limit: int = 256 * 2**20) -> str | None:
     """A whole text file (CSV, TOML) in the encoding it was written in; None when absent; RefusedFile when not read."""
-    raw = read_bytes(path, limit + 1)
-    if raw is not None and len(raw) > limit:
+    raw = read_bytes(path, limit + 1, refuse_over=limit)
+    if raw is not None and len(raw) > limit:  # it grew since it was opened
         raise RefusedFile(f"{path}: larger than {limit:,} bytes; refused")
     return None if raw is None else decode_text(raw)
 

@@ -161,6 +161,14 @@ def test_a_file_larger_than_any_run_writes_is_refused_unread(tmp_path):
     assert found.items == [] and "larger than" in found.note()
 
 
+def test_a_csv_larger_than_the_limit_is_refused_before_any_byte_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.csv"
+    with open(path, "wb") as fh:
+        fh.truncate(2**30)  # sparse: a gigabyte claimed, and held in memory if read to find out
+    monkeypatch.setattr(records.os, "pread", lambda *a: pytest.fail("read a file it refuses"))
+    assert "larger than 268,435,456 bytes; refused" in read_lightning_csv(path).note
+
+
 def test_a_spreadsheets_encodings_read_alike(tmp_path):
     text = "step,val_lossé\n0,0.5\n1,0.25\n2,café\n"
     for encoding in ("utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"):
