@@ -20,6 +20,7 @@ from engine.settings.config import SettingsError
 Series = list[tuple[int, float]]
 RUN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr")
 SKIP_FOLDERS = ("checkpoints", ".control")
+MAX_TAGS = 1000  # a run logs tens of scalars; a log of 100,000 columns would stall the viewer's table for a minute
 
 
 @dataclass
@@ -31,6 +32,13 @@ class Source:
     kind: str  # "run", "tensorboard" or "csv"
     tags: dict[str, Series] = field(default_factory=dict)
     note: str = ""  # what the reader skipped or refused in its file, one line ("" when it read cleanly)
+
+    def __post_init__(self) -> None:
+        """At most MAX_TAGS tags (the first by name); the note says how many were left out."""
+        if len(self.tags) > MAX_TAGS:
+            left_out = f"{self.path}: {len(self.tags) - MAX_TAGS:,} tags left out (more than {MAX_TAGS:,})"
+            self.tags = {tag: self.tags[tag] for tag in sorted(self.tags)[:MAX_TAGS]}
+            self.note = f"{self.note}; {left_out}" if self.note else left_out
 
 
 def is_run_folder(path: Path) -> bool:
@@ -69,11 +77,16 @@ def read_tensorboard(folder: Path) -> Source:
             continue
         if fd is None:
             continue
+        size = os.fstat(fd).st_size
         os.close(fd)
         try:
-            skipped += _scalars_of(ea, path, tags)
+            found = _scalars_of(ea, path, tags)
         except Exception as e:  # a damaged file TensorBoard's reader gives up on: it hides only itself
             notes.append(f"{path}: unreadable ({type(e).__name__})")
+            continue
+        if found is None and size:  # random bytes, a bad first record: TensorBoard's reader says nothing of it
+            notes.append(f"{path}: no record read (damaged, or not an event file)")
+        skipped += found or 0
     for points in tags.values():
         points.sort(key=lambda p: p[0])
     if skipped:
@@ -81,10 +94,14 @@ def read_tensorboard(folder: Path) -> Source:
     return Source(folder.name, folder, "tensorboard", tags, "; ".join(notes))
 
 
-def _scalars_of(ea, path: Path, tags: dict[str, Series]) -> int:
-    """The scalars of one event file added to `tags`; how many were skipped."""
+def _scalars_of(ea, path: Path, tags: dict[str, Series]) -> int | None:
+    """The scalars of one event file added to `tags`; how many were skipped (None: the file held no record)."""
     acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
     acc.Reload()
+    try:
+        acc.FirstEventTimestamp()
+    except ValueError:
+        return None
     found = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
     for tag in acc.Tags().get("tensors", []):  # scalars written as tensors (add_scalar(new_style=True), TF 2)
         points = [(e.step, _tensor_scalar(e.tensor_proto)) for e in acc.Tensors(tag)]

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.events import EpochCompleted, RunFinished, RunStarted
-from engine.outputs.readers import find_sources, read_lightning_csv
+from engine.outputs.readers import MAX_TAGS, find_sources, read_lightning_csv
 from engine.runs import records
 from engine.runs.records import LineFollower, event_follower, read_events, read_metrics, read_status_file
 from engine.runs.status import StatusRecord, boot_id, identity, process_lives, run_status
@@ -206,6 +206,30 @@ def test_one_bad_file_hides_only_itself_in_a_folder_of_logs(tmp_path):
     sources = {s.name: s for s in find_sources(tmp_path)}
     assert sources["a"].tags == {"loss": [(0, 1.0), (1, 0.5)]} and sources["a"].note == ""
     assert sources["b"].tags == {} and "FIFO" in sources["b"].note
+
+
+def test_an_event_file_of_random_bytes_is_named_and_a_good_one_beside_it_still_reads(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    for name in ("good", "random", "huge-length"):
+        (tmp_path / name).mkdir()
+    with SummaryWriter(str(tmp_path / "good")) as writer:
+        writer.add_scalar("loss", 0.5, 1)
+    (tmp_path / "random" / "events.out.tfevents.1.x").write_bytes(bytes(range(256)) * 16)
+    (tmp_path / "huge-length" / "events.out.tfevents.1.x").write_bytes((2**62).to_bytes(8, "little") + b"\0" * 64)
+    sources = {s.name: s for s in find_sources(tmp_path)}
+    assert sources["good"].tags == {"loss": [(1, 0.5)]} and sources["good"].note == ""
+    for name in ("random", "huge-length"):
+        assert sources[name].tags == {} and "no record read" in sources[name].note, name
+
+
+def test_a_log_of_a_hundred_thousand_columns_keeps_the_first_tags_and_says_so(tmp_path):
+    columns = [f"c{i:06d}" for i in range(100_000)]
+    (tmp_path / "metrics.csv").write_text("step," + ",".join(columns) + "\n0," + ",".join(["0.5"] * 100_000) + "\n")
+    (source,) = find_sources(tmp_path / "metrics.csv")
+    assert sorted(source.tags) == columns[: MAX_TAGS]
+    assert f"{100_000 - MAX_TAGS:,} tags left out" in source.note
 
 
 # -- liveness -------------------------------------------------------------------------------------------------
