@@ -85,7 +85,8 @@ def _header(s: Settings, source: str) -> str:
     first = "import csv\n" if s.data.dataset == "csv" else ""  # the data's own imports, sorted as ruff wants them
     last = "from torchvision import datasets\n" if s.data.dataset in MNIST_LIKE else ""
     last += "from sklearn.datasets import load_digits\n" if s.data.dataset == "digits" else ""
-    return f'''"""Exported by trainconsole from {source!r}: the chapter's training template with this run's settings.
+    return f'''"""The chapter's training template with this run's settings, exported by trainconsole from
+{source!r}.
 
 Needs {needs}. Run `python train.py`: it writes best.pth (the model's state_dict), preprocessing.pth (the
 normalisation, which `trainconsole eval` reads beside it) and history.json (the metrics of each epoch).
@@ -102,7 +103,7 @@ from torch import nn
 
 def _device_part(s: Settings) -> str:
     if s.device.device != "auto":
-        return f'# 1.3 The device: device.device = "{s.device.device}"\ndevice = torch.device("{s.device.device}")'
+        return f"# 1.3 The device: device.device = {s.device.device!r}\ndevice = torch.device({s.device.device!r})"
     return """# 1.3 The device: the best one available
 if torch.cuda.is_available():
     device = torch.device("cuda")
@@ -140,8 +141,9 @@ def _load_lines(s: Settings) -> tuple[list[str], bool, tuple[int, ...]]:
     if d.dataset in MNIST_LIKE:
         cls = MNIST_LIKE[d.dataset]
         lines = [
-            f'train_set = datasets.{cls}("{d.root}", train=True, download={d.download})',
-            f'test_set = datasets.{cls}("{d.root}", train=False)',
+            _path_line("ROOT", d.root, "data.root"),
+            f"train_set = datasets.{cls}(ROOT, train=True, download={d.download})",
+            f"test_set = datasets.{cls}(ROOT, train=False)",
             "",
             "def images(data):  # N,H,W -> N,1,H,W; N,H,W,C -> N,C,H,W, uint8 pixels",
             "    t = torch.as_tensor(data)",
@@ -166,18 +168,29 @@ def _csv_lines(s: Settings, src) -> list[str]:
     comma = d.csv_decimal == "," or (d.csv_decimal == "auto" and sep != ",")
     number = 'float(cell.replace(",", "."))' if comma else "float(cell)"
     return [
-        f'with open("{d.path}", newline="", encoding="utf-8-sig") as f:',
+        _path_line("PATH", d.path, "data.path"),
+        'with open(PATH, newline="", encoding="utf-8-sig") as f:',
         f"    header, *rows = [r for r in csv.reader(f, delimiter={sep!r}) if r]",
         "header = [h.strip() for h in header]",
-        f'label = header.index("{d.label_column}")',
+        f"label = header.index({d.label_column!r})",
         "unnamed = {0} if label != 0 and header[0] in ('', 'Unnamed: 0') else set()  # pandas' row index",
         "features = [j for j in range(len(header)) if j != label and j not in unnamed]",
-        "# class names sorted as numbers where they are integers, as trainconsole does",
-        "names = sorted({r[label].strip() for r in rows}, key=lambda v: (not v.lstrip('-').isdigit(), "
-        "int(v) if v.lstrip('-').isdigit() else 0, v))",
-        f"x = torch.tensor([[{number} for cell in (r[j] for j in features)] for r in rows], dtype=torch.float32)",
+        "",
+        "",
+        "def label_key(v):  # class names sorted as numbers where they are integers, as trainconsole does",
+        "    return (not v.lstrip('-').isdigit(), int(v) if v.lstrip('-').isdigit() else 0, v)",
+        "",
+        "",
+        "names = sorted({r[label].strip() for r in rows}, key=label_key)",
+        f"x = torch.tensor([[{number} for cell in (r[j] for j in features)] for r in rows])  # float32",
         "y = torch.tensor([names.index(r[label].strip()) for r in rows])",
     ]
+
+
+def _path_line(name: str, value: str, what: str) -> str:
+    """`NAME = 'value'  # what`; a path may be longer than a line."""
+    line = f"{name} = {value!r}  # {what}"
+    return line if len(line) <= 120 else f"{name} = {value!r}  # noqa: E501"
 
 
 def _data_part(s: Settings) -> tuple[str, tuple[int, ...]]:
@@ -336,8 +349,9 @@ def _user_model(s: Settings, in_shape, num_classes) -> str:
     kwargs = {**{k: v for k, v in given.items() if takes_any or k in params}, **m.options}
     args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     return (
-        f"# 4. The model: yours, model.name = '{m.name}' (found in {str(code_folder())!r})\n"
-        f"import sys  # noqa: E402\n\nsys.path.append({str(code_folder())!r})\n"
+        f"# 4. The model: yours, model.name = {m.name!r}\n"
+        f"import sys  # noqa: E402\n\n{_path_line('CODE', str(code_folder()), 'where the module was found')}\n"
+        "sys.path.append(CODE)\n"
         f"from {module} import {name}  # noqa: E402\n\nmodel = {name}({args}).to(device)"
     )
 

@@ -48,6 +48,13 @@ def _preprocessing_for(path: Path, checkpoint: Any) -> dict[str, Any] | None:
             stored = stored_preprocessing(ck.load_checkpoint(sibling))
         except ck.CheckpointError:
             return None  # fitted again on the training split, as a run from before checkpoints recorded it
+    exported = path.parent / "preprocessing.pth"  # what a script from `trainconsole export-script` saves beside it
+    if stored is None and exported.is_file():
+        try:
+            state = ck.load_checkpoint(exported)
+        except ck.CheckpointError:
+            return None
+        stored = state if isinstance(state, dict) and "mean" in state and "std" in state else None
     return stored
 
 

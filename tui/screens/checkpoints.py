@@ -48,6 +48,7 @@ class CheckpointsScreen(Screen):
         Binding("m", "mark", "Mark", tooltip="mark or unmark the selected run for a comparison"),
         Binding("c", "compare", "Compare", tooltip="compare the marked runs: curves, best metrics, settings"),
         Binding("g", "save_curves", "PNG", tooltip="save the curves of the marked (or selected) runs as a PNG"),
+        Binding("x", "export_script", "Export", tooltip="write the selected run as a plain PyTorch script: train.py"),
     ]
     _marked: frozenset[str] = frozenset()  # run folders marked for a comparison (m)
 
@@ -198,6 +199,26 @@ class CheckpointsScreen(Screen):
             self.app.call_from_thread(self.notify, str(e), severity="error")
             return
         self.app.call_from_thread(self.notify, f"Saved {out}")
+
+    def action_export_script(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        self._export_script(Path(run.path))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export-script")
+    def _export_script(self, run_dir: Path) -> None:
+        from engine.outputs.export_script import export_settings, script_text, write_script
+        from engine.settings.config import SettingsError
+
+        try:
+            settings, source = export_settings(run_dir, None, self.app.trusted_imports())
+            out = write_script(script_text(settings, source), run_dir / "train.py")
+        except (SettingsError, OSError) as e:  # a refused setting, a symlink at train.py, a full disk
+            self.app.call_from_thread(self.notify, str(e), severity="error", markup=False)
+            return
+        self.app.call_from_thread(self.notify, f"Exported {out}", markup=False)
 
     def action_open_logs(self) -> None:
         from tui.screens.open_logs import OpenLogsScreen
