@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Collection
 
 from engine.runs.atomic import atomic_write
-from engine.runs.records import run_settings
+from engine.runs.records import read_bytes, run_settings
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.settings.rules import is_import_path
 from engine.settings.user_code import check_untrusted, code_folder, import_object
@@ -160,7 +160,9 @@ def _csv_lines(s: Settings, src) -> list[str]:
     from engine.data.csv_reader import SEPARATORS, _decode, _sniff_separator
 
     d = s.data
-    raw = Path(d.path).read_bytes()
+    raw = read_bytes(d.path, 2**32)  # the one reader: no FIFO, no device file
+    if raw is None:
+        raise SettingsError(f"data.path = '{d.path}': no such CSV file")
     text, _ = _decode(raw, d.csv_encoding, f"data.path = '{d.path}'")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or text.encode("utf-8", "replace") != raw.removeprefix(b"\xef\xbb\xbf"):
         raise ExportRefused(f"cannot export data.path = '{d.path}': not UTF-8 text (the script reads UTF-8)")
