@@ -19,7 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 # the suite three times in a row beside two busy processes (a shared 2-core machine); not part of .ci/run
 test-busy: $(STAMP)
