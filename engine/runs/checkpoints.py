@@ -189,6 +189,12 @@ def _describe(
     return CheckpointInfo(str(path), kind, epoch, batch, vl, va, value, st.st_size, st.st_mtime, kind == "best", error)
 
 
+def epoch_of_name(path: Path) -> int | None:
+    """N of a file named epoch_N.pth (N in ASCII digits: "²".isdigit() too, and int() refuses it); None else."""
+    digits = path.stem.removeprefix("epoch_")
+    return int(digits) if path.stem.startswith("epoch_") and digits.isascii() and digits.isdecimal() else None
+
+
 def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     """Every run folder under runs_dir, newest first, with its checkpoints."""
     from engine.settings.config import SettingsError
@@ -222,7 +228,7 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
                 info.checkpoints.append(_describe(ck_dir / name, kind, metrics, monitor, best_epoch))
         for p in sorted(
             (p for p in ck_dir.glob("epoch_*.pth") if p.is_file()),  # a FIFO there would block torch.load
-            key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else 0
+            key=lambda p: epoch_of_name(p) or 0,
         ):
             info.checkpoints.append(_describe(p, "epoch", metrics, monitor, best_epoch))
         runs.append(info)
