@@ -222,14 +222,22 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
         notes += [status.note] if status.note else []
         info = RunInfo(run_dir.name, str(run_dir), status.status, status.detail, len(metrics), best_epoch, monitor)
         info.notes = notes
-        ck_dir = run_dir / "checkpoints"
-        for name, kind in (("best.pth", "best"), ("last.pth", "last")):
-            if (ck_dir / name).is_file():
-                info.checkpoints.append(_describe(ck_dir / name, kind, metrics, monitor, best_epoch))
-        for p in sorted(
-            (p for p in ck_dir.glob("epoch_*.pth") if p.is_file()),  # a FIFO there would block torch.load
-            key=lambda p: epoch_of_name(p) or 0,
-        ):
-            info.checkpoints.append(_describe(p, "epoch", metrics, monitor, best_epoch))
+        try:
+            info.checkpoints = _checkpoints(run_dir / "checkpoints", metrics, monitor, best_epoch)
+        except OSError as e:  # a checkpoints folder this user may not enter: the run is listed without them
+            info.notes.append(f"{run_dir / 'checkpoints'}: cannot read: {e.strerror or e}")
         runs.append(info)
     return runs
+
+
+def _checkpoints(ck_dir: Path, metrics: list[dict[str, Any]], monitor: str, best_epoch: int | None) -> list:
+    found = []
+    for name, kind in (("best.pth", "best"), ("last.pth", "last")):
+        if (ck_dir / name).is_file():
+            found.append(_describe(ck_dir / name, kind, metrics, monitor, best_epoch))
+    for p in sorted(
+        (p for p in ck_dir.glob("epoch_*.pth") if p.is_file()),  # a FIFO there would block torch.load
+        key=lambda p: epoch_of_name(p) or 0,
+    ):
+        found.append(_describe(p, "epoch", metrics, monitor, best_epoch))
+    return found

@@ -291,3 +291,20 @@ def test_listing_reads_epochs_metrics_and_status(finished_run):
     assert by_name["best.pth"].is_best and by_name["best.pth"].epoch == run.best_epoch
     assert by_name["last.pth"].val_loss == load_checkpoint(finished_run / "checkpoints" / "last.pth")["val_loss"]
     assert all(c.size > 0 and c.mtime > 0 for c in run.checkpoints)
+
+
+def test_a_checkpoints_folder_this_user_cannot_enter_hides_only_its_run(tmp_path, monkeypatch):
+    for name in ("readable", "closed"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        atomic_save({"epoch": 1, "batch": 0}, tmp_path / name / "checkpoints" / "last.pth")
+    real_is_file = Path.is_file
+
+    def is_file(path: Path) -> bool:  # what stat says in a 0700 folder of another user (root passes any mode)
+        if path.parent == tmp_path / "closed" / "checkpoints":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    runs = {r.name: r for r in list_runs(tmp_path)}
+    assert [c.kind for c in runs["readable"].checkpoints] == ["last"]
+    assert runs["closed"].checkpoints == [] and any("cannot read: Permission denied" in n for n in runs["closed"].notes)
