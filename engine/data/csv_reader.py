@@ -107,7 +107,8 @@ def _number(cell: str, decimal_comma: bool) -> float | None:
 
 
 def _label_key(v: str):
-    return (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v)
+    number = v.lstrip("-").isascii() and v.lstrip("-").isdigit()  # "²".isdigit(), and int() refuses it
+    return (not number, int(v) if number else 0, v)
 
 
 def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = None) -> Table:

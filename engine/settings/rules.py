@@ -228,7 +228,7 @@ def _check_options(where: str, options: Any) -> dict[str, Any]:
 def _check_device_spelling(where: str, value: str) -> None:
     if value in ("auto", "cpu", "cuda", "mps"):
         return
-    if value.startswith("cuda:") and value[5:].isdigit():
+    if value.startswith("cuda:") and value[5:].isascii() and value[5:].isdigit():
         return
     raise SettingsError(f"{where}: allowed: auto, cpu, cuda, cuda:N or mps")
 

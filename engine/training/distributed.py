@@ -131,7 +131,7 @@ def one_line(error: BaseException) -> str:
 def process_gone(host_pid: str) -> bool | None:
     """Whether the process "HOST PID" has ended (a zombie has); None where that cannot be known (another host)."""
     host, _, pid = host_pid.rpartition(" ")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname() or not (pid.isascii() and pid.isdigit()):
         return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -271,7 +271,7 @@ class Collectives:
             line = f"process {dead[0]} of {world} died (it ended without a word: killed, or out of memory)"
             self.verdict = (dead[0], line, recorder)
         else:
-            first = min(said, key=lambda r: int(said[r][0]) if said[r][0].isdigit() else world)
+            first = min(said, key=lambda r: int(said[r][0]) if said[r][0].isascii() and said[r][0].isdigit() else world)
             if first == rank and silent and "timed out" in own.lower():
                 self.verdict = (silent[0], f"process {silent[0]} of {world} stopped answering: {own}", recorder)
             else:

@@ -354,7 +354,7 @@ class Trainer:
         if self.retention.keeps(self.state.epoch):
             self._save(full, f"epoch_{self.state.epoch}.pth", "epoch")
             folder = checkpoints_dir(self.run_dir)
-            numbered = [int(p.stem[6:]) for p in folder.glob("epoch_*.pth") if p.stem[6:].isdigit()]
+            numbered = [n for n in map(ck.epoch_of_name, folder.glob("epoch_*.pth")) if n is not None]
             for epoch in self.retention.to_remove(numbered):  # the new file is written before an old one goes
                 (folder / f"epoch_{epoch}.pth").unlink(
                     missing_ok=True

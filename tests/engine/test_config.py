@@ -149,8 +149,9 @@ def test_import_paths_and_torchvision_names_are_accepted():
 def test_device_spelling_is_checked():
     for ok in ("auto", "cpu", "cuda", "cuda:1", "mps"):
         assert from_dict({"device": {"device": ok}}).device.device == ok
-    with pytest.raises(SettingsError, match="cuda:N"):
-        from_dict({"device": {"device": "gpu"}})
+    for bad in ("gpu", "cuda:²", "cuda:٣"):  # digits int() refuses, or reads as another number
+        with pytest.raises(SettingsError, match="cuda:N"):
+            from_dict({"device": {"device": bad}})
 
 
 def test_cross_checks():

@@ -174,6 +174,14 @@ def test_csv_with_string_labels_trains(tiny_settings, tmp_path):
     assert epochs[-1].val_acc > 0.8
 
 
+def test_csv_labels_sort_as_numbers_only_in_ascii_digits(tiny_settings, tmp_path):
+    """"²".isdigit() is true and int() refuses it: a label spelled so is a name, not a crash."""
+    path = tmp_path / "labels.csv"
+    path.write_text("a,label\n" + "".join(f"{i % 7},{lab}\n" for i, lab in enumerate(["10", "2", "²"] * 20)))
+    s = tiny_settings("data.dataset=csv", f"data.path={str(path)!r}", "data.label_column=label")
+    assert build_data(s.data, 0, CPU).class_names == ["2", "10", "²"]
+
+
 def test_csv_non_numeric_feature_names_line_and_column(tiny_settings, tmp_path):
     path = _write_csv(tmp_path / "bad.csv", bad="1.0,oops,setosa,2.0")
     s = tiny_settings("data.dataset=csv", f"data.path={str(path)!r}", "data.label_column=species")
