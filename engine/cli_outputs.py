@@ -78,7 +78,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from engine.outputs import require
     from engine.outputs.curves import save_curves
     from engine.outputs.readers import is_run_folder, read_run
-    from engine.runs.atomic import NotARegularFile
     from engine.settings.config import SettingsError
 
     require("matplotlib", "trainconsole plot")
@@ -95,12 +94,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.runs[0]) / "curves.png"
     if out.suffix.lower() != ".png":
         raise SettingsError(f"--out {out}: the picture is a PNG; name it FILE.png")
-    try:
-        save_curves(runs, out)
-    except NotARegularFile as e:  # a symlink (or a folder) at --out: refused, nothing written through it
-        raise SettingsError(str(e)) from None
-    except OSError as e:
-        raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
+    write_png(lambda: save_curves(runs, out), out)
     print(printable(out))
     return 0
 
@@ -191,17 +185,23 @@ def _progress(steps: int) -> Callable | None:
     return show
 
 
-def _save_png(result, png: Path) -> None:
-    from engine.outputs.lr_curve import save_lr_curve
+def write_png(save: Callable[[], None], path: Path) -> None:
+    """`save()` of a picture at `path`, its failure as one line (SettingsError: exit 2)."""
     from engine.runs.atomic import NotARegularFile
     from engine.settings.config import SettingsError
 
     try:
-        save_lr_curve(result, png)
-    except NotARegularFile as e:  # a symlink (or a folder) at --png: refused, nothing written through it
+        save()
+    except NotARegularFile as e:  # a symlink (or a folder) at the path: refused, nothing written through it
         raise SettingsError(str(e)) from None
     except OSError as e:
-        raise SettingsError(f"cannot write {png}: {e.strerror or e}") from None
+        raise SettingsError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _save_png(result, png: Path) -> None:
+    from engine.outputs.lr_curve import save_lr_curve
+
+    write_png(lambda: save_lr_curve(result, png), png)
 
 
 def lr_command(args: argparse.Namespace, lr: float | None) -> str | None:

@@ -459,14 +459,22 @@ class StatusRecord:
 _STATUS_SCHEMA = _schema(StatusRecord)
 
 
-def status_record(data: dict[str, Any]) -> StatusRecord | None:
+def _fields(schema, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The checked values of a flat record's fields by its schema; None when one is missing or of a wrong type."""
     values = {}
-    for name, check, default in _STATUS_SCHEMA:
+    for name, check, default in schema:
         raw = data.get(name, _ABSENT)
         value = default if raw is _ABSENT else check(raw)
         if value is _ABSENT or value is MISSING:
             return None
         values[name] = value
+    return values
+
+
+def status_record(data: dict[str, Any]) -> StatusRecord | None:
+    values = _fields(_STATUS_SCHEMA, data)
+    if values is None:
+        return None
     record = StatusRecord(**values)
     if record.state not in STATES or not 1 <= record.pid <= PID_MAX or math.isnan(record.started + record.heartbeat):
         return None
@@ -498,14 +506,8 @@ _COMMAND_SCHEMA = _schema(CommandRecord)
 
 
 def command_record(data: dict[str, Any]) -> CommandRecord | None:
-    values = {}
-    for name, check, default in _COMMAND_SCHEMA:
-        raw = data.get(name, _ABSENT)
-        value = default if raw is _ABSENT else check(raw)
-        if value is _ABSENT or value is MISSING:
-            return None
-        values[name] = value
-    return CommandRecord(**values)
+    values = _fields(_COMMAND_SCHEMA, data)
+    return None if values is None else CommandRecord(**values)
 
 
 # -- TOML ----------------------------------------------------------------------------------------------------
