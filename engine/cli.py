@@ -256,8 +256,8 @@ def cmd_run(args) -> int:
     resume_from = None
     if args.resume:
         resume_from = resolve_resume(args.resume, settings.run.runs_dir)
-        if args.resume == "last":  # picked for the user: say which
-            print(f"trainconsole: --resume last: the run started last, {printable(resume_from)}", file=sys.stderr)
+        if args.resume == "last" and not args.json:  # picked for the user: the run's log says which
+            print(f"--resume last: the run started last, {printable(resume_from)}")
         # what the user named: their settings, --set, --allow-import
         allowed = named_imports(settings) | set(args.allowed)
         settings, _ = resume_settings(resume_from, allowed, args.overrides)
