@@ -287,7 +287,9 @@ def cmd_run(args) -> int:
         raise KeyboardInterrupt
 
     def on_signal(signum, frame):
-        if not trainer.ready:  # still setting up: nothing to save, nothing to wait for
+        # still setting up: nothing to save, nothing to wait for (the ranks of several processes, whose launcher
+        # signals them when a peer dies, learn of it through their set-up's agreement instead, and say so)
+        if not trainer.ready and not group.active:
             stop_at_once(signum, frame)
         name = signal.Signals(signum).name
         control.stop(f"{name} received: stopped at a batch boundary, last.pth saved")

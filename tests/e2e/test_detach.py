@@ -168,7 +168,9 @@ def test_run_outlives_the_tmux_session_that_started_it(tmp_path, tmux, leftovers
     assert (events[-1]["type"], events[-1]["status"]) == ("RunFinished", "completed"), events[-1]
     assert [e["epoch"] for e in of_type(events, "EpochCompleted")] == [1, 2, 3]
     assert of_type(events, "EpochCompleted")[0]["time"] > killed_at  # it trained on after the session died
-    assert len(of_type(events, "RunStarted")) == 1 and exited(pid)
+    assert len(of_type(events, "RunStarted")) == 1
+    # `wait` returns once the run is recorded as ended; its process may still be going down
+    wait_until(lambda: exited(pid), "the detached run's process to exit", timeout=60)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "ended"
 
 
@@ -295,7 +297,7 @@ def test_detach_json_returns_while_training_and_wait_after_stop(tmp_path, leftov
     events = read_events(run_dir)
     assert (events[-1]["type"], events[-1]["status"]) == ("RunFinished", "stopped"), events[-1]
     assert of_type(events, "CommandReceived")[0]["command"] == "stop"
-    assert exited(pid)
+    wait_until(lambda: exited(pid), "the detached run's process to exit", timeout=60)  # wait returns at the record
 
 
 def test_detach_with_bad_settings_starts_nothing(tmp_path):
