@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine import cli_outputs, cli_runs
-from engine.text import TerminalStream, json_text, printable
+from engine.io.text import TerminalStream, json_text, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -146,7 +146,7 @@ def main(
 
     `chart(result, width)`: lr-find's curve as text (tui.cli gives plotext's; without it a short table).
 
-    Everything printed goes through engine.text.TerminalStream: text from files never reaches the terminal as
+    Everything printed goes through engine.io.text.TerminalStream: text from files never reaches the terminal as
     control characters, whichever module prints it.
     """
     streams = sys.stdout, sys.stderr

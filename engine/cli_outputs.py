@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from engine.text import printable
+from engine.io.text import printable
 
 COMMANDS = ("plot", "view", "lr-find", "export-script")
 
@@ -102,7 +102,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_export_script(args: argparse.Namespace) -> int:
     """The script's path on stdout; a setting it cannot write refused in one line (exit 2)."""
     from engine.outputs.export_script import export_settings, script_text, write_script
-    from engine.runs.atomic import NotARegularFile
+    from engine.io.atomic import NotARegularFile
     from engine.settings.config import SettingsError
     from engine.settings.user_code import set_code_folder
 
@@ -133,7 +133,7 @@ def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> i
 
     from engine.settings.config import SettingsError, load_settings
     from engine.settings.user_code import set_code_folder
-    from engine.text import json_text
+    from engine.io.text import json_text
 
     # as `run` reads them (engine.cli imports this module, so not through its helper): a file named with -c must
     # exist, ./settings.toml may be absent (the built-in defaults)
@@ -187,7 +187,7 @@ def _progress(steps: int) -> Callable | None:
 
 def write_png(save: Callable[[], None], path: Path) -> None:
     """`save()` of a picture at `path`, its failure as one line (SettingsError: exit 2)."""
-    from engine.runs.atomic import NotARegularFile
+    from engine.io.atomic import NotARegularFile
     from engine.settings.config import SettingsError
 
     try:

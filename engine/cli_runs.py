@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.events import RunFailed, RunFinished
 from engine.runs.folder import RunFolderError
 from engine.runs.records import read_events
-from engine.text import printable
+from engine.io.text import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ACK_TIMEOUT_S = 30.0

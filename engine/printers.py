@@ -17,7 +17,7 @@ from engine.events import (
     ThreadsChanged,
 )
 from engine.runs.folder import to_json
-from engine.text import TerminalStream, json_text, printable
+from engine.io.text import TerminalStream, json_text, printable
 
 
 # errors whose one line says it all (a full disk, a symlink in the run folder): no traceback to point to, and

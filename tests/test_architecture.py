@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "tui")
 UI_ONLY = ("tui", "textual", "textual_plotext", "plotext")
 # the lowest floor, atomic files and text safety: every other floor may use them, they use none
-LOWEST_FLOOR = ("engine.runs.atomic", "engine.text")
+LOWEST_FLOOR = ("engine.io.atomic", "engine.io.text")
 
 
 def module_files() -> dict[str, Path]:

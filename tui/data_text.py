@@ -1,5 +1,5 @@
 """Text from files, as the console shows it: as written, never parsed as markup, no control character reaching
-the terminal (engine.text.printable). Every widget that shows a run name, a path, an error, a tag or a label
+the terminal (engine.io.text.printable). Every widget that shows a run name, a path, an error, a tag or a label
 from a file takes it through `data_text`."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 from rich.text import Text
 
-from engine.text import printable
+from engine.io.text import printable
 
 
 def data_text(value: object, style: str = "") -> Text:

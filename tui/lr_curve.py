@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.text import printable
+from engine.io.text import printable
 
 CURVE_COLOR = (0, 130, 200)
 SUGGESTION_COLOR = (230, 25, 75)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.events import EPOCH_RECORD_FIELDS, EpochCompleted, Event
-from engine.runs.atomic import open_append, write_all
+from engine.io.atomic import open_append, write_all
 from engine.runs.folder import cannot_write, write_run_file
 from engine.runs.records import read_metrics
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from engine.outputs import require
 from engine.outputs.readers import Source
-from engine.runs.atomic import atomic_write
+from engine.io.atomic import atomic_write
 from engine.runs.records import run_settings
 from engine.settings.config import DiagnosticsSettings
-from engine.text import printable
+from engine.io.text import printable
 from engine.training.diagnostics import overfitting_onset
 
 FIGSIZE, DPI = (14, 5), 100  # the chapter's figure: 1400 x 500 pixels

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Collection
 
-from engine.runs.atomic import atomic_write
+from engine.io.atomic import atomic_write
 from engine.runs.records import read_bytes, run_settings
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.settings.rules import is_import_path

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.outputs import require
-from engine.runs.atomic import atomic_write
+from engine.io.atomic import atomic_write
 from engine.training.lr_find import loss_axis
 
 FIGSIZE, DPI = (8, 5), 100

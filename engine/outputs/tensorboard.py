@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from engine.events import EpochCompleted, Event
-from engine.runs.atomic import open_regular
+from engine.io.atomic import open_regular
 from engine.runs.folder import cannot_write
 from engine.runs.records import read_metrics
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.runs.atomic import NotARegularFile, atomic_write
+from engine.io.atomic import NotARegularFile, atomic_write
 from engine.runs.records import read_metrics, run_settings
 from engine.runs.status import run_status, started_at
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.events import CommandReceived, Event, RunFailed, RunFinished, RunPaused, RunResumed, RunStarted
-from engine.runs.atomic import open_append, write_all
+from engine.io.atomic import open_append, write_all
 from engine.runs.folder import OWNER_ONLY, cannot_write, create_private
 from engine.runs.records import CommandRecord, LineFollower, command_record, event_follower
 from engine.runs.status import run_status, starting, training

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.runs.atomic import open_append
+from engine.io.atomic import open_append
 from engine.runs.commands import is_running, open_channel
 from engine.runs.folder import cannot_write
 from engine.runs.status import mark_starting, started_at

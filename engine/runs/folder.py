@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.runs.atomic import (
+from engine.io.atomic import (
     NotARegularFile,
     atomic_write,
     open_append,

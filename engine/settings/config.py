@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from engine.runs.atomic import WriteProtected, atomic_write
+from engine.io.atomic import WriteProtected, atomic_write
 from engine.settings.toml_edit import update_toml
 from engine.settings.rules import (
     COUNT_MAX,
@@ -507,7 +507,7 @@ def _inline(value: Any) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Never a half-written file: see engine.runs.atomic. A file its owner made read-only is a SettingsError."""
+    """Never a half-written file: see engine.io.atomic. A file its owner made read-only is a SettingsError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -23,7 +23,7 @@ from torch import nn
 
 from engine.runs import checkpoints as ck
 from engine.training import snapshot
-from engine.runs.atomic import remove_stale_temporaries
+from engine.io.atomic import remove_stale_temporaries
 from engine.settings.config import Settings, SettingsError, to_toml
 from engine.training.control import RunControl
 from engine.data.loaders import DataBundle, build_data

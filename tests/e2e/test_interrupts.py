@@ -118,7 +118,7 @@ def test_signals_save_last_and_exit_130(tmp_path, signum):
 
 
 def torn_temporaries(run_dir: Path) -> list[Path]:
-    """Temporary files of atomic saves (engine.runs.atomic) left in checkpoints/: a kill landed during a save."""
+    """Temporary files of atomic saves (engine.io.atomic) left in checkpoints/: a kill landed during a save."""
     return list((run_dir / "checkpoints").glob(".*.tmp"))
 
 

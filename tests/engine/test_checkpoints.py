@@ -178,7 +178,7 @@ def test_failed_save_raises_one_line_and_keeps_the_old_file(tmp_path, monkeypatc
 
 def test_save_refused_by_the_file_system_is_a_clear_error(tmp_path, monkeypatch):
     # A read-only folder, as a non-root user meets it (root, which runs CI here, writes anyway).
-    import engine.runs.atomic
+    import engine.io.atomic
 
     target = tmp_path / "last.pth"
     atomic_save({"epoch": 1}, target)
@@ -186,7 +186,7 @@ def test_save_refused_by_the_file_system_is_a_clear_error(tmp_path, monkeypatch)
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(engine.runs.atomic.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(engine.io.atomic.tempfile, "mkstemp", read_only)
     with pytest.raises(CheckpointError, match="cannot save .*last.pth: Permission denied"):
         atomic_save({"epoch": 2}, target)
     assert load_checkpoint(target)["epoch"] == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.runs.atomic
+import engine.io.atomic
 import engine.runs.folder
 from engine.runs import checkpoints as ck
 from engine.runs.checkpoints import CheckpointError, atomic_save, load_checkpoint
@@ -228,10 +228,10 @@ def test_the_user_settings_file_is_still_written_through_its_link(tmp_path):
     real.write_text("old")
     link = tmp_path / "settings.toml"
     link.symlink_to(real)
-    engine.runs.atomic.atomic_write(link, lambda fh: fh.write(b"new"))
+    engine.io.atomic.atomic_write(link, lambda fh: fh.write(b"new"))
     assert link.is_symlink() and real.read_text() == "new"
-    with pytest.raises(engine.runs.atomic.NotARegularFile):
-        engine.runs.atomic.atomic_write(link, lambda fh: fh.write(b"newer"), follow_symlinks=False)
+    with pytest.raises(engine.io.atomic.NotARegularFile):
+        engine.io.atomic.atomic_write(link, lambda fh: fh.write(b"newer"), follow_symlinks=False)
     assert real.read_text() == "new"
 
 
@@ -318,7 +318,7 @@ def _torch_save_fails(monkeypatch, name: str, when):
 
     torch's zip writer turns that OSError into its own RuntimeError ("unexpected pos ...", "file write failed").
     """
-    real_save, real_fdopen = ck.torch.save, engine.runs.atomic.os.fdopen
+    real_save, real_fdopen = ck.torch.save, engine.io.atomic.os.fdopen
     saving = {"obj": None}
 
     class FillsUp:
@@ -351,7 +351,7 @@ def _torch_save_fails(monkeypatch, name: str, when):
         saving["obj"] = obj
         return real_save(obj, fh, *args, **kwargs)
 
-    monkeypatch.setattr(engine.runs.atomic.os, "fdopen", fdopen)
+    monkeypatch.setattr(engine.io.atomic.os, "fdopen", fdopen)
     monkeypatch.setattr(ck.torch, "save", save)
 
 

@@ -1,4 +1,4 @@
-"""engine.text: whatever a file holds, what reaches the terminal holds no control character."""
+"""engine.io.text: whatever a file holds, what reaches the terminal holds no control character."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.text import TerminalStream, json_text, printable
+from engine.io.text import TerminalStream, json_text, printable
 
 UNSAFE_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
 # every code point, surrogates included (an undecodable file name), weighted towards the dangerous ones

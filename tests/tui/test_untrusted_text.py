@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 
 from engine.events import Diagnostic, ListenerFailed, RunFailed
 from engine.settings.config import to_toml
-from engine.text import printable
+from engine.io.text import printable
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.messages import EngineEvent

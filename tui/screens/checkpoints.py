@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.printers import format_size
-from engine.text import printable
+from engine.io.text import printable
 from engine.runs.records import read_metrics, settings_lines
 from tui.data_text import data_markup, data_text
 from tui.widgets.key_footer import KeyFooter

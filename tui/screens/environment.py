@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Label, Select, Static
 
 from engine.settings.config import SettingsError
-from engine.text import printable
+from engine.io.text import printable
 from tui.data_text import data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from engine.text import printable
+from engine.io.text import printable
 from tui.data_text import data_text
 from tui.lr_curve import draw_curve
 from tui.widgets.metric_chart import CachedPlot

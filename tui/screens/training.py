@@ -28,7 +28,7 @@ from engine.events import (
 from engine.runs.records import read_metrics
 from tui.widgets.key_footer import KeyFooter
 from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
-from engine.text import printable
+from engine.io.text import printable
 from tui.data_text import data_line, data_text
 from tui.runner import Runner
 from tui.widgets.diagnostic_badge import DiagnosticBadge

@@ -8,7 +8,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from engine.text import printable
+from engine.io.text import printable
 from tui import plotext_compat
 
 # Braille draws 2 points per column: 150 fills a 75-column plot. A plotext build's cost grows with
