@@ -22,7 +22,8 @@ else:  # pragma: no cover
 import tomli_w
 
 from engine.io.atomic import WriteProtected, atomic_write
-from engine.settings.toml_edit import update_toml
+from engine.settings.renames import note_renamed, read_renamed, renamed_override
+from engine.settings.toml_edit import rename_keys, update_toml
 from engine.settings.rules import (
     COUNT_MAX,
     DATASETS,
@@ -44,6 +45,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ACCELS = ("auto", "off")
 LR_SUGGESTIONS = ("steepest", "valley")
 LR_MAX = 10.0  # training.lr's bound: a suggested rate must be one a run takes
 LR_FIND_STEPS_MAX = 10_000
@@ -217,11 +219,16 @@ class TrainingSettings:
     )
     stop_on_nan: bool = _f(True, "Stop the run when a loss becomes NaN or infinite.")
     compile: bool = _f(False, "Compile the model with torch.compile (slower to start; often slower on CPU).")
-    fused_step: bool = _f(
-        True,
-        "Built-in mlp on the CPU in fp32: a step with the backward pass written out (same updates, faster); "
-        "false: autograd.",
+    accel: str = _f(
+        "auto",
+        "Speed-ups of engine/training/accel: auto uses them where they apply (fused mlp step, fast dropout, thread "
+        "trial); off trains with plain PyTorch.",
+        choices=ACCELS,
     )
+
+    @property
+    def fused_step(self) -> bool:  # the old name, read by engine/training until it reads accel (issue 22)
+        return self.accel == "auto"
 
 
 @dataclass
@@ -315,6 +322,7 @@ class Settings:
     def replace(self, key: str, value: Any, source: str = "settings") -> Settings:
         """A copy with one `section.key` changed and validated."""
         data = self.to_dict()
+        key, value = renamed_override(key, value, source)
         section, name = _split_key(key, source)
         data[section][name] = value
         return from_dict(data, source)
@@ -356,6 +364,8 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
     """Validate a nested dict (as read from TOML) into Settings; missing keys take defaults."""
     if not isinstance(data, dict):
         raise SettingsError(f"{source}: expected tables of settings")
+    data, renamed = read_renamed(data, source)  # an old run folder's or checkpoint's fused_step, ...
+    note_renamed(renamed, source)
     sections = {}
     for section, values in data.items():
         if section not in SECTIONS:
@@ -433,9 +443,10 @@ def _clipped(text: str, limit: int = 200) -> str:
 def load_settings(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     """Read `path` (defaults when it is None or missing), apply `--set` overrides, validate."""
     source = str(path) if path is not None else "defaults"
-    data = _read_settings_file(path, source) if path is not None else {}
+    data, renamed = read_renamed(_read_settings_file(path, source) if path is not None else {}, source)
+    note_renamed(renamed, source)  # before the overrides: `--set training.accel=...` replaces an old file's key
     for text in overrides:
-        key, value = parse_override(text)
+        key, value = renamed_override(*parse_override(text), f"--set {_clipped(text)}")
         section, name = _split_key(key, f"--set {_clipped(text)}")
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
@@ -543,7 +554,8 @@ def _settings_text(settings: Settings, path: Path) -> str:
     if crlf:
         old = old.replace("\r\n", "\n")
     try:
-        new = update_toml(old, _changes(tomllib.loads(old), settings))
+        stored, renamed = read_renamed(tomllib.loads(old), str(path))  # an old key is renamed where it stands
+        new = update_toml(rename_keys(old, renamed), _changes(stored, settings))
         if from_dict(tomllib.loads(new), str(path)) != settings:
             raise ValueError("the edited text reads back different values")
     except ValueError as e:  # a layout tomlkit cannot edit (SettingsError and TOMLDecodeError are ValueErrors)

@@ -3,8 +3,8 @@
 `engine.settings.config` decides which values changed; this module only writes them
 into the TOML text with tomlkit: a changed value replaces the old one where it
 stands (its inline comment stays), a new key goes after the last key of its
-table, a new section at the end of the file. Nothing the user wrote is removed
-but a key dropped from an options table.
+table, a new section at the end of the file, a renamed key where its old name
+stood. Nothing else the user wrote is removed but a key dropped from an options table.
 """
 
 from __future__ import annotations
@@ -39,6 +39,25 @@ def update_toml(text: str, changes: dict[str, dict[str, Any]]) -> str:
         raise ValueError(f"tomlkit: {e}") from e
 
 
+def rename_keys(text: str, renamed: dict[str, dict[str, tuple[str, Any]]]) -> str:
+    """`text` with each `renamed[section][old]` = (new key, value) written where the old key stood.
+
+    Raises ValueError when tomlkit cannot read or edit the text.
+    """
+    if not renamed:
+        return text
+    try:
+        doc = tomlkit.parse(text)
+        for section, keys in renamed.items():
+            table = doc.get(section)
+            for old, (new, value) in keys.items():
+                if isinstance(table, (Table, InlineTable)) and old in table:
+                    _rename(table, old, new, _item(value))
+        return tomlkit.dumps(doc)
+    except TOMLKitError as e:
+        raise ValueError(f"tomlkit: {e}") from e
+
+
 def _set(table: Table | InlineTable, name: str, value: Any) -> None:
     current = table.get(name)
     if isinstance(value, dict) and isinstance(current, (Table, InlineTable)):
@@ -47,6 +66,17 @@ def _set(table: Table | InlineTable, name: str, value: Any) -> None:
         table[name] = _item(value)  # tomlkit keeps the replaced item's indent and inline comment
     else:
         _add(table, name, _item(value))
+
+
+def _rename(table: Table | InlineTable, old: str, new: str, item: Item) -> None:
+    """The new key where the old one stood (tomlkit's private `_replace`, guarded as in _add); else at the end."""
+    container = table.value
+    if isinstance(table, Table) and hasattr(container, "_replace"):
+        item.trivia.indent = container.item(old).trivia.indent
+        container._replace(old, new, item)
+        return
+    del table[old]
+    table[new] = item
 
 
 def _merge(table: Table | InlineTable, values: dict[str, Any]) -> None:
