@@ -116,7 +116,8 @@ def test_the_lowest_floor_imports_nothing_of_the_project():
 
 def test_the_whole_headless_cli_loads_no_interface_module():
     code = (
-        "import sys, engine.cli, engine.training.trainer, engine.runs.evaluate, engine.runs.resume, engine.printers\n"
+        "import sys, engine.cli, engine.cli.printers, engine.training.trainer, engine.runs.evaluate, "
+        "engine.runs.resume\n"
         "loaded = sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('tui', 'textual', 'textual_plotext', 'plotext'))\n"
         "print(loaded)\n"

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.settings.config import Settings, SettingsError, load_settings
-from engine.crash import crash_line, write_crash_report
+from engine.cli.crash import crash_line, write_crash_report
 from tui import heap, textual_compat
 from tui.data_text import PlainNotifications
 from tui.messages import TorchReady
@@ -154,7 +154,7 @@ class TrainConsole(PlainNotifications, App):
     def _warm_up(self, dataset: str) -> None:
         try:
             import engine.runs.checkpoints  # noqa: F401  (torch, torchvision-free)
-            import engine.training.trainer  # noqa: F401
+            import engine.api  # noqa: F401
 
             _first_step()
             _import_torchvision()

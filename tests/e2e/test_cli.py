@@ -298,7 +298,7 @@ def test_engine_never_imports_the_console_libraries(tmp_path):
     code = (
         "import sys, engine, engine.training.trainer, engine.cli, engine.settings.config, engine.data.loaders, "
         "engine.models.networks, engine.training.diagnostics, "
-        "engine.device, engine.printers, engine.runs.checkpoints, engine.runs.evaluate\n"
+        "engine.device, engine.cli.printers, engine.runs.checkpoints, engine.runs.evaluate\n"
         "from engine.cli import main\n"
         f"code = main(['run', '--json', '--set', 'run.runs_dir={tmp_path / 'runs'}', '--set', 'training.epochs=1'])\n"
         "assert code == 0, code\n"
@@ -330,7 +330,7 @@ class _Out:
 
 
 def test_progress_line_only_on_a_terminal():
-    from engine.printers import EpochPrinter
+    from engine.cli.printers import EpochPrinter
     from engine.events import BatchProgressed, Diagnostic, EpochCompleted
 
     events = [BatchProgressed(1, i, 4, 1000.0, 1.0, 0.5) for i in range(1, 5)]

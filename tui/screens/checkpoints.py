@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.printers import format_size
+from engine.cli.printers import format_size
 from engine.io.text import printable
 from engine.runs.records import read_metrics, settings_lines
 from tui.data_text import data_markup, data_text

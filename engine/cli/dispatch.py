@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from engine import cli_outputs, cli_runs
+from engine.cli import outputs, runs
 from engine.io.text import TerminalStream, json_text, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--runs-dir", default=None, help="default: run.runs_dir of the settings")
 
-    cli_outputs.add_parsers(sub)
+    outputs.add_parsers(sub)
     env = sub.add_parser("env", help="report Python, PyTorch, CUDA/MPS, GPUs and CPU")
     env.add_argument("--json", action="store_true")
     return p
@@ -169,7 +169,7 @@ def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] |
     try:
         return _run_command(args, console, chart)
     except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
-        from engine.crash import crash_line, write_crash_report
+        from engine.cli.crash import crash_line, write_crash_report
 
         report = write_crash_report(e, f"trainconsole {' '.join(sys.argv[1:])}")
         print(printable(crash_line(e, report)), file=sys.stderr)
@@ -179,8 +179,8 @@ def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] |
 def _run_command(args, console: Callable[[argparse.Namespace], int] | None, chart=None) -> int:
     from engine.settings.config import SettingsError  # torch-free: the console must paint before torch loads
 
-    if args.command in cli_outputs.COMMANDS:
-        return cli_outputs.run(args, console, chart)
+    if args.command in outputs.COMMANDS:
+        return outputs.run(args, console, chart)
     if args.command in (None, "attach"):
         if console is None:
             print(
@@ -204,9 +204,9 @@ def _run_command(args, console: Callable[[argparse.Namespace], int] | None, char
         if args.command == "checkpoints":
             return cmd_checkpoints(args)
         if args.command in ("stop", "pause", "resume"):
-            return cli_runs.cmd_command(args)
+            return runs.cmd_command(args)
         if args.command == "wait":
-            return cli_runs.cmd_wait(args)
+            return runs.cmd_wait(args)
         return cmd_env(args)
     except (SettingsError, CheckpointError, UsageError) as e:
         print(f"trainconsole: error: {printable(e)}", file=sys.stderr)
@@ -241,11 +241,12 @@ def _settings_path(args) -> str:
 def cmd_run(args) -> int:
     from engine.runs.checkpoints import resolve_resume
     from engine.settings.config import load_settings
-    from engine.printers import EpochPrinter, JsonPrinter
+    from engine.cli.printers import EpochPrinter, JsonPrinter
     from engine.events import RunFailed
     from engine.runs.resume import resume_settings
     from engine.training.distributed import from_environment, under_launcher
-    from engine.training.trainer import RunControl, Trainer
+    from engine.api import Run
+    from engine.training.control import RunControl
     from engine.settings.user_code import named_imports, set_code_folder
 
     path = _settings_path(args)
@@ -262,18 +263,18 @@ def cmd_run(args) -> int:
         allowed = named_imports(settings) | set(args.allowed)
         settings, _ = resume_settings(resume_from, allowed, args.overrides)
     if args.detach:  # everything above is checked before the process starts: a bad file is still exit 2, here
-        return cli_runs.start_detached(args, settings, resume_from)
+        return runs.start_detached(args, settings, resume_from)
 
     group = from_environment()
     if settings.device.processes > 1 and not under_launcher():
-        from engine.launch import launch, worker_args
+        from engine.cli.launch import launch, worker_args
 
         return launch(settings.device.processes, worker_args(args, resume_from))
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
     control = RunControl()
     output = _TerminalSafe(printer)
     # only rank 0 prints: the others' output would repeat its lines
-    trainer = Trainer(
+    trainer = Run(
         settings, output if group.is_main else (), control, resume_from=resume_from, into=args.into, group=group
     )
     at_once = {"stopping": False}
@@ -308,7 +309,7 @@ def cmd_run(args) -> int:
             if not group.is_main:  # rank 0 met or heard of the same error, and says it once
                 return EXIT_USAGE
             if args.into:  # a detached run: nobody reads its stderr, so its folder records why it did not start
-                cli_runs.record_setup_failure(Path(args.into), e)
+                runs.record_setup_failure(Path(args.into), e)
             raise
         final = trainer.run()
     finally:
@@ -408,7 +409,7 @@ def cmd_checkpoints(args) -> int:
     if not runs:
         print(f"no runs in {printable(runs_dir)}")
         return EXIT_OK
-    from engine.printers import format_runs
+    from engine.cli.printers import format_runs
 
     print(format_runs(runs))
     return EXIT_OK
@@ -420,7 +421,3 @@ def cmd_env(args) -> int:
     report = environment_report()
     print(json_text(json.dumps(report, indent=2)) if args.json else format_report(report))
     return EXIT_OK
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

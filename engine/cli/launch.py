@@ -21,7 +21,7 @@ EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 def worker_args(args, resume_from: Path | None) -> list[str]:
     """`run`'s arguments for each worker: the settings as checked here, and where rank 0 records the run."""
-    from engine.cli_runs import detached_args
+    from engine.cli.runs import detached_args
 
     out = detached_args(args, resume_from)
     if args.code_folder:
