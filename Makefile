@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-busy bench clean
+.PHONY: run test test-busy bench clean settings-docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py --write
 	$(BIN)/python benchmarks/processes.py --write
+
+# docs/settings.md and settings.toml are written from the settings schema (engine/settings/config.py)
+settings-docs: $(STAMP)
+	$(BIN)/python -m engine.settings.reference --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -177,7 +177,7 @@ class DataSettings:
 
 @dataclass
 class ModelSettings:
-    """The network to train."""
+    """The network to train (mlp with hidden = [256, 128] and dropout = 0.3 is the chapter's ReseauMNIST)."""
 
     name: str = _f("mlp", "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.", model=True)
     hidden: list = _f(
@@ -487,33 +487,37 @@ def _read_settings_file(path: str | os.PathLike, source: str) -> dict[str, Any]:
         raise SettingsError(f"{source}: TOML syntax error: {e}") from None
 
 
-def to_toml(settings: Settings) -> str:
+TOML_HEADER = (
+    "# trainconsole settings. Every key is optional; `trainconsole run --set section.key=value` overrides one."
+)
+
+
+def to_toml(settings: Settings, header: str = TOML_HEADER) -> str:
     """The settings as commented TOML: every key with its doc line above it."""
-    lines = [
-        "# trainconsole settings. Every key is optional; `trainconsole run --set section.key=value` overrides one.",
-        "",
-    ]
+    lines = [header, ""]
     values = settings.to_dict()
     for section, cls in SECTIONS.items():
         lines.append(f"[{section}]")
         lines.append(f"# {cls.__doc__.strip()}" if cls.__doc__ else "")
         for f in section_fields(section):
             lines.append(f"# {f.metadata['doc']}")
-            lines.append(f"{f.name} = {_inline(values[section][f.name])}")
+            lines.append(f"{f.name} = {toml_inline(values[section][f.name])}")
         lines.append("")
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
-def _inline(value: Any) -> str:
+def toml_inline(value: Any) -> str:
     """A TOML value on one line (tables inline), written by tomli-w."""
     if isinstance(value, dict):
         if not value:
             return "{}"
         return (
-            "{ " + ", ".join(f"{tomli_w.dumps({k: 0}).split(' = ')[0]} = {_inline(v)}" for k, v in value.items()) + " }"
+            "{ "
+            + ", ".join(f"{tomli_w.dumps({k: 0}).split(' = ')[0]} = {toml_inline(v)}" for k, v in value.items())
+            + " }"
         )
     if isinstance(value, list):
-        return "[" + ", ".join(_inline(v) for v in value) + "]"
+        return "[" + ", ".join(toml_inline(v) for v in value) + "]"
     return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
 
 
