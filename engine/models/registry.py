@@ -1,4 +1,4 @@
-"""Model names → builders: the one place a built-in model is named. Torch-free, so that the settings can check a name.
+"""Model names → builders. The names live in engine.settings.names, so the settings can check one.
 
 A builder is `build(settings: ModelSettings, in_shape, num_classes) -> nn.Module`, imported when first used.
 Any other name is a torchvision classifier, or `package.module:Class` (engine.settings.user_code).
@@ -7,22 +7,13 @@ Any other name is a torchvision classifier, or `package.module:Class` (engine.se
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
 from typing import Any
 
-BUILTIN_MODELS = {
-    "mlp": "engine.models.networks:build_mlp",
-    "cnn": "engine.models.networks:build_cnn",
-}
+from engine.settings.names import BUILTIN_MODELS, torchvision_model_names
+
+__all__ = ["BUILTIN_MODELS", "builtin_builder", "torchvision_model_names"]
 
 
 def builtin_builder(name: str) -> Any:
     module, _, function = BUILTIN_MODELS[name].partition(":")
     return getattr(importlib.import_module(module), function)
-
-
-@lru_cache(maxsize=1)
-def torchvision_model_names() -> list[str]:
-    from torchvision import models
-
-    return sorted(models.list_models(module=models))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.settings.config import SECTIONS, Settings, atomic_write_text, section_fields, to_toml, toml_inline
-from engine.settings.rules import LAYERS_MAX, NAME_BYTES_MAX, OPTIONS_DEPTH_MAX
+from engine.settings.rules import LAYERS_MAX, NAME_BYTES_MAX, OPTIONS_DEPTH_MAX, field_kind
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE, SHIPPED = Path("docs/settings.md"), Path("settings.toml")  # relative to the repository
@@ -26,10 +26,6 @@ SHIPPED_HEADER = f"""\
 # (engine/settings/config.py) by `{REGENERATE}`."""
 
 KINDS = {bool: "boolean", int: "integer", float: "number", str: "text", list: "list of integers", dict: "table"}
-
-
-def _kind(f: dataclasses.Field) -> type:
-    return type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())  # type: ignore[misc]
 
 
 def _range(rules: dict[str, Any]) -> str:
@@ -55,7 +51,7 @@ def _text(rules: dict[str, Any]) -> str:
 
 def allowed(f: dataclasses.Field) -> str:
     """What a setting allows, in a few words, from the rules its field carries."""
-    rules, kind = dict(f.metadata), _kind(f)
+    rules, kind = dict(f.metadata), field_kind(f)
     if kind is bool:
         return "true, false"
     if "choices" in rules:
@@ -84,7 +80,7 @@ def reference_text() -> str:
     for section, cls in SECTIONS.items():
         lines += ["", f"## [{section}]", "", (cls.__doc__ or "").strip(), ""]
         for f in section_fields(section):
-            facts = f"{KINDS[_kind(f)]}, default `{toml_inline(defaults[section][f.name])}`; {allowed(f)}"
+            facts = f"{KINDS[field_kind(f)]}, default `{toml_inline(defaults[section][f.name])}`; {allowed(f)}"
             lines.append(f"- **`{section}.{f.name}`** ({facts}): {f.metadata['doc']}")
     return "\n".join(lines) + "\n"
 

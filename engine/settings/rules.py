@@ -14,8 +14,7 @@ import reprlib
 import unicodedata
 from typing import Any
 
-from engine.data.registry import BUILTIN_DATASETS
-from engine.models.registry import BUILTIN_MODELS, torchvision_model_names
+from engine.settings.names import BUILTIN_DATASETS, BUILTIN_MODELS, torchvision_model_names
 
 DATASETS = tuple(BUILTIN_DATASETS)
 
@@ -97,30 +96,47 @@ def is_import_path(value: str) -> bool:
     return bool(sep and module and attr and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier())
 
 
+def field_kind(f: dataclasses.Field) -> type:
+    """The type of a settings field's values: bool, int, float, str, list (of sizes) or dict (options)."""
+    return type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())  # type: ignore[misc]
+
+
 def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) -> Any:
     where = f"{source}: {section}.{f.name} = {_shown(value)}"
-    rules = f.metadata
-    kind = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())  # type: ignore[misc]
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise SettingsError(f"{where}: expected true or false")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingsError(f"{where}: expected an integer")
-    elif kind is float:
-        value = _finite_float(where, value)
-    elif kind is str:
-        if isinstance(value, bool) and rules.get("boolean"):  # in_memory = false, as well as "false"
-            value = "true" if value else "false"
-        if not isinstance(value, str):
-            raise SettingsError(f"{where}: expected a string")
-        _check_text(where, value)
-        _check_file_name(where, value, rules)
-    elif kind is list:
+    rules, kind = f.metadata, field_kind(f)
+    if kind is list:
         return _check_sizes(where, value, rules)
-    elif kind is dict:
+    if kind is dict:
         return _check_options(where, value)
+    value = _TYPE_CHECKS[kind](where, value, rules)
+    _check_bounds(where, value, rules)
+    _check_name(where, value, rules)
+    return value
+
+
+def _check_bool(where: str, value: Any, rules: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{where}: expected true or false")
+    return value
+
+
+def _check_int(where: str, value: Any, rules: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{where}: expected an integer")
+    return value
+
+
+def _check_str(where: str, value: Any, rules: Any) -> str:
+    if isinstance(value, bool) and rules.get("boolean"):  # in_memory = false, as well as "false"
+        value = "true" if value else "false"
+    if not isinstance(value, str):
+        raise SettingsError(f"{where}: expected a string")
+    _check_text(where, value)
+    _check_file_name(where, value, rules)
+    return value
+
+
+def _check_bounds(where: str, value: Any, rules: Any) -> None:
     if "min" in rules and value < rules["min"]:
         raise SettingsError(f"{where}: must be at least {rules['min']}")
     if "min_exclusive" in rules and value <= rules["min_exclusive"]:
@@ -129,6 +145,10 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
         raise SettingsError(f"{where}: must be at most {rules['max']}")
     if rules.get("nonempty") and not value.strip():
         raise SettingsError(f"{where}: must not be empty")
+
+
+def _check_name(where: str, value: Any, rules: Any) -> None:
+    """A name from a list (choices), a device's spelling or a model's name."""
     if "choices" in rules and value not in rules["choices"]:
         if not (rules.get("importable") and is_import_path(value)):
             extra = " or package.module:function" if rules.get("importable") else ""
@@ -139,7 +159,6 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
         _check_device_spelling(where, value)
     if rules.get("model"):
         _check_model_name(where, value)
-    return value
 
 
 def _finite_float(where: str, value: Any) -> float:
@@ -152,6 +171,14 @@ def _finite_float(where: str, value: Any) -> float:
     if not math.isfinite(value):
         raise SettingsError(f"{where}: expected a finite number")
     return value
+
+
+_TYPE_CHECKS = {  # the check of each kind of value: it returns the value as the settings hold it
+    bool: _check_bool,
+    int: _check_int,
+    float: lambda where, value, rules: _finite_float(where, value),
+    str: _check_str,
+}
 
 
 def _check_text(where: str, text: str) -> None:
@@ -204,25 +231,36 @@ def _check_options(where: str, options: Any) -> dict[str, Any]:
         if count > OPTIONS_VALUES_MAX:
             raise SettingsError(f"{where}: more than {OPTIONS_VALUES_MAX} values")
         if isinstance(value, (dict, list)):
-            if depth > OPTIONS_DEPTH_MAX:
-                raise SettingsError(f"{where}: arrays and tables nested more than {OPTIONS_DEPTH_MAX} deep")
-            if isinstance(value, dict):
-                for key in value:
-                    if not isinstance(key, str):
-                        raise SettingsError(f"{where}: key {_shown(key)} is not text")
-                    _check_text(f"{where}: key {_shown(key)}", key)
-            pending.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
-        elif isinstance(value, str):
-            _check_text(where, value)
-        elif isinstance(value, bool):
-            pass
-        elif isinstance(value, int):
-            if not TOML_INT_MIN <= value <= TOML_INT_MAX:
-                raise SettingsError(f"{where}: {_shown(value)} is beyond a 64-bit integer")
-        elif not (isinstance(value, float) and math.isfinite(value)):
-            plain = "text, a finite number, true/false, an array or a table"
-            raise SettingsError(f"{where}: {_shown(value)} is not a plain value ({plain})")
+            pending.extend((v, depth + 1) for v in _option_children(where, value, depth))
+        else:
+            _check_plain_value(where, value)
     return dict(options)
+
+
+def _option_children(where: str, value: dict | list, depth: int) -> Any:
+    """The values inside an options array or table, its keys checked."""
+    if depth > OPTIONS_DEPTH_MAX:
+        raise SettingsError(f"{where}: arrays and tables nested more than {OPTIONS_DEPTH_MAX} deep")
+    if isinstance(value, list):
+        return value
+    for key in value:
+        if not isinstance(key, str):
+            raise SettingsError(f"{where}: key {_shown(key)} is not text")
+        _check_text(f"{where}: key {_shown(key)}", key)
+    return value.values()
+
+
+def _check_plain_value(where: str, value: Any) -> None:
+    if isinstance(value, str):
+        _check_text(where, value)
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if not TOML_INT_MIN <= value <= TOML_INT_MAX:
+            raise SettingsError(f"{where}: {_shown(value)} is beyond a 64-bit integer")
+    elif not (isinstance(value, float) and math.isfinite(value)):
+        plain = "text, a finite number, true/false, an array or a table"
+        raise SettingsError(f"{where}: {_shown(value)} is not a plain value ({plain})")
 
 
 def _check_device_spelling(where: str, value: str) -> None:
