@@ -24,13 +24,13 @@ GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 def final_val_acc(lr: float, seed: int, epochs: int, runs_dir: str) -> float:
     from engine.events import EpochCompleted
     from engine.settings.config import load_settings
-    from engine.training.trainer import Trainer
+    from engine.api import Run
 
     settings = load_settings(
         None, [f"training.lr={lr!r}", f"training.epochs={epochs}", f"run.seed={seed}", f"run.runs_dir='{runs_dir}'"]
     )
     epochs_seen: list[EpochCompleted] = []
-    Trainer(settings, lambda e: epochs_seen.append(e) if isinstance(e, EpochCompleted) else None).run()
+    Run(settings, lambda e: epochs_seen.append(e) if isinstance(e, EpochCompleted) else None).run()
     return epochs_seen[-1].val_acc
 
 

@@ -216,7 +216,8 @@ def engine_settings(args, epochs: int):
 def engine(args) -> dict:
     """The headless engine (what `trainconsole run` drives), measured from its own events."""
     from engine.events import BatchProgressed, EpochCompleted, RunFailed, RunStarted
-    from engine.training.trainer import RunControl, Trainer
+    from engine.api import Run
+    from engine.training.control import RunControl
 
     started = time.perf_counter()
     control = RunControl()
@@ -240,7 +241,7 @@ def engine(args) -> dict:
 
     steady: list[float] = []
     epochs = args.max_epochs if args.target_acc else STEADY_EPOCHS if args.steady else 1
-    final = Trainer(engine_settings(args, epochs), emit, control).run()
+    final = Run(engine_settings(args, epochs), emit, control).run()
     if steady:
         out["steady_samples_per_s"] = statistics.median(steady)
     if isinstance(final, RunFailed):
@@ -319,7 +320,7 @@ def console_ab(args) -> dict:
     import threading
 
     from engine.training.control import RunControl
-    from engine.training.trainer import Trainer
+    from engine.api import Run
     from tui.app import TrainConsole
     from tui.messages import EngineEvent
     from tui.runner import console_threads
@@ -346,7 +347,7 @@ def console_ab(args) -> dict:
             import torch
 
             torch.set_num_threads(console_threads(settings.device.threads))  # as tui.runner starts a run
-            trainer = Trainer(
+            trainer = Run(
                 settings, emit, RunControl(), set_threads=False, progress_interval_s=EpochProgress.MIN_INTERVAL_S
             )
             thread = threading.Thread(target=trainer.run)
@@ -406,7 +407,7 @@ def lightning(args) -> dict:
             self.seconds = time.perf_counter() - self.start
 
     clock = Clock()
-    trainer = L.Trainer(
+    trainer = L.Run(
         max_epochs=1,
         limit_train_batches=args.batches or 1.0,
         accelerator="auto",
@@ -462,7 +463,7 @@ def digits_memory(args) -> dict:
     """The default settings (digits, batch 64) for --epochs epochs; RSS sampled every --every epochs."""
     from engine.settings.config import from_dict
     from engine.events import EpochCompleted, RunFailed
-    from engine.training.trainer import Trainer
+    from engine.api import Run
 
     rss: dict[int, float] = {}
 
@@ -478,7 +479,7 @@ def digits_memory(args) -> dict:
     if args.console:
         rss = _console_memory(settings, args.every)
     else:
-        final = Trainer(settings, emit).run()
+        final = Run(settings, emit).run()
         if isinstance(final, RunFailed):
             raise RuntimeError(final.error)
     return {"rss_mb": rss, "seconds": time.perf_counter() - started}

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from engine.settings.config import from_dict
-    from engine.training.trainer import Trainer
+    from engine.api import Run
     from mnist_files import write_mnist
 
     with tempfile.TemporaryDirectory(prefix="trainconsole-profile-") as tmp:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                 "training": {"epochs": 1, "precision": args.precision, "fused_step": not args.autograd},
             }
         )
-        trainer = Trainer(settings, lambda event: None)
+        trainer = Run(settings, lambda event: None)
         trainer.setup()
         cuda = trainer.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)

@@ -90,11 +90,11 @@ class Runner(Widget):
         try:
             import torch
 
-            from engine.training.trainer import Trainer
+            from engine.api import Run
 
             torch.set_num_threads(console_threads(settings.device.threads))
             # ticks only as often as the bar moves: each message wakes the UI thread, which takes the GIL from training
-            trainer = Trainer(
+            trainer = Run(
                 settings,
                 self._post_event,
                 control,

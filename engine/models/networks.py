@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from engine.settings.config import ModelSettings, SettingsError
-from engine.models.layers import Dropout
 from engine.models.registry import BUILTIN_MODELS, builtin_builder
 from engine.settings.user_code import call_with_options, import_object
 
@@ -30,7 +29,7 @@ class MLP(nn.Module):
         width = in_features
         for i, size in enumerate(hidden, start=1):
             setattr(self, f"fc{i}", nn.Linear(width, size))
-            setattr(self, f"dropout{i}", Dropout(dropout))
+            setattr(self, f"dropout{i}", nn.Dropout(dropout))
             width = size
         setattr(self, f"fc{self.depth + 1}", nn.Linear(width, num_classes))
 
@@ -81,7 +80,7 @@ class CNN(nn.Module):
                 h, w = h // 2, w // 2
             c = out
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), Dropout(dropout), nn.Linear(c, num_classes))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

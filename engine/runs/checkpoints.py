@@ -17,18 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from engine.io.atomic import NotARegularFile, atomic_write
 from engine.runs.records import read_metrics, run_settings
 from engine.runs.status import run_status, started_at
-
-FORMAT_VERSION = 1
-
-
-class CheckpointError(Exception):
-    """A checkpoint cannot be written or read; the message is one line."""
-
+from engine.training.weights import FORMAT_VERSION, CheckpointError, load_weights, model_state  # noqa: F401 (callers use ck.*)
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` through `atomic_write`, as a regular file never written through a symlink.
@@ -91,39 +84,6 @@ def _unreadable_reason(path: Path, e: BaseException) -> str:
         return "not a PyTorch checkpoint (unrecognised content)"
     first = (text.strip().splitlines() or [type(e).__name__])[0]
     return f"not a PyTorch checkpoint ({type(e).__name__}: {first[:100]})"
-
-
-def model_state(checkpoint: Any) -> dict[str, torch.Tensor]:
-    """The model weights of a full checkpoint or of a bare state_dict (best.pth)."""
-    if isinstance(checkpoint, dict) and "model_state_dict" in checkpoint:
-        return checkpoint["model_state_dict"]
-    if isinstance(checkpoint, dict) and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        return checkpoint
-    raise CheckpointError("not a model checkpoint: no model_state_dict and not a state_dict of tensors")
-
-
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """`load_state_dict`, with a one-line error naming missing, unexpected and mis-shaped keys."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(
-                f"shape mismatch (checkpoint vs model): {', '.join(shapes[:4])}{' ...' if len(shapes) > 4 else ''}"
-            )
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
-        raise CheckpointError(f"{source} does not fit this model ({type(model).__name__}): {'; '.join(parts)}")
-    model.load_state_dict(state)
 
 
 def resolve_resume(spec: str, runs_dir: str | os.PathLike) -> Path:

@@ -19,8 +19,9 @@ from engine.settings.config import Settings, SettingsError, from_dict, load_sett
 from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
 from engine.models.networks import build_model
+from engine.training.loop import validate
+from engine.training.precision import resolve_precision
 from engine.training.snapshot import stored_preprocessing
-from engine.training.steps import autocast, resolve_precision
 from engine.settings.user_code import check_untrusted
 
 
@@ -58,7 +59,18 @@ def _preprocessing_for(path: Path, checkpoint: Any) -> dict[str, Any] | None:
     return stored
 
 
-@torch.no_grad()
+def _on_split(settings: Settings, split: str) -> Settings:
+    """The settings that evaluate on `split`: the test split is the one a val_fraction of 0 validates on."""
+    if split != "test":
+        return settings
+    try:
+        return settings.replace("data.val_fraction", 0.0)
+    except SettingsError:
+        raise SettingsError(
+            f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val"
+        ) from None
+
+
 def evaluate_checkpoint(
     target: str | Path,
     config: str | None = None,
@@ -75,14 +87,7 @@ def evaluate_checkpoint(
     if path.is_dir():
         path = path / "checkpoints" / "best.pth"
     checkpoint = ck.load_checkpoint(path)
-    settings = _settings_for(path, checkpoint, config, allowed_imports)
-    if split == "test":
-        try:
-            settings = settings.replace("data.val_fraction", 0.0)
-        except SettingsError:
-            raise SettingsError(
-                f"--split test: dataset '{settings.data.dataset}' has no test split; evaluate on --split val"
-            ) from None
+    settings = _on_split(_settings_for(path, checkpoint, config, allowed_imports), split)
     if device is not None:
         settings = on_device(settings, device)
     device = resolve_device(settings.device.device)
@@ -90,21 +95,12 @@ def evaluate_checkpoint(
     data = build_data(settings.data, settings.run.seed, device, augment=False, fitted=fitted)
     model = build_model(settings.model, data.in_shape, data.num_classes).to(device)
     ck.load_weights(model, ck.model_state(checkpoint), str(path))
-    model.eval()
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=settings.training.label_smoothing)
     k = data.num_classes
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), device=device)
-    seen = 0
     amp_dtype, _ = resolve_precision(settings.training.precision, device)
-    for xb, yb in data.val:
-        xb, yb = xb.to(device), yb.to(device)
-        with autocast(device, amp_dtype):  # as in training
-            out = model(xb)
-            loss = criterion(out, yb)
-        loss_sum += loss.float() * yb.shape[0]
-        confusion += torch.bincount(yb * k + out.argmax(1), minlength=k * k).reshape(k, k)
-        seen += yb.shape[0]
+    sums = validate(model, model, data.val, criterion, device, amp_dtype, confusion)  # the pass training makes
+    seen = sums.seen
     confusion = confusion.cpu()
     per_class_total = confusion.sum(1)
     per_class = [(float(confusion[i, i]) / int(per_class_total[i])) if per_class_total[i] else None for i in range(k)]
@@ -112,7 +108,7 @@ def evaluate_checkpoint(
         "checkpoint": str(path),
         "split": "test" if split == "test" else "val",
         "samples": seen,
-        "loss": float(loss_sum) / max(seen, 1),
+        "loss": float(sums.loss_sum) / max(seen, 1),
         "accuracy": float(confusion.trace()) / max(seen, 1),
         "classes": data.class_names,
         "per_class_accuracy": per_class,

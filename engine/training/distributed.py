@@ -20,11 +20,14 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from engine.settings.config import SettingsError
+
+if TYPE_CHECKING:
+    from engine.data.loaders import DataBundle
 
 # how long a rank waits in a collective for the others: a stuck (not dead) rank fails the run after it; long
 # enough for a slow validation or checkpoint save on a busy machine (a pause is no wait in a collective)
@@ -140,6 +143,22 @@ def process_gone(host_pid: str) -> bool | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
+
+
+def check_shards(data: DataBundle, batch_size: int, world: int) -> None:
+    """Every process gets a whole batch to train on and a validation sample: else one line, before anything starts."""
+    train, val = data.train.num_samples, data.val.num_samples
+    if train < world * batch_size:
+        raise SettingsError(
+            f"{train} training samples are too few for {world} processes at data.batch_size = {batch_size} "
+            f"(each process trains on a batch of its own: {world * batch_size} samples a step); "
+            "use fewer processes or a smaller batch_size"
+        )
+    if 0 < val < world:
+        raise SettingsError(
+            f"{val} validation sample(s) are too few for {world} processes (each validates a share of its own); "
+            "use fewer processes or a larger data.val_fraction"
+        )
 
 
 class Collectives:

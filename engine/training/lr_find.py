@@ -206,8 +206,9 @@ def find_lr(
     from engine.device import resolve_device
     from engine.models.networks import build_model
     from engine.training.optim import build_optimizer
-    from engine.training.steps import build_step, resolve_precision
-    from engine.training.trainer import seed_everything
+    from engine.training import accel
+    from engine.training.precision import resolve_precision
+    from engine.training.snapshot import seed_everything
 
     s = settings.with_resolved_paths()
     device = resolve_device(s.device.device)
@@ -215,13 +216,12 @@ def find_lr(
     seed_everything(s.run.seed)
     data = build_data(s.data, s.run.seed, device)
     model = build_model(s.model, data.in_shape, data.num_classes).to(device)
+    accel.speed_up_model(model, s)
     forward = torch.compile(model) if s.training.compile else model
     optimizer = build_optimizer(model, s.training, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
-    t = s.training
-    step = build_step(model, forward, criterion, optimizer, scaler, amp_dtype, device,
-                      grad_clip=t.grad_clip, label_smoothing=t.label_smoothing, fused=t.fused_step)  # fmt: skip
+    step = accel.plan_step(model, forward, criterion, optimizer, scaler, amp_dtype, device, s)
     with restored(model, optimizer, scaler):
         points, stopped = sweep(step, optimizer, data.train, s.lr_find, device, on_point=on_point, cancelled=cancelled)
     return result_of(points, stopped, s.lr_find)

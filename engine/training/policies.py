@@ -9,10 +9,11 @@ state (a later process group reduces the answers).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from engine.settings.config import CheckpointSettings, Settings
+from engine.settings.config import CheckpointSettings, Settings, TrainingSettings
 from engine.events import EpochCompleted
 from engine.training.snapshot import RunState
 
@@ -40,20 +41,52 @@ class NanStop:
 
 
 @dataclass(frozen=True)
-class EarlyStopping:
-    """`patience` epochs without an improvement of `monitor` end the run (0: never).
+class Improvement:
+    """When `monitor` improved: the one rule that picks best.pth and counts epochs for early stopping.
 
-    The count is in the state, so it survives a resume.
+    An epoch improves on the best when its value is better by more than `min_delta` (lower for a loss,
+    higher for an accuracy); a non-finite value never does. `patience` epochs in a row without an
+    improvement end the run (0: never).
     """
 
-    patience: int
     monitor: str
+    mode: str  # "min" or "max"
+    min_delta: float = 0.0
+    patience: int = 0
+
+    @classmethod
+    def from_settings(cls, t: TrainingSettings) -> Improvement:
+        mode = "min" if t.monitor.endswith("loss") else "max"
+        return cls(t.monitor, mode, getattr(t, "min_delta", 0.0), t.patience)
+
+    def improves(self, value: float, best: float | None) -> bool:
+        if not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+
+    def record(self, state: RunState, value: float, finite: bool) -> bool:
+        """The epoch just ended (state.epoch): whether it is the new best; the state keeps the count."""
+        if finite and self.improves(value, state.best_value):
+            state.best_epoch, state.best_value, state.bad_epochs = state.epoch, value, 0
+            return True
+        state.bad_epochs += 1
+        return False
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """`patience` epochs without an improvement end the run. The count is in the state: it survives a resume."""
+
+    improvement: Improvement
 
     def after_epoch(self, state: RunState, epoch: EpochCompleted) -> Stop | None:
-        if self.patience and state.bad_epochs >= self.patience:
+        patience = self.improvement.patience
+        if patience and state.bad_epochs >= patience:
             return Stop(
                 "early_stopped",
-                f"{self.monitor} did not improve for {self.patience} epochs "
+                f"{self.improvement.monitor} did not improve for {patience} epochs "
                 f"(best {state.best_value:.4f} at epoch {state.best_epoch})",
             )
         return None
@@ -62,7 +95,7 @@ class EarlyStopping:
 def stop_policies(settings: Settings) -> list[StopPolicy]:
     """The stop policies of a run, in the order they are asked."""
     t = settings.training
-    return [NanStop(t.stop_on_nan), EarlyStopping(t.patience, t.monitor)]
+    return [NanStop(t.stop_on_nan), EarlyStopping(Improvement.from_settings(t))]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from engine.runs import checkpoints as ck
+from engine.training import weights as ck
 from engine.events import EPOCH_RECORD_FIELDS
 
 # what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was
@@ -24,7 +24,7 @@ MUST_MATCH_ON_RESUME = {
     "optimizer": "its optimizer state",
     "scheduler": "its scheduler state",
     "precision": "its precision (and grad-scaler state)",
-    "fused_step": "the training step of its earlier epochs",
+    "accel": "the training step of its earlier epochs",
 }
 HISTORY_KEYS = EPOCH_RECORD_FIELDS[1:]  # an epoch's record, less its number (the position in each list)
 
@@ -134,7 +134,9 @@ def restart_epoch_if_resharded(
 
 def _check_settings_fit(settings: Any, c: dict[str, Any], source: str) -> None:
     """A changed optimizer or scheduler would load silently and crash (or mislead) at the first step: refuse it here."""
-    saved = (c.get("settings") or {}).get("training") or {}
+    saved = dict((c.get("settings") or {}).get("training") or {})
+    if "fused_step" in saved:  # a checkpoint from before training.accel
+        saved.setdefault("accel", "auto" if saved.pop("fused_step") else "off")
     now = settings.training
     for key, what in MUST_MATCH_ON_RESUME.items():
         if key in saved and saved[key] != getattr(now, key):
@@ -218,3 +220,13 @@ def make_checkpoint(
         "world_size": parts.world_size,
         "torch_version": str(torch.__version__),
     }
+
+
+def seed_everything(seed: int) -> None:
+    if seed < 0:
+        return
+    random.seed(seed)
+    torch.manual_seed(seed)
+    import numpy as np  # the data pipeline's own draws
+
+    np.random.seed(seed % 2**32)

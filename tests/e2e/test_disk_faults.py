@@ -21,7 +21,8 @@ from engine.runs.checkpoints import load_checkpoint
 from engine.settings.config import from_dict
 from engine.events import BatchProgressed, EpochCompleted, RunFailed, RunStarted
 from engine.runs.folder import is_locked, read_jsonl
-from engine.training.trainer import RunControl, Trainer
+from engine.api import Run
+from engine.training.control import RunControl
 
 pytestmark = pytest.mark.slow
 
@@ -195,7 +196,7 @@ def train_filling_the_disk_when(disk: Path, moment, control: RunControl | None =
         if moment(event, control):
             fill(disk)
 
-    final = Trainer(tiny_settings(disk / "runs"), listen, control, set_threads=False).run()  # must not raise
+    final = Run(tiny_settings(disk / "runs"), listen, control, set_threads=False).run()  # must not raise
     return heard, final
 
 
@@ -249,7 +250,7 @@ def test_resuming_a_run_folder_with_a_symlinked_metrics_file_is_refused(trained,
 
 
 @pytest.mark.parametrize(
-    "change", ["training.optimizer='sgd'", "training.scheduler='onecycle'", "training.fused_step=false"]
+    "change", ["training.optimizer='sgd'", "training.scheduler='onecycle'", "training.accel=off"]
 )
 def test_a_resume_that_no_longer_fits_is_one_line_and_writes_nothing(trained, tmp_path, change):
     cwd = tmp_path / "cwd"

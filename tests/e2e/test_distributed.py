@@ -89,7 +89,7 @@ def assert_same_training(a: list[dict], b: list[dict]) -> None:
 
 def test_two_processes_train_as_one_at_twice_the_batch_and_write_one_run(tmp_path):
     work = workdir(tmp_path)
-    autograd = ("--set", "training.fused_step=false")  # through DistributedDataParallel (the fused step: below)
+    autograd = ("--set", "training.accel=off")  # through DistributedDataParallel (the fused step: below)
     two = trainconsole(work, "run", "--processes", "2", *autograd)
     assert two.returncode == 0, two.stderr
     one = trainconsole(work, "run", "--set", "data.batch_size=32", "--set", "run.name=one", *autograd)

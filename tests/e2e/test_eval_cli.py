@@ -19,7 +19,7 @@ from engine.settings.config import from_dict, load_settings
 from engine.data.loaders import build_data
 from engine.models.networks import build_model
 from engine.runs.folder import read_jsonl
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def run_dir(tmp_path_factory) -> Path:
             "device": {"device": "cpu"},
         }
     )
-    trainer = Trainer(settings, lambda e: None, set_threads=False)
+    trainer = Run(settings, lambda e: None, set_threads=False)
     assert trainer.run().status == "completed"
     return trainer.run_dir
 

@@ -1,4 +1,4 @@
-"""`trainconsole export-script`: the script, run with `python`, gives the engine's epoch-1 metrics (fused_step off).
+"""`trainconsole export-script`: the script, run with `python`, gives the engine's epoch-1 metrics (training.accel off).
 
 Each case trains one epoch with the real CLI, exports the run folder, runs the script from another folder and
 compares its history.json with the run's metrics.jsonl.
@@ -29,7 +29,7 @@ device = "cpu"
 threads = 1
 [training]
 epochs = 1
-fused_step = false
+accel = "off"
 """
 
 

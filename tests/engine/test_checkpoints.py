@@ -17,7 +17,7 @@ from engine.runs.checkpoints import CheckpointError, atomic_save, list_runs, loa
 from engine.settings.config import from_dict
 from engine.events import RunFailed
 from engine.models.networks import MLP
-from engine.training.trainer import Trainer
+from engine.api import Run
 from chapter import ReseauMNIST
 
 CHAPTER_KEYS = {"epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "val_loss", "val_acc"}
@@ -43,7 +43,7 @@ def make_settings(tmp_path: Path, **sections):
 
 def train(settings, resume_from=None):
     events = []
-    trainer = Trainer(settings, events.append, resume_from=resume_from, set_threads=False)
+    trainer = Run(settings, events.append, resume_from=resume_from, set_threads=False)
     final = trainer.run()
     return trainer, final, events
 
@@ -226,7 +226,7 @@ def test_stale_temporaries_go_when_a_run_resumes(finished_run, tmp_path):
     settings = (
         from_dict(saved["settings"]).replace("training.epochs", 5).replace("run.runs_dir", str(tmp_path / "runs"))
     )
-    trainer = Trainer(settings, lambda e: None, resume_from=run_dir / "checkpoints" / "last.pth")
+    trainer = Run(settings, lambda e: None, resume_from=run_dir / "checkpoints" / "last.pth")
     trainer.setup()
     try:
         assert not stray.exists() and trainer.run_dir == run_dir

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.training.trainer as trainer_module
+import engine.training.batches as batches_module
 from engine.runs.checkpoints import load_checkpoint
 from engine.settings.config import SettingsError, from_dict
 from engine.device import environment_report, format_report, resolve_device
 from engine.runs.evaluate import evaluate_checkpoint
 from engine.events import BatchProgressed, EpochCompleted, RunFinished, RunStarted
-from engine.training.trainer import RunControl, Trainer
+from engine.api import Run
+from engine.training.control import RunControl
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -40,7 +41,7 @@ def cuda_settings(tmp_path: Path, **sections):
 
 def train(settings, **kwargs):
     events: list = []
-    trainer = Trainer(settings, events.append, kwargs.pop("control", None), **kwargs)
+    trainer = Run(settings, events.append, kwargs.pop("control", None), **kwargs)
     final = trainer.run()
     assert isinstance(final, RunFinished), final
     return trainer, events, final
@@ -98,9 +99,9 @@ def test_the_dataloader_path_pins_memory(tmp_path):
 
 def test_an_epoch_syncs_only_at_progress_ticks(tmp_path, monkeypatch):
     """No `.item()` per batch: with progress ticks off, an epoch of many batches syncs a handful of times."""
-    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 1e9)
+    monkeypatch.setattr(batches_module, "PROGRESS_INTERVAL_S", 1e9)
     settings = cuda_settings(tmp_path, data={"batch_size": 16}, training={"epochs": 1})
-    trainer = Trainer(settings, lambda e: None)
+    trainer = Run(settings, lambda e: None)
     trainer.setup()
     batches = len(trainer.data.train)
     trainer._train_epoch()  # warm-up: cuBLAS handles, autocast caches
@@ -130,7 +131,7 @@ def test_a_mid_epoch_resume_continues_the_run(tmp_path):
             control.stop("test")
 
     torch.manual_seed(0)
-    stopped = Trainer(settings.replace("run.name", "split"), stop_mid_epoch, control, set_threads=False)
+    stopped = Run(settings.replace("run.name", "split"), stop_mid_epoch, control, set_threads=False)
     assert stopped.run().status == "stopped"
     last = Path(stopped.run_dir) / "checkpoints" / "last.pth"
     assert load_checkpoint(last)["batch"] > 0

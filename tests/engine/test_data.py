@@ -12,14 +12,14 @@ import torch
 from engine.settings.config import SettingsError
 from engine.data.loaders import LoaderBatches, TensorBatches, build_data, random_shift
 from engine.events import EpochCompleted, RunFinished, RunStarted
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 CPU = torch.device("cpu")
 
 
 def train(settings):
     events = []
-    final = Trainer(settings, events.append).run()
+    final = Run(settings, events.append).run()
     assert isinstance(final, RunFinished), getattr(final, "traceback", final)
     epochs = [e for e in events if isinstance(e, EpochCompleted)]
     started = next(e for e in events if isinstance(e, RunStarted))
@@ -469,7 +469,7 @@ def test_a_run_with_a_relative_data_path_is_evaluated_and_resumed_from_another_f
     project.mkdir()
     _write_csv(project / "flowers.csv")
     monkeypatch.chdir(project)
-    trainer = Trainer(tiny_settings("data.dataset=csv", "data.path='flowers.csv'", "data.label_column=species"))
+    trainer = Run(tiny_settings("data.dataset=csv", "data.path='flowers.csv'", "data.label_column=species"))
     trainer.run()
     monkeypatch.chdir(tmp_path)  # elsewhere: flowers.csv is not here
     recorded = (trainer.run_dir / "settings.toml").read_text()
@@ -478,4 +478,4 @@ def test_a_run_with_a_relative_data_path_is_evaluated_and_resumed_from_another_f
     assert report["samples"] > 0
     last = trainer.run_dir / "checkpoints" / "last.pth"
     settings, _ = resume_settings(last, overrides=["training.epochs=3"])  # as `trainconsole run --resume` reads them
-    assert Trainer(settings, resume_from=last).run().status == "completed"
+    assert Run(settings, resume_from=last).run().status == "completed"

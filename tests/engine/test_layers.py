@@ -1,4 +1,4 @@
-"""engine.models.layers.Dropout behaves as nn.Dropout: same keep rate, same expectation, same gradient rule."""
+"""engine.training.accel.dropout.Dropout behaves as nn.Dropout: same keep rate, same expectation, same gradient rule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.models.layers import Dropout, dropout_mask, keep_probability
+from engine.training.accel.dropout import Dropout, dropout_mask, keep_probability
 
 
 @pytest.mark.parametrize("keep", [0.7, 0.5, 0.1, 0.95])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.events import EpochCompleted, ListenerFailed, RunFinished, RunStarted
 from engine.listeners import Listeners
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 
 class EpochCounter:
@@ -39,7 +39,7 @@ class FullDiskWriter:
 
 def test_a_listener_added_from_outside_hears_every_epoch_and_the_end(tiny_settings):
     counter = EpochCounter()
-    trainer = Trainer(tiny_settings("training.epochs=3"), set_threads=False)
+    trainer = Run(tiny_settings("training.epochs=3"), set_threads=False)
     trainer.add_listener(counter)
     final = trainer.run()
     assert isinstance(final, RunFinished) and final.status == "completed"
@@ -48,7 +48,7 @@ def test_a_listener_added_from_outside_hears_every_epoch_and_the_end(tiny_settin
 
 def test_a_listener_that_raises_is_reported_once_and_the_run_goes_on(tiny_settings):
     events, writer = [], FullDiskWriter()
-    trainer = Trainer(tiny_settings("training.epochs=3"), [writer, events.append], set_threads=False)
+    trainer = Run(tiny_settings("training.epochs=3"), [writer, events.append], set_threads=False)
     final = trainer.run()
     assert isinstance(final, RunFinished) and final.status == "completed" and final.epochs_completed == 3
     failures = [e for e in events if isinstance(e, ListenerFailed)]

@@ -12,7 +12,8 @@ from torch import nn
 from engine.models.networks import MLP
 from engine.settings.config import LrFindSettings, SettingsError, load_settings
 from engine.training.lr_find import find_lr, loss_axis, restored, suggest, sweep, sweep_rates
-from engine.training.steps import FusedMLPStep, build_step
+from engine.training.accel import build_step
+from engine.training.accel.fused_mlp import FusedMLPStep
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 from engine.settings.config import ModelSettings, SettingsError, from_dict
 from engine.events import EpochCompleted, RunFinished, RunStarted
 from engine.models.networks import CNN, MLP, build_model, count_parameters
-from engine.training.trainer import Trainer
+from engine.api import Run
 from chapter import ReseauMNIST
 
 
@@ -45,7 +45,7 @@ def test_mlp_without_hidden_layers_is_logistic_regression_and_learns(tiny_settin
     model = build_model(s.model, (1, 8, 8), 10)
     assert [type(m) for m in model.children()] == [nn.Linear], "one linear layer, no dropout"
     events = []
-    final = Trainer(s, events.append).run()
+    final = Run(s, events.append).run()
     assert isinstance(final, RunFinished), getattr(final, "traceback", final)
     assert [e for e in events if isinstance(e, EpochCompleted)][-1].val_acc > 0.8
 
@@ -103,7 +103,7 @@ def test_torchvision_model_options_and_errors():
 def test_resnet18_trains_one_epoch_on_digits(tiny_settings):
     s = tiny_settings("model.name=resnet18", "training.epochs=1", "data.val_fraction=0.9", "data.batch_size=60")
     events = []
-    final = Trainer(s, events.append).run()
+    final = Run(s, events.append).run()
     assert isinstance(final, RunFinished), getattr(final, "traceback", final)
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.parameters == count_parameters(build_model(s.model, (1, 8, 8), 10))
@@ -170,6 +170,6 @@ def test_user_model_errors(user_models):
 def test_user_model_trains(tiny_settings, user_models):
     s = tiny_settings(f"model.name='{user_models}:Net'", "model.options={ width = 16 }")
     events = []
-    final = Trainer(s, events.append).run()
+    final = Run(s, events.append).run()
     assert isinstance(final, RunFinished), getattr(final, "traceback", final)
     assert next(e for e in events if isinstance(e, RunStarted)).parameters == 64 * 16 + 16 + 16 * 10 + 10

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.events import Diagnostic, EpochCompleted
-from engine.training.policies import CheckpointRetention, EarlyStopping, NanStop, Stop, stop_policies
+from engine.training.policies import CheckpointRetention, EarlyStopping, Improvement, NanStop, Stop, stop_policies
 from engine.training.snapshot import RunState
 
 
@@ -21,11 +21,27 @@ def test_nan_stop_answers_a_nan_epoch_unless_it_is_off():
 
 def test_early_stopping_counts_the_epochs_without_improvement():
     state = RunState(epoch=7, best_epoch=4, best_value=0.25, bad_epochs=2)
-    assert EarlyStopping(3, "val_loss").after_epoch(state, epoch(7)) is None
+    assert EarlyStopping(Improvement("val_loss", "min", patience=3)).after_epoch(state, epoch(7)) is None
     state.bad_epochs = 3
-    decision = EarlyStopping(3, "val_loss").after_epoch(state, epoch(7))
+    decision = EarlyStopping(Improvement("val_loss", "min", patience=3)).after_epoch(state, epoch(7))
     assert decision.status == "early_stopped" and "best 0.2500 at epoch 4" in decision.reason
-    assert EarlyStopping(0, "val_loss").after_epoch(state, epoch(7)) is None  # patience 0: off
+    off = EarlyStopping(Improvement("val_loss", "min", patience=0))
+    assert off.after_epoch(state, epoch(7)) is None  # patience 0: off
+
+
+def test_improvement_is_one_rule_for_best_and_patience():
+    loss, acc = Improvement("val_loss", "min", min_delta=0.01, patience=2), Improvement("val_acc", "max")
+    state = RunState(epoch=1)
+    assert loss.record(state, 0.5, finite=True) and state.best_value == 0.5 and state.best_epoch == 1
+    state.epoch = 2
+    assert not loss.record(state, 0.495, finite=True)  # better, but not by more than min_delta
+    assert state.bad_epochs == 1 and state.best_value == 0.5
+    state.epoch = 3
+    assert not loss.record(state, 0.1, finite=False)  # a non-finite epoch never becomes best
+    assert state.bad_epochs == 2 and EarlyStopping(loss).after_epoch(state, epoch(3)).status == "early_stopped"
+    state.epoch = 4
+    assert loss.record(state, 0.4, finite=True) and state.bad_epochs == 0 and state.best_epoch == 4
+    assert acc.improves(0.9, 0.8) and not acc.improves(0.8, 0.9) and not acc.improves(float("nan"), None)
 
 
 def test_the_nan_stop_is_asked_before_early_stopping(tiny_settings):

@@ -13,7 +13,7 @@ from engine.events import RunFinished
 from engine.runs.checkpoints import load_checkpoint
 from engine.runs.evaluate import evaluate_checkpoint
 from engine.settings.config import SettingsError, load_settings
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 CPU = torch.device("cpu")
 
@@ -40,7 +40,7 @@ def _rows(n: int = 40, sep: str = ",", decimal: str = ".") -> list[str]:
 
 def test_the_checkpoint_keeps_the_preprocessing_and_eval_applies_it(tmp_path):
     s = _csv(tmp_path, "a,b,label\n" + "\n".join(_rows()) + "\n", "model.hidden=[8]")
-    final = Trainer(s, []).run()
+    final = Run(s, []).run()
     assert isinstance(final, RunFinished)
     last = load_checkpoint(Path(final.run_dir) / "checkpoints" / "last.pth")
     stored = last["preprocessing"]
@@ -137,7 +137,7 @@ def test_text_columns_refused_or_one_hot_encoded_with_their_categories_kept(tmp_
     s = _csv(tmp_path, text, "data.csv_text=onehot", "model.hidden=[8]")
     data = build_data(s.data, 0, CPU)
     assert data.in_shape == (5,) and data.preprocessing.categories == {"colour": ["blue", "green", "red"]}
-    final = Trainer(s, []).run()
+    final = Run(s, []).run()
     stored = load_checkpoint(Path(final.run_dir) / "checkpoints" / "last.pth")["preprocessing"]
     assert stored["categories"] == {"colour": ["blue", "green", "red"]}
     # a file with fewer colours is encoded with the recorded categories: the same five inputs

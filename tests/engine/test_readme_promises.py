@@ -12,7 +12,7 @@ import torch
 from engine.events import EpochCompleted, RunFinished
 from engine.runs.checkpoints import load_checkpoint
 from engine.training.control import RunControl
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 SMALL = ("data.dataset='synthetic'", "data.options={ samples = 300 }", "data.batch_size=64", "model.hidden=[16]")
 
@@ -24,19 +24,19 @@ def one_thread(one_torch_thread):
 
 def val_losses(monkeypatch, losses: list[float]) -> None:
     """Epoch N's validation loss is losses[N - 1] (the accuracy is the real one): the monitor's course is the test's."""
-    real = Trainer.evaluate
+    real = Run.evaluate
 
     def evaluate(self, *args, **kwargs):
         loss, acc = real(self, *args, **kwargs)
         return losses[self.state.epoch], acc  # state.epoch: the epochs completed before this one
 
-    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    monkeypatch.setattr(Run, "evaluate", evaluate)
 
 
 def train(settings, resume_from=None, control=None, on_epoch=None):
     """(trainer, final event, EpochCompleted events); `on_epoch(trainer, event)` hears each epoch as it ends."""
     epochs = []
-    trainer = Trainer(settings, [], control, resume_from=resume_from, set_threads=False)
+    trainer = Run(settings, [], control, resume_from=resume_from, set_threads=False)
 
     def listener(event):
         if isinstance(event, EpochCompleted):
@@ -156,7 +156,7 @@ def test_compile_trains(tiny_settings):
         pytest.skip("torch.compile is not in this PyTorch")
     if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
         pytest.skip("torch.compile on the CPU needs a C compiler (cc, gcc or clang): none on PATH")
-    settings = tiny_settings(*SMALL, "training.epochs=1", "training.compile=true", "training.fused_step=false")
+    settings = tiny_settings(*SMALL, "training.epochs=1", "training.compile=true", "training.accel=off")
     trainer, final, epochs = train(settings)
     assert isinstance(final, RunFinished) and final.status == "completed", final
     assert trainer.forward is not trainer.model and hasattr(trainer.forward, "_orig_mod")  # the compiled module trained

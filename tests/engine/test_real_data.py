@@ -17,7 +17,7 @@ import torch
 from engine.data.loaders import _split_indices, build_data
 from engine.events import EpochCompleted, RunFinished, RunStarted
 from engine.settings.config import load_settings
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 CPU = torch.device("cpu")
 TABLE_EPOCHS = 30
@@ -55,7 +55,7 @@ def as_subclass(name):
 
 def _run(settings) -> tuple[RunStarted, list[EpochCompleted]]:
     events: list = []
-    final = Trainer(settings, events.append).run()
+    final = Run(settings, events.append).run()
     assert isinstance(final, RunFinished), getattr(final, "traceback", final)
     return next(e for e in events if isinstance(e, RunStarted)), [e for e in events if isinstance(e, EpochCompleted)]
 

@@ -14,7 +14,7 @@ from engine.runs.commands import NotRunning, RemoteControl, commands_path, open_
 from engine.runs.records import LineFollower
 from engine.runs.status import read_status, run_status
 from engine.training.control import RunControl
-from engine.training.trainer import Trainer
+from engine.api import Run
 
 
 def test_the_follower_holds_back_a_half_written_line(tmp_path):
@@ -30,7 +30,7 @@ def test_the_follower_holds_back_a_half_written_line(tmp_path):
 
 
 def test_a_command_to_a_run_that_is_not_running_is_one_line(tiny_settings):
-    trainer = Trainer(tiny_settings("training.epochs=1"), set_threads=False)
+    trainer = Run(tiny_settings("training.epochs=1"), set_threads=False)
     trainer.run()
     with pytest.raises(NotRunning, match="is not running \\(completed: trained 1 epoch\\); nothing to stop") as e:
         send_command(trainer.run_dir, "stop")
@@ -45,7 +45,7 @@ def test_the_channel_is_the_owners_only(tmp_path):
 
 def run_in_thread(settings, control=None):
     events: list = []
-    trainer = Trainer(settings, events.append, control or RunControl(), set_threads=False, progress_interval_s=0.0)
+    trainer = Run(settings, events.append, control or RunControl(), set_threads=False, progress_interval_s=0.0)
     trainer.setup()
     thread = threading.Thread(target=trainer.run)
     thread.start()
@@ -93,7 +93,7 @@ def test_a_resumed_run_does_not_replay_the_commands_of_its_last_session(tiny_set
         thread.join(timeout=120)
     last = trainer.run_dir / "checkpoints" / "last.pth"
     assert '"stop"' in commands_path(trainer.run_dir).read_text()
-    again = Trainer(tiny_settings("training.epochs=500", "data.batch_size=2"), [], resume_from=last, set_threads=False)
+    again = Run(tiny_settings("training.epochs=500", "data.batch_size=2"), [], resume_from=last, set_threads=False)
     again.setup()
     assert commands_path(again.run_dir).read_text() == ""  # the earlier stop is not waiting there for this session
     again.close()

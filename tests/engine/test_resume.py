@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-import engine.training.trainer as trainer_module
+import engine.training.batches as batches_module
 from engine.runs.checkpoints import load_checkpoint
 from engine.settings.config import from_dict
 from engine.events import BatchProgressed, EpochCompleted, RunFinished
-from engine.training.trainer import RunControl, Trainer
+from engine.api import Run
+from engine.training.control import RunControl
 
 COMPARED = ("train_loss", "val_loss", "train_acc", "val_acc", "lr")
 TOLERANCE = 1e-6
@@ -65,7 +66,7 @@ class StopWhen:
 def train(settings, *, stop_epoch=None, stop_batch=0, resume_from=None, stop_before_start=False):
     control = RunControl()
     emit = StopWhen(control, stop_epoch, stop_batch)
-    trainer = Trainer(settings, emit, control, resume_from=resume_from, set_threads=False)
+    trainer = Run(settings, emit, control, resume_from=resume_from, set_threads=False)
     trainer.setup()
     if stop_before_start:  # a signal during set-up: the stop lands before the epoch's first batch
         control.stop("test")
@@ -96,7 +97,7 @@ def one_thread():
 @pytest.fixture(autouse=True)
 def every_batch_reports(monkeypatch):
     monkeypatch.setattr(
-        trainer_module, "PROGRESS_INTERVAL_S", 0.0
+        batches_module, "PROGRESS_INTERVAL_S", 0.0
     )  # BatchProgressed after every batch, so a stop lands where asked
 
 
@@ -164,7 +165,7 @@ def test_resumed_optimizer_scheduler_and_rng_match_the_checkpoint(tmp_path):
     settings = make_settings(tmp_path)
     first, _, _ = train(settings, stop_epoch=1)
     saved = load_checkpoint(first.run_dir / "checkpoints" / "last.pth")
-    trainer = Trainer(
+    trainer = Run(
         settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "last.pth", set_threads=False
     )
     trainer.setup()
@@ -188,17 +189,17 @@ def test_resumed_optimizer_scheduler_and_rng_match_the_checkpoint(tmp_path):
 def test_a_new_learning_rate_on_resume_is_the_rate_from_then_on(tiny_settings):
     from engine.runs.checkpoints import CheckpointError
 
-    first = Trainer(tiny_settings("training.epochs=1"), set_threads=False)
+    first = Run(tiny_settings("training.epochs=1"), set_threads=False)
     first.run()
     last = first.run_dir / "checkpoints" / "last.pth"
     events = []
-    Trainer(
+    Run(
         tiny_settings("training.epochs=2", "training.lr=0.005"), events.append, resume_from=last, set_threads=False
     ).run()
     assert [e.lr for e in events if isinstance(e, EpochCompleted)] == [0.005]
-    scheduled = Trainer(tiny_settings("training.epochs=3", "training.scheduler='step'"), set_threads=False)
+    scheduled = Run(tiny_settings("training.epochs=3", "training.scheduler='step'"), set_threads=False)
     scheduled.run()
-    resumed = Trainer(
+    resumed = Run(
         tiny_settings("training.epochs=4", "training.scheduler='step'", "training.lr=0.01"),
         resume_from=scheduled.run_dir / "checkpoints" / "last.pth",
         set_threads=False,

@@ -30,7 +30,8 @@ from engine.events import (
     RunResumed,
 )
 from engine.runs.folder import RunRecorder, is_locked, read_jsonl
-from engine.training.trainer import RunControl, Trainer
+from engine.api import Run
+from engine.training.control import RunControl
 
 VICTIM = "the user's own file: a run must never write here\n"
 FULL = "No space left on device"
@@ -62,7 +63,7 @@ def train(settings, resume_from=None, emit=None, control=None):
         if emit is not None:
             emit(event)
 
-    trainer = Trainer(settings, listen, control, resume_from=resume_from, set_threads=False)
+    trainer = Run(settings, listen, control, resume_from=resume_from, set_threads=False)
     final = trainer.run()
     return trainer, final, events
 
@@ -433,7 +434,7 @@ def test_atomic_save_reports_the_disk_not_torchs_zip_writer(tmp_path, monkeypatc
         ({"scheduler": "onecycle"}, "training.scheduler"),
         ({"scheduler": "step"}, "training.scheduler"),
         ({"precision": "bf16"}, "training.precision"),
-        ({"fused_step": False}, "training.fused_step"),
+        ({"accel": "off"}, "training.accel"),
     ],
 )
 def test_a_resume_with_settings_that_do_not_fit_is_refused_before_any_write(run_copy, tmp_path, change, setting):

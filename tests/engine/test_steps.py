@@ -11,8 +11,11 @@ from torch import nn
 from engine.settings.config import TrainingSettings
 from engine.models.networks import CNN, MLP
 from engine.training.optim import build_optimizer, build_scheduler
-from engine.training.steps import AutogradStep, FusedMLPStep, build_step
-from engine.training.trainer import Trainer
+from engine.training.accel import build_step
+from engine.training.accel.dropout import use_fast_dropout
+from engine.training.accel.fused_mlp import FusedMLPStep
+from engine.training.loop import PlainStep
+from engine.api import Run
 
 CPU = torch.device("cpu")
 
@@ -25,6 +28,7 @@ def one_thread(one_torch_thread):
 def train(fused: bool, model: nn.Module, t: TrainingSettings, batches, scheduler: bool = False):
     """Steps over `batches` from seed 0; the losses, the final parameters and the random state after."""
     model = copy.deepcopy(model)
+    use_fast_dropout(model)  # as accel does for the built-in models: the fused step draws its masks alike
     optimizer = build_optimizer(model, t, CPU)
     sched = build_scheduler(optimizer, t, len(batches)) if scheduler else None
     criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
@@ -41,7 +45,7 @@ def train(fused: bool, model: nn.Module, t: TrainingSettings, batches, scheduler
         label_smoothing=t.label_smoothing,
         fused=fused,
     )
-    assert isinstance(step, FusedMLPStep if fused else AutogradStep)
+    assert isinstance(step, FusedMLPStep if fused else PlainStep)
     model.train()
     torch.manual_seed(0)
     losses, logits = [], []
@@ -88,7 +92,7 @@ def test_fused_step_matches_autograd(case):
     for a, f in zip(auto_params, fused_params):
         torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-6)
     assert torch.equal(fused_rng, auto_rng), (
-        "the fused step must draw its dropout masks like engine.models.layers.Dropout"
+        "the fused step must draw its dropout masks like engine.training.accel.dropout.Dropout"
     )
     assert auto_params[0].sub(model.fc1.weight).abs().max() > 1e-4, "the parameters moved"
 
@@ -159,19 +163,19 @@ def test_autograd_is_used_where_the_fused_step_does_not_apply():
 
     mlp = MLP(16, 3, (8,), 0.3)
     assert kind(mlp) is FusedMLPStep
-    assert kind(mlp, fused=False) is AutogradStep
-    assert kind(mlp, amp_dtype=torch.bfloat16) is AutogradStep
-    assert kind(mlp, forward=lambda x: mlp(x)) is AutogradStep  # compiled
-    assert kind(MLP(16, 3, (8,), 0.999995)) is AutogradStep  # keep rounds to 0: nn.Dropout's path
-    assert kind(CNN((1, 8, 8), 3, (4,))) is AutogradStep
-    assert kind(nn.Sequential(nn.Flatten(), nn.Linear(16, 3))) is AutogradStep
+    assert kind(mlp, fused=False) is PlainStep
+    assert kind(mlp, amp_dtype=torch.bfloat16) is PlainStep
+    assert kind(mlp, forward=lambda x: mlp(x)) is PlainStep  # compiled
+    assert kind(MLP(16, 3, (8,), 0.999995)) is PlainStep  # keep rounds to 0: nn.Dropout's path
+    assert kind(CNN((1, 8, 8), 3, (4,))) is PlainStep
+    assert kind(nn.Sequential(nn.Flatten(), nn.Linear(16, 3))) is PlainStep
 
 
 def test_a_run_says_which_step_it_uses(tiny_settings):
-    for value, expected in (("true", "fused MLP step"), ("false", "autograd")):
+    for value, expected in (("auto", "fused MLP step"), ("off", "autograd")):
         events = []
-        Trainer(
-            tiny_settings("training.epochs=1", f"training.fused_step={value}"), events.append, set_threads=False
+        Run(
+            tiny_settings("training.epochs=1", f"training.accel={value}"), events.append, set_threads=False
         ).run()
         started = events[0]
         assert started.step.startswith(expected)
@@ -208,8 +212,8 @@ def test_fused_step_survives_zero_grad_set_to_none():
 
 
 def test_a_step_s_masks_drawn_at_once_are_the_ones_dropout_draws_layer_by_layer():
-    from engine.models.layers import dropout_mask, keep_probability
-    from engine.training.steps import _BatchBuffers
+    from engine.training.accel.dropout import dropout_mask, keep_probability
+    from engine.training.accel.fused_mlp import _BatchBuffers
 
     keeps = [keep_probability(0.7), None, keep_probability(0.5)]
     shapes = [(5, 7), (5, 4), (5, 3)]  # 35 and 15 elements: not whole words of four lanes

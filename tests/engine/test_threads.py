@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.training.threads import RETIME_FIRST_S, RETIME_MAX_S, ThreadPlan, ThreadTrial
+from engine.training.accel.threads import RETIME_FIRST_S, RETIME_MAX_S, ThreadPlan, ThreadTrial
 
 
 def run_trial(step_ms: dict[int, float]) -> tuple[ThreadTrial, list[int]]:

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.training.trainer as trainer_module
+import engine.training.batches as batches_module
+import engine.training.accel as accel_module
 from engine.runs.checkpoints import CheckpointError, load_checkpoint
 from engine.settings.config import SettingsError, from_dict
 from engine.events import BatchProgressed, CheckpointSaved, EpochCompleted, RunFailed, RunFinished
 from engine.runs.folder import read_jsonl
 from engine.runs.status import run_status
-from engine.training.trainer import RunControl, Trainer
+from engine.api import Run
+from engine.training.control import RunControl
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -41,19 +43,19 @@ def make_settings(tmp_path: Path, training=None, **sections):
 
 def run(settings, resume_from=None, control=None):
     events = []
-    trainer = Trainer(settings, events.append, control, resume_from=resume_from, set_threads=False)
+    trainer = Run(settings, events.append, control, resume_from=resume_from, set_threads=False)
     final = trainer.run()
     return trainer, final, events
 
 
 def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkeypatch):
-    real = Trainer.evaluate
+    real = Run.evaluate
 
     def evaluate(self):
         loss, acc = real(self)
         return (float("nan"), 1.0) if self.state.epoch == 0 else (loss, acc)  # epoch 1: NaN loss, perfect accuracy
 
-    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    monkeypatch.setattr(Run, "evaluate", evaluate)
     trainer, final, events = run(make_settings(tmp_path, {"monitor": "val_acc", "stop_on_nan": False, "epochs": 2}))
     assert isinstance(final, RunFinished)
     epochs = [e for e in events if isinstance(e, EpochCompleted)]
@@ -65,7 +67,7 @@ def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkey
 def test_best_follows_the_monitor(tmp_path, monkeypatch):
     accs = iter([0.5, 0.7, 0.6])
     losses = iter([0.9, 0.95, 0.8])
-    monkeypatch.setattr(Trainer, "evaluate", lambda self: (next(losses), next(accs)))
+    monkeypatch.setattr(Run, "evaluate", lambda self: (next(losses), next(accs)))
     _, _, by_acc = run(make_settings(tmp_path / "a", {"monitor": "val_acc", "epochs": 3}))
     assert [e.is_best for e in by_acc if isinstance(e, EpochCompleted)] == [True, True, False]
     accs, losses = iter([0.5, 0.7, 0.6]), iter([0.9, 0.95, 0.8])
@@ -83,7 +85,7 @@ def test_resume_of_a_completed_run_needs_more_epochs(tmp_path):
     first, final, _ = run(settings)
     last = first.run_dir / "checkpoints" / "last.pth"
     with pytest.raises(SettingsError, match="already trained 2 epochs.*training.epochs"):
-        Trainer(settings, lambda e: None, resume_from=last, set_threads=False).setup()
+        Run(settings, lambda e: None, resume_from=last, set_threads=False).setup()
 
     # raised: epochs keep counting and a one-cycle schedule is laid out for the new length (no 'stepped too many times')
     longer = settings.replace("training.epochs", 4)
@@ -99,7 +101,7 @@ def test_resume_from_best_pth_is_refused_with_a_clear_error(tmp_path):
     settings = make_settings(tmp_path)
     first, _, _ = run(settings)
     with pytest.raises(CheckpointError, match="not a full checkpoint.*last.pth"):
-        Trainer(
+        Run(
             settings, lambda e: None, resume_from=first.run_dir / "checkpoints" / "best.pth", set_threads=False
         ).setup()
 
@@ -120,15 +122,15 @@ def test_the_run_lock_keeps_a_second_trainer_out(tmp_path):
     first, _, _ = run(settings)
     last = first.run_dir / "checkpoints" / "last.pth"
     longer = settings.replace("training.epochs", 3)
-    holder = Trainer(longer, lambda e: None, resume_from=last, set_threads=False)
+    holder = Run(longer, lambda e: None, resume_from=last, set_threads=False)
     holder.setup()
     try:
         assert run_status(first.run_dir).status == "running"
         with pytest.raises(SettingsError, match="another process is training"):
-            Trainer(longer, lambda e: None, resume_from=last, set_threads=False).setup()
+            Run(longer, lambda e: None, resume_from=last, set_threads=False).setup()
     finally:
         holder.close()
-    second = Trainer(longer, lambda e: None, resume_from=last, set_threads=False)
+    second = Run(longer, lambda e: None, resume_from=last, set_threads=False)
     second.setup()  # free again once released
     second.close()
 
@@ -142,7 +144,7 @@ def test_events_end_with_run_finished_or_run_failed(tmp_path, monkeypatch):
     def broken(self):
         raise RuntimeError("boom in the loop")
 
-    monkeypatch.setattr(Trainer, "_train_epoch", broken)
+    monkeypatch.setattr(Run, "_train_epoch", broken)
     trainer, final, _ = run(make_settings(tmp_path / "bad"))
     assert isinstance(final, RunFailed) and "boom in the loop" in final.error
     assert list(read_jsonl(trainer.run_dir / "events.jsonl"))[-1]["type"] == "RunFailed"
@@ -150,14 +152,14 @@ def test_events_end_with_run_finished_or_run_failed(tmp_path, monkeypatch):
 
 
 def test_stop_reports_stopped_and_saves_the_position(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(batches_module, "PROGRESS_INTERVAL_S", 0.0)
     control = RunControl()
 
     def emit(event):
         if type(event).__name__ == "BatchProgressed" and event.batch == 3:
             control.stop("test stop")
 
-    trainer = Trainer(make_settings(tmp_path), emit, control, set_threads=False)
+    trainer = Run(make_settings(tmp_path), emit, control, set_threads=False)
     final = trainer.run()
     assert (final.status, final.reason) == ("stopped", "test stop")
     saved = load_checkpoint(trainer.run_dir / "checkpoints" / "last.pth")
@@ -167,11 +169,11 @@ def test_stop_reports_stopped_and_saves_the_position(tmp_path, monkeypatch):
 
 def test_the_batch_a_run_stops_at_is_reported_and_recorded_between_ticks(tmp_path, monkeypatch):
     """A stop between two throttled ticks still tells watchers (and events.jsonl) the exact batch saved."""
-    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 1e9)  # no tick inside an epoch but its last batch
+    monkeypatch.setattr(batches_module, "PROGRESS_INTERVAL_S", 1e9)  # no tick inside an epoch but its last batch
     events = []
-    trainer = Trainer(make_settings(tmp_path, {"fused_step": False}), events.append, set_threads=False)
+    trainer = Run(make_settings(tmp_path, {"accel": "off"}), events.append, set_threads=False)
     trainer.setup()
-    trainer.recorder.PROGRESS_EVERY_S = 1e9  # the recorder thins every tick after its first away
+    trainer.session.recorder.PROGRESS_EVERY_S = 1e9  # the recorder thins every tick after its first away
     batches, calls = len(trainer.data.train), {"n": 0}
 
     def stop_at_the_fifth_batch_of_epoch_2(module, args, output):
@@ -194,7 +196,7 @@ def test_the_batch_a_run_stops_at_is_reported_and_recorded_between_ticks(tmp_pat
 
 def test_the_hot_loop_syncs_only_at_the_progress_tick(tmp_path, monkeypatch):
     """Host syncs (item/float/int/bool of a tensor) per epoch do not grow with the number of batches."""
-    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 1e9)  # only the epoch's last batch ticks
+    monkeypatch.setattr(batches_module, "PROGRESS_INTERVAL_S", 1e9)  # only the epoch's last batch ticks
     counts = {"n": 0}
     for name in ("item", "__float__", "__int__", "__bool__"):
         real = getattr(torch.Tensor, name)
@@ -209,7 +211,7 @@ def test_the_hot_loop_syncs_only_at_the_progress_tick(tmp_path, monkeypatch):
         settings = make_settings(
             tmp_path / str(batch_size), {"epochs": 1, "optimizer": "sgd"}, data={"batch_size": batch_size}
         )
-        trainer = Trainer(settings, lambda e: None, set_threads=False)
+        trainer = Run(settings, lambda e: None, set_threads=False)
         trainer.setup()
         counts["n"] = 0
         trainer._train_epoch()
@@ -225,7 +227,7 @@ def test_paused_time_is_left_out_of_the_epoch_time_and_rate(tmp_path, monkeypatc
     """A pause in the middle of epoch 1: its seconds and samples/s are those of the training, not of the wait."""
     import threading
 
-    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(batches_module, "PROGRESS_INTERVAL_S", 0.0)
     control = RunControl()
     events = []
 
@@ -235,7 +237,7 @@ def test_paused_time_is_left_out_of_the_epoch_time_and_rate(tmp_path, monkeypatc
             control.pause()
             threading.Timer(1.5, control.resume).start()
 
-    final = Trainer(make_settings(tmp_path), emit, control, set_threads=False).run()
+    final = Run(make_settings(tmp_path), emit, control, set_threads=False).run()
     assert final.status == "completed"
     assert any(type(e).__name__ == "RunPaused" for e in events)
     first, second = [e for e in events if isinstance(e, EpochCompleted)]
@@ -251,7 +253,7 @@ def test_a_resume_keeps_each_epochs_time_in_metrics(tmp_path):
     """
     settings = make_settings(tmp_path, {"epochs": 3})
     control = RunControl()
-    trainer = Trainer(
+    trainer = Run(
         settings,
         lambda e: isinstance(e, EpochCompleted) and e.epoch == 1 and control.stop("test"),
         control,
@@ -280,7 +282,7 @@ def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
     for interval, expected in ((0.0, 8), (1e9, 1)):  # 600 synthetic samples, 480 for training: 8 batches
         events = []
         settings = make_settings(tmp_path / str(interval), {"epochs": 1})
-        Trainer(settings, events.append, set_threads=False, progress_interval_s=interval).run()
+        Run(settings, events.append, set_threads=False, progress_interval_s=interval).run()
         ticks = [e for e in events if isinstance(e, BatchProgressed)]
         assert len(ticks) == expected
         assert (ticks[-1].batch, ticks[-1].batches) == (8, 8)
@@ -288,7 +290,7 @@ def test_a_listener_can_ask_for_fewer_progress_ticks(tmp_path):
 
 def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
     from engine.events import ThreadsChanged
-    from engine.training.threads import ThreadFollower
+    from engine.training.accel.threads import ThreadFollower
 
     class BusyCores:  # CoreWatch's answer when another process took one of two cores
         last_elsewhere = 1.0
@@ -297,7 +299,7 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
             return 1
 
     events = []
-    trainer = Trainer(make_settings(tmp_path, {"epochs": 1}), events.append, set_threads=False, progress_interval_s=0.0)
+    trainer = Run(make_settings(tmp_path, {"epochs": 1}), events.append, set_threads=False, progress_interval_s=0.0)
     trainer.setup()
     assert trainer.thread_plan.follower is None  # set_threads=False, no follow_free_cores: the caller owns the threads
     trainer.thread_plan.threads, trainer.thread_plan.follower = 2, ThreadFollower(BusyCores())
@@ -314,11 +316,11 @@ def test_a_run_resizes_its_threads_when_other_processes_take_cores(tmp_path):
 
 
 def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_does_not(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "thread_choices", lambda requested, *_, **__: (requested or 2,))
+    monkeypatch.setattr(accel_module, "thread_choices", lambda requested, *_, **__: (requested or 2,))
     try:
         watched = {}
         for name, threads in (("auto", 0), ("fixed", 2), ("one", 1)):
-            trainer = Trainer(
+            trainer = Run(
                 make_settings(tmp_path / name, {"epochs": 1}, device={"threads": threads}), lambda e: None
             )
             trainer.setup()
@@ -331,10 +333,10 @@ def test_a_run_on_several_threads_watches_the_cores_and_one_on_a_single_thread_d
 
 
 def test_a_run_times_its_first_steps_on_one_thread_and_on_the_free_cores(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "thread_choices", lambda *_, **__: (1, 2))
+    monkeypatch.setattr(accel_module, "thread_choices", lambda *_, **__: (1, 2))
     events = []
     try:
-        trainer = Trainer(make_settings(tmp_path, {"epochs": 6}), events.append)  # 8 steps an epoch: the trial spans 5
+        trainer = Run(make_settings(tmp_path, {"epochs": 6}), events.append)  # 8 steps an epoch: the trial spans 5
         trainer.run()
     finally:
         torch.set_num_threads(1)
@@ -374,7 +376,7 @@ def run_poisoned(tmp_path: Path, training: dict, stop: bool = False):
     settings = make_settings(tmp_path, {"epochs": 4, **training}, checkpoints={"every": 1, "keep": 10})
     control = RunControl() if stop else None
     poison = PoisonAfter(2, control)
-    trainer = Trainer(settings, poison, control, set_threads=False, progress_interval_s=0.0)
+    trainer = Run(settings, poison, control, set_threads=False, progress_interval_s=0.0)
     trainer.setup()
     poison.trainer = trainer
     return trainer, trainer.run(), poison
@@ -426,7 +428,7 @@ def test_a_diverging_learning_rate_keeps_the_last_finite_weights(tmp_path):
             kept.update(load_checkpoint(Path(event.path)))
 
     settings = make_settings(tmp_path, {"epochs": 15, "optimizer": "sgd", "lr": 10.0, "momentum": 0.99})
-    trainer = Trainer(settings, keep_saved, set_threads=False)
+    trainer = Run(settings, keep_saved, set_threads=False)
     final = trainer.run()
     assert isinstance(final, RunFinished) and final.status == "nan", final  # the loss grows ~1e4 an epoch to inf
     last = load_checkpoint(trainer.run_dir / "checkpoints" / "last.pth")

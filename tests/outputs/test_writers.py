@@ -13,7 +13,8 @@ from engine.events import EPOCH_RECORD_FIELDS, BatchProgressed, EpochCompleted
 from engine.outputs import run_folder_writers
 from engine.outputs.tensorboard import TAGS
 from engine.settings.config import SettingsError
-from engine.training.trainer import RunControl, Trainer
+from engine.api import Run
+from engine.training.control import RunControl
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -57,7 +58,7 @@ class StopAt:
 
 
 def test_a_run_logs_the_five_tags_once_per_epoch_and_metrics_csv_matches_metrics_jsonl(tiny_settings):
-    final = Trainer(tiny_settings("training.epochs=3", "logging.tensorboard=true")).run()
+    final = Run(tiny_settings("training.epochs=3", "logging.tensorboard=true")).run()
     run_dir = Path(final.run_dir)
     found = scalars(run_dir)
     assert set(found) == set(TAGS)
@@ -72,11 +73,11 @@ def test_a_run_logs_the_five_tags_once_per_epoch_and_metrics_csv_matches_metrics
 def test_stopped_mid_epoch_and_resumed_keeps_exactly_one_value_per_epoch(tiny_settings):
     settings = tiny_settings("training.epochs=4", "logging.tensorboard=true", "data.batch_size=256")
     control = RunControl()
-    first = Trainer(settings, StopAt(control, 3, 2), control, progress_interval_s=0).run()
+    first = Run(settings, StopAt(control, 3, 2), control, progress_interval_s=0).run()
     assert first.status == "stopped" and first.epochs_completed == 2
     run_dir = Path(first.run_dir)
     assert [s for s, _ in scalars(run_dir)["Loss/val"]] == [1, 2]
-    final = Trainer(settings, resume_from=run_dir / "checkpoints" / "last.pth").run()
+    final = Run(settings, resume_from=run_dir / "checkpoints" / "last.pth").run()
     assert final.status == "completed" and Path(final.run_dir) == run_dir
     found, rows = scalars(run_dir, purge=False), jsonl_rows(run_dir)
     for tag, name in TAGS.items():
@@ -92,10 +93,10 @@ def test_a_rewound_resume_replaces_the_abandoned_epochs(tiny_settings):
     settings = tiny_settings(
         "training.epochs=4", "logging.tensorboard=true", "checkpoints.every=2", "data.batch_size=256"
     )
-    run_dir = Path(Trainer(settings).run().run_dir)
+    run_dir = Path(Run(settings).run().run_dir)
     before = jsonl_rows(run_dir)
     control = RunControl()
-    rewound = Trainer(
+    rewound = Run(
         settings,
         StopAt(control, 3, 2),
         control,
@@ -106,7 +107,7 @@ def test_a_rewound_resume_replaces_the_abandoned_epochs(tiny_settings):
     assert [s for s, _ in scalars(run_dir)["Loss/train"]] == [1, 2]  # epochs 3-4 of the first run are hidden
     assert len(csv_rows(run_dir)) == 2
     events = []
-    Trainer(settings, events.append, resume_from=run_dir / "checkpoints" / "last.pth").run()
+    Run(settings, events.append, resume_from=run_dir / "checkpoints" / "last.pth").run()
     redone = {e.epoch: e for e in events if isinstance(e, EpochCompleted)}
     assert sorted(redone) == [3, 4]
     found = scalars(run_dir)
@@ -118,7 +119,7 @@ def test_a_rewound_resume_replaces_the_abandoned_epochs(tiny_settings):
 
 
 def test_tensorboard_false_writes_no_event_file_but_metrics_csv(tiny_settings):
-    run_dir = Path(Trainer(tiny_settings("logging.tensorboard=false")).run().run_dir)
+    run_dir = Path(Run(tiny_settings("logging.tensorboard=false")).run().run_dir)
     assert not list(run_dir.glob("events.out.tfevents.*"))
     assert len(csv_rows(run_dir)) == 2
 
@@ -145,7 +146,7 @@ def test_a_missing_extra_asked_for_stops_the_run_before_its_files_are_written(ti
 
     monkeypatch.setattr(outputs, "installed", lambda module: False)
     with pytest.raises(SettingsError, match="trainconsole\\[tensorboard\\]"):
-        Trainer(tiny_settings("logging.tensorboard=true")).run()
+        Run(tiny_settings("logging.tensorboard=true")).run()
     left = [p.name for p in (tmp_path / "runs").rglob("*") if p.is_file()]
     assert not [n for n in left if n.startswith("events.out") or n in ("metrics.csv", "metrics.jsonl", "settings.toml")]
 

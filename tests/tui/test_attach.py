@@ -14,7 +14,7 @@ from engine.runs.commands import is_running
 from engine.runs.folder import read_jsonl
 from engine.runs.status import run_status
 from engine.training.control import RunControl
-from engine.training.trainer import Trainer
+from engine.api import Run
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.widgets.epoch_table import EpochTable
@@ -37,7 +37,7 @@ def check_attached_when_finished(settings, tmp_path: Path, run_dir: Path, check)
 
 def test_a_finished_run_attached_shows_every_epoch_and_how_it_ended(tmp_path):
     settings = tiny_settings(tmp_path, epochs=4)
-    trainer = Trainer(settings, set_threads=False)
+    trainer = Run(settings, set_threads=False)
     trainer.run()
 
     def check(screen) -> None:
@@ -64,7 +64,7 @@ def _lengthened(run_dir: Path, epochs: int) -> None:
 
 def test_a_long_history_attached_holds_every_epoch_and_shows_the_last(tmp_path):
     settings = tiny_settings(tmp_path, epochs=3)
-    trainer = Trainer(settings, set_threads=False)
+    trainer = Run(settings, set_threads=False)
     trainer.run()
     epochs = 1_200
     _lengthened(trainer.run_dir, epochs)
@@ -96,7 +96,7 @@ def test_a_long_history_attached_holds_every_epoch_and_shows_the_last(tmp_path):
 def test_an_attached_console_pauses_resumes_and_stops_a_run_in_another_thread(tmp_path):
     settings = tiny_settings(tmp_path, epochs=400).replace("data.batch_size", 2)
     events: list = []
-    trainer = Trainer(settings, events.append, RunControl(), set_threads=False)
+    trainer = Run(settings, events.append, RunControl(), set_threads=False)
     trainer.setup()
     thread = threading.Thread(target=trainer.run)
     thread.start()
@@ -130,7 +130,7 @@ def test_an_attached_console_pauses_resumes_and_stops_a_run_in_another_thread(tm
 
 def test_leaving_an_attached_console_leaves_the_run_training(tmp_path):
     settings = tiny_settings(tmp_path, epochs=400).replace("data.batch_size", 2)
-    trainer = Trainer(settings, [], RunControl(), set_threads=False)
+    trainer = Run(settings, [], RunControl(), set_threads=False)
     trainer.setup()
     thread = threading.Thread(target=trainer.run)
     thread.start()
@@ -153,7 +153,7 @@ def test_leaving_an_attached_console_leaves_the_run_training(tmp_path):
 
 def test_a_distributed_run_attached_shows_its_processes(tmp_path):
     settings = tiny_settings(tmp_path, epochs=2)
-    trainer = Trainer(settings, set_threads=False)
+    trainer = Run(settings, set_threads=False)
     trainer.run()
     events = [json.loads(line) for line in (trainer.run_dir / "events.jsonl").read_text().splitlines()]
     for e in events:  # as rank 0 of a 2-process run records it

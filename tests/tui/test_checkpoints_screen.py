@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Static
 
-from engine.training.trainer import Trainer
+from engine.api import Run
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.screens.checkpoints import CheckpointsScreen
@@ -17,7 +17,7 @@ from tui.widgets.metric_chart import MetricChart
 
 def _train(settings, runs: int = 1) -> None:
     for _ in range(runs):
-        Trainer(settings, lambda event: None).run()
+        Run(settings, lambda event: None).run()
 
 
 @pytest.fixture(scope="module")

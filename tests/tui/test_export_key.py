@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from engine.training.trainer import Trainer
+from engine.api import Run
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 
 
 def test_x_exports_the_selected_run_and_refuses_a_symlink(tmp_path):
     settings = tiny_settings(tmp_path, epochs=1)
-    Trainer(settings, lambda event: None).run()
+    Run(settings, lambda event: None).run()
     (run_dir,) = (tmp_path / "runs").iterdir()
 
     async def scenario():

@@ -1,4 +1,9 @@
-"""Layers of the built-in models that are faster than their torch.nn counterparts on the CPU."""
+"""Dropout with a cheaper mask on the CPU, swapped into the built-in models when `training.accel = "auto"`.
+
+The models are built with `nn.Dropout` (engine.models.networks); `use_fast_dropout` changes the class of
+their dropout modules in place: no parameters or buffers differ, so state_dicts and checkpoints are those of
+`nn.Dropout`. The masks have the same expectation as `nn.Dropout`'s, from other random draws.
+"""
 
 from __future__ import annotations
 
@@ -58,3 +63,13 @@ class Dropout(nn.Dropout):
         if not self.training or x.device.type != "cpu" or self.inplace or keep in (0.0, 1.0):
             return super().forward(x)
         return x * dropout_mask(x.shape, keep).to(x.dtype)
+
+
+def use_fast_dropout(model: nn.Module) -> int:
+    """Every plain `nn.Dropout` of `model` becomes a `Dropout` (same state); the number changed."""
+    changed = 0
+    for module in model.modules():
+        if type(module) is nn.Dropout:
+            module.__class__ = Dropout
+            changed += 1
+    return changed
