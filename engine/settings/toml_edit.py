@@ -94,19 +94,19 @@ def _add(table: Table | InlineTable, name: str, item: Item) -> None:
 
     Plain `table[name] = item` appends after those, so the new line would sit under
     a comment about the next section. tomlkit has no public insert, hence the
-    guarded private call; without it the key is appended, still valid TOML.
+    guarded private call (`_insert_at`; tomlkit 0.15 has no `_insert_after`, used
+    before); without it the key is appended, still valid TOML (a test says so).
     """
-    container = table.value
-    last_key = None
+    container, last = table.value, None
     if isinstance(table, Table) and not table.is_super_table():
-        last_key = next(
-            (k for k, it in reversed(container.body) if k is not None and not isinstance(it, (Table, AoT))), None
-        )
-    if last_key is None or not hasattr(container, "_insert_after"):
+        body = container.body
+        keys = [i for i, (k, it) in enumerate(body) if k is not None and not isinstance(it, (Table, AoT))]
+        last = keys[-1] if keys and keys[-1] + 1 < len(body) else None  # a key already last: a plain append
+    if last is None or not hasattr(container, "_insert_at"):
         table[name] = item
         return
-    item.trivia.indent = container.item(last_key).trivia.indent
-    container._insert_after(last_key, name, item)
+    item.trivia.indent = container.body[last][1].trivia.indent
+    container._insert_at(last + 1, name, item)
 
 
 def _item(value: Any) -> Item:
