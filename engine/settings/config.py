@@ -226,10 +226,6 @@ class TrainingSettings:
         choices=ACCELS,
     )
 
-    @property
-    def fused_step(self) -> bool:  # the old name, read by engine/training until it reads accel (issue 22)
-        return self.accel == "auto"
-
 
 @dataclass
 class DiagnosticsSettings:
