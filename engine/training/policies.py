@@ -57,7 +57,7 @@ class Improvement:
     @classmethod
     def from_settings(cls, t: TrainingSettings) -> Improvement:
         mode = "min" if t.monitor.endswith("loss") else "max"
-        return cls(t.monitor, mode, getattr(t, "min_delta", 0.0), t.patience)
+        return cls(t.monitor, mode, t.min_delta, t.patience)
 
     def improves(self, value: float, best: float | None) -> bool:
         if not math.isfinite(value):
