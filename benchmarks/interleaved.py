@@ -59,6 +59,14 @@ tui.app.main(config)
 """
 
 
+# On the path after the tree: the .venv's editable install finds a module missing from the tree in this
+# repository's working tree (a commit that lacks a file would run ours); its finder is taken off.
+ISOLATE = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+"""
+
+
 def sh(*cmd, cwd=REPO, env=None) -> str:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     if done.returncode:
@@ -66,10 +74,14 @@ def sh(*cmd, cwd=REPO, env=None) -> str:
     return done.stdout
 
 
-def environment(tree: Path) -> dict:
-    """This process's environment with the tree first on the path and no OpenMP settings (each mode sets its own)."""
+def environment(tree: Path, work: Path) -> dict:
+    """This process's environment with the tree first on the path, then ISOLATE, and no OpenMP settings."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
-    return {**env, "PYTHONPATH": os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])}
+    isolate = work / "isolate"
+    if not isolate.exists():
+        isolate.mkdir()
+        (isolate / "sitecustomize.py").write_text(ISOLATE)
+    return {**env, "PYTHONPATH": os.pathsep.join([str(tree), str(isolate), *filter(None, [env.get("PYTHONPATH")])])}
 
 
 def checkout(rev: str, tree: Path, work: Path) -> tuple[Path, str]:
@@ -79,10 +91,12 @@ def checkout(rev: str, tree: Path, work: Path) -> tuple[Path, str]:
     else:
         commit = sh("git", "rev-parse", "--verify", rev + "^{commit}").strip()
         sh("git", "worktree", "add", "--detach", str(tree), commit)
-        label = sh("git", "log", "-1", "--format=%h %s", commit).strip()[:72]
-    imports = "import engine, tui.app; print(engine.__file__); print(tui.__file__)"
-    found = sh(PYTHON, "-c", imports, cwd=work, env=environment(tree))  # not cwd=REPO: -c puts the cwd first
-    for module in found.split():
+        label = sh("git", "log", "-1", "--format=%h %s", commit).strip()[:72].rstrip()
+    imports = "import sys, engine, tui.app; print(engine.__file__, tui.__file__, sys.meta_path, sep='\\n')"
+    found = sh(PYTHON, "-c", imports, cwd=work, env=environment(tree, work))  # not cwd=REPO: -c puts the cwd first
+    if "__editable__" in found:
+        raise RuntimeError(f"{rev}: the editable install's finder is still on (sitecustomize not run?)")
+    for module in found.splitlines()[:2]:
         if not Path(module).resolve().is_relative_to(tree.resolve()):
             raise RuntimeError(f"{rev}: {module} is imported, not the one in {tree}")
     return tree, label
@@ -107,7 +121,7 @@ def measure(mode: str, tree: Path, args, work: Path, n: int) -> tuple[float, int
         f'[run]\nname = "bench"\nruns_dir = "{runs}"\nseed = 0\n[device]\ndevice = "cpu"\n'
         f'[data]\ndataset = "{args.dataset}"\n{data}[training]\nepochs = {args.epochs}\n'
     )
-    env = environment(tree)
+    env = environment(tree, work)
     if mode == "headless":
         out = sh(PYTHON, "-m", "engine", "run", "-c", str(config), "--json", cwd=work, env=env)
         return rate([json.loads(line) for line in out.splitlines() if line.startswith("{")])
