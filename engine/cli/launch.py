@@ -16,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 def worker_args(args, resume_from: Path | None) -> list[str]:
@@ -66,4 +66,4 @@ def launch(processes: int, run_args: list[str]) -> int:
         return EXIT_FAILED if killed else min(codes - {EXIT_INTERRUPTED}, default=EXIT_FAILED)
     except SignalException:  # the workers had the signal too, and ended as a stopped run does
         return EXIT_INTERRUPTED
-    return 0
+    return EXIT_OK

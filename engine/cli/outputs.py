@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from engine.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.io.text import printable
 
 COMMANDS = ("plot", "view", "lr-find", "export-script")
@@ -67,11 +68,11 @@ def run(
             raise SettingsError(f"{args.path}: no such file or folder")
         if console is None:
             print("trainconsole: view opens the console: run it as `trainconsole view PATH`", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         return console(args)
     except SettingsError as e:
         print(f"trainconsole: error: {printable(e)}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -96,7 +97,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise SettingsError(f"--out {out}: the picture is a PNG; name it FILE.png")
     write_png(lambda: save_curves(runs, out), out)
     print(printable(out))
-    return 0
+    return EXIT_OK
 
 
 def cmd_export_script(args: argparse.Namespace) -> int:
@@ -123,7 +124,7 @@ def cmd_export_script(args: argparse.Namespace) -> int:
     except OSError as e:
         raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
     print(printable(out))
-    return 0
+    return EXIT_OK
 
 
 def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> int:
@@ -135,8 +136,7 @@ def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> i
     from engine.settings.user_code import set_code_folder
     from engine.io.text import json_text
 
-    # as `run` reads them (engine.cli imports this module, so not through its helper): a file named with -c must
-    # exist, ./settings.toml may be absent (the built-in defaults)
+    # as `run` reads them: a file named with -c must exist, ./settings.toml may be absent (the built-in defaults)
     path = args.config_run or args.config or "settings.toml"
     if (args.config_run or args.config) and not Path(path).is_file():
         raise SettingsError(f"{path}: no such settings file")
@@ -155,13 +155,13 @@ def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> i
         result = find_lr(settings, on_point=None if args.json else _progress(settings.lr_find.steps))
     except KeyboardInterrupt:
         print("\ntrainconsole: lr-find interrupted; nothing was changed", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     command = lr_command(args, result.suggestion)
     if png is not None:
         _save_png(result, png)
     if args.json:
         print(json_text(json.dumps({**result.to_dict(), "command": command})))
-        return 0
+        return EXIT_OK
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
     print(chart(result, width) if chart is not None else _table(result))
     print(describe(result, settings))
@@ -169,7 +169,7 @@ def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> i
         print(command)
     if png is not None:
         print(printable(png))
-    return 0
+    return EXIT_OK
 
 
 def _progress(steps: int) -> Callable | None:

@@ -40,6 +40,15 @@ def epoch_line(e: EpochCompleted) -> str:
     return line
 
 
+def threads_line(e: ThreadsChanged) -> str:
+    """A change of a CPU run's threads, and why."""
+    why = e.reason or (
+        f"other processes took {e.busy_elsewhere:.1f} cores" if e.threads < e.previous else "cores free again"
+    )
+    change = f"{e.previous} -> {e.threads}" if e.previous != e.threads else e.threads
+    return f"Threads    : {change} in epoch {e.epoch} ({printable(why)})"
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds + 0.5))
     return (
@@ -103,60 +112,61 @@ class EpochPrinter:
     def _show(self, event: Event) -> None:
         if isinstance(event, BatchProgressed):
             if self.live:
-                bar_width = 20
-                done = int(bar_width * event.batch / max(event.batches, 1))
-                self.out.write_control("\r\x1b[K")
-                self.out.write(
-                    f"  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] "
-                    f"{event.batch}/{event.batches}"
-                    f"  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  ETA {_duration(event.eta_s)}"
-                )
-                self.out.flush()
-                self._progress_shown = True
+                self._show_progress(event)
             return
         self._clear()
         if isinstance(event, RunStarted):
-            resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
-            print(f"Run folder : {printable(event.run_dir)}{resumed}", file=self.out)
-            print(
-                f"Device     : {printable(event.device)} ({printable(event.device_name)}), {event.precision}, "
-                f"{event.threads} CPU thread{'s' * (event.threads != 1)}"
-                + (f" per process, {event.processes} processes (DDP)" if event.processes > 1 else ""),
-                file=self.out,
-            )
-            model = printable(event.settings["model"]["name"])
-            print(f"Model      : {model}, {event.parameters:,} parameters", file=self.out)
-            print(f"Data       : {printable(event.data_path)}", file=self.out)
-            print(f"Step       : {printable(event.step)}", file=self.out)
-            if event.note:
-                print(f"Note       : {printable(event.note)}", file=self.out)
+            self._show_start(event)
         elif isinstance(event, EpochCompleted):
             print(epoch_line(event), file=self.out)
         elif isinstance(event, ThreadsChanged):
-            why = event.reason or (
-                f"other processes took {event.busy_elsewhere:.1f} cores"
-                if event.threads < event.previous
-                else "cores free again"
-            )
-            change = f"{event.previous} -> {event.threads}" if event.previous != event.threads else event.threads
-            print(f"Threads    : {change} in epoch {event.epoch} ({printable(why)})", file=self.out)
+            print(threads_line(event), file=self.out)
         elif isinstance(event, RunFinished):
-            best = (
-                f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
-            )
-            word = {
-                "completed": "Run completed",
-                "early_stopped": "Early stop",
-                "stopped": "Run stopped",
-                "nan": "Run stopped on NaN",
-            }.get(event.status, event.status)
-            print(
-                f"{printable(word)}: {printable(event.reason)}; {event.epochs_completed} epoch(s) in all, "
-                f"{_duration(event.seconds)} this session{best}",
-                file=self.out,
-            )
-            print(f"Run folder : {printable(event.run_dir)}", file=self.out)
+            self._show_end(event)
         self.out.flush()
+
+    def _show_progress(self, event: BatchProgressed) -> None:
+        bar_width = 20
+        done = int(bar_width * event.batch / max(event.batches, 1))
+        self.out.write_control("\r\x1b[K")
+        self.out.write(
+            f"  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] "
+            f"{event.batch}/{event.batches}"
+            f"  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  ETA {_duration(event.eta_s)}"
+        )
+        self.out.flush()
+        self._progress_shown = True
+
+    def _show_start(self, event: RunStarted) -> None:
+        resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
+        print(f"Run folder : {printable(event.run_dir)}{resumed}", file=self.out)
+        print(
+            f"Device     : {printable(event.device)} ({printable(event.device_name)}), {event.precision}, "
+            f"{event.threads} CPU thread{'s' * (event.threads != 1)}"
+            + (f" per process, {event.processes} processes (DDP)" if event.processes > 1 else ""),
+            file=self.out,
+        )
+        model = printable(event.settings["model"]["name"])
+        print(f"Model      : {model}, {event.parameters:,} parameters", file=self.out)
+        print(f"Data       : {printable(event.data_path)}", file=self.out)
+        print(f"Step       : {printable(event.step)}", file=self.out)
+        if event.note:
+            print(f"Note       : {printable(event.note)}", file=self.out)
+
+    def _show_end(self, event: RunFinished) -> None:
+        best = f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""
+        word = {
+            "completed": "Run completed",
+            "early_stopped": "Early stop",
+            "stopped": "Run stopped",
+            "nan": "Run stopped on NaN",
+        }.get(event.status, event.status)
+        print(
+            f"{printable(word)}: {printable(event.reason)}; {event.epochs_completed} epoch(s) in all, "
+            f"{_duration(event.seconds)} this session{best}",
+            file=self.out,
+        )
+        print(f"Run folder : {printable(event.run_dir)}", file=self.out)
 
     def close(self) -> None:
         if self.out is None:

@@ -3,6 +3,7 @@
     trainconsole run --detach [--json] ...   start in its own session; print the run's name, folder and pid
     trainconsole stop|pause|resume [RUN]     send the command; wait for the run to acknowledge it
     trainconsole wait RUN                    block until the run ends; exit with its code (0, 1, 130)
+    trainconsole attach [RUN]                open the console on the run (tui.cli opens it)
 
 RUN is a run folder or the name of one in runs_dir; without it, the newest running run.
 """
@@ -14,14 +15,32 @@ import sys
 import time
 from pathlib import Path
 
+from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.events import RunFailed, RunFinished
 from engine.runs.folder import RunFolderError
 from engine.runs.records import read_events
 from engine.io.text import printable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ACK_TIMEOUT_S = 30.0
 SETTINGS_ERRORS = ("SettingsError", "DataError", "CheckpointError", "RunFolderError", "UntrustedCode")
+
+
+def add_parsers(subparsers) -> None:
+    """attach, stop, pause, resume and wait: each names a run, or takes the newest running one."""
+    at = subparsers.add_parser("attach", help="open the console on a run in progress (default: the newest running run)")
+    at.add_argument("run", nargs="?", default=None, help="a run folder, or a run's name in runs_dir")
+    at.add_argument("--runs-dir", default=None, help="default: run.runs_dir of the settings")
+    for name, what in (
+        ("stop", "stop a run at the next batch boundary, last.pth saved"),
+        ("pause", "pause a run"),
+        ("resume", "resume a paused run"),
+        ("wait", "wait until a run ends; exit with its code"),
+    ):
+        cmd = subparsers.add_parser(name, help=what)
+        cmd.add_argument(
+            "run", nargs="?", default=None, help="a run folder or a run's name (default: the newest running)"
+        )
+        cmd.add_argument("--runs-dir", default=None, help="default: run.runs_dir of the settings")
 
 
 def detached_args(args, resume_from: Path | None = None) -> list[str]:
