@@ -19,6 +19,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -114,21 +115,9 @@ def _label_key(v: str):
 def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = None) -> Table:
     """The table `data.path` holds; `categories`: a checkpoint's one-hot columns, encoded the same way again."""
     where = f"data.path = '{settings.path}'"
-    path = Path(settings.path)
-    if not path.is_file():
-        raise CsvError(f"{where}: no such CSV file")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise CsvError(f"{where}: cannot read: {e.strerror or e}") from None
-    text, encoding_note = _decode(raw, settings.csv_encoding, where)
+    text, encoding_note = _decode(_read_file(settings.path, where), settings.csv_encoding, where)
     sep = SEPARATORS[settings.csv_separator] if settings.csv_separator != "auto" else _sniff_separator(text)
-    try:
-        rows = _rows(text, sep)
-    except csv.Error as e:
-        raise CsvError(f"{where}: cannot read: {e}") from None
-    if len(rows) < 3:
-        raise CsvError(f"{where}: needs a header row and at least two data rows")
+    rows = _data_rows(text, sep, where)
     notes = [encoding_note] if encoding_note else []
     if settings.csv_separator == "auto" and sep != ",":
         notes.append(f"separator {'tab' if sep == chr(9) else repr(sep)} detected")
@@ -139,16 +128,46 @@ def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = N
     if drop:
         notes.append("dropped the first column: it has no name (a row index, as pandas writes one)")
     names = [h or f"column {j + 1}" for j, h in enumerate(header)]
-    for line, r in body:
-        if len(r) != len(header):
-            raise CsvError(f"{where}: line {line} has {len(r)} fields, the header has {len(header)}")
+    _check_widths(body, len(header), where)
     decimal_comma = settings.csv_decimal == "," or (settings.csv_decimal == "auto" and sep != ",")
     features = [j for j in range(len(header)) if j != li and j not in drop]
     columns = {j: [_number(r[j], decimal_comma) for _, r in body] for j in features}
-    known = categories or {}
+    text_columns = _text_columns(settings, where, names, body, columns, categories or {})
+    return _table(settings, where, names, body, li, features, columns, text_columns, notes)
+
+
+def _read_file(path: str, where: str) -> bytes:
+    """The CSV file's bytes; CsvError when it is no file or cannot be read."""
+    if not Path(path).is_file():
+        raise CsvError(f"{where}: no such CSV file")
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise CsvError(f"{where}: cannot read: {e.strerror or e}") from None
+
+
+def _data_rows(text: str, sep: str, where: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows: a header and at least two data rows, else CsvError."""
+    try:
+        rows = _rows(text, sep)
+    except csv.Error as e:
+        raise CsvError(f"{where}: cannot read: {e}") from None
+    if len(rows) < 3:
+        raise CsvError(f"{where}: needs a header row and at least two data rows")
+    return rows
+
+
+def _check_widths(body: list[tuple[int, list[str]]], width: int, where: str) -> None:
+    for line, r in body:
+        if len(r) != width:
+            raise CsvError(f"{where}: line {line} has {len(r)} fields, the header has {width}")
+
+
+def _text_columns(settings, where, names, body, columns, known: dict[str, list[str]]) -> dict[int, list[str]]:
+    """The categories of each feature column read as text (`known`: a checkpoint's); CsvError when text is refused."""
     text_columns = {}
-    for j in features:
-        first_text = next((i for i, v in enumerate(columns[j]) if v is None), None)
+    for j, values in columns.items():
+        first_text = next((i for i, v in enumerate(values) if v is None), None)
         if names[j] in known or (first_text is not None and settings.csv_text == "onehot"):
             text_columns[j] = known.get(names[j]) or sorted({r[j].strip() for _, r in body if _is_present(r[j])})
         elif first_text is not None:
@@ -157,7 +176,7 @@ def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = N
                 f"{where}: line {line}, column '{names[j]}': {r[j]!r} is not a number "
                 "(set data.csv_text = 'onehot' to encode text columns)"
             )
-    return _table(settings, where, names, body, li, features, columns, text_columns, notes)
+    return text_columns
 
 
 def _is_present(cell: str) -> bool:
@@ -180,21 +199,9 @@ def _label_index(header: list[str], label: str, path: str, sep: str) -> int:
 
 
 def _table(settings, where, names, body, li, features, columns, text_columns, notes) -> Table:
-    missing_rows = set()
-    for j in features:
-        if j in text_columns:
-            missing_rows.update(i for i, (_, r) in enumerate(body) if not _is_present(r[j]))
-        else:
-            missing_rows.update(i for i, v in enumerate(columns[j]) if v is not None and math.isnan(v))
-    missing_rows.update(i for i, (_, r) in enumerate(body) if not _is_present(r[li]))
+    missing_rows = _missing_rows(body, li, features, columns, text_columns)
     if missing_rows and settings.csv_missing == "error":
-        i = min(missing_rows)
-        line, r = body[i]
-        j = next(j for j in [li, *features] if not _is_present(r[j]) or j in columns and _nan(columns[j][i]))
-        raise CsvError(
-            f"{where}: line {line}, column '{names[j]}': {r[j]!r} is missing or not a finite number; "
-            "set data.csv_missing = 'drop' (skip such rows) or 'mean' (fill with the training mean)"
-        )
+        _refuse_missing(where, names, body, min(missing_rows), [li, *features], columns)
     label_missing = {i for i, (_, r) in enumerate(body) if not _is_present(r[li])}
     dropped = missing_rows if settings.csv_missing == "drop" else label_missing
     keep = [i for i in range(len(body)) if i not in dropped]
@@ -209,17 +216,8 @@ def _table(settings, where, names, body, li, features, columns, text_columns, no
     blocks, feature_names = [], []
     for j in features:
         if j in text_columns:
-            cats = text_columns[j]
-            position = {c: k for k, c in enumerate(cats)}
-            block = torch.zeros(len(keep), len(cats))
-            for row, i in enumerate(keep):
-                cell = body[i][1][j].strip()
-                if not _is_present(cell):
-                    block[row] = math.nan
-                elif cell in position:
-                    block[row, position[cell]] = 1.0
-            blocks.append(block)
-            feature_names += [f"{names[j]}={c}" for c in cats]
+            blocks.append(_one_hot(body, keep, j, text_columns[j]))
+            feature_names += [f"{names[j]}={c}" for c in text_columns[j]]
         else:
             blocks.append(torch.tensor([columns[j][i] for i in keep], dtype=torch.float32).unsqueeze(1))
             feature_names.append(names[j])
@@ -229,6 +227,41 @@ def _table(settings, where, names, body, li, features, columns, text_columns, no
     if cats:
         notes.append(f"text columns one-hot encoded: {', '.join(f'{k} ({len(v)})' for k, v in cats.items())}")
     return Table(x, y, labels, feature_names, bool(torch.isnan(x).any()), cats, notes)
+
+
+def _missing_rows(body, li, features, columns, text_columns) -> set[int]:
+    """The rows with a missing cell: an empty label, an empty text cell, a number cell missing or not finite."""
+    missing_rows = set()
+    for j in features:
+        if j in text_columns:
+            missing_rows.update(i for i, (_, r) in enumerate(body) if not _is_present(r[j]))
+        else:
+            missing_rows.update(i for i, v in enumerate(columns[j]) if v is not None and math.isnan(v))
+    missing_rows.update(i for i, (_, r) in enumerate(body) if not _is_present(r[li]))
+    return missing_rows
+
+
+def _refuse_missing(where, names, body, i: int, columns_in_order: list[int], columns) -> NoReturn:
+    """CsvError naming row i's first missing cell, and the settings that accept it."""
+    line, r = body[i]
+    j = next(j for j in columns_in_order if not _is_present(r[j]) or j in columns and _nan(columns[j][i]))
+    raise CsvError(
+        f"{where}: line {line}, column '{names[j]}': {r[j]!r} is missing or not a finite number; "
+        "set data.csv_missing = 'drop' (skip such rows) or 'mean' (fill with the training mean)"
+    )
+
+
+def _one_hot(body, keep: list[int], j: int, cats: list[str]) -> torch.Tensor:
+    """Column j of the kept rows as one 0/1 column per category; a missing cell is a row of NaN, an unknown one 0s."""
+    position = {c: k for k, c in enumerate(cats)}
+    block = torch.zeros(len(keep), len(cats))
+    for row, i in enumerate(keep):
+        cell = body[i][1][j].strip()
+        if not _is_present(cell):
+            block[row] = math.nan
+        elif cell in position:
+            block[row, position[cell]] = 1.0
+    return block
 
 
 def _nan(v: float | None) -> bool:
