@@ -267,72 +267,14 @@ def build_data(
     src: Source = load_source(settings, seed, fitted)
     augment = settings.augment if augment is None else augment
     generator = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed() % 2**63)
-
-    if settings.val_fraction > 0:
-        train_idx, val_idx = _split_indices(src.train_size, settings.val_fraction, seed)
-        split_note = f"{len(val_idx)} held out of the training split (val_fraction {settings.val_fraction})"
-    else:
-        if not src.has_test:
-            raise DataError(
-                f"data.val_fraction = 0.0: dataset '{settings.dataset}' has no test split; set a fraction such as 0.2"
-            )
-        train_idx = val_idx = None
-        split_note = "the dataset's test split"
+    train_idx, val_idx, split_note = _validation_split(src, settings, seed)
     prep = _preprocessing(src, train_idx, settings, seed, fitted)
-
-    want = settings.in_memory
-    nbytes = src.memory_bytes()
-    # "true" also decodes a per-sample dataset once; "auto" only takes sources that are tensors already and fit
-    in_memory = want == "true" or (
-        want == "auto" and src.can_be_tensors and nbytes is not None and _fits(nbytes, device)
-    )
-    aug = {"pad": src.shift_pad, "flip": src.flips} if augment and src.is_image else None
-
-    if in_memory:
-        tx, ty, vx, vy = src.tensors(train_idx, val_idx)
-        counts = LabelCounts.of(ty, vy, src.num_classes)
-        tx, tm, ts = _to_device_split(tx, prep, device)
-        vx, vm, vs = _to_device_split(vx, prep, device)
-        train = TensorBatches(
-            tx,
-            ty.to(device),
-            settings.batch_size,
-            shuffle=True,
-            generator=generator,
-            mean=tm,
-            std=ts,
-            augment=aug,
-            shard=shard,
-        )
-        val = TensorBatches(vx, vy.to(device), settings.eval_batch_size, shuffle=False, mean=vm, std=vs, shard=shard)
-        how = f"in-memory tensors on {device.type} ({'uint8, normalised per batch' if tm is not None else 'float32'})"
-        if aug:
-            how += ", batched augmentation on the device"
+    split = (train_idx, val_idx)
+    if _in_memory(src, settings, device):
+        aug = {"pad": src.shift_pad, "flip": src.flips} if augment and src.is_image else None
+        train, val, counts, how = _tensor_batches(src, settings, split, prep, device, generator, aug, shard)
     else:
-        counts = LabelCounts.of(src.labels(train_idx), src.labels(val_idx), src.num_classes)
-        train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment, prep=prep)
-        pin = device.type == "cuda"
-        train = LoaderBatches(
-            train_ds,
-            settings.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=settings.num_workers,
-            pin_memory=pin,
-            shard=shard,
-        )
-        val = LoaderBatches(
-            val_ds,
-            settings.eval_batch_size,
-            shuffle=False,
-            generator=None,
-            num_workers=settings.num_workers,
-            pin_memory=pin,
-            shard=shard,
-        )
-        how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
-        if augment and src.is_image:
-            how += ", per-sample augmentation"
+        train, val, counts, how = _loader_batches(src, settings, split, prep, device, generator, augment, shard)
     if shard[1] > 1:
         how += f"; sharded across {shard[1]} processes (batch_size {settings.batch_size} per process)"
     notes = "".join(f"; {note}" for note in src.notes)
@@ -344,6 +286,84 @@ def build_data(
     return DataBundle(
         train, val, tuple(src.in_shape), src.num_classes, src.class_names, description, generator, prep, counts
     )
+
+
+def _validation_split(src: Source, settings: DataSettings, seed: int):
+    """(train indices, val indices, what validates): a seeded share of the training split, else the test split."""
+    if settings.val_fraction > 0:
+        train_idx, val_idx = _split_indices(src.train_size, settings.val_fraction, seed)
+        return (
+            train_idx,
+            val_idx,
+            f"{len(val_idx)} held out of the training split (val_fraction {settings.val_fraction})",
+        )
+    if not src.has_test:
+        raise DataError(
+            f"data.val_fraction = 0.0: dataset '{settings.dataset}' has no test split; set a fraction such as 0.2"
+        )
+    return None, None, "the dataset's test split"
+
+
+def _in_memory(src: Source, settings: DataSettings, device: torch.device) -> bool:
+    """Whether the splits are held as tensors on `device` (`data.in_memory`)."""
+    want = settings.in_memory
+    nbytes = src.memory_bytes()
+    # "true" also decodes a per-sample dataset once; "auto" only takes sources that are tensors already and fit
+    return want == "true" or (want == "auto" and src.can_be_tensors and nbytes is not None and _fits(nbytes, device))
+
+
+def _tensor_batches(src: Source, settings: DataSettings, split, prep, device, generator, aug, shard):
+    """(train, val, label counts, how they are batched) held as tensors on the device."""
+    tx, ty, vx, vy = src.tensors(*split)
+    counts = LabelCounts.of(ty, vy, src.num_classes)
+    tx, tm, ts = _to_device_split(tx, prep, device)
+    vx, vm, vs = _to_device_split(vx, prep, device)
+    train = TensorBatches(
+        tx,
+        ty.to(device),
+        settings.batch_size,
+        shuffle=True,
+        generator=generator,
+        mean=tm,
+        std=ts,
+        augment=aug,
+        shard=shard,
+    )
+    val = TensorBatches(vx, vy.to(device), settings.eval_batch_size, shuffle=False, mean=vm, std=vs, shard=shard)
+    how = f"in-memory tensors on {device.type} ({'uint8, normalised per batch' if tm is not None else 'float32'})"
+    if aug:
+        how += ", batched augmentation on the device"
+    return train, val, counts, how
+
+
+def _loader_batches(src: Source, settings: DataSettings, split, prep, device, generator, augment, shard):
+    """(train, val, label counts, how they are batched) through DataLoaders over per-sample datasets."""
+    train_idx, val_idx = split
+    counts = LabelCounts.of(src.labels(train_idx), src.labels(val_idx), src.num_classes)
+    train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment, prep=prep)
+    pin = device.type == "cuda"
+    train = LoaderBatches(
+        train_ds,
+        settings.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=settings.num_workers,
+        pin_memory=pin,
+        shard=shard,
+    )
+    val = LoaderBatches(
+        val_ds,
+        settings.eval_batch_size,
+        shuffle=False,
+        generator=None,
+        num_workers=settings.num_workers,
+        pin_memory=pin,
+        shard=shard,
+    )
+    how = f"DataLoader ({settings.num_workers} workers{', pinned memory' if pin else ''})"
+    if augment and src.is_image:
+        how += ", per-sample augmentation"
+    return train, val, counts, how
 
 
 __all__ = ["DataBundle", "DataError", "LabelCounts", "LoaderBatches", "TensorBatches", "build_data", "random_shift"]
