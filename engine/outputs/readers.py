@@ -197,24 +197,41 @@ def find_sources(path: str | Path) -> list[Source]:
     if not path.exists():
         raise SettingsError(f"{path}: no such file or folder")
     if not path.is_dir():
-        if path.name.startswith("events.out.tfevents"):
-            return [read_tensorboard(path.parent)]
-        if path.suffix == ".csv":
-            return [read_lightning_csv(path)]
-        raise SettingsError(f"{path}: not a metrics.csv or an event file (events.out.tfevents.*)")
+        return [_file_source(path)]
     sources = []
     for folder in sorted([path, *(p for p in path.rglob("*") if p.is_dir())]):
         if any(part in SKIP_FOLDERS for part in folder.relative_to(path).parts):
             continue
-        if is_run_folder(folder):
-            sources.append(read_run(folder))
-        elif any(folder.glob("events.out.tfevents.*")):
-            sources.append(read_tensorboard(folder))
-        elif os.path.lexists(folder / "metrics.csv"):
-            sources.append(read_lightning_csv(folder / "metrics.csv"))
+        source = _folder_source(folder)
+        if source is not None:
+            sources.append(source)
     for source in sources:  # names as `tensorboard --logdir` shows them: the path under the folder opened
-        relative = source.path.relative_to(path) if source.path != path else Path(path.name)
-        source.name = str(relative.parent if source.kind == "csv" and not source.path.is_dir() else relative)
-        if source.name == ".":
-            source.name = path.name
+        source.name = _name_under(source, path)
     return sources
+
+
+def _file_source(path: Path) -> Source:
+    """The run one file holds: an event file (read with the others of its folder) or a metrics.csv."""
+    if path.name.startswith("events.out.tfevents"):
+        return read_tensorboard(path.parent)
+    if path.suffix == ".csv":
+        return read_lightning_csv(path)
+    raise SettingsError(f"{path}: not a metrics.csv or an event file (events.out.tfevents.*)")
+
+
+def _folder_source(folder: Path) -> Source | None:
+    """The run a folder holds directly: ours, event files, a metrics.csv; None when it holds none."""
+    if is_run_folder(folder):
+        return read_run(folder)
+    if any(folder.glob("events.out.tfevents.*")):
+        return read_tensorboard(folder)
+    if os.path.lexists(folder / "metrics.csv"):
+        return read_lightning_csv(folder / "metrics.csv")
+    return None
+
+
+def _name_under(source: Source, path: Path) -> str:
+    """The source's path under the folder opened (the folder's own name for the folder itself)."""
+    relative = source.path.relative_to(path) if source.path != path else Path(path.name)
+    name = str(relative.parent if source.kind == "csv" and not source.path.is_dir() else relative)
+    return path.name if name == "." else name
