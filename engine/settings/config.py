@@ -213,7 +213,8 @@ class TrainingSettings:
     )
     monitor: str = _f("val_loss", "Metric that picks best.pth and drives early stopping and plateau.", choices=MONITORS)
     min_delta: float = _f(
-        0.0, "An improvement of monitor is a change past its best by more than this (best.pth, early stopping).", min=0.0
+        0.0, "An improvement of monitor is a change past its best by more than this (best.pth, early stopping).",
+        min=0.0,
     )
     grad_clip: float = _f(0.0, "Clip the gradient norm to this value (0: off).", min=0.0)
     label_smoothing: float = _f(0.0, "Label smoothing of the cross-entropy loss.", min=0.0, max=0.9)
