@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -19,6 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.settings.config import Settings, SettingsError, load_settings
+from engine.settings.renames import RenamedSetting, renamed_notes
 from engine.cli.crash import crash_line, write_crash_report
 from tui import heap, textual_compat
 from tui.data_text import PlainNotifications
@@ -66,6 +68,7 @@ class TrainConsole(PlainNotifications, App):
         settings_error: str | None = None,
         allowed_imports: Iterable[str] = (),
         attach: Path | None = None,
+        notes: Iterable[str] = (),
     ) -> None:
         super().__init__()
         textual_compat.guard_option_list_paging()
@@ -74,6 +77,7 @@ class TrainConsole(PlainNotifications, App):
         self.settings = settings  # the one current Settings object; screens read it when shown
         self.settings_path = Path(settings_path)
         self.settings_error = settings_error
+        self.settings_notes = list(notes)  # what loading the settings said (a renamed key), shown once up
         # import paths that settings from a checkpoint or run folder may name (--allow-import);
         # the console's own settings add theirs
         self.allowed_imports = frozenset(allowed_imports)
@@ -103,6 +107,8 @@ class TrainConsole(PlainNotifications, App):
                 timeout=10,
                 markup=False,
             )
+        for note in self.settings_notes:
+            self.notify(note, title="Settings", timeout=10, markup=False)
         if self._attach_at_start is not None:
             self.call_after_refresh(lambda: self.run_worker(self.attach_run(self._attach_at_start)))
         heap.hold()  # no collection walks the warm-up's imports: they are frozen when it is done
@@ -302,6 +308,7 @@ def main(
     settings: Settings | None = None,
     allowed_imports: Iterable[str] = (),
     attach: Path | None = None,
+    notes: Iterable[str] = (),
 ) -> int:
     """Run the console; the exit code: 0, 1 when it crashed, 130 when a signal closed it (its run stopped and saved)."""
     from engine.device import apply_openmp_defaults
@@ -309,8 +316,11 @@ def main(
     apply_openmp_defaults()  # before the warm-up imports torch
     error = None
     if settings is None:
-        settings, error = load_initial_settings(config_path)
-    app = TrainConsole(settings, config_path, error, allowed_imports, attach)
+        with renamed_notes() as notes:
+            settings, error = load_initial_settings(config_path)
+    # an old key read anywhere later (a run folder, a checkpoint) is mapped silently: stderr is the screen now
+    warnings.filterwarnings("ignore", category=RenamedSetting)
+    app = TrainConsole(settings, config_path, error, allowed_imports, attach, notes)
     app.process_owner = True
     app.run()
     app.returned.set()

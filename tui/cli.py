@@ -26,11 +26,13 @@ def open_console(args: argparse.Namespace) -> int:
         ScalarsApp(args.path).run()
         return 0
     from engine.settings.config import load_settings
+    from engine.settings.renames import renamed_notes
     from engine.settings.user_code import set_code_folder
 
     path = args.config or cli.DEFAULT_SETTINGS
     # starting on defaults could later save them over a bad file: it is refused with its one line instead
-    settings = load_settings(path if Path(path).exists() else None, args.console_overrides)
+    with renamed_notes() as notes:  # shown in the console once it is up
+        settings = load_settings(path if Path(path).exists() else None, args.console_overrides)
     set_code_folder(Path(path).resolve().parent)
     attach = None
     if args.command == "attach":  # checked here, so that a run that is not there is one line, not an empty console
@@ -41,7 +43,7 @@ def open_console(args: argparse.Namespace) -> int:
             print(f"trainconsole: attach: the newest running run, {attach}", file=sys.stderr)
     from tui.app import main as console_main
 
-    return console_main(path, settings, args.console_allowed, attach)
+    return console_main(path, settings, args.console_allowed, attach, notes)
 
 
 if __name__ == "__main__":  # pragma: no cover

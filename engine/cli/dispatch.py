@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Callable
 
 from engine.cli import outputs, reports, run, runs
@@ -68,10 +69,14 @@ def main(
     Everything printed goes through engine.io.text.TerminalStream: text from files never reaches the terminal as
     control characters, whichever module prints it.
     """
+    from engine.settings.renames import show_as_line
+
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = (s if s is None else TerminalStream.around(s) for s in streams)
     try:
-        return _main(argv, console, chart)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_as_line()  # an old settings key's note: one line, as every other
+            return _main(argv, console, chart)
     finally:
         sys.stdout, sys.stderr = streams
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,12 +158,20 @@ def epoch_of_name(path: Path) -> int | None:
 
 def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     """Every run folder under runs_dir, newest first, with its checkpoints."""
-    from engine.settings.config import SettingsError
+    from engine.settings.renames import RenamedSetting
 
-    runs = []
     base = Path(runs_dir)
     if not base.is_dir():
         return []
+    with warnings.catch_warnings():  # a listing of many old runs does not note each one's renamed keys
+        warnings.simplefilter("ignore", RenamedSetting)
+        return _list_runs(base)
+
+
+def _list_runs(base: Path) -> list[RunInfo]:
+    from engine.settings.config import SettingsError
+
+    runs = []
     for run_dir in sorted(
         (p for p in base.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()),
         key=lambda p: p.stat().st_mtime,

@@ -7,8 +7,9 @@ old value reads. The note is a `RenamedSetting` warning, one line, so the CLI an
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import tomli_w
 
@@ -92,3 +93,33 @@ def renamed_override(key: str, value: Any, source: str) -> tuple[str, Any]:
 
 def _toml(value: Any) -> str:
     return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
+
+
+@contextmanager
+def renamed_notes() -> Iterator[list[str]]:
+    """The RenamedSetting notes of the settings read inside, as lines (once each), not as Python's warnings.
+
+    For the console, which shows them in its own way; other warnings are shown as they would have been.
+    """
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RenamedSetting)
+        yield notes
+    for w in caught:
+        if not issubclass(w.category, RenamedSetting):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        elif str(w.message) not in notes:
+            notes.append(str(w.message))
+
+
+def show_as_line(shown=warnings.showwarning):
+    """A `warnings.showwarning` that writes a RenamedSetting note as one line, `trainconsole: <note>`, on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, RenamedSetting):
+            return shown(message, category, filename, lineno, file, line)
+        import sys
+
+        print(f"trainconsole: {message}", file=file or sys.stderr)
+
+    return show

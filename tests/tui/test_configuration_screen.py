@@ -211,3 +211,24 @@ def test_a_save_the_disk_refuses_says_so_and_changes_nothing(settings, read_only
 
     run(scenario())
     assert (folder / "settings.toml").read_text() == "[training]\nepochs = 3\n"
+
+
+def test_an_old_key_is_read_under_its_new_name_and_said_in_the_console(settings, tmp_path):
+    """A settings file with a renamed key (training.fused_step): loaded as training.accel, the note shown once
+    at start and on loading, never written over the screen as a Python warning."""
+    old = tmp_path / "old.toml"
+    old.write_text("[training]\nfused_step = false\n")
+    note = f'{old}: training.fused_step is now training.accel (read as accel = "off")'
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml", notes=[note])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            assert await wait_for(pilot, lambda: any(note in text for text in _notices(app)))
+            await pilot.press("2")
+            app.screen.query_one("#settings-path", Input).value = str(old)
+            await pilot.click("#load")
+            assert await wait_for(pilot, lambda: app.settings.training.accel == "off")
+            loaded = f"loaded {old}"
+            assert await wait_for(pilot, lambda: any(loaded in text and note in text for text in _notices(app)))
+
+    run(scenario())

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
+from engine.settings.renames import renamed_notes
 from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
 from tui.data_text import data_text
 from tui.widgets.key_footer import KeyFooter
@@ -230,7 +231,8 @@ class ConfigurationScreen(Screen):
             self.notify(f"{path}: no such file", severity="error", markup=False)
             return
         try:
-            settings = load_settings(path)
+            with renamed_notes() as notes:
+                settings = load_settings(path)
         except SettingsError as e:
             self.notify(str(e), severity="error", timeout=10, markup=False)
             # the form still holds the previous file's values: Save must write them there, not over this file
@@ -239,4 +241,4 @@ class ConfigurationScreen(Screen):
         self.app.set_settings(settings, path)
         self.show_settings(settings)
         self.set_focus(None)  # back to the screen keys
-        self.notify(f"loaded {path}", markup=False)
+        self.notify("\n".join([f"loaded {path}", *notes]), markup=False)
