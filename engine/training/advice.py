@@ -25,7 +25,7 @@ class Advice:
 _LR_FIND = "trainconsole lr-find suggests one"
 _NORMALIZE = 'standardise the inputs: data.normalize = "auto" (fitted on the training split only)'
 
-_NOT_LEARNING_TRY = (
+NOT_LEARNING_TRY = (
     "Check that the labels go with the features: features and labels shuffled separately? the wrong column "
     "taken as the label (data.label_column)?",
     f"Try another training.lr ({_LR_FIND}): too small and the weights barely move, too large and they jump around.",
@@ -69,23 +69,19 @@ ADVICE: dict[str, Advice] = {
     ),
     "not_learning": Advice(
         "NOT LEARNING",
-        "The loss is not clearly below the constant predictor's (a model that always predicts the class priors: "
-        "the labels' entropy), and the accuracy is near the majority class's share: the model has found no link "
-        "between the features and the labels yet.",
-        _NOT_LEARNING_TRY,
-    ),
-    "chance": Advice(
-        "CHANCE",
-        "The accuracy equals the majority class's share and the loss the constant predictor's (the class priors): "
-        "the model answers the most common class, or guesses; it has learned nothing from the features.",
-        _NOT_LEARNING_TRY,
+        "The val loss is not clearly below the constant predictor's (a model that always predicts the class "
+        "priors, whatever the features): the model has found no link between the features and the labels yet. "
+        "'At chance' in the message: its accuracy is the majority class's share too, it answers the most common "
+        "class or guesses.",
+        NOT_LEARNING_TRY,
     ),
     "overfitting": Advice(
         "OVERFITTING",
-        "The model learns the training set by heart: train loss keeps falling while val loss stops falling or rises "
-        "(chapter 8.1's 'Début overfitting'), and l'écart grows: val loss - train loss above 0.5, or train accuracy "
-        "more than 10 points above val accuracy (chapter 8.3; diagnostics.overfit_loss_gap, "
-        "diagnostics.overfit_acc_gap). Epochs past the onset make the model worse on new data.",
+        "The model learns the training set by heart instead of what generalises: train loss keeps falling while "
+        "val loss stops falling or rises from its best (chapter 8.1's 'Début overfitting'), and l'écart grows: "
+        "chapter 8.3 says val loss - train loss above 0.5 or train accuracy more than 10 points above val "
+        "accuracy (diagnostics.overfit_loss_gap, diagnostics.overfit_acc_gap; the bars this run used are in the "
+        "message). Epochs past the onset make the model worse on new data.",
         (
             "More dropout, the chapter's régularisation: model.dropout = 0.3 to 0.5.",
             "Weight decay, an L2 penalty on the weights: training.weight_decay = 1e-4 (best with training.optimizer "
@@ -99,7 +95,8 @@ ADVICE: dict[str, Advice] = {
     "underfitting": Advice(
         "UNDERFITTING",
         "Train loss is still high after many epochs (chapter 8.3: above 1.0 after epoch 20; "
-        "diagnostics.underfit_loss, diagnostics.underfit_after): the model does not even fit the training data. "
+        "diagnostics.underfit_loss, diagnostics.underfit_after; the bar this run used is in the message): the "
+        "model does not even fit the training data. "
         "It is too small or too constrained, or the learning rate does not suit it.",
         (
             'A bigger model: more or wider hidden layers (model.hidden), or model.name = "cnn" for images.',
@@ -176,15 +173,25 @@ def advice_for(diagnostic: Diagnostic) -> Advice:
 EVIDENCE_NAMES = {
     "loss_gap": "val loss - train loss (l'écart)",
     "acc_gap": "train accuracy - val accuracy",
+    "loss_gap_bar": "the loss gap the rule allows",
+    "onset_epoch": "the epoch of the best val loss: where overfitting began (chapter 8.1)",
+    "bar": "the train loss the rule allows",
     "best_val_loss": "the lowest val loss so far",
-    "first_loss": "the first epoch's train loss",
-    "chance_loss": "the constant predictor's loss (the labels' entropy)",
-    "majority_share": "share of the majority class",
+    "first_train_loss": "epoch 1's train loss",
+    "factor": "how many times above it the rule allows",
+    "rising_epochs": "epochs the train loss rose in a row",
+    "constant_loss": "the constant predictor's loss (class priors)",
+    "majority_acc": "the majority class's share (the constant predictor's accuracy)",
     "val_samples": "validation samples",
     "grad_norm": "gradient norm",
+    "weight_norm": "weight norm",
+    "median_grad_to_weight": "gradient norm / weight norm, median layer",
+    "first_to_last_ratio": "first layer's gradient/weight ratio / the last's",
+    "dying_relu_share": "share of the layer's ReLU units that are dead",
+    "saturated_units_share": "share of the layer's units that are saturated",
 }
 _PERCENT_ENDINGS = ("acc", "acc_gap", "share", "fraction")
-_COUNT_ENDINGS = ("epoch", "epochs", "samples", "count", "units", "layers", "streak")
+_COUNT_ENDINGS = ("epoch", "epochs", "samples", "count", "units", "layers", "streak", "%")
 
 
 def format_value(name: str, value: float) -> str:
@@ -226,7 +233,7 @@ class Explanation:
             out.append(f"Evidence: {d.message}" if d.message else "Evidence:")
             out += [f"  {line}" for line in evidence_lines(d.evidence)]
         else:
-            out.append("Evidence: not recorded (this run keeps only the badge of this epoch, in metrics.jsonl)")
+            out.append("Evidence: not recorded (metrics.jsonl has this epoch's badge, events.jsonl no readable record)")
         out += ["", "What it usually means:", f"  {self.advice.meaning}", "", "What to try:"]
         out += [f"  - {item}" for item in self.advice.what_to_try]
         return out if width is None else [wrapped for line in out for wrapped in _wrap(line, width)]

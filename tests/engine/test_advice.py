@@ -22,13 +22,12 @@ from engine.training.advice import (
     format_value,
 )
 
-# every status the diagnostics and the gradient probes give (issue 23), and chapter 8.3's
+# every status the diagnostics and the gradient probes give (issue 23)
 KNOWN = (
     "ok",
     "nan",
     "diverging",
     "not_learning",
-    "chance",
     "overfitting",
     "underfitting",
     "vanishing_gradients",
