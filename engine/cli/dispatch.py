@@ -23,6 +23,7 @@ HEADLESS = {
     "run": run.cmd_run,
     "eval": reports.cmd_eval,
     "checkpoints": reports.cmd_checkpoints,
+    "explain": reports.cmd_explain,
     "stop": runs.cmd_command,
     "pause": runs.cmd_command,
     "resume": runs.cmd_command,

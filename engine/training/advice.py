@@ -195,7 +195,7 @@ _COUNT_ENDINGS = ("epoch", "epochs", "samples", "count", "units", "layers", "str
 
 
 def format_value(name: str, value: float) -> str:
-    """One evidence number: accuracies and shares in percent, counts whole, a gap signed, others to 4 digits."""
+    """One evidence number: accuracies and shares in percent, counts whole, a gap signed, a loss to 4 decimals."""
     if not math.isfinite(value):
         return str(value)
     sign = "+" if name.endswith("gap") else ""
@@ -203,7 +203,9 @@ def format_value(name: str, value: float) -> str:
         return f"{value:{sign}.1%}"
     if name.endswith(_COUNT_ENDINGS) and float(value).is_integer():
         return str(int(value))
-    return f"{value:{sign}.4g}"
+    if value == 0 or not 1e-3 <= abs(value) < 1e4:
+        return f"{value:{sign}.4g}"
+    return f"{value:{sign}.4f}"
 
 
 def evidence_lines(evidence: dict[str, float]) -> list[str]:
@@ -264,7 +266,16 @@ def _wrap(line: str, width: int) -> list[str]:
     stripped = line.lstrip(" ")
     indent = " " * (len(line) - len(stripped))
     hanging = indent + "  " if stripped.startswith("- ") else indent
-    return textwrap.wrap(stripped, width, initial_indent=indent, subsequent_indent=hanging) or [line]
+    # a word is never split: a setting's name or a number stays whole, to copy
+    wrapped = textwrap.wrap(
+        stripped,
+        width,
+        initial_indent=indent,
+        subsequent_indent=hanging,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return wrapped or [line]
 
 
 # -- the badges of a run -----------------------------------------------------------------------------------------

@@ -128,9 +128,12 @@ def test_wrapped_lines_fit_the_width_and_keep_every_word():
     [
         ("val_acc", 0.9512, "95.1%"),
         ("acc_gap", 0.123, "+12.3%"),
-        ("loss_gap", -0.25, "-0.25"),
+        ("loss_gap", -0.25, "-0.2500"),
+        ("train_loss", 1.82769, "1.8277"),
+        ("bar", 0.0, "0"),
         ("epoch", 12.0, "12"),
-        ("grad_norm", 1234.5678, "1235"),
+        ("grad_norm", 12345.678, "1.235e+04"),
+        ("first_to_last_ratio", 2.5e-5, "2.5e-05"),
         ("train_loss", math.inf, "inf"),
     ],
 )
