@@ -62,6 +62,9 @@ class RunStarted(Event):
     step: str = "autograd"  # how a batch's step runs: "autograd" or the fused MLP step (engine.training.steps)
     processes: int = 1  # the run's world size: torchrun's processes on all machines (engine.training.distributed)
     note: str = ""  # what the user should know about this start (a resume that restarts its epoch)
+    # the constant predictor's validation loss and accuracy (engine.training.baselines), None where unknown
+    baseline_loss: float | None = None
+    baseline_acc: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,18 @@ from engine.io.text import TerminalStream, json_text, printable
 SELF_EXPLAINED = ("CheckpointError", "RunFolderError")
 
 
+CHAPTER_BADGES = {"overfitting": "⚠️  OVERFITTING", "underfitting": "⚠️  UNDERFITTING", "nan": "❌ NaN DETECTED"}
+
+
+def chapter_line(e: EpochCompleted) -> str:
+    """Chapter 8.3's `log_epoch` line exactly, for `diagnostics.rules = "chapter"`."""
+    return (
+        f"Epoch [{e.epoch:3d}/{e.epochs}] | LR: {e.lr:.2e} | "
+        f"Train: {e.train_loss:.4f} ({e.train_acc:.1%}) | Val: {e.val_loss:.4f} ({e.val_acc:.1%}) | "
+        f"Écart: {e.val_loss - e.train_loss:+.4f} | {CHAPTER_BADGES.get(e.diagnostic.status, '✅ OK')}"
+    )
+
+
 def epoch_line(e: EpochCompleted) -> str:
     """Chapter 8.3's log line: epoch, LR, train and val loss (accuracy), the gap, the diagnostic."""
     width = len(str(e.epochs))
@@ -85,6 +97,7 @@ class EpochPrinter:
         self.err = TerminalStream.around(err or sys.stderr)
         self.live = self.out.isatty()
         self._progress_shown = False
+        self.chapter = False  # diagnostics.rules = "chapter": the chapter's own line (set at RunStarted)
 
     def _clear(self) -> None:
         if self._progress_shown:
@@ -118,7 +131,7 @@ class EpochPrinter:
         if isinstance(event, RunStarted):
             self._show_start(event)
         elif isinstance(event, EpochCompleted):
-            print(epoch_line(event), file=self.out)
+            print(chapter_line(event) if self.chapter else epoch_line(event), file=self.out)
         elif isinstance(event, ThreadsChanged):
             print(threads_line(event), file=self.out)
         elif isinstance(event, RunFinished):
@@ -150,8 +163,16 @@ class EpochPrinter:
         print(f"Model      : {model}, {event.parameters:,} parameters", file=self.out)
         print(f"Data       : {printable(event.data_path)}", file=self.out)
         print(f"Step       : {printable(event.step)}", file=self.out)
+        if event.baseline_loss is not None:
+            print(
+                f"Baseline   : constant predictor (class priors): val loss {event.baseline_loss:.4f}, "
+                f"accuracy {event.baseline_acc:.1%}",
+                file=self.out,
+            )
         if event.note:
             print(f"Note       : {printable(event.note)}", file=self.out)
+        diagnostics = event.settings.get("diagnostics")
+        self.chapter = isinstance(diagnostics, dict) and diagnostics.get("rules") == "chapter"
 
     def _show_end(self, event: RunFinished) -> None:
         best = f"; best {event.monitor} {event.best_value:.4f} at epoch {event.best_epoch}" if event.best_epoch else ""

@@ -46,6 +46,7 @@ SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ACCELS = ("auto", "off")
+DIAGNOSTIC_RULES = ("baseline", "chapter")
 LR_SUGGESTIONS = ("steepest", "valley")
 LR_MAX = 10.0  # training.lr's bound: a suggested rate must be one a run takes
 LR_FIND_STEPS_MAX = 10_000
@@ -233,11 +234,21 @@ class TrainingSettings:
 
 @dataclass
 class DiagnosticsSettings:
-    """Thresholds of the per-epoch diagnostic (chapter 8.3)."""
+    """The per-epoch diagnostic: chapter 8.3's badges, judged against the run's own constant predictor."""
 
-    overfit_loss_gap: float = _f(0.5, "OVERFITTING when val_loss - train_loss exceeds this.", min=0.0)
+    rules: str = _f(
+        "baseline",
+        "baseline: the badges judged against the constant predictor (class priors) of the run's own data, with "
+        "DIVERGING and NOT LEARNING; chapter: exactly the chapter's 8.3 rules and line.",
+        choices=DIAGNOSTIC_RULES,
+    )
+    overfit_loss_gap: float = _f(
+        0.5, "OVERFITTING when val_loss - train_loss exceeds this (x ln(classes) / ln(10)).", min=0.0
+    )
     overfit_acc_gap: float = _f(0.1, "OVERFITTING when train_acc - val_acc exceeds this.", min=0.0, max=1.0)
-    underfit_loss: float = _f(1.0, "UNDERFITTING when train_loss stays above this ...", min=0.0)
+    underfit_loss: float = _f(
+        1.0, "UNDERFITTING when train_loss stays above this (scaled like overfit_loss_gap) ...", min=0.0
+    )
     underfit_after: int = _f(20, "... after this many epochs.", min=0, max=COUNT_MAX)
     onset_margin: float = _f(
         0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0
@@ -248,17 +259,22 @@ class DiagnosticsSettings:
     )
     min_val_samples: int = _f(
         100,
-        "OVERFITTING and the validation-accuracy test of NOT LEARNING need at least this many validation samples.",
+        "OVERFITTING needs at least this many validation samples.",
         min=1,
         max=COUNT_MAX,
     )
     chance_after: int = _f(5, "NOT LEARNING is judged from this epoch on (0: never).", min=0, max=COUNT_MAX)
     chance_margin: float = _f(
         0.1,
-        "NOT LEARNING when train_loss is above (1 - this) x the chance loss (the entropy of the training labels, "
-        "ln(classes) when balanced), or val_acc below the majority class's share + this x the rest.",
+        "NOT LEARNING while the best val_loss is above (1 - this) x the constant predictor's (the class priors').",
         min=0.0,
         max=1.0,
+    )
+    diverge_factor: float = _f(
+        3.0, "DIVERGING when train_loss exceeds this x the constant predictor's loss or epoch 1's.", min=1.0
+    )
+    diverge_epochs: int = _f(
+        3, "DIVERGING when train_loss rose this many epochs in a row (0: never).", min=0, max=COUNT_MAX
     )
 
 

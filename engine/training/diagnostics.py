@@ -1,130 +1,178 @@
-"""The per-epoch diagnostic of chapter 8.3 and the overfitting onset of 8.1, with guards for real data.
+"""The per-epoch diagnostic of chapter 8.3 and the overfitting onset of 8.1, judged against the run's own data.
 
-The chapter checks NaN last, so a NaN loss (for which every comparison is
-False) could never be reported after an overfitting test; here NaN and
-infinities come first. Then, in order:
+`diagnostics.rules = "chapter"` gives exactly the chapter's rules, NaN checked first (the chapter checks it
+last, where a NaN loss, for which every comparison is False, could never be reported). The default,
+`"baseline"`, reads the same badges against the constant predictor (engine.training.baselines), in order:
 
-- OVERFITTING, the chapter's gaps, judged only from epoch `overfit_after` on (a
-  fresh model's first epochs swing) and on at least `min_val_samples`
-  validation samples (36 samples cannot tell a 10-point gap from noise);
-- NOT LEARNING, from epoch `chance_after` on: the training loss still near the
-  chance loss (the entropy of the training labels: ln(classes) when they are
-  balanced), or, with enough validation samples, the validation accuracy near
-  the share of the majority class: a model that predicts one class, or noise;
-- UNDERFITTING, the chapter's rule (train loss above 1.0 after epoch 20).
+- NaN: a loss that is NaN or infinite;
+- DIVERGING: the training loss far above the constant predictor's or the first epoch's, or rising epoch after
+  epoch: at once, before any NaN;
+- NOT LEARNING: from epoch `chance_after`, the best validation loss not clearly below the constant's ("at
+  chance" when the accuracy is the majority class's too). A model that beats that loss is learning, however
+  modest its accuracy on a hard or imbalanced problem;
+- OVERFITTING: the chapter's gaps, its loss gap scaled by ln(classes) / ln(10) (0.5 is much for two classes
+  and little for a thousand), or the onset rule: the validation loss risen from its best while the
+  training loss kept falling;
+- UNDERFITTING: the chapter's rule, its 1.0 scaled likewise.
 
-Each badge's message states its rule and the numbers behind it.
+Each badge's message states its rule and the numbers behind it; the evidence holds the numbers.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
-from engine.settings.config import DiagnosticsSettings
 from engine.events import Diagnostic
-
-if TYPE_CHECKING:
-    from engine.data.loaders import LabelCounts
-
-
-def chance_levels(counts: LabelCounts | None) -> tuple[float, float] | None:
-    """(chance loss, majority share): what a model that learned nothing scores on these splits, or None if unknown."""
-    if counts is None or not sum(counts.train) or not sum(counts.val):
-        return None
-    n = sum(counts.train)
-    entropy = -sum(c / n * math.log(c / n) for c in counts.train if c)
-    majority = max(range(len(counts.train)), key=lambda k: counts.train[k])  # what a constant model would predict
-    return entropy, counts.val[majority] / sum(counts.val)
+from engine.settings.config import DiagnosticsSettings
+from engine.training.baselines import Baseline
 
 
-def diagnose(
-    epoch: int,
-    train_loss: float,
-    val_loss: float,
-    train_acc: float,
-    val_acc: float,
-    rules: DiagnosticsSettings | None = None,
-    counts: LabelCounts | None = None,
-) -> Diagnostic:
-    """`epoch` counts from 1, as printed; `counts`: the splits' labels per class (NOT LEARNING needs them)."""
+@dataclass(frozen=True)
+class EpochScores:
+    """One epoch's numbers and the run's curves before it (from epoch 1)."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    train_acc: float
+    val_acc: float
+    past_train_loss: Sequence[float] = field(default_factory=tuple)
+    past_val_loss: Sequence[float] = field(default_factory=tuple)
+    val_samples: int | None = None
+
+    @property
+    def loss_gap(self) -> float:
+        return self.val_loss - self.train_loss
+
+    @property
+    def acc_gap(self) -> float:
+        return self.train_acc - self.val_acc
+
+    def gaps(self) -> dict[str, float]:
+        return {"loss_gap": self.loss_gap, "acc_gap": self.acc_gap, "train_loss": self.train_loss,
+                "val_loss": self.val_loss}
+
+
+def diagnose(e: EpochScores, rules: DiagnosticsSettings | None = None, baseline: Baseline | None = None) -> Diagnostic:
     rules = rules or DiagnosticsSettings()
-    bad = {name: v for name, v in (("train_loss", train_loss), ("val_loss", val_loss)) if not math.isfinite(v)}
+    bad = {name: v for name, v in (("train_loss", e.train_loss), ("val_loss", e.val_loss)) if not math.isfinite(v)}
     if bad:
         names = " and ".join(f"{k} is {v}" for k, v in bad.items())
-        return Diagnostic("nan", f"{names} at epoch {epoch}", {"train_loss": train_loss, "val_loss": val_loss})
-    loss_gap = val_loss - train_loss
-    acc_gap = train_acc - val_acc
-    evidence = {"loss_gap": loss_gap, "acc_gap": acc_gap, "train_loss": train_loss, "val_loss": val_loss}
-    val_samples = sum(counts.val) if counts is not None else None
-    enough_val = val_samples is None or val_samples >= rules.min_val_samples
-    if epoch >= rules.overfit_after and enough_val:
-        overfitting = _overfitting(loss_gap, acc_gap, rules, evidence)
-        if overfitting is not None:
-            return overfitting
-    levels = chance_levels(counts)
-    if levels is not None and rules.chance_after and epoch >= rules.chance_after:
-        not_learning = _not_learning(train_loss, val_acc, levels, enough_val, rules, epoch)
-        if not_learning is not None:
-            return not_learning
-    if train_loss > rules.underfit_loss and epoch > rules.underfit_after:
-        return Diagnostic(
-            "underfitting",
-            f"train loss {train_loss:.4f} > {rules.underfit_loss} after {rules.underfit_after} epochs",
-            {"train_loss": train_loss, "epoch": float(epoch)},
-        )
-    message = f"loss gap {loss_gap:+.4f}, accuracy gap {acc_gap:+.1%}"
-    if not enough_val:
-        message += f"; {val_samples} validation samples < {rules.min_val_samples}: overfitting not judged"
-        evidence["val_samples"] = float(val_samples)
-    elif epoch < rules.overfit_after:
-        message += f"; overfitting judged from epoch {rules.overfit_after}"
-    return Diagnostic("ok", message, evidence)
+        return Diagnostic("nan", f"{names} at epoch {e.epoch}", {"train_loss": e.train_loss, "val_loss": e.val_loss})
+    if rules.rules == "chapter":
+        return chapter_diagnostic(e)
+    for rule in (_diverging, _not_learning, _overfitting, _underfitting):
+        found = rule(e, rules, baseline)
+        if found is not None:
+            return found
+    return _ok(e, rules)
 
 
-def _overfitting(loss_gap: float, acc_gap: float, rules: DiagnosticsSettings, evidence: dict) -> Diagnostic | None:
+def chapter_diagnostic(e: EpochScores) -> Diagnostic:
+    """§8.3 as written (its `epoch` counts from 0), after the NaN check."""
+    if e.loss_gap > 0.5 or e.acc_gap > 0.1:
+        return Diagnostic("overfitting", f"Écart {e.loss_gap:+.4f} > 0.5 or {e.acc_gap:+.1%} > 10 %", e.gaps())
+    if e.train_loss > 1.0 and e.epoch - 1 > 20:
+        return Diagnostic("underfitting", f"train loss {e.train_loss:.4f} > 1.0 after epoch 20", e.gaps())
+    return Diagnostic("ok", f"Écart {e.loss_gap:+.4f}", e.gaps())
+
+
+def _diverging(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | None) -> Diagnostic | None:
+    factor = rules.diverge_factor
+    evidence = {"train_loss": e.train_loss, "factor": factor}
+    if baseline is not None and e.train_loss > factor * baseline.loss:
+        evidence["constant_loss"] = baseline.loss
+        return Diagnostic("diverging", f"train loss {e.train_loss:.4g} > {factor:g} x the constant predictor's "
+                          f"{baseline.loss:.4f} at epoch {e.epoch}", evidence)
+    first = e.past_train_loss[0] if e.past_train_loss else None
+    if first is not None and math.isfinite(first) and e.train_loss > factor * first:
+        evidence["first_train_loss"] = first
+        return Diagnostic("diverging", f"train loss {e.train_loss:.4g} > {factor:g} x epoch 1's {first:.4f}",
+                          evidence)
+    n = rules.diverge_epochs
+    recent = [*e.past_train_loss[-n:], e.train_loss]
+    if n and len(recent) == n + 1 and all(b > a * 1.01 for a, b in zip(recent, recent[1:])):
+        evidence["rising_epochs"] = float(n)
+        return Diagnostic("diverging", f"train loss rose {n} epochs in a row: "
+                          + " -> ".join(f"{v:.4f}" for v in recent), evidence)
+    return None
+
+
+def _not_learning(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | None) -> Diagnostic | None:
+    if baseline is None or not rules.chance_after or e.epoch < rules.chance_after:
+        return None
+    best = min([v for v in e.past_val_loss if math.isfinite(v)] + [e.val_loss])
+    bar = (1 - rules.chance_margin) * baseline.loss
+    if best <= bar:
+        return None
+    evidence = {"val_loss": e.val_loss, "best_val_loss": best, "constant_loss": baseline.loss,
+                "val_acc": e.val_acc, "majority_acc": baseline.accuracy}
+    at_chance = abs(e.val_acc - baseline.accuracy) <= 0.02 and abs(e.val_loss - baseline.loss) <= bar * 0.1
+    how = (f"at chance: accuracy {e.val_acc:.1%} is the majority class's {baseline.accuracy:.1%} and val loss "
+           f"{e.val_loss:.4f} the constant predictor's {baseline.loss:.4f}") if at_chance else (
+           f"best val loss {best:.4f} not below {bar:.4f} = {1 - rules.chance_margin:.2f} x the constant "
+           f"predictor's {baseline.loss:.4f} (class priors)")
+    return Diagnostic("not_learning", f"{how}, after {e.epoch} epochs", evidence)
+
+
+def _overfitting(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | None) -> Diagnostic | None:
+    if e.epoch < rules.overfit_after or (e.val_samples is not None and e.val_samples < rules.min_val_samples):
+        return None
+    scale = baseline.scale if baseline is not None else 1.0
+    loss_bar = rules.overfit_loss_gap * scale
+    evidence = {**e.gaps(), "loss_gap_bar": loss_bar}
     reasons = []
-    if loss_gap > rules.overfit_loss_gap:
-        reasons.append(f"val-train loss gap {loss_gap:+.4f} > {rules.overfit_loss_gap}")
-    if acc_gap > rules.overfit_acc_gap:
-        reasons.append(f"train-val accuracy gap {acc_gap:+.1%} > {rules.overfit_acc_gap:.0%}")
+    if e.loss_gap > loss_bar:
+        scaled = f" (the chapter's {rules.overfit_loss_gap:g} x {scale:.2f}: ln(classes) / ln(10))"
+        reasons.append(f"val-train loss gap {e.loss_gap:+.4f} > {loss_bar:.4f}" + (scaled if scale != 1 else ""))
+    if e.acc_gap > rules.overfit_acc_gap:
+        reasons.append(f"train-val accuracy gap {e.acc_gap:+.1%} > {rules.overfit_acc_gap:.0%}")
+    onset = _rising_since(e, rules, baseline)
+    if onset is not None:
+        evidence["onset_epoch"] = float(onset)
+        reasons.append(f"val loss {e.val_loss:.4f} up {rules.onset_margin:.0%}+ from its best at epoch {onset} "
+                       "while train loss fell")
     return Diagnostic("overfitting", "; ".join(reasons), evidence) if reasons else None
 
 
-def _not_learning(
-    train_loss: float,
-    val_acc: float,
-    levels: tuple[float, float],
-    enough_val: bool,
-    rules: DiagnosticsSettings,
-    epoch: int,
-) -> Diagnostic | None:
-    chance_loss, majority = levels
-    margin = rules.chance_margin
-    loss_floor = (1 - margin) * chance_loss
-    acc_floor = majority + margin * (1 - majority)
-    evidence = {
-        "train_loss": train_loss,
-        "chance_loss": chance_loss,
-        "val_acc": val_acc,
-        "majority_share": majority,
-        "epoch": float(epoch),
-    }
-    if chance_loss > 0 and train_loss > loss_floor:
-        return Diagnostic(
-            "not_learning",
-            f"train loss {train_loss:.4f} > {loss_floor:.4f} = {1 - margin:.2f} x chance loss {chance_loss:.4f} "
-            f"(the labels' entropy) at epoch {epoch}",
-            evidence,
-        )
-    if enough_val and val_acc < acc_floor:
-        return Diagnostic(
-            "not_learning",
-            f"val accuracy {val_acc:.1%} < {acc_floor:.1%} (majority class {majority:.1%} + {margin:.0%} of the rest) "
-            f"at epoch {epoch}",
-            evidence,
-        )
+def _rising_since(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | None) -> int | None:
+    """The onset rule: the epoch of the best val loss, when val loss rose past it by the margin as train fell.
+
+    The rise must also be material: 2 % of the constant predictor's loss at least (a healthy run near zero loss
+    wobbles by more than 10 % of a tiny number).
+    """
+    past = list(e.past_val_loss)
+    finite = [v for v in past if math.isfinite(v)]
+    if not finite:
+        return None
+    best = min(finite)
+    at = past.index(best)
+    train_then = e.past_train_loss[at] if at < len(e.past_train_loss) else math.inf
+    floor = 0.02 * baseline.loss if baseline is not None else 0.0
+    if e.val_loss > best * (1 + rules.onset_margin) and e.val_loss - best > floor and e.train_loss < train_then:
+        return at + 1
     return None
+
+
+def _underfitting(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | None) -> Diagnostic | None:
+    bar = rules.underfit_loss * (baseline.scale if baseline is not None else 1.0)
+    if e.train_loss > bar and e.epoch > rules.underfit_after:
+        chapter = f"the chapter's {rules.underfit_loss:g} x ln(classes) / ln(10)"
+        return Diagnostic("underfitting", f"train loss {e.train_loss:.4f} > {bar:.4f} after "
+                          f"{rules.underfit_after} epochs ({chapter})", {"train_loss": e.train_loss, "bar": bar})
+    return None
+
+
+def _ok(e: EpochScores, rules: DiagnosticsSettings) -> Diagnostic:
+    message, evidence = f"loss gap {e.loss_gap:+.4f}, accuracy gap {e.acc_gap:+.1%}", e.gaps()
+    if e.val_samples is not None and e.val_samples < rules.min_val_samples:
+        message += f"; {e.val_samples} validation samples < {rules.min_val_samples}: overfitting not judged"
+        evidence["val_samples"] = float(e.val_samples)
+    elif e.epoch < rules.overfit_after:
+        message += f"; overfitting judged from epoch {rules.overfit_after}"
+    return Diagnostic("ok", message, evidence)
 
 
 def overfitting_onset(val_losses: Sequence[float], rules: DiagnosticsSettings | None = None) -> int | None:

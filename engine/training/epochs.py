@@ -10,7 +10,7 @@ from typing import Any
 from engine.device import device_name
 from engine.events import EpochCompleted, RunStarted
 from engine.models.networks import count_parameters
-from engine.training.diagnostics import diagnose, overfitting_onset
+from engine.training.diagnostics import EpochScores, diagnose, overfitting_onset
 from engine.training.saving import weights_finite
 
 
@@ -19,7 +19,8 @@ def run_started(t: Any) -> RunStarted:  # t: the engine.training.trainer.Trainer
     return RunStarted(str(t.run_dir), s.to_dict(), str(t.device), device_name(t.device),
                       count_parameters(t.model), data.train.num_samples, data.val.num_samples, len(data.train),
                       data.description, t.precision, t.state.epoch, s.training.epochs, t.threads,
-                      t.step.description, t.group.world_size, t.note)
+                      t.step.description, t.group.world_size, t.note,
+                      t.baseline.loss if t.baseline else None, t.baseline.accuracy if t.baseline else None)
 
 
 def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
@@ -28,7 +29,9 @@ def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_
     st, s = t.state, t.settings
     st.epoch += 1
     finished = time.time()  # wall-clock, kept in the history so that a resume can rewrite metrics.jsonl whole
-    diagnostic = diagnose(st.epoch, train_loss, val_loss, train_acc, val_acc, s.diagnostics, t.data.label_counts)
+    scores = EpochScores(st.epoch, train_loss, val_loss, train_acc, val_acc, tuple(st.history["train_loss"]),
+                         tuple(st.history["val_loss"]), t.data.val.num_samples)
+    diagnostic = diagnose(scores, s.diagnostics, t.baseline)
     values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
     finite = math.isfinite(train_loss) and math.isfinite(val_loss) and weights_finite(t.model)
     if not finite:  # a NaN epoch never becomes best, and writes no checkpoint

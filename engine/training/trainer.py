@@ -26,6 +26,7 @@ from engine.listeners import ListenerLike, Listeners
 from engine.models.networks import build_model
 from engine.settings.config import Settings, SettingsError
 from engine.training import accel, snapshot
+from engine.training.baselines import constant_baseline
 from engine.training.batches import NAN, STOP, begin_epoch
 from engine.training.control import RunControl
 from engine.training.distributed import Collectives, Group, ProcessFailed, agent_store, check_shards, device_for
@@ -128,6 +129,7 @@ class Trainer:
         self.data = build_data(s.data, s.run.seed, self.device, fitted=fitted, shard=shard)
         if self.group.active:
             check_shards(self.data, s.data.batch_size, self.group.world_size)
+        self.baseline = constant_baseline(self.data.label_counts)  # what learning is judged against
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         accel.speed_up_model(self.model, s)
         self.forward = self.eval_forward = torch.compile(self.model) if s.training.compile else self.model

@@ -1,4 +1,5 @@
-"""Chapter 8.3's per-epoch diagnostic and 8.1's overfitting onset."""
+"""The per-epoch diagnostic on synthetic curves: the chapter's 8.3 rules as written, and the default rules judged
+against the constant predictor of the run's own data; 8.1's overfitting onset."""
 
 from __future__ import annotations
 
@@ -6,79 +7,143 @@ import math
 
 import pytest
 
-from engine.settings.config import DiagnosticsSettings
 from engine.data.loaders import LabelCounts
-from engine.training.diagnostics import diagnose, overfitting_onset
+from engine.events import Diagnostic
+from engine.settings.config import DiagnosticsSettings
+from engine.training.baselines import Baseline, constant_baseline
+from engine.training.diagnostics import EpochScores, diagnose, overfitting_onset
 
 NAN, INF = float("nan"), float("inf")
+TEN = Baseline(math.log(10), 0.1, 10)  # ten balanced classes: the chapter's MNIST
+CHAPTER = DiagnosticsSettings(rules="chapter")
 
 
-def test_ok_carries_the_gaps():
-    d = diagnose(3, 0.40, 0.50, 0.90, 0.85)
-    assert d.status == "ok" and d.label == "OK"
-    assert d.evidence["loss_gap"] == pytest.approx(0.10) and d.evidence["acc_gap"] == pytest.approx(0.05)
-    assert d.evidence["train_loss"] == 0.40 and d.evidence["val_loss"] == 0.50
+def scores(epoch, train_loss, val_loss, train_acc=0.9, val_acc=0.9, past_train=(), past_val=(), val_samples=1000):
+    return EpochScores(epoch, train_loss, val_loss, train_acc, val_acc, tuple(past_train), tuple(past_val), val_samples)
 
 
-def test_overfitting_by_loss_gap():
-    d = diagnose(5, 0.10, 0.70, 0.95, 0.94)
-    assert d.status == "overfitting" and d.label == "OVERFITTING"
-    assert d.evidence["loss_gap"] == pytest.approx(0.60)
-    assert "+0.6000 > 0.5" in d.message and "accuracy" not in d.message
+def curve(train, val, accs=None, baseline=TEN, rules=None) -> list[Diagnostic]:
+    """The diagnostic of every epoch of a run whose losses are `train` and `val`."""
+    accs = accs or [(0.9, 0.9)] * len(train)
+    return [
+        diagnose(scores(i + 1, train[i], val[i], *accs[i], train[:i], val[:i]), rules, baseline)
+        for i in range(len(train))
+    ]
 
 
-def test_overfitting_by_accuracy_gap():
-    d = diagnose(5, 0.30, 0.40, 0.99, 0.80)
-    assert d.status == "overfitting"
-    assert d.evidence["acc_gap"] == pytest.approx(0.19)
-    assert "accuracy gap" in d.message and "loss gap" not in d.message
+# -- the constant predictor ----------------------------------------------------------------------------------------
+def test_the_constant_predictor_of_balanced_and_imbalanced_labels():
+    balanced = constant_baseline(LabelCounts([100] * 10, [20] * 10))
+    assert balanced.loss == pytest.approx(math.log(10)) and balanced.accuracy == pytest.approx(0.1)
+    imbalanced = constant_baseline(LabelCounts([880, 120], [88, 12]))
+    assert imbalanced.loss == pytest.approx(-(0.88 * math.log(0.88) + 0.12 * math.log(0.12)))
+    assert imbalanced.accuracy == pytest.approx(0.88)
+    unseen = constant_baseline(LabelCounts([10, 0], [5, 5]))  # a class training never shows: still finite
+    assert math.isfinite(unseen.loss) and constant_baseline(None) is None
 
 
-def test_thresholds_are_strict_inequalities():
-    assert diagnose(5, 0.25, 0.75, 0.5, 0.5).status == "ok"  # gap exactly 0.5
-    rules = DiagnosticsSettings(overfit_acc_gap=0.125)
-    assert diagnose(5, 0.5, 0.5, 0.75, 0.625, rules).status == "ok"
-    assert diagnose(5, 0.5, 0.5, 0.75, 0.62, rules).status == "overfitting"
+# -- the chapter's rules, as written ---------------------------------------------------------------------------------
+def test_the_chapter_rules_are_exactly_its_8_3():
+    assert diagnose(scores(5, 0.25, 0.75, 0.5, 0.5), CHAPTER).status == "ok"  # gap exactly 0.5: strict
+    assert diagnose(scores(1, 0.10, 0.70), CHAPTER).status == "overfitting"  # from epoch 1, no extra guard
+    assert diagnose(scores(2, 0.3, 0.4, 0.99, 0.85, val_samples=10), CHAPTER).status == "overfitting"
+    assert diagnose(scores(21, 1.5, 1.6, 0.3, 0.3), CHAPTER).status == "ok"  # the chapter's epoch counts from 0
+    assert diagnose(scores(22, 1.5, 1.6, 0.3, 0.3), CHAPTER).status == "underfitting"
+    assert diagnose(scores(3, 2.3, 2.3, 0.1, 0.1), CHAPTER).status == "ok"  # no NOT LEARNING in the chapter
+    assert diagnose(scores(3, 1e17, 2.3, 0.1, 0.1), CHAPTER).status == "ok"  # nor DIVERGING
 
 
-def test_underfitting_only_after_the_epoch_threshold():
-    assert diagnose(20, 1.5, 1.6, 0.3, 0.3).status == "ok"
-    d = diagnose(21, 1.5, 1.6, 0.3, 0.3)
-    assert d.status == "underfitting" and d.label == "UNDERFITTING"
-    assert d.evidence["train_loss"] == 1.5 and d.evidence["epoch"] == 21
-    assert "1.5000 > 1.0" in d.message
-    assert diagnose(30, 1.0, 1.1, 0.3, 0.3).status == "ok", "train loss must exceed the threshold"
+@pytest.mark.parametrize("rules", [None, CHAPTER])
+@pytest.mark.parametrize("train_loss, val_loss", [(NAN, 0.5), (0.5, NAN), (INF, 0.5), (0.1, -INF)])
+def test_nan_and_inf_come_first_under_both_rules(rules, train_loss, val_loss):
+    d = diagnose(scores(30, train_loss, val_loss, 0.99, 0.1), rules, TEN)
+    assert d.status == "nan" and "at epoch 30" in d.message
 
 
-def test_overfitting_wins_over_underfitting():
-    assert diagnose(30, 1.5, 2.5, 0.3, 0.3).status == "overfitting"
+# -- diverging -------------------------------------------------------------------------------------------------------
+def test_a_loss_far_above_the_constant_predictors_is_diverging_at_once():
+    d = diagnose(scores(1, 1.9e17, 2.3, 0.1, 0.1), None, TEN)
+    assert d.status == "diverging" and d.evidence["constant_loss"] == pytest.approx(math.log(10))
+    assert "1.9e+17" in d.message
 
 
-@pytest.mark.parametrize(
-    "train_loss, val_loss",
-    [(0.2, NAN), (NAN, 0.2), (NAN, NAN), (0.2, INF), (-INF, 0.3)],
-)
-def test_nan_and_inf_are_checked_first(train_loss, val_loss):
-    d = diagnose(25, train_loss, val_loss, 1.0, 0.1)  # a huge accuracy gap and a late epoch as well
-    assert d.status == "nan" and d.label == "NaN"
-    assert "epoch 25" in d.message
-    assert set(d.evidence) == {"train_loss", "val_loss"}
-    bad = [v for v in d.evidence.values() if not math.isfinite(v)]
-    assert bad, "the evidence shows the bad number"
+def test_a_loss_far_above_the_first_epochs_is_diverging_without_a_baseline():
+    assert [d.status for d in curve([0.5, 0.4, 1.6], [0.5, 0.4, 1.6], baseline=None)][-1] == "diverging"
 
 
-def test_thresholds_are_configurable():
-    rules = DiagnosticsSettings(overfit_loss_gap=0.05, overfit_acc_gap=0.5, underfit_loss=0.2, underfit_after=2)
-    assert diagnose(3, 0.4, 0.5, 0.9, 0.9, rules).status == "overfitting"
-    assert diagnose(1, 0.4, 0.5, 0.9, 0.9, DiagnosticsSettings(overfit_loss_gap=0.05, overfit_after=1)).status == (
-        "overfitting"
-    )
-    assert diagnose(3, 0.4, 0.42, 0.9, 0.9, rules).status == "underfitting"
-    assert diagnose(2, 0.4, 0.42, 0.9, 0.9, rules).status == "ok"
-    loose = DiagnosticsSettings(overfit_loss_gap=5.0, overfit_acc_gap=1.0)
-    assert diagnose(5, 0.1, 3.0, 1.0, 0.2, loose).status == "ok"
+def test_a_loss_rising_epochs_in_a_row_is_diverging():
+    statuses = [d.status for d in curve([1.0, 0.8, 0.9, 1.0, 1.1], [1.0, 0.8, 0.9, 1.0, 1.1])]
+    assert statuses[:4] == ["ok"] * 4 and statuses[4] == "diverging"
 
 
+def test_a_healthy_curve_with_noise_is_not_diverging():
+    train = [2.0, 1.2, 0.9, 0.95, 0.7, 0.72, 0.6, 0.55]  # a bump, not a climb
+    assert all(d.status == "ok" for d in curve(train, [t + 0.05 for t in train]))
+
+
+# -- not learning ----------------------------------------------------------------------------------------------------
+def test_a_val_loss_never_clearly_below_the_constants_is_not_learning_from_chance_after():
+    train = [2.30, 2.28, 2.25, 2.2, 2.1, 1.9]  # memorising noise
+    val = [2.31, 2.30, 2.32, 2.35, 2.40, 2.50]  # never below the constant predictor's (a 0.6 gap at epoch 6)
+    statuses = [d.status for d in curve(train, val, [(0.2, 0.1)] * 6)]
+    assert statuses[:4] == ["ok"] * 4 and statuses[4:] == ["not_learning"] * 2  # judged from epoch 5
+
+
+def test_chance_wording_needs_the_majority_accuracy_and_the_constant_loss():
+    d = curve([2.3] * 5, [2.3026] * 5, [(0.1, 0.1)] * 5)[-1]
+    assert d.status == "not_learning" and d.message.startswith("at chance")
+    d = curve([2.3] * 5, [2.3026] * 5, [(0.3, 0.3)] * 5)[-1]
+    assert d.status == "not_learning" and not d.message.startswith("at chance")
+
+
+def test_a_model_beating_the_constants_loss_is_learning_however_modest_its_accuracy():
+    imbalanced = Baseline(0.367, 0.88, 2)  # 12 % positives
+    accs = [(0.88, 0.88)] * 30  # never better than the majority class
+    losses = [0.36, 0.33, 0.31, 0.30, 0.29] + [0.285] * 25  # as logistic regression would: 22 % below
+    assert {d.status for d in curve(losses, [v + 0.005 for v in losses], accs, imbalanced)} == {"ok"}
+
+
+def test_not_learning_can_be_switched_off():
+    rules = DiagnosticsSettings(chance_after=0)
+    assert {d.status for d in curve([2.3] * 8, [2.31] * 8, rules=rules)} == {"ok"}
+
+
+# -- overfitting and underfitting ------------------------------------------------------------------------------------
+def test_the_chapters_loss_gap_is_scaled_to_the_datas_constant_loss():
+    two = Baseline(math.log(2), 0.5, 2)
+    d = diagnose(scores(5, 0.05, 0.30), None, two)  # a 0.25 gap: much for two classes, little for ten
+    assert d.status == "overfitting" and "x 0.30" in d.message
+    assert d.evidence["loss_gap_bar"] == pytest.approx(0.5 * math.log(2) / math.log(10))
+    assert diagnose(scores(5, 0.05, 0.30), None, TEN).status == "ok"
+
+
+def test_the_onset_rule_finds_val_loss_rising_from_its_best_while_train_falls():
+    train = [1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1]
+    val = [1.0, 0.7, 0.55, 0.58, 0.62, 0.64, 0.66]
+    statuses = [d.status for d in curve(train, val)]
+    assert statuses[:4] == ["ok"] * 4 and statuses[4] == "overfitting"
+    assert curve(train, val)[4].evidence["onset_epoch"] == 3
+
+
+def test_overfitting_is_not_judged_in_the_first_epochs_or_on_few_samples():
+    assert diagnose(scores(2, 0.1, 0.9), None, TEN).status == "ok"
+    d = diagnose(scores(5, 0.3, 0.4, 0.99, 0.80, val_samples=36), None, TEN)
+    assert d.status == "ok" and "36 validation samples" in d.message
+
+
+def test_underfitting_is_the_chapters_rule_scaled():
+    assert diagnose(scores(21, 1.5, 1.55, 0.3, 0.3, [2.0] * 20, [1.6] * 20), None, TEN).status == "underfitting"
+    assert diagnose(scores(20, 1.5, 1.55, 0.3, 0.3, [2.0] * 19, [1.6] * 19), None, TEN).status == "ok"
+    two = Baseline(0.367, 0.88, 2)  # 12 % positives: 1.0 x ln 2 / ln 10 = 0.30
+    assert diagnose(scores(30, 0.285, 0.29, 0.88, 0.88, [0.3] * 29, [0.3] * 29), None, two).status == "ok"
+
+
+def test_diagnostics_thresholds_are_configurable():
+    rules = DiagnosticsSettings(overfit_loss_gap=0.05, overfit_after=1)
+    assert diagnose(scores(1, 0.40, 0.50), rules, TEN).status == "overfitting"
+
+
+# -- chapter 8.1's onset ---------------------------------------------------------------------------------------------
 def _curve(n_down: int, n_up: int, low: float = 0.5, step: float = 0.1) -> list[float]:
     down = [low + step * (n_down - 1 - i) for i in range(n_down)]
     up = [low + step * (i + 1) for i in range(n_up)]
@@ -121,48 +186,6 @@ def test_onset_ignores_nan():
 BALANCED_10 = LabelCounts([100] * 10, [40] * 10)  # 400 validation samples
 
 
-def test_no_overfitting_in_a_fresh_models_first_epochs():
-    # a fresh resnet's first epoch: BatchNorm statistics not settled, val loss far above train loss
-    for epoch in (1, 2):
-        d = diagnose(epoch, 2.0, 4.0, 0.5, 0.3, None, BALANCED_10)
-        assert d.status == "ok" and "overfitting judged from epoch 3" in d.message
-    assert diagnose(3, 2.0, 4.0, 0.5, 0.3, None, BALANCED_10).status == "overfitting"
-
-
-def test_overfitting_needs_the_stated_minimum_of_validation_samples():
-    few = LabelCounts([70, 72], [18, 18])  # wine-sized: 36 validation samples
-    d = diagnose(10, 0.05, 0.9, 1.0, 0.8, None, few)
-    assert d.status == "ok"
-    assert "36 validation samples < 100: overfitting not judged" in d.message and d.evidence["val_samples"] == 36
-    enough = LabelCounts([300, 300], [50, 50])
-    assert diagnose(10, 0.05, 0.9, 1.0, 0.8, None, enough).status == "overfitting"
-    rules = DiagnosticsSettings(min_val_samples=30)
-    assert diagnose(10, 0.05, 0.9, 1.0, 0.8, rules, few).status == "overfitting"
-
-
-def test_not_learning_when_the_loss_stays_near_ln_of_the_classes():
-    chance = math.log(10)
-    d = diagnose(5, 2.25, 2.30, 0.12, 0.10, None, BALANCED_10)
-    assert d.status == "not_learning" and d.label == "NOT LEARNING"
-    assert d.evidence["chance_loss"] == pytest.approx(chance)
-    assert f"chance loss {chance:.4f}" in d.message and "0.90 x" in d.message and "epoch 5" in d.message
-    assert diagnose(4, 2.25, 2.30, 0.12, 0.10, None, BALANCED_10).status == "ok", "judged from epoch 5"
-    assert diagnose(5, 1.9, 2.0, 0.5, 0.45, None, BALANCED_10).status == "ok", "below 0.9 x ln 10 it learns"
-    assert diagnose(30, 2.25, 2.30, 0.12, 0.10).status == "underfitting", "without label counts: the chapter's rules"
-
-
-def test_not_learning_when_val_accuracy_is_the_majority_share():
-    # imbalanced: 90 % of one class; the loss is low (the prior is easy) but accuracy is the majority's
-    counts = LabelCounts([900, 100], [180, 20])
-    d = diagnose(6, 0.20, 0.23, 0.90, 0.90, None, counts)  # below 0.9 x the entropy 0.3251
-    assert d.status == "not_learning"
-    assert d.evidence["majority_share"] == pytest.approx(0.9)
-    assert "val accuracy 90.0% < 91.0% (majority class 90.0%" in d.message
-    assert diagnose(6, 0.10, 0.12, 0.97, 0.96, None, counts).status == "ok"
-
-
-def test_not_learning_can_be_switched_off():
-    assert diagnose(9, 2.25, 2.30, 0.12, 0.10, DiagnosticsSettings(chance_after=0), BALANCED_10).status == "ok"
 
 
 def test_a_status_this_version_does_not_know_is_shown_as_written():
