@@ -22,13 +22,12 @@ from textual.screen import Screen
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.settings.renames import RenamedSetting, renamed_notes
 from engine.cli.crash import crash_line, write_crash_report
+from engine.cli.exits import EXIT_INTERRUPTED  # the headless CLI's code for a run stopped by a signal
 from tui import heap, textual_compat
 from tui.data_text import PlainNotifications
 from tui.messages import TorchReady
 from tui.screen_table import SCREENS
 
-# the headless CLI's code for a run stopped by a signal (engine.cli.EXIT_INTERRUPTED); engine.cli is not imported here
-EXIT_INTERRUPTED = 130
 # SIGHUP: the terminal went away (a dropped SSH session, a killed tmux); SIGTERM, SIGINT: asked to stop
 # after a hang-up: the most a run may take to reach its batch boundary and save, then the grace of a normal shutdown
 HANGUP_SAVE_WAIT_S = 600.0
