@@ -12,8 +12,15 @@ from tui.screen_table import SCREENS
 
 BADGES = """\
 The diagnostic badge: **OK**, **OVERFITTING** (val loss or accuracy drifts away from
-train), **UNDERFITTING** (train loss stays high), **NaN** (the loss diverged).
-The red vertical line on the charts marks where overfitting began.
+train), **UNDERFITTING** (train loss stays high), **NOT LEARNING** (no better than always
+predicting the class priors), **DIVERGING** (train loss climbing), **NaN** (the loss
+diverged), and what the gradients show: **VANISHING GRADIENTS**, **EXPLODING GRADIENTS**,
+**DYING ReLU**, **SATURATED UNITS**. The red vertical line on the charts marks where
+overfitting began.
+
+`e` on the training screen explains the latest epoch's badge: the evidence that triggered
+it, what it usually means and what to try (`left` / `right`: the other epochs with a badge).
+Headless: `trainconsole explain RUN [EPOCH]`.
 """
 
 

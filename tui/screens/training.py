@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from engine.events import (
     BatchProgressed,
+    Diagnostic,
     EpochCompleted,
     ListenerFailed,
     RunFailed,
@@ -72,6 +73,12 @@ class TrainingScreen(Screen):
             "Start detached",
             tooltip="start a run in a process of its own: it goes on when the console or the terminal closes",
         ),
+        Binding(
+            "e",
+            "explain",
+            "Explain",
+            tooltip="explain the latest epoch's badge: its evidence, what it usually means, what to try",
+        ),
     ]
     AUTO_FOCUS = "#epoch-table"  # Up/Down/PageUp scroll the epochs (the screen tabs would take the focus otherwise)
 
@@ -98,6 +105,8 @@ class TrainingScreen(Screen):
         self._last_shown = 0.0
         self._left = False  # another screen was shown since this one was: a resume is a return
         self._show_timer: Timer | None = None
+        # each epoch's badge, for `e`: (diagnostic, recorded); an epoch known from metrics.jsonl only has its status
+        self.badges: dict[int, tuple[Diagnostic, bool]] = {}
 
     def compose(self) -> ComposeResult:
         yield ScreenTabs("training")
@@ -196,6 +205,20 @@ class TrainingScreen(Screen):
             return
         self._status("Stopping at the next batch boundary (saving last.pth) ...")
 
+    def action_explain(self) -> None:
+        from tui.screens.explain import ExplainScreen
+
+        if not self.badges:
+            self.notify("No epoch has ended yet: e explains an epoch's badge once it has one.", severity="warning")
+            return
+        self.app.push_screen(ExplainScreen([(n, d, recorded) for n, (d, recorded) in sorted(self.badges.items())]))
+
+    def _keep_status_badges(self, rows: list[dict]) -> None:
+        """Epochs read from metrics.jsonl: their badge's status, until an event brings its message and evidence."""
+        for row in rows:
+            if row.get("diagnostic") and row["epoch"] not in self.badges:
+                self.badges[row["epoch"]] = (Diagnostic(row["diagnostic"], ""), False)
+
     # -- engine events ----------------------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
         handler = self._handlers.get(type(message.event))
@@ -215,6 +238,8 @@ class TrainingScreen(Screen):
             self.history.add(row)
         self.query_one(EpochTable).add_epochs(message.rows)
         epochs = [e for e in message.events if isinstance(e, EpochCompleted)]
+        self.badges.update((e.epoch, (e.diagnostic, True)) for e in epochs)
+        self._keep_status_badges(message.rows)
         if epochs:
             self.query_one(DiagnosticBadge).show(epochs[-1].diagnostic)
         self._redraw_charts(epochs[-1].onset_epoch if epochs else None)
@@ -237,6 +262,7 @@ class TrainingScreen(Screen):
             ]
             for row in earlier:
                 self.history.add(row)
+            self._keep_status_badges(earlier)
             self.query_one(EpochTable).add_epochs(earlier)
             self._redraw_charts(None)
         self._status(
@@ -269,6 +295,7 @@ class TrainingScreen(Screen):
     def _on_epoch_completed(self, e: EpochCompleted) -> None:
         if self.history.epochs and e.epoch <= self.history.epochs[-1]:
             return  # an attached run's epoch already drawn from its history
+        self.badges[e.epoch] = (e.diagnostic, True)
         self.history.add(e.metrics())
         self._unshown.append(e)
         if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
@@ -382,6 +409,7 @@ class TrainingScreen(Screen):
         self._unshown.clear()  # a new run: nothing of the old one is still to draw
         self._show_epochs()  # (stops a pending draw)
         self.history = RunHistory()
+        self.badges = {}
         self.run_dir = None
         self.query_one(EpochTable).reset()
         self.query_one(EpochProgress).reset()
