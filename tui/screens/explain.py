@@ -18,6 +18,7 @@ from tui.data_text import data_text
 
 # an epoch's badge: (epoch, its diagnostic, whether its message and evidence were recorded)
 EpochBadge = tuple[int, Diagnostic, bool]
+DIALOG_WIDTH, DIALOG_FRAME = 104, 6  # columns; the frame: borders, padding and the scrollbar
 
 
 def worth_showing(badges: Sequence[EpochBadge]) -> list[EpochBadge]:
@@ -65,7 +66,9 @@ class ExplainScreen(ModalScreen[None]):
 
     def show(self) -> None:
         epoch, diagnostic, recorded = self.badges[self.index]
-        lines = explain(diagnostic, epoch, recorded).lines()
+        # wrapped here, to the dialog's width (DEFAULT_CSS): a wrapped item keeps its indent
+        width = min(DIALOG_WIDTH, self.app.size.width * 95 // 100) - DIALOG_FRAME
+        lines = explain(diagnostic, epoch, recorded).lines(max(width, 20))
         # the message and the evidence come from a run's events (an attached run's file): data, never markup
         text = Text.assemble(data_text(lines[0], "bold"), "\n", data_text("\n".join(lines[1:]), lines=True))
         self.query_one("#explain-text", Static).update(text)
