@@ -174,14 +174,14 @@ EVIDENCE_NAMES = {
     "loss_gap": "val loss - train loss (l'écart)",
     "acc_gap": "train accuracy - val accuracy",
     "loss_gap_bar": "the loss gap the rule allows",
-    "onset_epoch": "the epoch of the best val loss: where overfitting began (chapter 8.1)",
+    "onset_epoch": "epoch of the best val loss: the onset (chapter 8.1)",
     "bar": "the train loss the rule allows",
     "best_val_loss": "the lowest val loss so far",
     "first_train_loss": "epoch 1's train loss",
     "factor": "how many times above it the rule allows",
     "rising_epochs": "epochs the train loss rose in a row",
     "constant_loss": "the constant predictor's loss (class priors)",
-    "majority_acc": "the majority class's share (the constant predictor's accuracy)",
+    "majority_acc": "the majority class's share (constant predictor)",
     "val_samples": "validation samples",
     "grad_norm": "gradient norm",
     "weight_norm": "weight norm",
@@ -228,17 +228,20 @@ class Explanation:
     recorded: bool  # False: only the status is known (an old run's metrics.jsonl), not its message or evidence
 
     def lines(self, width: int | None = None) -> list[str]:
-        """The badge and epoch, the evidence, what it usually means, what to try; wrapped to `width` if given."""
+        """The badge and epoch, the evidence, what it usually means, what to try; the prose wrapped to `width` if
+        given (the evidence's table never is)."""
+        fit = (lambda text: [text]) if width is None else (lambda text: _wrap(text, width))
         d = self.diagnostic
         out = [f"{self.advice.title} at epoch {self.epoch}", ""]
         if self.recorded:
-            out.append(f"Evidence: {d.message}" if d.message else "Evidence:")
+            out += fit(f"Evidence: {d.message}" if d.message else "Evidence:")
             out += [f"  {line}" for line in evidence_lines(d.evidence)]
         else:
-            out.append("Evidence: not recorded (metrics.jsonl has this epoch's badge, events.jsonl no readable record)")
-        out += ["", "What it usually means:", f"  {self.advice.meaning}", "", "What to try:"]
-        out += [f"  - {item}" for item in self.advice.what_to_try]
-        return out if width is None else [wrapped for line in out for wrapped in _wrap(line, width)]
+            out += fit("Evidence: not recorded (metrics.jsonl has this epoch's badge, events.jsonl no readable record)")
+        out += ["", "What it usually means:", *fit(f"  {self.advice.meaning}"), "", "What to try:"]
+        for item in self.advice.what_to_try:
+            out += fit(f"  - {item}")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The explanation as JSON-ready data (stable keys); a non-finite evidence number as a string ("nan")."""
@@ -265,7 +268,7 @@ def _wrap(line: str, width: int) -> list[str]:
         return [line]
     stripped = line.lstrip(" ")
     indent = " " * (len(line) - len(stripped))
-    hanging = indent + "  " if stripped.startswith("- ") else indent
+    hanging = indent + "  " if stripped.startswith("- ") or not indent else indent  # under the item's text
     # a word is never split: a setting's name or a number stays whole, to copy
     wrapped = textwrap.wrap(
         stripped,
