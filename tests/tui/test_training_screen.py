@@ -419,3 +419,15 @@ def test_the_overfitting_onset_of_an_epoch_is_a_vertical_line_on_the_loss_chart(
             assert len({col for _, col in cells}) == 1 and len(cells) >= 5, cells  # one column, most of the height
 
     run(scenario())
+
+
+def test_the_info_line_shows_the_constant_predictor_the_badges_judge_against(tmp_path):
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+        async with app.run_test(size=(160, 40)) as pilot:
+            started = RunStarted(**{**_run_started(tmp_path).__dict__, "baseline_loss": 2.3134, "baseline_acc": 0.086})
+            screen = await _training_screen(pilot, started)
+            info = lambda: str(screen.query_one("#run-info", Static).render())  # noqa: E731
+            assert await wait_for(pilot, lambda: "baseline loss 2.313, acc 8.6%" in info()), info()
+
+    run(scenario())

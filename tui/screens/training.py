@@ -280,6 +280,8 @@ class TrainingScreen(Screen):
             f"{printable(e.settings['model']['name'])} {e.parameters:,} params | "
             f"{printable(e.settings['data']['dataset'])} {e.train_samples}/{e.val_samples}"
         )
+        if e.baseline_loss is not None:  # the constant predictor's: what the badges judge learning against
+            self._model_line += f" | baseline loss {e.baseline_loss:.3f}, acc {e.baseline_acc:.1%}"
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
         self._update_info(None)
