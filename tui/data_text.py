@@ -1,6 +1,7 @@
 """Text from files, as the console shows it: as written, never parsed as markup, no control character reaching
 the terminal (engine.io.text.printable). Every widget that shows a run name, a path, an error, a tag or a label
-from a file takes it through `data_text`."""
+from a file takes it through `data_text`; a DataTable cell too (DataTable reads a str cell as markup, and shows a
+Text cell as it is)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from rich.text import Text
 from engine.io.text import printable
 
 
-def data_text(value: object, style: str = "") -> Text:
-    """`value` (str() of it) as one line of plain Text: `[/bold]` is shown as written, ESC as `\\x1b`."""
-    return Text(printable(value), style=style)
+def data_text(value: object, style: str = "", *, lines: bool = False) -> Text:
+    """`value` (str() of it) as plain Text: `[/bold]` is shown as written, ESC as `\\x1b`. One line, a newline
+    shown as `\\n`; with `lines`, text meant to hold lines (a report, settings) keeps its newlines."""
+    return Text(printable(value, keep="\n" if lines else ""), style=style)
 
 
 # what Rich reads as a tag (rich.markup.RE_TAGS) with the backslashes before it; or backslashes before another "["
@@ -27,9 +29,9 @@ def _escape_bracket(m: re.Match) -> str:
 
 
 def data_markup(value: object) -> str:
-    """`value` as a whole DataTable cell (a str there is read as markup) that shows it as written, brackets and
-    backslashes included. (rich.markup.escape doubles a last backslash for a tag that may follow, and leaves a
-    backslash before a bracket that opens no tag to be eaten.) Emoji codes such as `:smile:` are still drawn."""
+    """`value` as a whole DataTable cell read as markup that shows it as written, brackets and backslashes included.
+    Only for the epoch table's diagnostic, until textual_compat.add_text_rows takes Text cells (it measures str
+    cells); every other table takes `data_text` cells."""
     return _BRACKET.sub(_escape_bracket, printable(value))
 
 

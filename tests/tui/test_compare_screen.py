@@ -56,10 +56,10 @@ def test_two_marked_runs_open_a_comparison_of_both(tmp_path):
             assert len(set(loss.colors().values())) == 2  # one colour per run
             assert all(name in loss.title_line().plain for name in names)  # the key names each run
             best = compare.query_one("#cmp-best", DataTable)
-            rows = {best.get_row_at(i)[0]: best.get_row_at(i) for i in range(best.row_count)}
+            rows = {str(best.get_row_at(i)[0]): best.get_row_at(i) for i in range(best.row_count)}
             assert rows["lr-big"][2:4] == ["0.3000", "3"] and rows["lr-small"][2:4] == ["0.4000", "3"]
             differing = compare.query_one("#cmp-settings", DataTable)
-            assert [differing.get_row_at(i)[0] for i in range(differing.row_count)] == ["training.lr"]
+            assert [str(differing.get_row_at(i)[0]) for i in range(differing.row_count)] == ["training.lr"]
             await pilot.press("escape")
             assert await wait_for(pilot, lambda: app.screen is screen)
 

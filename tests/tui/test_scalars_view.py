@@ -68,7 +68,7 @@ def test_view_lists_every_tag_charts_runs_overlaid_and_follows_a_growing_file(tm
             assert await wait_for(pilot, lambda: isinstance(app.screen, ScalarsScreen) and app.screen.tags)
             screen = app.screen
             tags = screen.query_one("#sc-tags", DataTable)
-            listed = [tags.get_row_at(i)[0] for i in range(tags.row_count)]
+            listed = [str(tags.get_row_at(i)[0]) for i in range(tags.row_count)]
             assert listed == sorted(["Loss/train", "Accuracy/val", "train_loss_step", "val_loss", "val_acc",
                                      "train_loss_epoch"])  # fmt: skip
             tags.move_cursor(row=listed.index("Loss/train"))

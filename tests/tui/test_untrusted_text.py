@@ -29,11 +29,19 @@ from tui.widgets.metric_chart import MetricChart
 # a window title, OSC 52, CSI and C1, markup (a folder name holds no "/": no closing tag), mathtext, a bidi override
 FOLDER = "\x1b]0;pwned\x07 \x1b]52;c;aGk=\x07 \x9b2J [bold]b [link=file:x]l [red $x^2$ \u202eevil"
 TEXT = "[/bold] [/] [link=https://x]l[/link] \x1b]0;pwned\x07 \x9b2J \u202eevil \\"  # an error's or a tag's text
+# what markup would change: a closing tag, an escaped bracket, a last backslash (a folder's name: an opening tag)
+TRICKY = "evil[/bold]\\[x]\\"
+FOLDER_TRICKY = "evil[bold]\\[x]\\"
 
 
 def plain(cell) -> str:
     """What a DataTable shows for a cell: a str is read as markup."""
     return Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
+
+
+def shows(table: DataTable, text: str) -> bool:
+    """Whether a line of the table as drawn holds `text`."""
+    return any(text in table.render_line(y).text for y in range(table.size.height))
 
 
 def shown(widget: Static) -> str:
@@ -133,6 +141,55 @@ def test_view_shows_hostile_csv_column_names_as_written(tmp_path):
             tags.move_cursor(row=[plain(tags.get_row_at(i)[0]) for i in range(2)].index(printable(TEXT)))
             assert await wait_for(pilot, lambda: chart.title_line().plain.startswith(printable(TEXT)))
             assert app.is_running
+
+    run(scenario())
+
+
+def test_every_table_of_runs_shows_tricky_names_keys_and_values_as_written(tmp_path):
+    """Brackets and backslashes as markup would eat them, drawn in each table of the checkpoints and compare screens:
+    a run (folder) name, its mark, a checkpoint file, a setting's key and value."""
+    settings = tiny_settings(tmp_path)
+    folder = hostile_run(tmp_path / "runs", FOLDER_TRICKY, settings)
+    (folder / "checkpoints" / f"epoch_{FOLDER_TRICKY}.pth").write_bytes(b"")
+    with open(folder / "settings.toml", "a", encoding="utf-8") as fh:  # a table of its own: only this run has it
+        fh.write(f"\n[{json.dumps(TRICKY)}]\nkey = {json.dumps(TRICKY)}\n")
+    hostile_run(tmp_path / "runs", "plain", settings)
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("4")
+            screen = app.screen
+            runs = screen.query_one("#runs", DataTable)
+            assert await wait_for(pilot, lambda: runs.row_count == 2)
+            runs.move_cursor(row=[plain(runs.get_row_at(i)[0]) for i in range(2)].index(FOLDER_TRICKY))
+            ckpts = screen.query_one("#ckpts", DataTable)
+            assert await wait_for(pilot, lambda: shows(ckpts, f"epoch_{FOLDER_TRICKY}.pth"))
+            assert shows(runs, FOLDER_TRICKY)
+            await pilot.press("m")  # update_cell: the marked name, as written too
+            assert await wait_for(pilot, lambda: shows(runs, f"+ {FOLDER_TRICKY}"))
+            await pilot.press("down" if runs.cursor_row == 0 else "up", "m", "c")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            best = app.screen.query_one("#cmp-best", DataTable)
+            differing = app.screen.query_one("#cmp-settings", DataTable)
+            assert shows(best, FOLDER_TRICKY)
+            assert shows(differing, FOLDER_TRICKY)  # a column's label
+            assert shows(differing, f"{TRICKY}.key") and shows(differing, f" {TRICKY} ")  # a row's key, its value
+
+    run(scenario())
+
+
+def test_view_shows_a_tricky_tag_as_written(tmp_path):
+    log = tmp_path / "version_0" / "metrics.csv"
+    log.parent.mkdir()
+    with open(log, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["step", TRICKY], [0, 1.0]])
+
+    async def scenario():
+        app = ScalarsApp(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await wait_for(pilot, lambda: getattr(app.screen, "tags", None))
+            assert shows(app.screen.query_one("#sc-tags", DataTable), f" {TRICKY} ")
 
     run(scenario())
 

@@ -15,9 +15,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.cli.printers import format_size
-from engine.io.text import printable
 from engine.runs.records import read_metrics, settings_lines
-from tui.data_text import data_markup, data_text
+from tui.data_text import data_line, data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
@@ -96,7 +95,7 @@ class CheckpointsScreen(Screen):
         table.clear()
         for run in runs:
             table.add_row(
-                self._run_label(run), data_markup(run.status), str(run.epochs), _num(run.best_epoch, "d"), key=run.path
+                self._run_label(run), data_text(run.status), str(run.epochs), _num(run.best_epoch, "d"), key=run.path
             )
         runs_dir = self.app.settings.run.runs_dir
         self._set_status(
@@ -136,7 +135,7 @@ class CheckpointsScreen(Screen):
         table.clear()
         for c in run.checkpoints:
             table.add_row(
-                data_markup(Path(c.path).name),
+                data_text(Path(c.path).name),
                 _num(c.epoch, "d"),
                 _num(c.val_loss, ".4f"),
                 _num(c.val_acc, ".1%"),
@@ -146,18 +145,19 @@ class CheckpointsScreen(Screen):
             )
         history = RunHistory.from_rows(read_metrics(Path(run.path) / "metrics.jsonl").items)
         self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
+        head = data_line(data_text(run.name), ": ", data_text(run.status), " (", data_text(run.detail), ")")
         notes = "".join(f"{note}\n" for note in run.notes)  # what the reader skipped: said, the rest still shown
-        head = f"{printable(run.name)}: {printable(run.status)} ({printable(run.detail)})\n{printable(run.path)}"
-        self._details(f"{head}\n{notes}\n{settings_text(Path(run.path))}")
+        body = data_text(f"{notes}\n{settings_text(Path(run.path))}", lines=True)
+        self._details(data_line(head, "\n", data_text(run.path), "\n", body))
 
     # -- actions ----------------------------------------------------------------
     def marked_runs(self) -> list[Path]:
         """The marked runs still listed, in the list's order."""
         return [Path(r.path) for r in self.runs if str(r.path) in self._marked]
 
-    def _run_label(self, run: Any) -> str:
-        """The run's name, after a mark when it is marked for a comparison; escaped: DataTable reads str as markup."""
-        return data_markup(f"+ {run.name}" if str(run.path) in self._marked else run.name)
+    def _run_label(self, run: Any) -> Text:
+        """The run's name, after a mark when it is marked for a comparison."""
+        return data_line("+ ", data_text(run.name)) if str(run.path) in self._marked else data_text(run.name)
 
     def action_mark(self) -> None:
         run = self.selected_run()
@@ -216,9 +216,9 @@ class CheckpointsScreen(Screen):
             settings, source = export_settings(run_dir, None, self.app.trusted_imports())
             out = write_script(script_text(settings, source), run_dir / "train.py")
         except (SettingsError, OSError) as e:  # a refused setting, a symlink at train.py, a full disk
-            self.app.call_from_thread(self.notify, str(e), severity="error", markup=False)
+            self.app.call_from_thread(self.notify, str(e), severity="error")
             return
-        self.app.call_from_thread(self.notify, f"Exported {out}", markup=False)
+        self.app.call_from_thread(self.notify, f"Exported {out}")
 
     def action_open_logs(self) -> None:
         from tui.screens.open_logs import OpenLogsScreen
@@ -228,7 +228,7 @@ class CheckpointsScreen(Screen):
             if path is None:
                 return
             if "\0" in path or not Path(path).exists():
-                self.notify(f"{path}: no such file or folder", severity="error", markup=False)
+                self.notify(f"{path}: no such file or folder", severity="error")
                 return
             self.app.push_screen(ScalarsScreen(path))
 
@@ -240,9 +240,7 @@ class CheckpointsScreen(Screen):
             self.notify("No run selected.", severity="warning")
             return
         if run.status not in ("running", "paused", "starting"):
-            self.notify(
-                f"{run.name} is not running ({run.status}): nothing to attach to.", severity="warning", markup=False
-            )
+            self.notify(f"{run.name} is not running ({run.status}): nothing to attach to.", severity="warning")
             return
         self.run_worker(self.app.attach_run(Path(run.path)))
 
@@ -256,7 +254,7 @@ class CheckpointsScreen(Screen):
             return
         last = Path(run.path) / "checkpoints" / "last.pth"
         if not last.is_file():
-            self.notify(f"{run.name} has no last.pth to resume from.", severity="error", markup=False)
+            self.notify(f"{run.name} has no last.pth to resume from.", severity="error")
             return
         self._load_resume(last)
 
@@ -325,9 +323,9 @@ class CheckpointsScreen(Screen):
         try:
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         except OSError as e:
-            self.notify(f"cannot delete {target}: {e}", severity="error", markup=False)
+            self.notify(f"cannot delete {target}: {e}", severity="error")
             return
-        self.notify(f"deleted {target}", markup=False)
+        self.notify(f"deleted {target}")
         self.action_refresh()
 
     # -- results ------------------------------------------------------------------
@@ -340,7 +338,7 @@ class CheckpointsScreen(Screen):
             if worker.group == "evaluate":
                 self._details(f"Evaluation failed: {message}")
             else:
-                self.notify(message, severity="error", timeout=8, markup=False)
+                self.notify(message, severity="error", timeout=8)
             return
         if worker.result is None:
             return
@@ -353,9 +351,9 @@ class CheckpointsScreen(Screen):
         else:
             await self._start_resume(*worker.result)
 
-    def _details(self, text: str) -> None:
+    def _details(self, text: str | Text) -> None:
         """Lines with names, paths, settings and errors from the run's files: shown as written, lines kept."""
-        self.query_one("#ck-details", Static).update(Text(printable(text, keep="\n")))
+        self.query_one("#ck-details", Static).update(text if isinstance(text, Text) else data_text(text, lines=True))
 
     def _set_status(self, text: str) -> None:
         self.query_one("#ck-status", Static).update(data_text(text))

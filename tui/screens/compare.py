@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.outputs.compare import compare
-from tui.data_text import data_markup, data_text
+from tui.data_text import data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 
@@ -57,11 +57,11 @@ class CompareScreen(Screen):
         best = self.query_one("#cmp-best", DataTable)
         best.add_columns("run", "epochs", "best val loss", "at", "best val acc", "at")
         for b in self.best:
-            best.add_row(data_markup(b.name), str(b.epochs), _num(b.val_loss, ".4f"), _num(b.val_loss_epoch, "d"),
+            best.add_row(data_text(b.name), str(b.epochs), _num(b.val_loss, ".4f"), _num(b.val_loss_epoch, "d"),
                          _num(b.val_acc, ".1%"), _num(b.val_acc_epoch, "d"))  # fmt: skip
         table = self.query_one("#cmp-settings", DataTable)
-        table.add_columns("setting that differs", *(data_markup(r.name) for r in self.runs))
-        for key, values in self.differing.items():  # names, keys and values from the runs' files: escaped markup
-            table.add_row(data_markup(key), *(data_markup("-" if v is None else v) for v in values))
+        table.add_columns("setting that differs", *(data_text(r.name) for r in self.runs))
+        for key, values in self.differing.items():  # names, keys and values from the runs' files: data
+            table.add_row(data_text(key), *(data_text("-" if v is None else v) for v in values))
         if not self.differing:
             table.add_row("(the same settings)", *("" for _ in self.runs))

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.outputs.readers import Source, find_sources
-from tui.data_text import PlainNotifications, data_markup, data_text
+from tui.data_text import PlainNotifications, data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 
@@ -104,7 +104,7 @@ class ScalarsScreen(Screen):
         for tag in self.tags:
             having = [s for s in sources if s.tags.get(tag)]
             last = str(max(s.tags[tag][-1][0] for s in having)) if having else "-"
-            table.add_row(data_markup(tag), str(len(having)), last)  # DataTable reads str as markup: escaped
+            table.add_row(data_text(tag), str(len(having)), last)  # a tag from a log: data
         if selected in self.tags:
             table.move_cursor(row=self.tags.index(selected))
         kinds = ", ".join(sorted({s.kind for s in sources})) or "nothing readable"

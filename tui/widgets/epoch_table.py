@@ -27,7 +27,7 @@ def epoch_row(m: dict) -> tuple:
     tl, vl = m.get("train_loss"), m.get("val_loss")
     gap = vl - tl if tl is not None and vl is not None else None
     return (
-        data_markup(m["epoch"]),  # an attached run's rows come from its metrics.jsonl: data
+        str(m["epoch"]),  # a positive int (engine.runs.records.epoch_record), a number as in the columns after it
         _fmt(tl, ".4f"),
         _fmt(m.get("train_acc"), ".1%"),
         _fmt(vl, ".4f"),
