@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.style import Style
+from rich.text import Text
 from textual.app import App
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -97,9 +98,9 @@ def update_scrollbars(widget: Widget, virtual_size: Size) -> None:
     widget._scroll_update(virtual_size)
 
 
-def add_text_rows(table: DataTable, rows: Iterable[tuple[str, Sequence[str]]]) -> None:
-    """Add one-line rows of text cells, (key, cells) each, at the bottom of `table`: what `add_row` does for each,
-    at the cost of one.
+def add_text_rows(table: DataTable, rows: Iterable[tuple[str, Sequence[str | Text]]]) -> None:
+    """Add one-line rows of cells (a str read as markup, or Text shown as it is), (key, cells) each, at the bottom of
+    `table`: what `add_row` does for each, at the cost of one.
 
     `add_row` sets the cursor reactive for each row, and the next idle measures every cell of every new row; for a
     history of a thousand epochs that was most of the first paint. Here each column is measured on its widest cells
@@ -121,7 +122,7 @@ def add_text_rows(table: DataTable, rows: Iterable[tuple[str, Sequence[str]]]) -
         table.rows[key] = Row(key, 1)
     console = table.app.console
     for position, column in enumerate(columns):
-        in_column = {cells[position] for _, cells in keyed if position < len(cells)}
+        in_column = [cells[position] for _, cells in keyed if position < len(cells)]
         column.content_width = max(column.content_width, _widest(console, in_column))
     table._update_count += 1
     # sized now, not at the next idle: a cursor moved next scrolls at once, in the same paint
@@ -132,15 +133,19 @@ def add_text_rows(table: DataTable, rows: Iterable[tuple[str, Sequence[str]]]) -
     table.check_idle()
 
 
-def _widest(console: Any, cells: Iterable[str]) -> int:
+def _widest(console: Any, cells: Iterable[str | Text]) -> int:
     """The width DataTable measures the widest of these cells at. Markup only makes a cell narrower than its
     characters, so the cells are measured widest first until no other can be wider."""
     widest = 0
-    for cell in sorted(cells, key=cell_len, reverse=True):
-        if cell_len(cell) <= widest:
+    for cell in sorted(cells, key=_characters, reverse=True):
+        if _characters(cell) <= widest:
             break
         widest = max(widest, measure(console, default_cell_formatter(cell, wrap=False, height=1), 1))
     return widest
+
+
+def _characters(cell: str | Text) -> int:
+    return cell_len(cell.plain if isinstance(cell, Text) else cell)
 
 
 def footer_has_keys(footer: Footer) -> bool:

@@ -246,8 +246,10 @@ def test_update_scrollbars_sizes_the_scrollbar_to_the_virtual_size():
 
 def test_text_rows_added_at_once_leave_the_table_as_add_row_does():
     """The same cells added row by row and in one batch: the same rows, column widths, size, cursor, highlight
-    message and drawn lines. Markup in a cell (narrower than its characters) and a short row included."""
-    cells = [(str(n), f"{n * 1.5:.2f}", "[b]x[/b]" if n == 3 else "wide" * (n % 3), "*" * (n % 2)) for n in range(40)]
+    message and drawn lines. Markup in a cell (narrower than its characters), Text (shown as it is: the widest cell
+    of its column) and a short row included."""
+    texts = {3: "[b]x[/b]", 5: Text("[b]as written[/b]"), 6: Text("[b]as written[/b]")}
+    cells = [(str(n), f"{n * 1.5:.2f}", texts.get(n, "wide" * (n % 3)), "*" * (n % 2)) for n in range(40)]
     cells[7] = cells[7][:2]
 
     class Tables(App):

@@ -7,9 +7,8 @@ import csv
 import json
 from pathlib import Path
 
-from hypothesis import given
-from hypothesis import strategies as st
 from rich.text import Text
+from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Static
 
 from engine.events import Diagnostic, ListenerFailed, RunFailed
@@ -24,6 +23,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.scalars import ScalarsApp
 from tui.screens.training import TrainingScreen
 from tui.widgets.diagnostic_badge import DiagnosticBadge
+from tui.widgets.epoch_table import EpochTable
 from tui.widgets.metric_chart import MetricChart
 
 # a window title, OSC 52, CSI and C1, markup (a folder name holds no "/": no closing tag), mathtext, a bidi override
@@ -194,8 +194,19 @@ def test_view_shows_a_tricky_tag_as_written(tmp_path):
     run(scenario())
 
 
-@given(st.text(st.sampled_from("[]/\\abk=#@ \x1b")))
-def test_a_data_cell_shows_any_text_as_written(text):
-    from tui.data_text import data_markup
+def test_the_epoch_table_shows_a_tricky_diagnostic_as_written():
+    """An attached run's rows come from its metrics.jsonl: the diagnostic is data."""
 
-    assert Text.from_markup(data_markup(text)).plain == printable(text)
+    class TableApp(App):
+        def compose(self) -> ComposeResult:
+            yield EpochTable()
+
+    async def scenario():
+        app = TableApp()
+        async with app.run_test(size=(160, 10)) as pilot:
+            table = app.query_one(EpochTable)
+            metrics = {"epoch": 1, "train_loss": 0.5, "val_loss": 0.6, "train_acc": 0.9, "val_acc": 0.8, "lr": 1e-3}
+            table.add_epochs([{**metrics, "seconds": 0.1, "diagnostic": TRICKY}])
+            assert await wait_for(pilot, lambda: shows(table, f" {TRICKY.upper()} "))
+
+    run(scenario())

@@ -7,7 +7,7 @@ from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 
 from tui import textual_compat
-from tui.data_text import data_markup
+from tui.data_text import data_text
 
 # the rendered cells kept: a tall screen's rows (~60) by the 10 columns, and the cursor row's
 CELLS_KEPT = 1_000
@@ -35,7 +35,7 @@ def epoch_row(m: dict) -> tuple:
         _fmt(gap, "+.4f"),
         _fmt(m.get("lr"), ".2e"),
         _fmt(m.get("seconds"), ".1f"),
-        data_markup(str(m.get("diagnostic", "")).upper()),
+        data_text(str(m.get("diagnostic", "")).upper()),
         "*" if m.get("is_best") else "",
     )
 
