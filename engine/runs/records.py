@@ -148,9 +148,12 @@ def _diagnostic(value: Any) -> Any:
     if type(value) is not dict or type(value.get("status")) is not str or type(value.get("message", "")) is not str:
         return _ABSENT
     evidence = value.get("evidence", {})
-    if type(evidence) is not dict or any(type(v) not in (int, float) for v in evidence.values()):
+    if type(evidence) is not dict:
         return _ABSENT
-    return Diagnostic(value["status"], value.get("message", ""), evidence)
+    numbers = {k: number(v) for k, v in evidence.items()}  # a NaN epoch's "nan" and "inf" are numbers too
+    if any(type(k) is not str or n is None for k, n in numbers.items()):
+        return _ABSENT
+    return Diagnostic(value["status"], value.get("message", ""), numbers)
 
 
 def _schema(cls: type) -> list[tuple[str, Callable[[Any], Any], Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import socket
 import time
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from engine.events import EpochCompleted, RunFinished, RunStarted
 from engine.outputs.readers import MAX_TAGS, find_sources, read_lightning_csv
 from engine.runs import records
-from engine.runs.records import LineFollower, event_follower, read_events, read_metrics, read_status_file
+from engine.runs.records import LineFollower, event_follower, event_record, read_events, read_metrics, read_status_file
 from engine.runs.status import StatusRecord, boot_id, identity, process_lives, run_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -330,3 +331,16 @@ def test_no_file_is_read_outside_the_reader():
 def test_the_scan_finds_a_read(tmp_path):
     (tmp_path / "m.py").write_text("import json\ndef f(p):\n    return json.load(open(p)), p.read_text()\n")
     assert calls_in(tmp_path / "m.py") == {"json.load", "open", "read_text"}
+
+
+def test_a_nan_epochs_diagnostic_keeps_its_evidence_through_the_writer_and_the_reader():
+    from engine.events import Diagnostic, EpochCompleted
+    from engine.runs.folder import to_json
+
+    nan, inf = float("nan"), float("inf")
+    evidence = {"train_loss": nan, "val_loss": inf, "constant_loss": 2.3, "blown_up": 1.9e17}
+    epoch = EpochCompleted(3, 5, nan, inf, 0.1, 0.1, 1e-3, 1.0, 10.0, Diagnostic("nan", "x", evidence), False, None)
+    read = event_record(json.loads(to_json(epoch.to_dict())))
+    assert read is not None and read.diagnostic.status == "nan"
+    assert math.isnan(read.diagnostic.evidence["train_loss"]) and math.isnan(read.diagnostic.evidence["val_loss"])
+    assert read.diagnostic.evidence["constant_loss"] == 2.3 and read.diagnostic.evidence["blown_up"] == 1.9e17
