@@ -45,7 +45,8 @@ class TrainConsole(PlainNotifications, App):
     MODES = {entry.mode: entry.build for entry in SCREENS}
     DEFAULT_MODE = SCREENS[0].mode
     BINDINGS = [
-        *(Binding(entry.key, f"switch_mode('{entry.mode}')", entry.short) for entry in SCREENS),
+        # the tabs above show the screens' keys: the footer keeps its width for the screen's own keys, ? and q
+        *(Binding(entry.key, f"switch_mode('{entry.mode}')", entry.short, show=False) for entry in SCREENS),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding(
             "q",

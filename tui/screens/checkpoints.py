@@ -40,10 +40,11 @@ class CheckpointsScreen(Screen):
     BINDINGS = [
         Binding("a", "attach", "Attach", tooltip="follow the selected run, training in another process, and steer it"),
         Binding("r", "resume", "Resume", tooltip="resume the selected run from its last.pth"),
-        Binding("e", "evaluate", "Evaluate", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
+        Binding("e", "evaluate", "Eval", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
         Binding("delete,D", "delete", "Delete", tooltip="delete the selected run or checkpoint (asks first)"),
-        Binding("f5", "refresh", "Refresh", tooltip="refresh the list"),
-        Binding("o", "open_logs", "Open logs", tooltip="open a folder of TensorBoard or Lightning CSV logs, read-only"),
+        # in the help, not the footer: ten keys, ? and q fill 120 columns
+        Binding("f5", "refresh", "Refresh", tooltip="refresh the list", show=False),
+        Binding("o", "open_logs", "Logs", tooltip="open a folder of TensorBoard or Lightning CSV logs, read-only"),
         Binding("m", "mark", "Mark", tooltip="mark or unmark the selected run for a comparison"),
         Binding("c", "compare", "Compare", tooltip="compare the marked runs: curves, best metrics, settings"),
         Binding("g", "save_curves", "PNG", tooltip="save the curves of the marked (or selected) runs as a PNG"),
