@@ -59,7 +59,7 @@ class RunStarted(Event):
     start_epoch: int  # epochs already done (non-zero when resuming)
     epochs: int
     threads: int
-    step: str = "autograd"  # how a batch's step runs: "autograd" or the fused MLP step (engine.training.steps)
+    step: str = "autograd"  # how a batch's step runs: "autograd" or the fused MLP step (engine.training.accel)
     processes: int = 1  # the run's world size: torchrun's processes on all machines (engine.training.distributed)
     note: str = ""  # what the user should know about this start (a resume that restarts its epoch)
     # the constant predictor's validation loss and accuracy (engine.training.baselines), None where unknown

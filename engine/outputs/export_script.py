@@ -1,10 +1,10 @@
 """`trainconsole export-script`: a run as one plain PyTorch script, chapter 6.1's template filled in with its settings.
 
-The script draws the same random numbers in the same order as the engine's plain loop (`training.fused_step =
-false`): the seeded split, the shuffling generator, the model's init, the dropout masks. So on the CPU its epoch-1
-metrics are the run's. What it cannot write it refuses, in one line naming the setting (ExportRefused). This module
-is the command and the script's head; its sections are written by script_data (the data) and script_training (the
-model, the optimizer and the loop).
+The script draws the same random numbers in the same order as the engine's plain loop (`training.accel = "off"`:
+autograd, nn.Dropout): the seeded split, the shuffling generator, the model's init, the dropout masks. So on the
+CPU its epoch-1 metrics are the run's. What it cannot write it refuses, in one line naming the setting
+(ExportRefused). This module is the command and the script's head; its sections are written by script_data (the
+data) and script_training (the model, the optimizer and the loop).
 """
 
 from __future__ import annotations

@@ -10,20 +10,6 @@ from engine.settings.config import Settings
 from engine.settings.user_code import code_folder, import_object
 
 
-DROPOUT_CLASS = '''class Dropout(nn.Dropout):
-    """nn.Dropout with trainconsole's masks on the CPU (the same random draws, so the same numbers as its runs).
-
-    nn.Dropout itself works as well: the same expectation, other random draws."""
-
-    def forward(self, x):
-        keep = round((1.0 - self.p) * 65536) / 65536
-        if not self.training or x.device.type != "cpu" or keep in (0.0, 1.0):
-            return super().forward(x)
-        words = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 3) // 4,), dtype=torch.int64)
-        lanes = words.view(torch.int16)[: x.numel()].view(x.shape).float()  # 16-bit random numbers
-        return x * lanes.lt_(keep * 65536 - 32768.5).mul_(1.0 / keep).to(x.dtype)'''
-
-
 def model_part(s: Settings, in_shape: tuple[int, ...]) -> str:
     from engine.data.sources import load_source
 
@@ -31,11 +17,9 @@ def model_part(s: Settings, in_shape: tuple[int, ...]) -> str:
     num_classes = load_source(s.data, s.run.seed).num_classes
     if ":" in m.name:
         return _user_model(s, in_shape, num_classes)
-    drop = m.dropout > 0
     body = _mlp(m, in_shape, num_classes) if m.name == "mlp" else _cnn(m, in_shape, num_classes)
-    head = DROPOUT_CLASS + "\n\n\n" if drop else ""
     title = f"# 4. The model ({m.name}): the layers, in the order trainconsole builds them"
-    return f"{title}\n{head}{body}\n\n\nmodel = Net().to(device)"
+    return f"{title}\n{body}\n\n\nmodel = Net().to(device)"
 
 
 def _mlp(m, in_shape, num_classes) -> str:
@@ -43,7 +27,7 @@ def _mlp(m, in_shape, num_classes) -> str:
     for i, size in enumerate(m.hidden, start=1):
         init.append(f"        self.fc{i} = nn.Linear({width}, {size})")
         if m.dropout > 0:
-            init.append(f"        self.dropout{i} = Dropout({m.dropout})")
+            init.append(f"        self.dropout{i} = nn.Dropout({m.dropout})")
             forward.append(f"        x = self.dropout{i}(torch.relu(self.fc{i}(x)))")
         else:
             forward.append(f"        x = torch.relu(self.fc{i}(x))")
@@ -69,7 +53,7 @@ def _cnn(m, in_shape, num_classes) -> str:
             h, w = h // 2, w // 2
         blocks.append(f"            {block}")
         c = out
-    dropout = f"Dropout({m.dropout}), " if m.dropout > 0 else "nn.Identity(), "
+    dropout = f"nn.Dropout({m.dropout}), " if m.dropout > 0 else "nn.Identity(), "
     return "\n".join(
         ["class Net(nn.Module):", "    def __init__(self):", "        super().__init__()",
          "        self.features = nn.Sequential(  # conv3x3 -> BatchNorm -> ReLU -> max-pool, per block", *blocks,
