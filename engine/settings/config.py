@@ -249,7 +249,7 @@ class DiagnosticsSettings:
     underfit_loss: float = _f(
         1.0, "UNDERFITTING when train_loss stays above this (scaled like overfit_loss_gap) ...", min=0.0
     )
-    underfit_after: int = _f(20, "... after this many epochs.", min=0, max=COUNT_MAX)
+    underfit_after: int = _f(10, "... after this many epochs (the chapter says 20).", min=0, max=COUNT_MAX)
     onset_margin: float = _f(
         0.1, "Overfitting onset: last val_loss above its minimum by this share (chapter 8.1).", min=0.0
     )
@@ -271,10 +271,19 @@ class DiagnosticsSettings:
         max=1.0,
     )
     diverge_factor: float = _f(
-        3.0, "DIVERGING when train_loss exceeds this x the constant predictor's loss or epoch 1's.", min=1.0
+        1.5,
+        "DIVERGING when train_loss, or a val_loss that jumped by this factor in one epoch, exceeds this x the loss "
+        "of a model that learned nothing (the constant predictor's, or ln(classes) where higher; without them, "
+        "epoch 1's train_loss).",
+        min=1.0,
     )
     diverge_epochs: int = _f(
         3, "DIVERGING when train_loss rose this many epochs in a row (0: never).", min=0, max=COUNT_MAX
+    )
+    probes: bool = _f(
+        True,
+        "Gradient probes: per-layer gradient norms on two batches an epoch and dead or saturated units on one "
+        "forward pass (VANISHING/EXPLODING GRADIENTS, DYING RELU, SATURATED UNITS).",
     )
 
 

@@ -11,6 +11,7 @@ from engine.device import device_name
 from engine.events import EpochCompleted, RunStarted
 from engine.models.networks import count_parameters
 from engine.training.diagnostics import EpochScores, diagnose, overfitting_onset
+from engine.training.probing import with_probes
 from engine.training.saving import weights_finite
 
 
@@ -32,6 +33,8 @@ def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_
     scores = EpochScores(st.epoch, train_loss, val_loss, train_acc, val_acc, tuple(st.history["train_loss"]),
                          tuple(st.history["val_loss"]), t.data.val.num_samples)
     diagnostic = diagnose(scores, s.diagnostics, t.baseline)
+    if t.probes is not None:
+        diagnostic = with_probes(diagnostic, t.probes.diagnose(st.epoch))
     values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
     finite = math.isfinite(train_loss) and math.isfinite(val_loss) and weights_finite(t.model)
     if not finite:  # a NaN epoch never becomes best, and writes no checkpoint

@@ -36,6 +36,7 @@ from engine.training.loop import Position, Sums, train_epoch, validate
 from engine.training.optim import build_optimizer, build_scheduler
 from engine.training.policies import CheckpointRetention, Improvement, stop_policies
 from engine.training.precision import resolve_precision
+from engine.training.probing import RunProbes
 from engine.training.saving import Saver, weights_finite
 from engine.training.session import NoSession, Session
 from engine.training.snapshot import RunState, TrainingParts, seed_everything
@@ -154,6 +155,9 @@ class Trainer:
                                     self.amp_dtype, self.device, s, reduce_grads)
         self.parts = TrainingParts(s, self.model, self.optimizer, self.scheduler, self.scaler, self.device,
                                    self.data.generator, self.state, self.data.preprocessing, group.world_size)
+        # the gradient probes, unless the chapter's rules alone are asked for (they have no such badge)
+        probing = s.diagnostics.probes and s.diagnostics.rules != "chapter"
+        self.probes = RunProbes(self.model, len(self.data.train), self.data.val, self.device) if probing else None
         self.saver = Saver(self.session, self.parts, CheckpointRetention.from_settings(s.checkpoints), self.emit,
                            writes=group.is_main)
         if checkpoint is not None:
@@ -232,6 +236,8 @@ class Trainer:
         for at in train_epoch(self.model, batches, self.step, sums, at, self.device):
             if per_batch_scheduler:
                 self.scheduler.step()
+            if self.probes is not None:
+                self.probes.after_step(at.batch)
             verdict = watch.between()
             if verdict == STOP:
                 return self._stop_mid_epoch(at, sums, watch.seconds(), epoch_start)
