@@ -30,6 +30,15 @@ class Baseline:
         """
         return math.log(max(self.classes, 2)) / CHAPTER_LOSS
 
+    @property
+    def fresh_loss(self) -> float:
+        """The loss above which a run has blown up: the constant predictor's, or a fresh model's where higher.
+
+        A fresh model guesses about uniformly (loss ln(classes)), far above the constant predictor's loss on
+        imbalanced labels: that is where training starts, not a blow-up.
+        """
+        return max(self.loss, math.log(max(self.classes, 2)))
+
     def describe(self) -> str:
         return f"constant predictor (class priors): val loss {self.loss:.4f}, accuracy {self.accuracy:.1%}"
 

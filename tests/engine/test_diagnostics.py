@@ -76,6 +76,48 @@ def test_a_loss_rising_epochs_in_a_row_is_diverging():
     assert statuses[:4] == ["ok"] * 4 and statuses[4] == "diverging"
 
 
+def test_a_fresh_models_loss_on_imbalanced_labels_is_where_training_starts_not_a_blow_up():
+    five = Baseline(0.199, 0.95, 2)  # 5 % positives: the priors' loss is far below a fresh model's ln 2
+    assert diagnose(scores(1, 0.69, 0.65, 0.5, 0.9), None, five).status == "ok"
+    d = diagnose(scores(1, 1.2, 0.65, 0.5, 0.9), None, five)  # above 1.5 x ln 2
+    assert d.status == "diverging" and "a fresh model's 0.6931 (ln 2 classes)" in d.message
+
+
+def test_a_val_loss_that_jumps_far_above_at_once_is_diverging_but_one_that_climbs_is_not():
+    d = diagnose(scores(1, 0.8, 27.7, 0.6, 0.3), None, TEN)  # the weights blew up at the end of epoch 1
+    assert d.status == "diverging" and d.message.startswith("val loss 27.7") and d.evidence["val_loss"] == 27.7
+    train = [2.2 - 0.1 * i for i in range(20)]  # learning the training labels by heart
+    val = [2.31 + 0.1 * i for i in range(20)]  # 4.2 in the end: 1.8 x ln 10, reached slowly
+    assert {d.status for d in curve(train, val, [(0.5, 0.1)] * 20)[4:]} == {"not_learning"}
+
+
+def test_a_run_that_blew_up_stays_diverging_while_it_has_not_recovered():
+    train = [17.5, 9.6] + [2.33] * 10  # blew up, then its network died: the constant predictor's loss
+    val = [2.7, 2.38] + [2.32] * 10
+    found = curve(train, val, [(0.1, 0.1)] * 12)
+    assert {d.status for d in found} == {"diverging"}
+    assert "blew up at epoch 1" in found[-1].message and "has not recovered" in found[-1].message
+    assert found[-1].evidence["blow_up_epoch"] == 1
+
+
+def test_a_run_that_blew_up_and_learned_is_diverging_for_a_few_epochs_then_judged_again():
+    from engine.training.diagnostics import UNSTABLE_EPOCHS
+
+    train = [1.0, 0.5, 9.0] + [0.3 * 0.95 ** i for i in range(12)]  # epoch 3 blew up, then it learned again
+    val = [0.9, 0.5, 1.2] + [0.3 * 0.95 ** i for i in range(12)]
+    found = curve(train, val)
+    assert [d.status for d in found[:3]] == ["ok", "ok", "diverging"]
+    unstable = found[3:3 + UNSTABLE_EPOCHS]
+    assert {d.status for d in unstable} == {"diverging"} and "the run is unstable" in unstable[0].message
+    assert {d.status for d in found[3 + UNSTABLE_EPOCHS:]} == {"ok"}
+
+
+def test_with_a_baseline_a_loss_above_epoch_1s_is_no_blow_up():
+    train = [0.1, 0.08, 0.16, 0.07]  # twice epoch 1's, far below what a model that learned nothing scores
+    assert {d.status for d in curve(train, [t + 0.01 for t in train])} == {"ok"}
+    assert curve(train, [t + 0.01 for t in train], baseline=None)[2].status == "diverging"
+
+
 def test_a_healthy_curve_with_noise_is_not_diverging():
     train = [2.0, 1.2, 0.9, 0.95, 0.7, 0.72, 0.6, 0.55]  # a bump, not a climb
     assert all(d.status == "ok" for d in curve(train, [t + 0.05 for t in train]))
@@ -103,6 +145,14 @@ def test_a_model_beating_the_constants_loss_is_learning_however_modest_its_accur
     assert {d.status for d in curve(losses, [v + 0.005 for v in losses], accs, imbalanced)} == {"ok"}
 
 
+def test_a_val_loss_still_falling_by_a_clear_step_is_not_yet_not_learning():
+    five = Baseline(0.2, 0.95, 2)  # a small model on 5 % positives starts at ln 2 and falls slowly to the priors
+    val = [0.56, 0.43, 0.34, 0.28, 0.25, 0.22, 0.20, 0.19, 0.19, 0.19]
+    found = [d.status for d in curve([v + 0.01 for v in val], val, [(0.95, 0.95)] * 10, five)]
+    assert found[4:8] == ["ok"] * 4  # falling by more than 1 % of the constant's loss an epoch
+    assert found[8:] == ["not_learning"] * 2  # 0.19 is not 10 % below 0.2, and it stopped falling
+
+
 def test_not_learning_can_be_switched_off():
     rules = DiagnosticsSettings(chance_after=0)
     assert {d.status for d in curve([2.3] * 8, [2.31] * 8, rules=rules)} == {"ok"}
@@ -125,6 +175,14 @@ def test_the_onset_rule_finds_val_loss_rising_from_its_best_while_train_falls():
     assert curve(train, val)[4].evidence["onset_epoch"] == 3
 
 
+def test_the_onset_rule_on_small_losses_needs_a_rise_of_half_a_percent_of_the_constants():
+    train = [0.5, 0.2, 0.1, 0.08, 0.06, 0.05]
+    val = [0.5, 0.2, 0.1, 0.105, 0.111, 0.115]  # a twentieth of the constant's loss (ln 10)
+    found = curve(train, val)
+    assert found[4].status == "ok"  # 11 % up, but by 0.011: not more than 0.005 x 2.3026
+    assert found[5].status == "overfitting" and found[5].evidence["onset_epoch"] == 3  # up 0.015
+
+
 def test_overfitting_is_not_judged_in_the_first_epochs_or_on_few_samples():
     assert diagnose(scores(2, 0.1, 0.9), None, TEN).status == "ok"
     d = diagnose(scores(5, 0.3, 0.4, 0.99, 0.80, val_samples=36), None, TEN)
@@ -132,8 +190,11 @@ def test_overfitting_is_not_judged_in_the_first_epochs_or_on_few_samples():
 
 
 def test_underfitting_is_the_chapters_rule_scaled():
+    after = DiagnosticsSettings().underfit_after  # 10 by default: the chapter's 20 found it late on the corpus
+    past = ([2.0] * after, [1.6] * after)
+    assert diagnose(scores(after + 1, 1.5, 1.55, 0.3, 0.3, *past), None, TEN).status == "underfitting"
+    assert diagnose(scores(after, 1.5, 1.55, 0.3, 0.3, past[0][1:], past[1][1:]), None, TEN).status == "ok"
     assert diagnose(scores(21, 1.5, 1.55, 0.3, 0.3, [2.0] * 20, [1.6] * 20), None, TEN).status == "underfitting"
-    assert diagnose(scores(20, 1.5, 1.55, 0.3, 0.3, [2.0] * 19, [1.6] * 19), None, TEN).status == "ok"
     two = Baseline(0.367, 0.88, 2)  # 12 % positives: 1.0 x ln 2 / ln 10 = 0.30
     assert diagnose(scores(30, 0.285, 0.29, 0.88, 0.88, [0.3] * 29, [0.3] * 29), None, two).status == "ok"
 
