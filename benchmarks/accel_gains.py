@@ -35,8 +35,8 @@ from engine.events import EpochCompleted, RunStarted  # noqa: E402
 from engine.settings.config import load_settings  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 from mnist_files import write_mnist  # noqa: E402
+from report_section import REPORT, write_section  # noqa: E402
 
-REPORT = REPO / "BENCHMARKS.md"
 SECTION = "## Speed-ups, one by one (engine/training/accel)"
 DEFAULT_THREADS = torch.get_num_threads()
 real_plan_threads = accel.plan_threads
@@ -140,14 +140,6 @@ def header(args, loads: tuple[float, float]) -> list[str]:
     ]
 
 
-def write_section(text: str) -> None:
-    """Replace the section (up to the next "## " heading) or append it."""
-    body = REPORT.read_text(encoding="utf-8")
-    head, found, rest = body.partition(SECTION + "\n")
-    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-    REPORT.write_text(f"{head.rstrip()}\n\n{text}" + (f"\n{tail}" if tail else ""), encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=6, help="rounds of every variant (even: each order as often)")
@@ -174,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

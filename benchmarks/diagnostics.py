@@ -71,7 +71,8 @@ from engine.training import diagnostics as diagnostics_module  # noqa: E402
 from engine.training.baselines import Baseline  # noqa: E402
 from engine.training.diagnostics import EpochScores, diagnose, overfitting_onset  # noqa: E402
 
-REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+from report_section import REPORT, write_section  # noqa: E402 (benchmarks/ is the script's folder)
+
 SECTION = "## Diagnostics: badges against a labelled corpus"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trainconsole" / "diagnostics-corpus.json"
 TABLES = ("digits", "wine", "iris", "cancer", "imb5", "imb12")
@@ -450,14 +451,6 @@ def _span(seeds: list[int]) -> str:
     return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
 
 
-def write_section(text: str) -> None:
-    """Replace the section (up to the next "## " heading) or append it."""
-    body = REPORT.read_text(encoding="utf-8")
-    head, found, rest = body.partition(SECTION + "\n")
-    tail = rest[rest.find("\n## ") + 1:] if found and "\n## " in rest else ""
-    REPORT.write_text(f"{head.rstrip()}\n\n{text}" + (f"\n{tail}" if tail else ""), encoding="utf-8")
-
-
 # -- tuning --------------------------------------------------------------------------------------------------------
 GRID: dict[str, tuple] = {  # the defaults tried on the tuning seeds (0-4), every combination
     "diverge_factor": (1.5, 2.0, 3.0),
@@ -528,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(report(runs, seeds, scores, tuned))
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = REPO / ".venv" / "bin" / "python"
-REPORT = REPO / "BENCHMARKS.md"
+from report_section import REPORT, write_section  # noqa: E402 (benchmarks/ is the script's folder)
+
 SECTION = "## Engine shape: interleaved rounds"
 TARGET = 0.97
 RUN_TIMEOUT_S = 900
@@ -184,14 +185,6 @@ def report(rounds: list[dict], labels: dict, args, load: float) -> tuple[str, di
     return "\n".join(lines) + "\n", medians
 
 
-def write_section(text: str) -> None:
-    """Replace the section (up to the next "## " heading) or append it."""
-    body = REPORT.read_text(encoding="utf-8")
-    head, found, rest = body.partition(SECTION + "\n")
-    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-    REPORT.write_text(f"{head.rstrip()}\n\n{text}" + (f"\n{tail}" if tail else ""), encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("before", help="a commit")
@@ -222,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     text, medians = report(rounds, labels, args, load)
     print(f"\n{text}")
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"written to {REPORT}")
     return 0 if min(medians.values()) >= TARGET else 1
 
