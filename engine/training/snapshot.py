@@ -17,6 +17,7 @@ import torch
 
 from engine.training import weights as ck
 from engine.events import EPOCH_RECORD_FIELDS
+from engine.settings.renames import read_renamed
 
 # what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was
 # trained with, and the precision and the step decide the numbers of every epoch its settings.toml describes
@@ -134,9 +135,8 @@ def restart_epoch_if_resharded(
 
 def _check_settings_fit(settings: Any, c: dict[str, Any], source: str) -> None:
     """A changed optimizer or scheduler would load silently and crash (or mislead) at the first step: refuse it here."""
-    saved = dict((c.get("settings") or {}).get("training") or {})
-    if "fused_step" in saved:  # a checkpoint from before training.accel
-        saved.setdefault("accel", "auto" if saved.pop("fused_step") else "off")
+    stored, _ = read_renamed(c.get("settings") or {}, source)  # a checkpoint's old keys, by today's names
+    saved = stored.get("training") or {}
     now = settings.training
     for key, what in MUST_MATCH_ON_RESUME.items():
         if key in saved and saved[key] != getattr(now, key):
