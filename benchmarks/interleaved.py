@@ -7,7 +7,8 @@ and run by this repository's .venv Python with the worktree first on PYTHONPATH,
 from that commit. A round runs headless (`python -m engine run --json`) then the console (the app headless
 through App.run_test, keys 3 then s, as benchmarks/pipelines.py does, started by tui.app.main so it sets up
 what the console sets up), each mode before and after back to back; which commit goes first alternates
-every round. A run's rate is the median samples/s of its epochs 2..E (the first warms up and times threads),
+every round; each run starts after a sync and a few seconds' rest. --threads N fixes device.threads for
+every run (the thread trial's choice is itself noisy on a shared machine). A run's rate is the median samples/s of its epochs 2..E (the first warms up and times threads),
 read from its EpochCompleted events. The figure is the median over the rounds of each round's after/before.
 --write puts the rounds into BENCHMARKS.md under "## Engine shape: interleaved rounds".
 """
@@ -34,6 +35,7 @@ SECTION = "## Engine shape: interleaved rounds"
 TARGET = 0.97
 RUN_TIMEOUT_S = 900
 MODES = ("headless", "console")
+SETTLE_S = 3
 
 # The console's own start (tui.app.main: OpenMP defaults, settings, the app), with App.run swapped for a
 # headless drive: keys 3 (training screen) and s (start), then wait for the run's last event.
@@ -119,16 +121,24 @@ def measure(mode: str, tree: Path, args, work: Path, n: int) -> tuple[float, int
     runs, config = work / f"runs-{n}", work / f"settings-{n}.toml"
     data = f'root = "{work / "data"}"\nval_fraction = 0.0\n' if args.dataset == "mnist" else ""
     config.write_text(
-        f'[run]\nname = "bench"\nruns_dir = "{runs}"\nseed = 0\n[device]\ndevice = "cpu"\n'
+        f'[run]\nname = "bench"\nruns_dir = "{runs}"\nseed = 0\n[device]\ndevice = "cpu"\nthreads = {args.threads}\n'
         f'[data]\ndataset = "{args.dataset}"\n{data}[training]\nepochs = {args.epochs}\n'
     )
     env = environment(tree, work)
+    settle()
     if mode == "headless":
         out = sh(PYTHON, "-m", "engine", "run", "-c", str(config), "--json", cwd=work, env=env)
         return rate([json.loads(line) for line in out.splitlines() if line.startswith("{")])
     events = runs / "bench" / "events.jsonl"
     sh(PYTHON, "-c", CONSOLE, str(config), str(events), str(RUN_TIMEOUT_S - 60), cwd=work, env=env)
     return rate([json.loads(line) for line in events.read_text().splitlines() if line.strip()])
+
+
+def settle() -> None:
+    """Let the previous run's written files reach the disk first: the kernel's writeback otherwise takes a core
+    from the next run, which is always the other commit's in a round."""
+    os.sync()
+    time.sleep(SETTLE_S)
 
 
 def run_rounds(trees: dict, args, work: Path) -> list[dict]:
@@ -162,7 +172,9 @@ def report(rounds: list[dict], labels: dict, args, load: float) -> tuple[str, di
         f"Before: `{labels['before']}`. After: `{labels['after']}`.",
         f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch} on cpu, {datetime.date.today()}; "
         f"1-minute load at start {load:.2f}.",
-        f"Each run: {args.dataset}, the default MLP, batch 64, {args.epochs} epochs, seed 0; its samples/s is the "
+        f"Each run: {args.dataset}, the default MLP, batch 64, {args.epochs} epochs, seed 0, "
+        f"{'threads chosen by the engine' if args.threads == 0 else f'device.threads = {args.threads}'}; "
+        "its samples/s is the "
         f"median of epochs 2–{args.epochs}. Headless: `python -m engine run --json`; console: the app headless "
         "(App.run_test, keys 3 then s). Which commit runs first alternates every round.",
         "",
@@ -192,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=10, help="epochs per run (the median of 2..E counts)")
     p.add_argument("--dataset", choices=("digits", "mnist"), default="digits", help="mnist: generated MNIST-shaped")
+    p.add_argument("--threads", type=int, default=0, help="device.threads of every run (0: the engine's choice)")
     p.add_argument("--write", action="store_true", help=f"write the rounds into {REPORT.name}")
     args = p.parse_args(argv)
     if args.epochs < 2:
