@@ -19,6 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engine.data.pixels import (
+    HIGH_DEPTH, Header, Range, describe, folder_range, read_header, to_8bit, value_range,
+)
 from engine.settings.config import DataSettings, SettingsError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -46,37 +49,19 @@ def _scan(root: Path, where: str) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, files
 
 
-def _header(path: Path) -> tuple[str, tuple[int, int]] | str:
-    """(mode, (width, height)) read from the file's header, or why it cannot be read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.mode, im.size
-    except Exception as e:  # PIL raises many types for a bad file
-        return f"{type(e).__name__}: {e}"
-
-
-def decode(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray | str:
+def decode(path: Path, channels: int, size: tuple[int, int], rng: Range | None = None) -> np.ndarray | str:
     """The image as uint8 (height, width, channels), or why it cannot be decoded."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            if im.size != size:
-                im = im.resize(size, Image.BILINEAR)
-            pixels = np.array(im, dtype=np.uint8)  # a writable copy: torch.from_numpy shares it
+        return to_8bit(path, channels, size, rng)
     except Exception as e:  # a truncated or corrupt file: PIL raises OSError, SyntaxError, ValueError, ...
         return f"{type(e).__name__}: {e}"
-    return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
 class FolderImages(Dataset):
     """Files decoded on access: the DataLoader path, for a folder too large to decode into memory."""
 
-    def __init__(self, files: list[tuple[Path, int]], channels: int, size: tuple[int, int]):
-        self.files, self.channels, self.size = files, channels, size
+    def __init__(self, files: list[tuple[Path, int]], channels: int, size: tuple[int, int], rng: Range | None):
+        self.files, self.channels, self.size, self.rng = files, channels, size, rng
         self.targets = [k for _, k in files]
 
     def __len__(self) -> int:
@@ -84,7 +69,7 @@ class FolderImages(Dataset):
 
     def __getitem__(self, i: int):
         path, k = self.files[i]
-        pixels = decode(path, self.channels, self.size)
+        pixels = decode(path, self.channels, self.size, self.rng)
         if isinstance(pixels, str):
             raise ImageFolderError(f"data.path: cannot decode {path}: {pixels}")
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), k
@@ -110,28 +95,38 @@ class ImageFolder:
     files: FolderImages | None = None
 
 
+def _deep_range(good: list[tuple[tuple[Path, int], Header]], pool: ThreadPoolExecutor) -> Range | None:
+    """The folder's one range for its images of more than 8 bits (None without any): a pass over their pixels."""
+    deep = [(p, h.mode) for (p, _), h in good if h.mode in HIGH_DEPTH]
+    if not deep:
+        return None
+    return folder_range(list(pool.map(lambda d: value_range(d[0]), deep)), [m for _, m in deep])
+
+
 def read_image_folder(settings: DataSettings) -> ImageFolder:
     where = f"data.path = '{settings.path}'"
     root = Path(settings.path)
     if not root.is_dir():
         raise ImageFolderError(f"{where}: no such folder (expected one sub-folder of images per class)")
     classes, files = _scan(root, where)
-    headers = [_header(p) for p, _ in files]
+    headers = [read_header(p) for p, _ in files]
     bad = [(p, h) for (p, _), h in zip(files, headers) if isinstance(h, str)]
     _refuse_or_skip(bad, settings, where)
     good = [(f, h) for f, h in zip(files, headers) if not isinstance(h, str)]
-    channels = 1 if all(mode in GRAY_MODES for _, (mode, _) in good) else 3
+    channels = 1 if all(h.mode in GRAY_MODES for _, h in good) else 3
     if settings.image_size:
         size = (settings.image_size, settings.image_size)
     else:
-        size = Counter(s for _, (_, s) in good).most_common(1)[0][0]
+        size = Counter(h.size for _, h in good).most_common(1)[0][0]
     files = [f for f, _ in good]
-    notes = [f"{channels} channel{'s' * (channels > 1)}, {size[0]}x{size[1]} px"]
-    if settings.in_memory == "false" or len(files) * channels * size[0] * size[1] > DECODE_BYTES_MAX:
-        notes += [f"{len(bad)} files skipped (cannot be decoded)"] * bool(bad)
-        return ImageFolder(classes, notes, files=FolderImages(files, channels, size))
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
-        decoded = list(pool.map(lambda f: decode(f[0], channels, size), files, chunksize=64))
+        rng = _deep_range(good, pool)
+        shape = f"{channels} channel{'s' * (channels > 1)}, {size[0]}x{size[1]} px"
+        notes = [shape, *describe([h for _, h in good], rng)]
+        if settings.in_memory == "false" or len(files) * channels * size[0] * size[1] > DECODE_BYTES_MAX:
+            notes += [f"{len(bad)} files skipped (cannot be decoded)"] * bool(bad)
+            return ImageFolder(classes, notes, files=FolderImages(files, channels, size, rng))
+        decoded = list(pool.map(lambda f: decode(f[0], channels, size, rng), files, chunksize=64))
     late = [(p, d) for (p, _), d in zip(files, decoded) if isinstance(d, str)]  # truncated past a valid header
     _refuse_or_skip(late, settings, where)
     kept = [(d, k) for (_, k), d in zip(files, decoded) if not isinstance(d, str)]
