@@ -7,11 +7,15 @@ STAMP := $(VENV)/.installed
 .PHONY: run test test-busy bench clean settings-docs
 
 $(BIN)/python:
+	@echo "first set-up: installing PyTorch and the rest into $(VENV), about 2 minutes and 6 GB"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# pip shows its progress: the first install downloads for minutes. The note on reaching `trainconsole` is printed
+# once, at the end of the first install (no stamp yet), not after a reinstall for a changed pyproject.toml.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test]'
+	@test -e $(STAMP) || echo 'set-up done: the command is $(BIN)/trainconsole (or `source $(BIN)/activate`, then trainconsole)'
 	touch $(STAMP)
 
 run: $(STAMP)
