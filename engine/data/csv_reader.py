@@ -7,8 +7,10 @@ header and the first rows into the same number of fields, most fields
 first), the decimal mark (a comma when the separator is not one). A cell that
 is empty, NA, NaN or infinite is refused with its line and column, or its row
 dropped, or left for the preprocessing to fill with the training mean. A
-leading column without a name (pandas' index) is dropped with a notice; text
-columns are refused, or one-hot encoded with their categories recorded.
+leading column without a name (pandas' index) is dropped with a notice; a
+column of numbers as spreadsheets write them (`3 099`, `12 %`, `1 200 €`) is
+numbers (engine.data.written_numbers); other text columns are refused, or
+one-hot encoded with their categories recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import NoReturn
 
 import torch
 
+from engine.data.written_numbers import describe as describe_written
+from engine.data.written_numbers import read_written_column
 from engine.settings.config import DataSettings, SettingsError
 
 SEPARATORS = {",": ",", ";": ";", "tab": "\t", "|": "|"}
@@ -132,8 +136,23 @@ def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = N
     decimal_comma = settings.csv_decimal == "," or (settings.csv_decimal == "auto" and sep != ",")
     features = [j for j in range(len(header)) if j != li and j not in drop]
     columns = {j: [_number(r[j], decimal_comma) for _, r in body] for j in features}
+    notes += _read_written_numbers(names, body, columns, decimal_comma, categories or {})
     text_columns = _text_columns(settings, where, names, body, columns, categories or {})
     return _table(settings, where, names, body, li, features, columns, text_columns, notes)
+
+
+def _read_written_numbers(names, body, columns, decimal_comma: bool, known: dict[str, list[str]]) -> list[str]:
+    """Columns with text cells that read as numbers once the spreadsheet's writing is undone (`3 099`, `12 %`,
+    `1.234,50 €`) become numbers in place; a note for each. A checkpoint's one-hot columns stay text."""
+    notes = []
+    for j, values in columns.items():
+        if names[j] in known or all(v is not None for v in values):
+            continue
+        read = read_written_column([r[j] for _, r in body], lambda c: not _is_present(c), decimal_comma)
+        if read is not None:
+            columns[j] = read[0]
+            notes.append(describe_written(names[j], read[1]))
+    return notes
 
 
 def _read_file(path: str, where: str) -> bytes:
