@@ -11,7 +11,7 @@ import sys
 import warnings
 from typing import Callable
 
-from engine.cli import outputs, reports, run, runs
+from engine.cli import outputs, reports, run, runs, trust
 from engine.cli.arguments import DEFAULT_SETTINGS, Parser, UsageError, add_allow_import
 from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.io.text import TerminalStream, printable
@@ -29,6 +29,7 @@ HEADLESS = {
     "resume": runs.cmd_command,
     "wait": runs.cmd_wait,
     "env": reports.cmd_env,
+    "trust": trust.cmd_trust,
 }
 
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_parsers(sub)
     runs.add_parsers(sub)
     outputs.add_parsers(sub)
+    trust.add_parser(sub)
     reports.add_env_parser(sub)
     return p
 

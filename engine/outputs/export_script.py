@@ -16,6 +16,7 @@ from engine.io.atomic import atomic_write
 from engine.outputs.script_data import MNIST_LIKE, ExportRefused, data_part
 from engine.outputs.script_training import loop_part, model_part, training_part
 from engine.runs.records import run_settings
+from engine.runs.signatures import folder_signature
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.settings.rules import is_import_path
 from engine.settings.user_code import check_untrusted
@@ -30,7 +31,7 @@ def export_settings(target: str | Path, config: str | None, allowed: Collection[
     path = Path(target) / "settings.toml"
     if not path.is_file():
         raise SettingsError(f"{target}: not a run folder (no settings.toml); or pass -c SETTINGS")
-    return check_untrusted(run_settings(path), str(path), allowed), str(Path(target))
+    return check_untrusted(run_settings(path), str(path), allowed, folder_signature(path.parent)), str(Path(target))
 
 
 def _refusals(s: Settings) -> list[str]:

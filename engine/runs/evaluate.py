@@ -15,6 +15,7 @@ import torch
 
 from engine.runs import checkpoints as ck
 from engine.runs.records import run_settings
+from engine.runs.signatures import checkpoint_signature, folder_signature
 from engine.settings.config import Settings, SettingsError, from_dict, load_settings
 from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
@@ -28,15 +29,17 @@ from engine.settings.user_code import check_untrusted
 def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_imports: Collection[str]) -> Settings:
     """The user's -c settings, else the checkpoint's own or its run folder's.
 
-    Those may name only code the user allowed.
+    Those may name only code the user allowed, or signed as their own.
     """
     if config:
         return load_settings(config)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("settings"), dict):
-        return check_untrusted(from_dict(checkpoint["settings"], f"{path} settings"), str(path), allowed_imports)
+        settings = from_dict(checkpoint["settings"], f"{path} settings")
+        return check_untrusted(settings, str(path), allowed_imports, checkpoint_signature(checkpoint))
     folder_settings = path.parent.parent / "settings.toml"  # best.pth holds weights only: use its run's settings
     if os.path.lexists(folder_settings):
-        return check_untrusted(run_settings(folder_settings), str(folder_settings), allowed_imports)
+        signature = folder_signature(folder_settings.parent)
+        return check_untrusted(run_settings(folder_settings), str(folder_settings), allowed_imports, signature)
     raise ck.CheckpointError(f"{path}: holds no settings and {folder_settings} does not exist; pass -c SETTINGS")
 
 

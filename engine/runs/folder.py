@@ -1,6 +1,7 @@
 """The run folder: `runs_dir/<name>/` and what lives in it.
 
     settings.toml     the resolved settings of the run
+    signature.json    the user's signature of those settings (engine.runs.signatures)
     metrics.jsonl     one JSON object per completed epoch
     events.jsonl      every event of the run, append-only (what a console attaches to)
     checkpoints/      best.pth, last.pth, epoch_N.pth
@@ -37,7 +38,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-RUN_FILES = ("settings.toml", "metrics.jsonl", "events.jsonl", ".lock", "status.json", "output.log")
+SIGNATURE_FILE = "signature.json"
+RUN_FILES = ("settings.toml", SIGNATURE_FILE, "metrics.jsonl", "events.jsonl", ".lock", "status.json", "output.log")
 CHECKPOINT_FILES = ("best.pth", "last.pth")
 OWNER_ONLY = 0o600  # the lock and the control files: whoever may open them may steer the run
 

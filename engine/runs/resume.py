@@ -22,10 +22,10 @@ def resume_settings(
     saved = load_checkpoint(path)
     if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
         raise CheckpointError(f"{path} is not a full checkpoint (use last.pth or epoch_N.pth)")
-    settings = from_dict(saved["settings"], f"{path} settings")
+    settings = stored = from_dict(saved["settings"], f"{path} settings")
     for text in overrides:  # e.g. training.epochs=40 to train longer
         key, value = parse_override(text)
         settings = settings.replace(key, value, f"--set {text}")
-    check_untrusted(settings, str(path), allowed_imports)
+    check_untrusted(settings, str(path), allowed_imports, saved.get("signature"), signed=stored)
     epoch = saved.get("epoch", 0)
     return settings, epoch if isinstance(epoch, int) else 0

@@ -18,6 +18,7 @@ from engine.runs import checkpoints as ck
 from engine.runs.commands import CommandWatcher, open_channel
 from engine.runs.folder import (RunLock, RunRecorder, check_run_folder, checkpoints_dir, create_run_dir,
                                 discard_new_run_dir, write_run_file)
+from engine.runs.signatures import with_signature, write_folder_signature
 from engine.runs.status import StatusWriter
 from engine.settings.config import Settings, to_toml
 from engine.training.control import RunControl
@@ -36,6 +37,7 @@ class RunSession:
         self.run_dir: Path | None = None
         self.lock: RunLock | None = None
         self.recorder: RunRecorder | None = None  # the run's own record (events.jsonl, metrics.jsonl)
+        self.signature: str | None = None  # the user's signature of the run's settings, put in its checkpoints
 
     def load_checkpoint(self) -> dict | None:
         return ck.load_checkpoint(self.resume_from) if self.resume_from else None
@@ -67,6 +69,7 @@ class RunSession:
         self.lock.acquire()
         remove_stale_temporaries(checkpoints_dir(run_dir))
         write_run_file(run_dir / "settings.toml", to_toml(settings))  # the run's record, rewritten whole on resume
+        self.signature, _ = write_folder_signature(run_dir, settings)  # the user's own run: its code is theirs
         recorder = self.recorder = RunRecorder(run_dir)
         listeners.add(recorder, first=True)  # the run's own record hears every event before the others
         if checkpoint is not None:
@@ -80,7 +83,7 @@ class RunSession:
 
     def save(self, obj: Any, name: str) -> Path:
         path = checkpoints_dir(self.run_dir) / name  # checked at each save: the folder may have become a link
-        ck.atomic_save(obj, path)
+        ck.atomic_save(with_signature(obj, self.signature), path)
         return path
 
     def saved_epochs(self) -> list[int]:

@@ -5,7 +5,10 @@ Two rules keep a file from elsewhere from running code:
 - Settings read from a checkpoint or a run folder are not the user's: an
   import path they name is refused (`check_untrusted`) unless the user named
   that same path themselves, in their own settings, with `--set`, or with
-  `--allow-import`.
+  `--allow-import`, or signed those settings with their own key
+  (engine.io.signing): a run they created, or one they passed to
+  `trainconsole trust`. A signature allows exactly the paths of the settings
+  it covers; editing any setting breaks it.
 - User modules are imported from the folder of the user's settings file,
   searched after the installed packages (`import_object`): a `tomlkit.py`
   lying there can never stand in for a dependency, and the current folder is
@@ -20,10 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any, Collection
 
+from engine.io.signing import KeyRefused, sign, verify
 from engine.settings.config import Settings
 from engine.settings.rules import SettingsError, is_import_path
 
 IMPORT_KEYS = ("data.dataset", "model.name")
+SIGNED_SETTINGS = "trainconsole run settings v1"  # what a run's signature is for (engine.io.signing's purpose)
 
 _code_folder: Path | None = None  # None: the current folder, as it is when the import happens
 
@@ -48,14 +53,50 @@ def named_imports(settings: Settings) -> set[str]:
     return {v for v in values if is_import_path(v)}
 
 
-def check_untrusted(settings: Settings, source: str, allowed: Collection[str] = ()) -> Settings:
-    """Refuse settings from a checkpoint or run folder that name code the user has not allowed; else returns them."""
-    for key, value in zip(IMPORT_KEYS, (settings.data.dataset, settings.model.name)):
-        if is_import_path(value) and value not in allowed:
+def sign_settings(settings: Settings) -> tuple[str | None, str]:
+    """This user's signature of a run's settings, as they create or trust the run; (None, why) when the key is not
+    safe to use."""
+    try:
+        return sign(SIGNED_SETTINGS, settings.to_dict()), ""
+    except KeyRefused as e:
+        return None, str(e)
+
+
+def signed_imports(settings: Settings, signature: object) -> tuple[set[str], str]:
+    """The import paths of settings this user signed: all they name; none when unsigned, edited or another key's,
+    with the reason when it is the key that cannot be used."""
+    if signature is None:
+        return set(), ""
+    try:
+        return (named_imports(settings), "") if verify(SIGNED_SETTINGS, settings.to_dict(), signature) else (set(), "")
+    except KeyRefused as e:
+        return set(), f" (your own runs are not recognised: {e})"
+
+
+def check_untrusted(
+    settings: Settings,
+    source: str,
+    allowed: Collection[str] = (),
+    signature: object = None,
+    signed: Settings | None = None,
+) -> Settings:
+    """Refuse settings from a checkpoint or run folder that name code the user has not allowed; else returns them.
+
+    `signature`: the one stored with them; `signed`: the settings it covers, when they are not `settings` (a resume's
+    `--set` overrides are the user's own, and allowed through `allowed`).
+    """
+    named = zip(IMPORT_KEYS, (settings.data.dataset, settings.model.name))
+    refused = [(key, value) for key, value in named if is_import_path(value) and value not in allowed]
+    if not refused:
+        return settings  # the key is not even read
+    trusted, why = signed_imports(signed if signed is not None else settings, signature)
+    target = str(Path(source).parent) if Path(source).name == "settings.toml" else source
+    for key, value in refused:
+        if value not in trusted:
             raise UntrustedCode(
                 f"{source}: refused {key} = '{value}': settings from a checkpoint or run folder "
-                "never import code on their own; "
-                f"if you trust it, pass --allow-import {value}"
+                "never import code on their own unless you signed them; "
+                f"if you trust it, pass --allow-import {value} or sign it with `trainconsole trust {target}`{why}"
             )
     return settings
 

@@ -124,7 +124,8 @@ hidden = [16]
     assert_same_epoch(engine, history)
 
 
-def test_a_user_model_is_imported_and_matches(tmp_path):
+def test_a_user_model_is_imported_and_matches(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the user's signing key (engine.io.signing)
     (tmp_path / "mymodels.py").write_text(
         "from torch import nn\n\n\n"
         "class Tiny(nn.Sequential):\n"
@@ -136,6 +137,7 @@ def test_a_user_model_is_imported_and_matches(tmp_path):
     (tmp_path / "settings.toml").write_text(settings)
     assert trainconsole(tmp_path, "run", "-c", "settings.toml").returncode == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-user"))  # a run folder not signed as theirs
     refused = trainconsole(tmp_path, "export-script", str(run_dir))
     assert refused.returncode == 2 and "--allow-import mymodels:Tiny" in refused.stderr
     assert not (run_dir / "train.py").exists()
