@@ -393,6 +393,40 @@ def marker_lags(runs: list[dict]) -> list[int | None]:
     return lags
 
 
+def eager_bound(runs: list[dict]) -> tuple[float, int, float, int]:
+    """The most eager onset rule: OVERFITTING on any epoch whose val loss is above its best so far while the train
+    loss is below the best epoch's. (share of the runs with an onset it finds within 3 epochs, their count, share
+    of the healthy runs' OK epochs it alarms, their count): what finding every onset in time would cost."""
+    in_time, onsets, alarms, healthy = 0, 0, 0, 0
+    for run in runs:
+        labels, train, val = truth(run), [e[0] for e in run["epochs"]], [e[1] for e in run["epochs"]]
+        fired = [_eager(train[:i + 1], val[:i + 1]) for i in range(len(val))]
+        onset = marker_onset(val) if "overfitting" in labels else None
+        if onset is not None:
+            onsets += 1
+            in_time += any(fired[onset:onset + GRACE])
+        if run["kind"] == "healthy":
+            ok = [f for f, label in zip(fired, labels) if label == "ok"]
+            healthy, alarms = healthy + len(ok), alarms + sum(ok)
+    return in_time / max(onsets, 1), onsets, alarms / max(healthy, 1), healthy
+
+
+def _eager(train: list[float], val: list[float]) -> bool:
+    past = [v for v in val[:-1] if math.isfinite(v)]
+    if not past or not math.isfinite(val[-1]):
+        return False
+    at = val.index(min(past))
+    return val[-1] > val[at] and train[-1] < train[at]
+
+
+def _eager_line(runs: list[dict]) -> str:
+    in_time, onsets, alarms, healthy = eager_bound(runs)
+    return (f"The price of finding every onset in time: the most eager rule (OVERFITTING on any epoch whose val loss "
+            f"is above its best while the train loss is below the best epoch's) finds {_pct(in_time)} of the "
+            f"{onsets} onsets within {GRACE} epochs and alarms {_pct(alarms)} of the {healthy} healthy epochs, where "
+            "the target allows 2 %: a healthy run's val loss wobbles above its best as an onset's begins to.")
+
+
 def delays_line(s: Score) -> str:
     found = sorted(d for d in s.delays if d is not None)
     counts = Counter(min(d, 10) for d in found)
@@ -423,7 +457,7 @@ def report(runs: list[dict], seeds: list[int], scores: dict[str, Score], tuned: 
         *badge_table(scores), "",
         f"Targets (the last column: the default rules on the tuning seeds {_span(TUNING_SEEDS)}):", "",
         *target_table({**scores, f"default, seeds {_span(TUNING_SEEDS)}": tuned}), "",
-        _lag_line(marker_lags(runs)), "",
+        _lag_line(marker_lags(runs)), "", _eager_line(runs), "",
         "Where the default rules missed:", "", *misses_lines(next(iter(scores.values()))), "",
     ]
     for name, s in scores.items():
@@ -463,6 +497,9 @@ CONSTANTS: dict[str, tuple] = {  # engine/training/diagnostics.py's measured con
     "FALLING_STEP": (0.0, 0.01, 0.02, 1e9),
     "UNSTABLE_EPOCHS": (0, 3, 5, 8),
     "ONSET_FLOOR": (0.0, 0.005, 0.02),
+    "RISE_FLOOR": (0.0, 0.02, 0.05, 0.1),
+    "JUMP_FACTOR": (1.5, 2.0, 3.0, 5.0, 1e9),
+    "JUMP_EPOCHS": (0, 3, 5, 8),
 }
 
 

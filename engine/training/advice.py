@@ -58,7 +58,8 @@ ADVICE: dict[str, Advice] = {
     "diverging": Advice(
         "DIVERGING",
         "The training loss climbs instead of falling: far above the first epoch's, or above the constant "
-        "predictor's (a model that always predicts the class priors), or rising several epochs in a row. "
+        "predictor's (a model that always predicts the class priors), or rising several epochs in a row, or "
+        "swinging: more than doubled in one epoch, good epochs between bad ones. "
         "The optimizer's steps overshoot: the learning rate is usually too high. NaN often comes next.",
         (
             f"Lower training.lr, by 3 to 10 ({_LR_FIND}).",
@@ -180,6 +181,9 @@ EVIDENCE_NAMES = {
     "first_train_loss": "epoch 1's train loss",
     "factor": "how many times above it the rule allows",
     "rising_epochs": "epochs the train loss rose in a row",
+    "jump_epoch": "the epoch the loss more than doubled",
+    "jump_from": "the loss before the jump",
+    "jump_to": "the loss it jumped to",
     "constant_loss": "the constant predictor's loss (class priors)",
     "majority_acc": "the majority class's share (constant predictor)",
     "val_samples": "validation samples",

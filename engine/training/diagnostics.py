@@ -7,9 +7,10 @@ last, where a NaN loss, for which every comparison is False, could never be repo
 - NaN: a loss that is NaN or infinite;
 - DIVERGING: the training loss far above what a model that learned nothing scores (the constant predictor's
   loss, or a fresh model's ln(classes) where higher: imbalanced labels), the validation loss jumping there in
-  one epoch, or the training loss rising epoch after epoch: at once, before any NaN. A run that blew up stays
-  DIVERGING while it has not learned since (a network that blew up often dies, its loss back at the
-  constant's) and for `UNSTABLE_EPOCHS` after its last blow-up;
+  one epoch, or the training loss rising epoch after epoch (by `RISE_FLOOR` of the constant's loss in all): at
+  once, before any NaN. A run that blew up stays DIVERGING while it has not learned since (a network that blew
+  up often dies, its loss back at the constant's) and for `UNSTABLE_EPOCHS` after its last blow-up; a run
+  whose train or val loss more than doubled in one epoch swings, DIVERGING for `JUMP_EPOCHS`;
 - NOT LEARNING: from epoch `chance_after`, the best validation loss not clearly below the constant's ("at
   chance" when the accuracy is the majority class's too), unless it is still falling by a clear step. A model
   that beats that loss is learning, however modest its accuracy on a hard or imbalanced problem;
@@ -39,6 +40,8 @@ from engine.training.baselines import Baseline
 FALLING_STEP = 0.01  # a val loss falling by this share of the constant predictor's loss in an epoch is learning
 UNSTABLE_EPOCHS = 5  # a run that blew up this few epochs ago is still DIVERGING, however its last epoch looks
 ONSET_FLOOR = 0.005  # the onset rule's rise must exceed this share of the constant predictor's loss
+RISE_FLOOR = 0.05  # a train loss rising epochs in a row must rise by this share of the constant predictor's loss
+JUMP_FACTOR, JUMP_EPOCHS = 2.0, 5  # a loss that more than doubled in one epoch, up to 5 epochs ago, swings
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,13 @@ def _diverging(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | 
                           evidence)
     n = rules.diverge_epochs
     recent = [*e.past_train_loss[-n:], e.train_loss]
-    if n and len(recent) == n + 1 and all(b > a * 1.01 for a, b in zip(recent, recent[1:])):
+    floor = RISE_FLOOR * baseline.loss if baseline is not None else 0.0
+    if n and len(recent) == n + 1 and all(b > a * 1.01 for a, b in zip(recent, recent[1:])) \
+            and recent[-1] - recent[0] > floor:
         evidence["rising_epochs"] = float(n)
         return Diagnostic("diverging", f"train loss rose {n} epochs in a row: "
                           + " -> ".join(f"{v:.4f}" for v in recent), evidence)
-    return _not_recovered(e, rules, baseline)
+    return _not_recovered(e, rules, baseline) or _jumped(e, baseline)
 
 
 def _blown_up(e: EpochScores, factor: float, baseline: Baseline | None) -> Diagnostic | None:
@@ -171,6 +176,29 @@ def _not_recovered(e: EpochScores, rules: DiagnosticsSettings, baseline: Baselin
     return Diagnostic("diverging", f"the loss blew up at epoch {at + 1} (train {e.past_train_loss[at]:.4g}, val "
                       f"{e.past_val_loss[at]:.4g}; {rules.diverge_factor:g} x {_fresh(baseline)} allowed), {how}",
                       evidence)
+
+
+def _jumped(e: EpochScores, baseline: Baseline | None) -> Diagnostic | None:
+    """A loss that more than doubled in one epoch within the last `JUMP_EPOCHS`: SGD at too high a rate swings
+    (AutoTrainer's "oscillating loss") below the blow-up bar, good epochs between bad ones, and NaN often follows.
+
+    A jump must be material (`ONSET_FLOOR` of the constant predictor's loss): a loss near zero doubles on noise.
+    """
+    floor = ONSET_FLOOR * baseline.loss if baseline is not None else 0.0
+    jumps = []
+    for name, past, now in (("train", e.past_train_loss, e.train_loss), ("val", e.past_val_loss, e.val_loss)):
+        window = [*past[max(0, len(past) - JUMP_EPOCHS):], now]  # 0: the rule is off
+        start = e.epoch - len(window) + 1
+        jumps += [(start + i + 1, name, a, b) for i, (a, b) in enumerate(zip(window, window[1:]))
+                  if b > JUMP_FACTOR * a and b - a > floor]
+    if not jumps:
+        return None
+    at, name, before, after = max(jumps)
+    return Diagnostic("diverging", f"the {name} loss jumped {before:.4g} -> {after:.4g} at epoch {at}, more than "
+                      f"{JUMP_FACTOR:g}x in one epoch, {e.epoch - at} epoch{'s' * (e.epoch - at != 1)} ago: the run "
+                      f"swings (judged for {JUMP_EPOCHS} epochs)",
+                      {"train_loss": e.train_loss, "val_loss": e.val_loss, "jump_epoch": float(at),
+                       "jump_from": before, "jump_to": after, "factor": JUMP_FACTOR})
 
 
 def _not_learning(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline | None) -> Diagnostic | None:

@@ -112,6 +112,34 @@ def test_a_run_that_blew_up_and_learned_is_diverging_for_a_few_epochs_then_judge
     assert {d.status for d in found[3 + UNSTABLE_EPOCHS:]} == {"ok"}
 
 
+def test_a_loss_rising_epochs_in_a_row_by_a_sliver_of_the_constants_is_no_divergence():
+    from engine.training.diagnostics import RISE_FLOOR
+
+    train = [0.9, 0.5, 0.2, 0.0414, 0.0432, 0.0507, 0.0543]  # held-out wine, seed 6: up 0.013, 1 % of ln 10
+    assert {d.status for d in curve(train, [t + 0.03 for t in train])} == {"ok"}
+    steep = train[:4] + [0.0414 + RISE_FLOOR * math.log(10) * f for f in (0.4, 0.8, 1.2)]
+    assert curve(steep, [t + 0.03 for t in steep])[-1].status == "diverging"
+
+
+def test_a_loss_that_more_than_doubles_in_one_epoch_swings_for_a_few_epochs():
+    from engine.training.diagnostics import JUMP_EPOCHS
+
+    three = Baseline(1.1115, 0.233, 3)  # iris, SGD lr 1 momentum 0.9: never past the blow-up bar, never settles
+    train = [0.82, 0.62, 0.17, 0.16, 0.144, 0.14, 0.13, 0.12, 0.11, 0.10, 0.09, 0.08]
+    val = [0.40, 0.30, 0.152, 0.1385, 0.2864, 0.20, 0.19, 0.18, 0.17, 0.16, 0.15, 0.14]  # doubled at epoch 5
+    found = curve(train, val, [(0.95, 0.93)] * 12, three, DiagnosticsSettings(min_val_samples=10))
+    assert [d.status for d in found[:4]] == ["ok"] * 4
+    swinging = found[4:4 + JUMP_EPOCHS]  # the jump's epoch and the next ones, JUMP_EPOCHS in all
+    assert {d.status for d in swinging} == {"diverging"}, [d.message for d in found]
+    assert swinging[0].evidence["jump_epoch"] == 5 and "val loss jumped 0.1385 -> 0.2864" in swinging[0].message
+    assert "diverging" not in {d.status for d in found[4 + JUMP_EPOCHS:]}
+
+
+def test_a_loss_near_zero_that_doubles_is_no_swing():
+    train = [0.9, 0.3, 0.05, 0.01, 0.004, 0.0101, 0.003]  # a few thousandths of ln 10: noise
+    assert {d.status for d in curve(train, [0.9, 0.3, 0.1, 0.09, 0.088, 0.087, 0.086])} == {"ok"}
+
+
 def test_with_a_baseline_a_loss_above_epoch_1s_is_no_blow_up():
     train = [0.1, 0.08, 0.16, 0.07]  # twice epoch 1's, far below what a model that learned nothing scores
     assert {d.status for d in curve(train, [t + 0.01 for t in train])} == {"ok"}
