@@ -25,6 +25,8 @@ from typing import NoReturn
 
 import torch
 
+from engine.data.column_roles import ColumnRoleError, apply_roles, auto_role, check_given
+from engine.data.column_roles import describe as describe_roles
 from engine.data.written_numbers import describe as describe_written
 from engine.data.written_numbers import read_written_column
 from engine.settings.config import DataSettings, SettingsError
@@ -47,6 +49,7 @@ class Table:
     fill_missing: bool = False
     categories: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)  # columns dropped or read as dates, by name
 
 
 def _decode(raw: bytes, encoding: str, where: str) -> tuple[str, str | None]:
@@ -116,8 +119,10 @@ def _label_key(v: str):
     return (not number, int(v) if number else 0, v)
 
 
-def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = None) -> Table:
-    """The table `data.path` holds; `categories`: a checkpoint's one-hot columns, encoded the same way again."""
+def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = None,
+             roles: dict[str, str] | None = None) -> Table:
+    """The table `data.path` holds; `categories` and `roles`: a checkpoint's one-hot columns and column roles,
+    for the file to be read the same way again."""
     where = f"data.path = '{settings.path}'"
     text, encoding_note = _decode(_read_file(settings.path, where), settings.csv_encoding, where)
     sep = SEPARATORS[settings.csv_separator] if settings.csv_separator != "auto" else _sniff_separator(text)
@@ -137,8 +142,35 @@ def read_csv(settings: DataSettings, categories: dict[str, list[str]] | None = N
     features = [j for j in range(len(header)) if j != li and j not in drop]
     columns = {j: [_number(r[j], decimal_comma) for _, r in body] for j in features}
     notes += _read_written_numbers(names, body, columns, decimal_comma, categories or {})
-    text_columns = _text_columns(settings, where, names, body, columns, categories or {})
-    return _table(settings, where, names, body, li, features, columns, text_columns, notes)
+    roles, note = _column_roles(settings, names, body, columns, features, li, roles, categories or {})
+    notes += [note] if note else []
+    try:
+        features, onehot = apply_roles(names, body, columns, features, roles, lambda c: not _is_present(c))
+    except ColumnRoleError as e:
+        raise CsvError(f"{where}: {e}") from None
+    text_columns = _text_columns(settings, where, names, body, columns, categories or {}, onehot, features)
+    table = _table(settings, where, names, body, li, features, columns, text_columns, notes)
+    table.roles = {n: r for n, r in roles.items() if r in ("drop", "date")}
+    return table
+
+
+def _column_roles(settings, names, body, columns, features, li, kept: dict | None, known) -> tuple[dict, str | None]:
+    """Each feature column's role: data.columns's word, else a checkpoint's, else judged from a text column's
+    cells (engine.data.column_roles); the automatic choices are said in one note."""
+    where = f"data.path = '{settings.path}'"
+    try:
+        roles = {**(kept or {}), **check_given(settings.columns, names, names[li])}
+        decided = {}
+        for j in features:
+            if names[j] in roles or names[j] in known or all(v is not None for v in columns[j]):
+                continue
+            present = [r[j].strip() for _, r in body if _is_present(r[j])]
+            role, why = auto_role(names[j], present, settings.csv_text == "onehot")
+            if role in ("date", "drop"):
+                roles[names[j]], decided[names[j]] = role, (role, why)
+    except ColumnRoleError as e:
+        raise CsvError(f"{where}: {e}") from None
+    return roles, describe_roles(decided)
 
 
 def _read_written_numbers(names, body, columns, decimal_comma: bool, known: dict[str, list[str]]) -> list[str]:
@@ -182,12 +214,15 @@ def _check_widths(body: list[tuple[int, list[str]]], width: int, where: str) -> 
             raise CsvError(f"{where}: line {line} has {len(r)} fields, the header has {width}")
 
 
-def _text_columns(settings, where, names, body, columns, known: dict[str, list[str]]) -> dict[int, list[str]]:
-    """The categories of each feature column read as text (`known`: a checkpoint's); CsvError when text is refused."""
+def _text_columns(settings, where, names, body, columns, known: dict[str, list[str]], onehot: set[str],
+                  features: list[int]) -> dict[int, list[str]]:
+    """The categories of each feature column read as text (`known`: a checkpoint's, `onehot`: named by
+    data.columns); CsvError when text is refused."""
     text_columns = {}
-    for j, values in columns.items():
+    for j in features:
+        values = columns[j]
         first_text = next((i for i, v in enumerate(values) if v is None), None)
-        if names[j] in known or (first_text is not None and settings.csv_text == "onehot"):
+        if names[j] in known or names[j] in onehot or (first_text is not None and settings.csv_text == "onehot"):
             text_columns[j] = known.get(names[j]) or sorted({r[j].strip() for _, r in body if _is_present(r[j])})
         elif first_text is not None:
             line, r = body[first_text]

@@ -239,7 +239,7 @@ def _to_device_split(
 def _preprocessing(src: Source, train_idx, settings: DataSettings, seed: int, fitted: Preprocessing | None):
     if fitted is None:
         prep = fit(src.fit_rows(train_idx, seed), src.is_image, settings.normalize, src.fill_missing)
-        return dataclasses.replace(prep, categories=dict(src.categories))
+        return dataclasses.replace(prep, categories=dict(src.categories), columns=dict(src.column_roles))
     if not fitted.fits(tuple(src.in_shape)):
         raise DataError(
             f"the checkpoint's preprocessing ({fitted.describe()}) does not fit samples of shape "

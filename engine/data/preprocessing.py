@@ -33,6 +33,7 @@ class Preprocessing:
     fitted_on: int = 0  # training samples the statistics came from (0: fixed numbers)
     fill: torch.Tensor | None = None  # per-feature value of a missing (NaN) cell: the training mean
     categories: dict[str, list[str]] = field(default_factory=dict)  # csv text columns one-hot encoded, in order
+    columns: dict[str, str] = field(default_factory=dict)  # csv columns dropped or read as dates: name → role
     restored: bool = False  # read back from a checkpoint rather than fitted now
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,6 +58,8 @@ class Preprocessing:
             text += ", missing cells filled with the training mean"
         if self.categories:
             text += f", one-hot text columns {', '.join(self.categories)}"
+        if dropped := [n for n, r in self.columns.items() if r == "drop"]:
+            text += f", columns dropped: {', '.join(dropped)}"
         return text
 
     def state(self) -> dict[str, Any]:
@@ -68,6 +71,7 @@ class Preprocessing:
             "fitted_on": self.fitted_on,
             "fill": None if self.fill is None else self.fill.clone(),
             "categories": {k: list(v) for k, v in self.categories.items()},
+            "columns": dict(self.columns),
         }
 
     @classmethod
@@ -79,6 +83,7 @@ class Preprocessing:
             int(state.get("fitted_on", 0)),
             None if state.get("fill") is None else torch.as_tensor(state["fill"]).float(),
             {str(k): [str(c) for c in v] for k, v in (state.get("categories") or {}).items()},
+            {str(k): str(v) for k, v in (state.get("columns") or {}).items() if v in ("drop", "date")},
             restored=True,
         )
 

@@ -87,6 +87,7 @@ class Source:
     can_be_tensors: bool = True
     fill_missing: bool = False  # NaN cells are filled by the preprocessing (csv_missing = "mean")
     categories: dict[str, list[str]] = {}  # csv text columns one-hot encoded
+    column_roles: dict[str, str] = {}  # csv columns dropped or read as dates (engine.data.column_roles)
     notes: list[str] = []  # what the user should know about how the data was read (a dropped column, skipped files)
 
     @property
@@ -331,13 +332,16 @@ def load_synthetic(settings: DataSettings, seed: int) -> Source:
     return TensorSource("synthetic", x, y, [str(i) for i in range(o["classes"])])
 
 
-def load_csv(settings: DataSettings, seed: int, categories: dict[str, list[str]] | None = None) -> Source:
-    """A CSV file as spreadsheets write it (engine.data.csv_reader); `categories`: a checkpoint's one-hot columns."""
+def load_csv(settings: DataSettings, seed: int, categories: dict[str, list[str]] | None = None,
+             roles: dict[str, str] | None = None) -> Source:
+    """A CSV file as spreadsheets write it (engine.data.csv_reader); `categories` and `roles`: a checkpoint's
+    one-hot columns and column roles."""
     from engine.data.csv_reader import read_csv
 
-    table = read_csv(settings, categories)
+    table = read_csv(settings, categories, roles)
     src = TensorSource(f"csv:{Path(settings.path).name}", table.x, table.y, table.class_names)
     src.fill_missing, src.categories, src.notes = table.fill_missing, table.categories, table.notes
+    src.column_roles = table.roles
     return src
 
 
@@ -404,10 +408,11 @@ def load_torchvision(settings: DataSettings, seed: int) -> Source:
 def load_source(settings: DataSettings, seed: int, fitted: Preprocessing | None = None) -> Source:
     """The dataset `data.dataset` names: a built-in (engine.data.registry) or the user's `package.module:function`.
 
-    `fitted`: the preprocessing a checkpoint holds; a CSV file's text columns are then encoded with its categories.
+    `fitted`: the preprocessing a checkpoint holds; a CSV file's columns are then read with its roles and its text
+    columns encoded with its categories.
     """
     if settings.dataset == "csv" and fitted is not None:
-        return builtin_loader("csv")(settings, seed, fitted.categories)
+        return builtin_loader("csv")(settings, seed, fitted.categories, fitted.columns)
     if settings.dataset in BUILTIN_DATASETS:
         return builtin_loader(settings.dataset)(settings, seed)
     return _factory(settings, seed)

@@ -18,6 +18,7 @@ from engine.outputs.script_training import loop_part, model_part, training_part
 from engine.runs.records import run_settings
 from engine.runs.signatures import folder_signature
 from engine.settings.config import Settings, SettingsError, load_settings
+from engine.settings.defaults import resolve_defaults
 from engine.settings.rules import is_import_path
 from engine.settings.user_code import check_untrusted
 
@@ -27,7 +28,7 @@ __all__ = ["ExportRefused", "export_settings", "script_text", "write_script"]
 def export_settings(target: str | Path, config: str | None, allowed: Collection[str] = ()) -> tuple[Settings, str]:
     """The settings to export: `config` (the user's own), else the run folder's settings.toml (its one reader)."""
     if config:
-        return load_settings(config), str(config)
+        return resolve_defaults(load_settings(config)), str(config)  # model.name = auto: the model a run builds
     path = Path(target) / "settings.toml"
     if not path.is_file():
         raise SettingsError(f"{target}: not a run folder (no settings.toml); or pass -c SETTINGS")
@@ -45,6 +46,7 @@ def _refusals(s: Settings) -> list[str]:
         (is_import_path(d.dataset), f"data.dataset = '{d.dataset}' (a user dataset)"),
         (d.dataset == "csv" and d.csv_text != "error", f"data.csv_text = '{d.csv_text}'"),
         (d.dataset == "csv" and d.csv_missing != "error", f"data.csv_missing = '{d.csv_missing}'"),
+        (d.dataset == "csv" and "onehot" in d.columns.values(), "data.columns with a column one-hot encoded"),
         (t.precision not in ("auto", "fp32"), f"training.precision = '{t.precision}'"),
         (":" not in s.model.name and s.model.name not in ("mlp", "cnn"), f"model.name = '{s.model.name}'"),
     ]

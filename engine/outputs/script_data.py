@@ -63,6 +63,9 @@ def _csv_lines(s: Settings, src) -> list[str]:
     if raw is None:
         raise SettingsError(f"data.path = '{d.path}': no such CSV file")
     text, _ = _decode(raw, d.csv_encoding, f"data.path = '{d.path}'")
+    if src.column_roles or any(" read as numbers (" in note for note in src.notes):
+        how = "drops or reads columns as dates" if src.column_roles else "reads numbers as spreadsheets write them"
+        raise ExportRefused(f"cannot export data.path = '{d.path}': the run {how} (the script reads plain numbers)")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or text.encode("utf-8", "replace") != raw.removeprefix(b"\xef\xbb\xbf"):
         raise ExportRefused(f"cannot export data.path = '{d.path}': not UTF-8 text (the script reads UTF-8)")
     sep = SEPARATORS[d.csv_separator] if d.csv_separator != "auto" else _sniff_separator(text)
