@@ -73,9 +73,13 @@ class BatchProgressed(Event):
     batch: int
     batches: int
     samples_per_s: float
-    eta_s: float
+    eta_s: float  # this epoch's remaining training time
     loss: float  # running mean of the epoch's training loss
 
+    # the whole run's remaining time: this epoch's and the epochs after it at the last epochs' pace (validation
+    # included), or at this epoch's batch rate before one has ended; None in events of older versions
+    run_eta_s: float | None = None
+    run_eta_at_most: bool = False  # early stopping may end the run sooner: run_eta_s is its upper bound
 
 @dataclass(frozen=True)
 class ThreadsChanged(Event):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import TextIO
 
@@ -24,6 +25,8 @@ from engine.io.text import TerminalStream, json_text, printable
 # events.jsonl may not have taken it
 SELF_EXPLAINED = ("CheckpointError", "RunFolderError")
 
+
+PROGRESS_BAR_WIDTH, PROGRESS_BAR_MIN = 20, 5
 
 CHAPTER_BADGES = {"overfitting": "⚠️  OVERFITTING", "underfitting": "⚠️  UNDERFITTING", "nan": "❌ NaN DETECTED"}
 
@@ -68,6 +71,39 @@ def _duration(seconds: float) -> str:
         if seconds >= 3600
         else f"{seconds // 60}:{seconds % 60:02d}"
     )
+
+
+def eta_texts(event: BatchProgressed) -> list[str]:
+    """The time left, longest first: the run's and the epoch's, then the run's alone (an older event: the epoch's)."""
+    epoch = f"epoch {_duration(event.eta_s)}"
+    if event.run_eta_s is None:
+        return [f"ETA {_duration(event.eta_s)}"]
+    run = f"run {'at most ' * event.run_eta_at_most}{_duration(event.run_eta_s)} left"
+    return [f"{run} ({epoch})", run]
+
+
+def progress_line(event: BatchProgressed, columns: int) -> str:
+    """The live progress line, kept to one row of `columns` (a wrapped line could not be erased): the bar narrows,
+    then goes, then the epoch's ETA."""
+    head = f"  epoch {event.epoch}"
+    counts = f" {event.batch}/{event.batches}  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  "
+    room = columns - 1
+    for eta in eta_texts(event):
+        tail = counts + eta
+        bar_width = min(PROGRESS_BAR_WIDTH, room - len(head) - len(tail) - 3)
+        if bar_width >= PROGRESS_BAR_MIN:
+            done = int(bar_width * event.batch / max(event.batches, 1))
+            return f"{head} [{'#' * done}{'.' * (bar_width - done)}]{tail}"
+        if len(head) + len(tail) <= room:
+            return head + tail
+    return (head + tail)[:room]
+
+
+def _columns(out: TextIO) -> int:
+    try:
+        return os.get_terminal_size(out.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):  # not a real terminal (a test's stream)
+        return shutil.get_terminal_size().columns
 
 
 def _discard(out: TextIO) -> None:
@@ -139,14 +175,8 @@ class EpochPrinter:
         self.out.flush()
 
     def _show_progress(self, event: BatchProgressed) -> None:
-        bar_width = 20
-        done = int(bar_width * event.batch / max(event.batches, 1))
         self.out.write_control("\r\x1b[K")
-        self.out.write(
-            f"  epoch {event.epoch} [{'#' * done}{'.' * (bar_width - done)}] "
-            f"{event.batch}/{event.batches}"
-            f"  loss {event.loss:.4f}  {event.samples_per_s:,.0f} samples/s  ETA {_duration(event.eta_s)}"
-        )
+        self.out.write(progress_line(event, _columns(self.out)))
         self.out.flush()
         self._progress_shown = True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -22,6 +23,28 @@ PROGRESS_INTERVAL_S = 0.1  # BatchProgressed at most 10 times a second
 SYNC_EVERY = 8
 
 GO_ON, STOP, NAN = "go on", "stop", "nan"
+PACE_EPOCHS = 3  # the run ETA's pace: the mean time of the last this many epochs
+
+
+@dataclass(frozen=True)
+class RunHorizon:
+    """What the run's ETA needs besides this epoch's batch rate: the epochs left after it, and their pace."""
+
+    epochs_after: int
+    epoch_s: float | None  # an epoch's time, validation included, from the last ones; None before one has ended
+    at_most: bool = False  # early stopping may end the run sooner
+
+    def run_eta(self, epoch_eta: float, batches: int, batch_s: float) -> float:
+        """This epoch's remaining time and the epochs after it: at the last epochs' pace, else at this batch rate."""
+        per_epoch = self.epoch_s if self.epoch_s is not None else batches * batch_s
+        return epoch_eta + self.epochs_after * per_epoch
+
+    @classmethod
+    def of(cls, t: Any, epoch: int) -> RunHorizon:
+        """From the trainer: its settings' epochs, its history's epoch times (a resumed run's included)."""
+        recent = [s for s in t.state.history.get("seconds", []) if isinstance(s, (int, float))][-PACE_EPOCHS:]
+        epoch_s = sum(recent) / len(recent) if recent else None
+        return cls(max(t.settings.training.epochs - epoch, 0), epoch_s, t.improvement.patience > 0)
 
 
 class BatchWatch:
@@ -29,11 +52,12 @@ class BatchWatch:
 
     def __init__(self, at: Position, sums: Sums, *, emit: Callable[[Event], None], control: RunControl,
                  collectives: Collectives, group: Group, threads: ThreadPlan, interval: float | None,
-                 stop_on_nan: bool, seconds_before: float = 0.0):
+                 stop_on_nan: bool, seconds_before: float = 0.0, horizon: RunHorizon | None = None):
         self.at, self.sums, self.emit, self.control = at, sums, emit, control
         self.collectives, self.group, self.threads = collectives, group, threads
         self.interval = PROGRESS_INTERVAL_S if interval is None else interval
         self.stop_on_nan, self.seconds_before = stop_on_nan, seconds_before
+        self.horizon = horizon or RunHorizon(0, None)
         self.skip = self.ticked = at.batch  # batches done before this watch, and at the last BatchProgressed
         self.seen_at_start = sums.seen
         self.start = self.last_tick = self.step_started = time.perf_counter()
@@ -85,8 +109,10 @@ class BatchWatch:
         self.last_tick, self.ticked = now, at.batch
         running = sums.running_loss()  # the throttled tick is the only sync inside an epoch
         rate = (sums.seen - self.seen_at_start) * self.group.world_size / max(now - self.start, 1e-9)
-        eta = (at.batches - at.batch) * (now - self.start) / max(at.batch - self.skip, 1)
-        self.emit(BatchProgressed(at.epoch, at.batch, at.batches, rate, eta, running))
+        batch_s = (now - self.start) / max(at.batch - self.skip, 1)
+        eta = (at.batches - at.batch) * batch_s
+        run_eta = self.horizon.run_eta(eta, at.batches, batch_s)
+        self.emit(BatchProgressed(at.epoch, at.batch, at.batches, rate, eta, running, run_eta, self.horizon.at_most))
         return running
 
     def _wait_paused(self) -> bool:
@@ -128,5 +154,6 @@ def begin_epoch(t: Any) -> tuple[Position, Sums, Iterator, BatchWatch, torch.Ten
         set_global_rng(partial["rng"], t.device)
     watch = BatchWatch(at, sums, emit=t.emit, control=t.control, collectives=t.collectives,
                        group=t.group, threads=t.thread_plan, interval=t.progress_interval_s,
-                       stop_on_nan=t.settings.training.stop_on_nan, seconds_before=seconds_before)
+                       stop_on_nan=t.settings.training.stop_on_nan, seconds_before=seconds_before,
+                       horizon=RunHorizon.of(t, at.epoch))
     return at, sums, batches, watch, epoch_start

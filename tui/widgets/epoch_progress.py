@@ -1,4 +1,4 @@
-"""The batches of the current epoch: a progress bar, samples/s and ETA."""
+"""The batches of the current epoch: a progress bar, samples/s, the run's time left and the epoch's."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ def format_seconds(seconds: float) -> str:
     minutes, s = divmod(seconds, 60)
     hours, m = divmod(minutes, 60)
     return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+def rate_text(event) -> str:
+    """Samples/s and the time left: the run's first (an upper bound under early stopping: "≤"), then the epoch's,
+    which the label's ellipsis cuts first where the width runs out. An older event's: the epoch's alone."""
+    if event.run_eta_s is None:
+        return f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}"
+    bound = "≤" if event.run_eta_at_most else ""
+    return (
+        f"{event.samples_per_s:,.0f}/s  run {bound}{format_seconds(event.run_eta_s)} · "
+        f"epoch {format_seconds(event.eta_s)}"
+    )
 
 
 class EpochProgress(Horizontal):
@@ -36,9 +48,7 @@ class EpochProgress(Horizontal):
             return
         self._last_shown = now
         self._show_position(event.epoch, event.batch, event.batches)
-        self.query_one("#epoch-rate", Label).update(
-            f"{event.samples_per_s:,.0f} samples/s  ETA {format_seconds(event.eta_s)}", layout=False
-        )
+        self.query_one("#epoch-rate", Label).update(rate_text(event), layout=False)
 
     def show_paused(self, epoch: int, batch: int, batches: int) -> None:
         """The batch a pause stopped at (RunPaused), shown exactly: the throttled ticks may lag behind it."""
