@@ -427,6 +427,17 @@ def _eager_line(runs: list[dict]) -> str:
             "the target allows 2 %: a healthy run's val loss wobbles above its best as an onset's begins to.")
 
 
+def margin_line(runs: list[dict]) -> str:
+    """The onset rule's margin (diagnostics.onset_margin) against the two targets it trades between."""
+    cells = []
+    for margin in (0.0, 0.02, 0.05, 0.1):
+        s = score(runs, DiagnosticsSettings(onset_margin=margin))
+        shipped = " (shipped)" * (margin == DiagnosticsSettings().onset_margin)
+        cells.append(f"{margin:.0%}{shipped}: {_pct(s.found_in_time())} in time, "
+                     f"{_pct(s.healthy_alarms / max(s.healthy, 1))} of healthy epochs alarmed")
+    return "The onset rule's margin, the default rules otherwise: " + "; ".join(cells) + "."
+
+
 def delays_line(s: Score) -> str:
     found = sorted(d for d in s.delays if d is not None)
     counts = Counter(min(d, 10) for d in found)
@@ -457,7 +468,7 @@ def report(runs: list[dict], seeds: list[int], scores: dict[str, Score], tuned: 
         *badge_table(scores), "",
         f"Targets (the last column: the default rules on the tuning seeds {_span(TUNING_SEEDS)}):", "",
         *target_table({**scores, f"default, seeds {_span(TUNING_SEEDS)}": tuned}), "",
-        _lag_line(marker_lags(runs)), "", _eager_line(runs), "",
+        _lag_line(marker_lags(runs)), "", _eager_line(runs), "", margin_line(runs), "",
         "Where the default rules missed:", "", *misses_lines(next(iter(scores.values()))), "",
     ]
     for name, s in scores.items():
@@ -500,6 +511,7 @@ CONSTANTS: dict[str, tuple] = {  # engine/training/diagnostics.py's measured con
     "RISE_FLOOR": (0.0, 0.02, 0.05, 0.1),
     "JUMP_FACTOR": (1.5, 2.0, 3.0, 5.0, 1e9),
     "JUMP_EPOCHS": (0, 3, 5, 8),
+    "JUMP_FLOOR": (0.0, 0.005, 0.02, 0.05, 0.1, 0.2),
 }
 
 

@@ -42,6 +42,7 @@ UNSTABLE_EPOCHS = 5  # a run that blew up this few epochs ago is still DIVERGING
 ONSET_FLOOR = 0.005  # the onset rule's rise must exceed this share of the constant predictor's loss
 RISE_FLOOR = 0.05  # a train loss rising epochs in a row must rise by this share of the constant predictor's loss
 JUMP_FACTOR, JUMP_EPOCHS = 2.0, 5  # a loss that more than doubled in one epoch, up to 5 epochs ago, swings
+JUMP_FLOOR = 0.1  # ... by at least this share of the constant predictor's loss
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,9 @@ def _jumped(e: EpochScores, baseline: Baseline | None) -> Diagnostic | None:
     """A loss that more than doubled in one epoch within the last `JUMP_EPOCHS`: SGD at too high a rate swings
     (AutoTrainer's "oscillating loss") below the blow-up bar, good epochs between bad ones, and NaN often follows.
 
-    A jump must be material (`ONSET_FLOOR` of the constant predictor's loss): a loss near zero doubles on noise.
+    A jump must be material (`JUMP_FLOOR` of the constant predictor's loss): a loss near zero doubles on noise.
     """
-    floor = ONSET_FLOOR * baseline.loss if baseline is not None else 0.0
+    floor = JUMP_FLOOR * baseline.loss if baseline is not None else 0.0
     jumps = []
     for name, past, now in (("train", e.past_train_loss, e.train_loss), ("val", e.past_val_loss, e.val_loss)):
         window = [*past[max(0, len(past) - JUMP_EPOCHS):], now]  # 0: the rule is off
