@@ -77,6 +77,7 @@ def run(
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from engine.outputs import require
+    from engine.outputs.compare import overlap_note, overlapping_runs
     from engine.outputs.curves import save_curves
     from engine.outputs.readers import is_run_folder, read_run
     from engine.settings.config import SettingsError
@@ -96,6 +97,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise SettingsError(f"--out {out}: the picture is a PNG; name it FILE.png")
     write_png(lambda: save_curves(runs, out), out)
+    if note := overlap_note(overlapping_runs(runs)):  # one run would hide the other: said, as in the PNG
+        print(f"trainconsole: note: {printable(note)} (the later drawn with x markers)", file=sys.stderr)
     print(printable(out))
     return EXIT_OK
 

@@ -51,6 +51,55 @@ def differing_settings(run_dirs: list[Path]) -> dict[str, list[Any]]:
     return {k: [f.get(k) for f in flat] for k in keys if len({repr(f.get(k)) for f in flat}) > 1}
 
 
+# Two runs of the same seed write the same numbers; a relative tolerance also takes text round trips (CSV, logs)
+OVERLAP_RTOL = 1e-6
+CURVE_TAGS = ("train_loss", "val_loss", "train_acc", "val_acc")
+
+
+def same_curve(a: dict, b: dict, rtol: float = OVERLAP_RTOL) -> bool:
+    """x -> y of two curves: the same y (within `rtol`) at every x both have with a finite value, and one at least."""
+    shared = [x for x in a if x in b and math.isfinite(a[x]) and math.isfinite(b[x])]
+    return bool(shared) and all(math.isclose(a[x], b[x], rel_tol=rtol, abs_tol=rtol * 1e-3) for x in shared)
+
+
+def coinciding(series: dict[str, list[float]]) -> list[tuple[str, str]]:
+    """(earlier, later) names of the series drawn on the same x values that coincide: one would hide the other.
+
+    A later series is paired with the first one it coincides with only."""
+    curves = {name: dict(enumerate(ys)) for name, ys in series.items()}
+    pairs: list[tuple[str, str]] = []
+    names = list(curves)
+    for i, later in enumerate(names):
+        earlier = next((name for name in names[:i] if same_curve(curves[name], curves[later])), None)
+        if earlier is not None:
+            pairs.append((earlier, later))
+    return pairs
+
+
+def overlapping_runs(runs: list[Source]) -> list[tuple[str, str]]:
+    """(earlier, later) runs whose loss and accuracy curves coincide at every epoch they share (the same seed)."""
+
+    def curves(run: Source) -> dict[str, dict]:
+        return {tag: dict(run.tags[tag]) for tag in CURVE_TAGS if run.tags.get(tag)}
+
+    pairs: list[tuple[str, str]] = []
+    for i, later in enumerate(runs):
+        mine = curves(later)
+        for earlier in runs[:i]:
+            theirs = curves(earlier)
+            shared = set(mine) & set(theirs)
+            if shared and all(same_curve(theirs[tag], mine[tag]) for tag in shared):
+                pairs.append((earlier.name, later.name))
+                break
+    return pairs
+
+
+def overlap_note(pairs: list[tuple[str, str]], noun: str = "runs") -> str:
+    """`runs a and b overlap`, one clause per pair ("" for none); `noun` is what the series are."""
+    lead = f"{noun} " if noun else ""
+    return "; ".join(f"{lead}{a} and {b} overlap" for a, b in pairs)
+
+
 def compare(run_dirs: list[Path]) -> tuple[list[Source], list[Best], dict[str, list[Any]]]:
     runs = [read_run(Path(p)) for p in run_dirs]
     return runs, [best_of(r) for r in runs], differing_settings([Path(p) for p in run_dirs])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.outputs import require
+from engine.outputs.compare import overlap_note, overlapping_runs
 from engine.outputs.readers import Source
 from engine.io.atomic import atomic_write
 from engine.runs.records import run_settings
@@ -43,26 +44,43 @@ def save_curves(runs: list[Source], out: str | Path) -> Path:
 
 def draw_curves(runs: list[Source]):
     """Two panels, loss and accuracy. One run: the chapter's colours (train blue, val red) and its onset in orange.
-    Several: a colour per run named in the figure's legend, val solid, train dotted, each onset dashed.
+    Several: a colour per run named in the figure's legend, each onset dashed. Train is dotted and val solid
+    either way, so the two differ in grey too. A run whose curves coincide with an earlier one's (the same seed)
+    is drawn with x markers over it, and a note under the panels names both.
 
     Run names come from folders: shown through `printable` and never read as mathtext (a `$` is a dollar)."""
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     fig, panels = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
-    several = len(runs) > 1
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    overlaps = overlapping_runs(runs)
+    hidden = {later for _, later in overlaps}
     for i, run in enumerate(runs):
         colour = colours[i % len(colours)]
-        for ax, metric, title in zip(panels, ("loss", "acc"), ("Loss", "Acc")):
-            for split, own_colour, style in (("train", "tab:blue", ":"), ("val", "tab:red", "-")):
-                points = run.tags.get(f"{split}_{metric}", [])
-                ax.plot([s for s, _ in points], [v for _, v in points], style if several else "-",
-                        color=colour if several else own_colour, label=f"{split.capitalize()} {title}")  # fmt: skip
-        onset = overfitting_onset([v for _, v in run.tags.get("val_loss", [])], run_rules(run.path))
-        if onset is not None:
-            panels[0].axvline(onset, color=colour if several else "orange", linestyle="--",
-                              label=f"Overfitting onset (epoch {onset})")  # fmt: skip
+        _draw_run(panels, run, colour if len(runs) > 1 else None, run.name in hidden)
+    _finish(fig, panels, runs, colours, overlap_note(overlaps))
+    return fig
+
+
+def _draw_run(panels, run: Source, colour: str | None, over_another: bool) -> None:
+    """One run's four curves and its onset; `colour` None: the chapter's colours of a single run."""
+    marks = {"marker": "x", "markevery": 3, "markersize": 6} if over_another else {}
+    for ax, metric, title in zip(panels, ("loss", "acc"), ("Loss", "Acc")):
+        for split, own_colour, style in (("train", "tab:blue", ":"), ("val", "tab:red", "-")):
+            points = run.tags.get(f"{split}_{metric}", [])
+            ax.plot([s for s, _ in points], [v for _, v in points], style, color=colour or own_colour,
+                    label=f"{split.capitalize()} {title}", **marks)  # fmt: skip
+    onset = overfitting_onset([v for _, v in run.tags.get("val_loss", [])], run_rules(run.path))
+    if onset is not None:
+        panels[0].axvline(onset, color=colour or "orange", linestyle="--",
+                          label=f"Overfitting onset (epoch {onset})")  # fmt: skip
+
+
+def _finish(fig, panels, runs: list[Source], colours: list[str], note: str) -> None:
+    """Axes, legends, the title, the overlap note."""
+    from matplotlib.lines import Line2D
+
+    several = len(runs) > 1
     for ax, title in zip(panels, ("Loss", "Accuracy")):
         ax.set_xlabel("Epoch")
         ax.set_ylabel(title)
@@ -76,6 +94,9 @@ def draw_curves(runs: list[Source]):
             ax.legend(handles=styles)
         else:
             ax.legend()
+    bottom = 0.06 if note else 0
+    if note:
+        fig.text(0.5, 0.01, printable(note), ha="center", va="bottom", parse_math=False)
     if several:
         handles = [
             Line2D([], [], color=colours[i % len(colours)], label=printable(run.name)) for i, run in enumerate(runs)
@@ -83,8 +104,7 @@ def draw_curves(runs: list[Source]):
         legend = fig.legend(handles=handles, loc="upper center", ncol=min(len(runs), 6), frameon=False)
         for text in legend.get_texts():
             text.set_parse_math(False)
-        fig.tight_layout(rect=(0, 0, 1, 0.92))
+        fig.tight_layout(rect=(0, bottom, 1, 0.92))
     else:
         fig.suptitle(printable(runs[0].name) if runs else "", parse_math=False)
-        fig.tight_layout()
-    return fig
+        fig.tight_layout(rect=(0, bottom, 1, 1))
