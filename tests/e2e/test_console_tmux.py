@@ -44,7 +44,7 @@ def _finished_run_drawn(text: str) -> bool:
     return (
         "Run finished" in text
         and text.count("━ train") == 2
-        and text.count("━ val") == 2
+        and text.count("▀▄ val") == 2
         and any(line.split()[:1] == ["5"] for line in text.splitlines())
         and any(badge in text for badge in BADGES)
     )
@@ -92,7 +92,7 @@ def test_train_list_and_quit_in_a_real_terminal(tmp_path, width, height, env, re
         # "Run finished" appears (on a busy machine, several refreshes later), so their keys are waited for too
         _wait_for(session, lambda t: "Run finished" in t, 60)
         text = _wait_for(session, _finished_run_drawn, 30)
-        assert text.count("━ train") == 2 and text.count("━ val") == 2, text  # both charts, each keyed in its title
+        assert text.count("━ train") == 2 and text.count("▀▄ val") == 2, text  # both charts, each keyed in its title
         assert any(line.split()[:1] == ["5"] for line in text.splitlines()), text  # the last epoch row
         assert any(badge in text for badge in BADGES), text
         run_dirs = list((tmp_path / "runs").iterdir())

@@ -64,3 +64,28 @@ def test_two_marked_runs_open_a_comparison_of_both(tmp_path):
             assert await wait_for(pilot, lambda: app.screen is screen)
 
     run(scenario())
+
+
+def test_two_runs_with_identical_curves_are_both_drawn_and_said_to_overlap(tmp_path):
+    from textual.widgets import Static
+
+    settings = tiny_settings(tmp_path)
+    runs_dir = tmp_path / "runs"
+    same = [1.0, 0.6, 0.4, 0.45]  # two runs of one seed: the same numbers
+    folders = [fake_run(runs_dir, name, settings, same) for name in ("seed0-a", "seed0-b")]
+
+    async def scenario():
+        app = TrainConsole(settings, tmp_path / "settings.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            await app.push_screen(CompareScreen(folders))
+            compare = app.screen
+            for chart_id in ("#cmp-loss", "#cmp-acc"):
+                chart = compare.query_one(chart_id, MetricChart)
+                assert await wait_for(pilot, lambda: chart.epochs == [1, 2, 3, 4])
+                note = chart.query_one(".chart-note", Static)
+                assert note.display and str(note.render()) == "runs seed0-a and seed0-b overlap"
+                markers = chart.markers()
+                assert markers["seed0-a"] != markers["seed0-b"]  # the later one drawn and keyed apart
+                assert note.region.height == 1 and note.region.y < compare.query_one("#cmp-tables").region.y
+
+    run(scenario())

@@ -40,7 +40,7 @@ def test_series_names_and_the_onset_are_in_the_title_line_not_over_the_plot():
             chart.show(*_overfitting(10), onset=2)
             await pilot.pause()
             title = str(chart.query_one(".chart-title", Static).render())
-            assert title == "loss  ━ train  ━ val  ┃ onset 2"
+            assert title == "loss  ━ train  ▀▄ val  ┃ onset 2"  # val drawn and keyed in block quadrants
             assert len(title) <= 40  # fits half of an 80-column terminal
             plot = _plot_text(chart)
             for word in ("train", "val", "onset"):

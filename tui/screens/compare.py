@@ -39,8 +39,8 @@ class CompareScreen(Screen):
         names = ", ".join(r.name for r in self.runs)
         yield Static(data_text(f"Comparing {len(self.runs)} runs: {names}"), id="cmp-title")
         with Horizontal(id="cmp-charts"):
-            yield MetricChart("val loss", "loss", id="cmp-loss")
-            yield MetricChart("val acc", "accuracy", id="cmp-acc")
+            yield MetricChart("val loss", "loss", id="cmp-loss", overlap_noun="runs")
+            yield MetricChart("val acc", "accuracy", id="cmp-acc", overlap_noun="runs")
         with Vertical(id="cmp-tables"):
             yield DataTable(id="cmp-best", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="cmp-settings", cursor_type="row", zebra_stripes=True)
