@@ -126,12 +126,19 @@ class EpochCompleted(Event):
 
     def metrics(self) -> dict[str, Any]:
         """The record of this epoch (EPOCH_RECORD_FIELDS): its `metrics.jsonl` line."""
-        shown = {
-            "seconds": round(self.seconds, 4),
-            "samples_per_s": round(self.samples_per_s, 1),
-            "diagnostic": self.diagnostic.status,
-        }
-        return {name: shown.get(name, getattr(self, name, None)) for name in EPOCH_RECORD_FIELDS}
+        row = {name: getattr(self, name, None) for name in EPOCH_RECORD_FIELDS}
+        return recorded({**row, "diagnostic": self.diagnostic.status})
+
+
+# The precision an epoch's record is written with, fresh or resumed: timings are measured, not computed, and
+# their last digits are noise. The losses, accuracies and learning rate keep every digit (they are results).
+RECORD_DIGITS = {"seconds": 4, "samples_per_s": 1}
+
+
+def recorded(row: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's record as metrics.jsonl holds it: its timings rounded to RECORD_DIGITS (a None stays None)."""
+    rounded = {k: round(row[k], n) for k, n in RECORD_DIGITS.items() if isinstance(row.get(k), (int, float))}
+    return {**row, **rounded}
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,7 @@ class CommandReceived(Event):
     id: str  # the sender's, who waits for this event
     detail: str  # what the run does about it
     sender_pid: int
+    changed: bool = True  # False: the run already was as asked (paused when told to pause); older records lack it
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from engine.io.text import printable
+from engine.io.text import printable, shown_path
 
 COMMANDS = ("plot", "view", "lr-find", "export-script")
 
@@ -99,7 +99,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     write_png(lambda: save_curves(runs, out), out)
     if note := overlap_note(overlapping_runs(runs)):  # one run would hide the other: said, as in the PNG
         print(f"trainconsole: note: {printable(note)} (the later drawn with x markers)", file=sys.stderr)
-    print(printable(out))
+    print(shown_path(out))
     return EXIT_OK
 
 
@@ -126,7 +126,7 @@ def cmd_export_script(args: argparse.Namespace) -> int:
         raise SettingsError(str(e)) from None
     except OSError as e:
         raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
-    print(printable(out))
+    print(shown_path(out))
     return EXIT_OK
 
 
@@ -171,7 +171,7 @@ def cmd_lr_find(args: argparse.Namespace, chart: Callable[..., str] | None) -> i
     if command:
         print(command)
     if png is not None:
-        print(printable(png))
+        print(shown_path(png))
     return EXIT_OK
 
 

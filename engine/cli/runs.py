@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from engine.cli.exits import EXIT_ALREADY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.events import RunFailed, RunFinished
 from engine.runs.folder import RunFolderError
 from engine.runs.records import read_events
-from engine.io.text import printable
+from engine.io.text import printable, shown_path
 
 ACK_TIMEOUT_S = 30.0
 SETTINGS_ERRORS = ("SettingsError", "DataError", "CheckpointError", "RunFolderError", "UntrustedCode")
@@ -57,10 +57,12 @@ def detached_args(args, resume_from: Path | None = None) -> list[str]:
         ]  # the process starts in the same folder; a resolved path reads as well
     for text in args.overrides:
         out += ["--set", text]
+    # the checkpoint as the user named it (the process starts in this folder): its run folder, which the run
+    # records and every line shows, stays relative when they gave it relative
     if resume_from is not None:
-        out += ["--resume", str(resume_from.resolve())]
+        out += ["--resume", str(resume_from)]
     elif args.resume:
-        out += ["--resume", str(Path(args.resume).resolve()) if args.resume != "last" else "last"]
+        out += ["--resume", args.resume]
     for path in args.allowed:
         out += ["--allow-import", path]
     return out
@@ -85,8 +87,9 @@ def start_detached(args, settings, resume_from: Path | None) -> int:
         print(json.dumps(facts))
     else:
         print(f"Run        : {run_dir.name} (detached, process {process.pid})")
-        print(f"Run folder : {run_dir}")
-        print(f"Follow it  : trainconsole attach {run_dir}   (stop, pause, resume, wait: the same argument)")
+        shown = shown_path(run_dir)
+        print(f"Run folder : {shown}")
+        print(f"Follow it  : trainconsole attach {shown}   (stop, pause, resume, wait: the same argument)")
     sys.stdout.flush()
     return EXIT_OK
 
@@ -98,7 +101,7 @@ def _run_dir(args) -> Path:
     runs_dir = args.runs_dir or load_settings(_own_settings(args)).run.runs_dir
     run_dir = find_run(args.run, runs_dir)
     if args.run is None:  # picked for the user: say which
-        print(f"trainconsole: {args.command}: the newest running run, {printable(run_dir)}", file=sys.stderr)
+        print(f"trainconsole: {args.command}: the newest running run, {shown_path(run_dir)}", file=sys.stderr)
     return run_dir
 
 
@@ -112,23 +115,28 @@ def cmd_command(args) -> int:
     from engine.runs.commands import NotRunning, send_command, wait_for_ack
 
     run_dir = _run_dir(args)
+    shown = shown_path(run_dir)
     try:
-        command_id = send_command(run_dir, args.command)
+        command_id = send_command(run_dir, args.command, by="cli")
     except NotRunning as e:
-        print(f"trainconsole: {e}", file=sys.stderr)
+        print(f"trainconsole: {printable(e)}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as e:
         raise RunFolderError(f"cannot send {args.command} to {run_dir}: {e.strerror or e}") from None
     ack = wait_for_ack(run_dir, command_id, ACK_TIMEOUT_S)
     if ack is None:
-        print(f"trainconsole: {run_dir} did not acknowledge {args.command} (it ended, or is stuck)", file=sys.stderr)
+        print(f"trainconsole: {shown} did not acknowledge {args.command} (it ended, or is stuck)", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{run_dir}: {ack.detail}")
+    if not ack.changed:  # paused when told to pause, running when told to resume: the run is as asked already
+        print(f"trainconsole: run {shown} is {printable(ack.detail)}", file=sys.stderr)
+        return EXIT_ALREADY
+    print(f"{shown}: {printable(ack.detail)}")
     return EXIT_OK
 
 
 def exit_code(run_dir: Path) -> tuple[int, str]:
     """The exit code the run's process had (or would have had), and a line saying why."""
+    shown = shown_path(run_dir)
     found = read_events(run_dir / "events.jsonl")
     if found.note():
         print(f"trainconsole: {printable(found.note())}", file=sys.stderr)
@@ -137,12 +145,12 @@ def exit_code(run_dir: Path) -> tuple[int, str]:
         if isinstance(event, (RunFinished, RunFailed)):
             final = event
     if final is None:
-        return EXIT_FAILED, f"{run_dir}: interrupted (its process ended without finishing); --resume continues it"
+        return EXIT_FAILED, f"{shown}: interrupted (its process ended without finishing); --resume continues it"
     if isinstance(final, RunFailed):
         code = EXIT_USAGE if final.error_type in SETTINGS_ERRORS and not final.epoch else EXIT_FAILED
-        return code, f"{run_dir}: failed: {final.error}"
+        return code, f"{shown}: failed: {printable(final.error)}"
     code = {"completed": EXIT_OK, "early_stopped": EXIT_OK, "stopped": EXIT_INTERRUPTED}.get(final.status, EXIT_FAILED)
-    return code, f"{run_dir}: {final.status}: {final.reason}"
+    return code, f"{shown}: {final.status}: {printable(final.reason)}"
 
 
 def cmd_wait(args) -> int:

@@ -14,6 +14,7 @@ The lowest floor: this module imports nothing of the project.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, TextIO
 
@@ -39,6 +40,20 @@ def printable(text: Any, keep: str = "") -> str:
     if text.isprintable():  # the common case, at C speed
         return text
     return "".join(c if c.isprintable() or c in keep else _escaped(c) for c in text)
+
+
+def normal_path(path: str | os.PathLike[str]) -> str:
+    """A path as the user gave it, normalised: no `.` parts, doubled or trailing slashes, `x/..` (os.path.normpath).
+
+    A relative path stays relative, and nothing is resolved against the disk (a symlink shows as it was named).
+    """
+    text = os.fspath(path)
+    return os.path.normpath(text) if text else text
+
+
+def shown_path(path: Any) -> str:
+    """A path for a line of the CLI or the console: `runs/x`, never `runs/./x` or `./runs/x/`; made printable."""
+    return printable(normal_path(path) if isinstance(path, (str, os.PathLike)) else path)
 
 
 def json_text(encoded: str) -> str:

@@ -28,6 +28,14 @@ CONTROL_DIR = ".control"
 COMMANDS_FILE = "commands.jsonl"
 COMMANDS = ("pause", "resume", "stop")
 POLL_S = 0.2
+# who sends a command, as the run's stop reason names them; a record from an older sender has no "by"
+SENDERS = {"cli": "by trainconsole stop", "console": "from an attached console"}
+STOP_DETAIL = "at a batch boundary, last.pth saved"
+
+
+def stop_reason(by: str) -> str:
+    """The stop reason of a stop command from `by`: who asked, in the words the run's last line shows."""
+    return f"stopped {SENDERS.get(by, 'by a stop command')}: {STOP_DETAIL}"
 
 
 class NotRunning(Exception):
@@ -61,8 +69,11 @@ def is_running(run_dir: Path) -> bool:
     return training(run_dir) or starting(run_dir)
 
 
-def send_command(run_dir: Path, command: str) -> str:
-    """Append `command` to the run's channel; its id, which the CommandReceived acknowledging it carries."""
+def send_command(run_dir: Path, command: str, by: str = "cli") -> str:
+    """Append `command` to the run's channel; its id, which the CommandReceived acknowledging it carries.
+
+    `by`: who asks (SENDERS), for the run's record of who stopped it.
+    """
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     if not is_running(run_dir):
@@ -79,7 +90,8 @@ def send_command(run_dir: Path, command: str) -> str:
     except PermissionError:
         raise NotRunning(f"{run_dir} is another user's run: only its owner may {command} it") from None
     try:
-        line = json.dumps({"command": command, "id": command_id, "time": time.time(), "pid": os.getpid()}) + "\n"
+        record = {"command": command, "id": command_id, "time": time.time(), "pid": os.getpid(), "by": by}
+        line = json.dumps(record) + "\n"
         write_all(fd, line.encode("utf-8"))
     finally:
         os.close(fd)
@@ -118,19 +130,22 @@ class CommandWatcher:
                 self._apply(command)
 
     def _apply(self, command: CommandRecord) -> None:
-        name, command_id = command.command, command.id
+        name, control, changed = command.command, self.control, True
         if name == "stop":
-            self.control.stop("stopped by trainconsole stop: at a batch boundary, last.pth saved")
+            control.stop(stop_reason(command.by))
             detail = "stopping at the next batch boundary (last.pth is saved)"
+        elif name in ("pause", "resume") and control.paused == (name == "pause"):
+            # nothing to do; the sender says so and exits with EXIT_ALREADY
+            changed, detail = False, "already paused" if name == "pause" else "already running"
         elif name == "pause":
-            self.control.pause()
+            control.pause()
             detail = "pausing at the next batch boundary"
         elif name == "resume":
-            self.control.resume()
+            control.resume()
             detail = "resuming"
         else:
             detail = f"unknown command {name!r}, ignored"
-        self.emit(CommandReceived(name, command_id, detail, max(command.pid, 0)))
+        self.emit(CommandReceived(name, command.id, detail, max(command.pid, 0), changed))
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted) and self._thread is None:
@@ -161,10 +176,11 @@ class RemoteControl:
             self.paused = False
 
     def stop(self, reason: str = "") -> None:
-        send_command(self.run_dir, "stop")
+        """`reason` is the run's to write: it names the attached console as who asked."""
+        send_command(self.run_dir, "stop", by="console")
         self.stop_requested = True
 
     def toggle_pause(self) -> bool:
         """Ask the run to pause (or resume); True when it was asked to pause."""
-        send_command(self.run_dir, "resume" if self.paused else "pause")
+        send_command(self.run_dir, "resume" if self.paused else "pause", by="console")
         return not self.paused

@@ -31,7 +31,7 @@ from engine.io.atomic import (
 )
 from engine.runs.records import read_jsonl  # noqa: F401 - where tools and tests have long found it
 from engine.settings.config import SettingsError
-from engine.events import BatchProgressed, EpochCompleted, Event, RunFinished, RunPaused
+from engine.events import BatchProgressed, EpochCompleted, Event, RunFinished, RunPaused, recorded
 
 try:
     import fcntl
@@ -289,9 +289,10 @@ class RunRecorder:
         self._write(self.events, "events.jsonl", event.to_dict())
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """On resume: metrics.jsonl becomes exactly the checkpoint's history (drops epochs it never saved)."""
+        """On resume: metrics.jsonl becomes exactly the checkpoint's history (drops epochs it never saved), written
+        with the precision of a fresh run's records (the history holds each number as measured)."""
         path = self.run_dir / "metrics.jsonl"
-        write_run_file(path, "".join(to_json(r) + "\n" for r in rows))
+        write_run_file(path, "".join(to_json(recorded(r)) + "\n" for r in rows))
         os.close(self.metrics)
         self.metrics = self._open(path)
 

@@ -299,6 +299,7 @@ class CommandRecord:
     id: str
     time: float = 0.0
     pid: int = 0
+    by: str = ""  # who sent it: "cli" (trainconsole stop|pause|resume), "console" (an attached one); older: ""
 
 
 _COMMAND_SCHEMA = _schema(CommandRecord)

@@ -48,9 +48,11 @@ def pause_point(epoch: int, batch: int, batches: int) -> str:
     return f"in epoch {epoch} after batch {batch}/{batches}"
 
 
-# Fast epochs (digits: ~20 a second) are drawn together, at most twice a second: drawing each
-# one re-laid out and repainted the screen, and a key press waited behind those repaints.
-EPOCH_SHOW_INTERVAL_S = 0.5
+# Fast epochs (digits: ~20 a second) are drawn together, with every epoch received so far, at most as often as
+# the progress bar moves: the table and charts show the epoch that just ended by the bar's next move. Drawing
+# each one re-laid out and repainted the screen, and a key press waited behind those repaints; drawing twice a
+# second left them up to 10 epochs behind the bar.
+EPOCH_SHOW_INTERVAL_S = EpochProgress.MIN_INTERVAL_S
 # Epochs that arrive while another screen is shown, or just after the return to this one, are
 # drawn this long after the return: the screen first paints as it was left (its charts' text is
 # kept), so the key is answered at once, and the table rows and both charts follow.
@@ -105,6 +107,8 @@ class TrainingScreen(Screen):
         self._last_shown = 0.0
         self._left = False  # another screen was shown since this one was: a resume is a return
         self._show_timer: Timer | None = None
+        self._show_queued = False  # a draw waits behind the messages already queued (see _request_show)
+        self._returning = False  # the screen is back but has not painted yet: the return's timer draws
         # each epoch's badge, for `e`: (diagnostic, recorded); an epoch known from metrics.jsonl only has its status
         self.badges: dict[int, tuple[Diagnostic, bool]] = {}
 
@@ -300,15 +304,24 @@ class TrainingScreen(Screen):
         self.badges[e.epoch] = (e.diagnostic, True)
         self.history.add(e.metrics())
         self._unshown.append(e)
-        if self._show_timer is None:  # the first epoch of a quiet spell shows at once, those right after it together
-            wait = self._last_shown + EPOCH_SHOW_INTERVAL_S - time.monotonic()
-            if wait <= 0:
-                self._show_epochs()
-            else:
-                self._show_timer = self.set_timer(wait, self._show_epochs)
+        self._request_show()
+
+    def _request_show(self) -> None:
+        """One draw for every epoch received until it runs, at most one per EPOCH_SHOW_INTERVAL_S."""
+        if self._show_timer is not None or self._show_queued:
+            return  # a draw is coming, and it takes this epoch too
+        wait = self._last_shown + EPOCH_SHOW_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            self._show_timer = self.set_timer(wait, self._show_epochs)
+        else:  # behind the messages already queued: a burst that waited for the UI thread is drawn once, whole
+            self._show_queued = True
+            self.call_later(self._show_epochs)
 
     def _show_epochs(self) -> None:
         """Put the epochs that arrived since the last call on the screen: table rows, badge, charts, info line."""
+        self._show_queued = False
+        if self._returning:  # the return's own draw (_after_return) takes them, once it has painted
+            return
         if self._show_timer is not None:
             self._show_timer.stop()
             self._show_timer = None
@@ -330,6 +343,7 @@ class TrainingScreen(Screen):
         if not self._left:  # the first show: there is nothing to return to
             return
         self._left = False
+        self._returning = True
         if self._show_timer is not None:
             self._show_timer.stop()
         charts = list(self.query(MetricChart))
@@ -341,6 +355,7 @@ class TrainingScreen(Screen):
         self._left = True
 
     def _after_return(self, charts: list[MetricChart]) -> None:
+        self._returning = False
         for chart in charts:
             chart.release()
         self._show_epochs()
