@@ -92,7 +92,8 @@ USER_CODE = (
 )
 
 
-def test_code_the_user_named_runs_from_the_settings_folder(tmp_path):
+def test_code_the_user_named_runs_from_the_settings_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the user's signing key (engine.io.signing)
     project = tmp_path / "project"
     project.mkdir()
     (project / "mydata.py").write_text(USER_CODE)
@@ -107,7 +108,9 @@ def test_code_the_user_named_runs_from_the_settings_folder(tmp_path):
     last = tmp_path / "runs" / "digits-mlp" / "checkpoints" / "last.pth"
     assert tc(project, "run", "--resume", str(last), "--set", "training.epochs=2").returncode == 0
     assert tc(project, "eval", str(last)).returncode == 0
-    # from a folder whose settings do not name it, the same checkpoint is refused
+    # from a folder whose settings do not name it, the same checkpoint is refused to another user (it is signed
+    # with this user's key: tests/e2e/test_own_runs.py)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-user"))
     refused = tc(elsewhere, "eval", str(last))
     one_line_refusal(refused, "refused data.dataset = 'mydata:make'")
     missing = tc(elsewhere, "run", *TINY, "--set", "data.dataset=nosuchmodule:make")
