@@ -36,11 +36,12 @@ def open_console(args: argparse.Namespace) -> int:
     set_code_folder(Path(path).resolve().parent)
     attach = None
     if args.command == "attach":  # checked here, so that a run that is not there is one line, not an empty console
+        from engine.io.text import shown_path
         from engine.runs.detach import find_run
 
         attach = find_run(args.run, args.runs_dir or settings.run.runs_dir)
         if args.run is None:  # picked for the user: say which
-            print(f"trainconsole: attach: the newest running run, {attach}", file=sys.stderr)
+            print(f"trainconsole: attach: the newest running run, {shown_path(attach)}", file=sys.stderr)
     from tui.app import main as console_main
 
     return console_main(path, settings, args.console_allowed, attach, notes)

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from engine.io.text import printable
+from engine.io.text import printable, shown_path
 
 
 def data_text(value: object, style: str = "", *, lines: bool = False) -> Text:
     """`value` (str() of it) as plain Text: `[/bold]` is shown as written, ESC as `\\x1b`. One line, a newline
     shown as `\\n`; with `lines`, text meant to hold lines (a report, settings) keeps its newlines."""
     return Text(printable(value, keep="\n" if lines else ""), style=style)
+
+
+def path_text(path: object, style: str = "") -> Text:
+    """A path as data_text shows it, normalised as the CLI's lines show it (engine.io.text.shown_path): `runs/x`."""
+    return data_text(shown_path(path), style)
 
 
 def data_line(*parts: str | tuple[str, str] | Text) -> Text:

@@ -27,6 +27,18 @@ def console_threads(requested: int = 0) -> int:
     return requested if requested > 0 else max(1, (os.cpu_count() or 1) - 1)
 
 
+def session_over(events: list) -> bool:
+    """Whether a run's events end its last session: a RunFinished or RunFailed after its last RunStarted."""
+    from engine.events import RunFailed, RunFinished, RunStarted
+
+    for event in reversed(events):
+        if isinstance(event, RunStarted):
+            return False
+        if isinstance(event, (RunFinished, RunFailed)):
+            return True
+    return False
+
+
 class Runner(Widget):
     """Starts, pauses and stops the run; holds its `RunControl` while it is active."""
 
@@ -134,6 +146,11 @@ class Runner(Widget):
 
         try:
             history = new_events()
+            # a resume of an ended run, detached, is loading: its history is drawn once its new session began,
+            # not the end of its last one (which would end the following at once)
+            while session_over(history) and is_running(run_dir) and not worker.is_cancelled:
+                worker.cancelled_event.wait(0.2)
+                history += new_events()
             metrics = read_metrics(run_dir / "metrics.jsonl")
             rows = metrics.items
             if metrics.note():
@@ -141,7 +158,7 @@ class Runner(Widget):
             for event in history:
                 control.saw(event)
             self.post_message(AttachedHistory(run_dir, history, rows))
-            ended = any(isinstance(e, (RunFinished, RunFailed)) for e in history)
+            ended = session_over(history)
             while not ended and not worker.is_cancelled:
                 alive = is_running(run_dir)
                 events = new_events()  # read after the look at the lock: a run that just ended has its last events

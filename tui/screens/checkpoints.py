@@ -12,11 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from engine.cli.printers import format_size
 from engine.runs.records import read_metrics, settings_lines
-from tui.data_text import data_line, data_text
+from engine.io.text import shown_path
+from tui.data_text import data_line, data_text, path_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.run_history import RunHistory
@@ -27,12 +29,29 @@ def _num(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _cursor_key(table: DataTable) -> Any:
+    """The key of the row under the table's cursor (a checkpoint's path); None in an empty table."""
+    if not 0 <= table.cursor_row < table.row_count:
+        return None
+    return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+
+
 def settings_text(run_dir: Path) -> str:
     """The run's settings.toml without its comment lines."""
     return settings_lines(run_dir / "settings.toml")
 
 
 class CheckpointsScreen(Screen):
+    # two tables, each titled in a line above it (one row: 80x24 keeps its chart); the focused one, whose row e and
+    # delete act on, has a heavy bright line
+    DEFAULT_CSS = """
+    CheckpointsScreen #runs, CheckpointsScreen #ckpts {
+        border-top: round $panel-lighten-2; border-title-align: left; border-title-color: $text-muted;
+    }
+    CheckpointsScreen #runs:focus, CheckpointsScreen #ckpts:focus {
+        border-top: heavy $accent; border-title-color: $text; border-title-style: bold;
+    }
+    """
     # Up/Down pick a run: without this Textual focuses the first focusable widget, the screen tabs
     AUTO_FOCUS = "#runs"
     # under 100 columns the two tables cannot stand side by side without cutting columns (app.tcss)
@@ -40,8 +59,16 @@ class CheckpointsScreen(Screen):
     BINDINGS = [
         Binding("a", "attach", "Attach", tooltip="follow the selected run, training in another process, and steer it"),
         Binding("r", "resume", "Resume", tooltip="resume the selected run from its last.pth"),
-        Binding("e", "evaluate", "Eval", tooltip="evaluate the selected checkpoint (best.pth of a run)"),
-        Binding("delete,D", "delete", "Delete", tooltip="delete the selected run or checkpoint (asks first)"),
+        # e and delete act on the focused table's row: each key has a binding per table, the other one hidden
+        Binding("e", "evaluate('run')", "Eval run", tooltip="evaluate the selected run's best.pth (Runs focused)"),
+        Binding("e", "evaluate('checkpoint')", "Eval checkpoint", tooltip="evaluate the selected checkpoint"),
+        Binding("delete,D", "delete('run')", "Delete run", tooltip="delete the selected run folder (asks first)"),
+        Binding(
+            "delete,D",
+            "delete('checkpoint')",
+            "Delete checkpoint",
+            tooltip="delete the selected checkpoint (its table focused; asks first)",
+        ),
         # in the help, not the footer: ten keys, ? and q fill 120 columns
         Binding("f5", "refresh", "Refresh", tooltip="refresh the list", show=False),
         Binding("o", "open_logs", "Logs", tooltip="open a folder of TensorBoard or Lightning CSV logs, read-only"),
@@ -58,10 +85,13 @@ class CheckpointsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield ScreenTabs("checkpoints")
-        yield Static("Loading runs ...", id="ck-status", markup=False)
         with Horizontal(id="ck-top"):
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="ckpts", cursor_type="row", zebra_stripes=True)
+            runs = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            runs.border_title = "Runs (loading ...)"  # then how many, and where (_show_runs): no line of its own
+            yield runs
+            checkpoints = DataTable(id="ckpts", cursor_type="row", zebra_stripes=True)
+            checkpoints.border_title = "Checkpoints"  # of the selected run, once there is one (_show_run)
+            yield checkpoints
         with Horizontal(id="ck-bottom"):
             yield MetricChart("loss", "loss", id="run-chart")
             with VerticalScroll(id="ck-details-box"):
@@ -99,9 +129,7 @@ class CheckpointsScreen(Screen):
                 self._run_label(run), data_text(run.status), str(run.epochs), _num(run.best_epoch, "d"), key=run.path
             )
         runs_dir = self.app.settings.run.runs_dir
-        self._set_status(
-            f"{len(runs)} run(s) in {runs_dir}" if runs else f"No runs in {runs_dir} yet: train one on screen 3."
-        )
+        table.border_title = data_line("Runs: ", str(len(runs)) if runs else "none", " in ", path_text(runs_dir))
         if selected is not None and any(r.path == selected.path for r in runs):
             table.move_cursor(row=[r.path for r in runs].index(selected.path))
         elif runs and row is not None:  # the selected run was deleted: its neighbour, not the first run
@@ -109,9 +137,10 @@ class CheckpointsScreen(Screen):
         if runs:
             self._show_run(self.selected_run())
         else:
+            self.query_one("#ckpts", DataTable).border_title = "Checkpoints"
             self.query_one("#ckpts", DataTable).clear()
             self.query_one(MetricChart).clear()
-            self._details("")
+            self._details(data_line("No runs in ", path_text(runs_dir), " yet: train one on screen 3 (s starts it)."))
 
     def selected_run(self) -> Any | None:
         table = self.query_one("#runs", DataTable)
@@ -133,6 +162,8 @@ class CheckpointsScreen(Screen):
         if run is None:
             return
         table = self.query_one("#ckpts", DataTable)
+        table.border_title = data_line("Checkpoints of ", path_text(run.path))
+        kept = _cursor_key(table)  # a refresh (after a dialog, f5) keeps the checkpoint e and delete act on
         table.clear()
         for c in run.checkpoints:
             table.add_row(
@@ -144,12 +175,15 @@ class CheckpointsScreen(Screen):
                 "*" if c.is_best else "",
                 key=c.path,
             )
+        paths = [c.path for c in run.checkpoints]
+        if kept in paths:
+            table.move_cursor(row=paths.index(kept))
         history = RunHistory.from_rows(read_metrics(Path(run.path) / "metrics.jsonl").items)
         self.query_one(MetricChart).show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
         head = data_line(data_text(run.name), ": ", data_text(run.status), " (", data_text(run.detail), ")")
         notes = "".join(f"{note}\n" for note in run.notes)  # what the reader skipped: said, the rest still shown
         body = data_text(f"{notes}\n{settings_text(Path(run.path))}", lines=True)
-        self._details(data_line(head, "\n", data_text(run.path), "\n", body))
+        self._details(data_line(head, "\n", path_text(run.path), "\n", body))
 
     # -- actions ----------------------------------------------------------------
     def marked_runs(self) -> list[Path]:
@@ -281,15 +315,38 @@ class CheckpointsScreen(Screen):
             settings = settings.replace("training.epochs", wanted)
         await self.app.start_run(settings, last)
 
-    def action_evaluate(self) -> None:
+    def on_checkpoints(self) -> bool:
+        """Whether the keys that act on a row (e, delete) act on the checkpoints table's: it has the focus."""
+        return self.focused is self.query_one("#ckpts", DataTable)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("evaluate", "delete"):  # the binding of the focused table's row shows; the other is hidden
+            return (parameters == ("checkpoint",)) == self.on_checkpoints()
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()  # the footer says Eval run or Eval checkpoint as the focus moves
+
+    def _target(self, of: str) -> tuple[Any, Path] | None:
+        """The selected run and what `of` ("run", "checkpoint") names in it; None, said why, when none is selected."""
         run = self.selected_run()
         if run is None:
             self.notify("No run selected.", severity="warning")
+            return None
+        if of == "run":
+            return run, Path(run.path)
+        ck = self.selected_checkpoint()
+        if ck is None:
+            self.notify(f"{run.name} has no checkpoint to select.", severity="warning")
+            return None
+        return run, Path(ck.path)
+
+    def action_evaluate(self, of: str = "run") -> None:
+        target = self._target(of)
+        if target is None:
             return
-        focused_ck = self.focused is self.query_one("#ckpts", DataTable) and self.selected_checkpoint() is not None
-        target = self.selected_checkpoint().path if focused_ck else run.path
-        self._details(f"Evaluating {target} ...")
-        self._evaluate(target)
+        self._details(data_line("Evaluating ", path_text(target[1]), " ..."))
+        self._evaluate(str(target[1]))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
     def _evaluate(self, target: str) -> dict[str, Any]:
@@ -300,19 +357,18 @@ class CheckpointsScreen(Screen):
             target, device=self.app.settings.device.device, allowed_imports=self.app.trusted_imports()
         )
 
-    def action_delete(self) -> None:
+    def action_delete(self, of: str = "run") -> None:
         from tui.screens.confirm import ConfirmScreen
 
-        run = self.selected_run()
-        if run is None:
-            self.notify("No run selected.", severity="warning")
+        found = self._target(of)
+        if found is None:
             return
+        run, target = found
         if run.status == "running":
             self.notify("This run is training: stop it first.", severity="error")
             return
-        ck = self.selected_checkpoint() if self.focused is self.query_one("#ckpts", DataTable) else None
-        target = Path(ck.path) if ck is not None else Path(run.path)
-        what = f"checkpoint {target}" if ck is not None else f"run folder {target} and all its checkpoints"
+        shown = shown_path(target)
+        what = f"checkpoint {shown}" if of == "checkpoint" else f"run folder {shown} and all its checkpoints"
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -355,6 +411,3 @@ class CheckpointsScreen(Screen):
     def _details(self, text: str | Text) -> None:
         """Lines with names, paths, settings and errors from the run's files: shown as written, lines kept."""
         self.query_one("#ck-details", Static).update(text if isinstance(text, Text) else data_text(text, lines=True))
-
-    def _set_status(self, text: str) -> None:
-        self.query_one("#ck-status", Static).update(data_text(text))

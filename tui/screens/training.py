@@ -30,7 +30,7 @@ from engine.runs.records import read_metrics
 from tui.widgets.key_footer import KeyFooter
 from tui.messages import AttachedHistory, EngineEvent, RunCrashed, RunEnded
 from engine.io.text import printable
-from tui.data_text import data_line, data_text
+from tui.data_text import data_line, data_text, path_text
 from tui.runner import Runner
 from tui.widgets.diagnostic_badge import DiagnosticBadge
 from tui.widgets.epoch_progress import EpochProgress
@@ -152,7 +152,7 @@ class TrainingScreen(Screen):
             )
             settings = settings.replace("device.processes", 1)
         self.outcome = "starting"
-        resuming = (" (resuming ", data_text(resume_from), ")") if resume_from else ()
+        resuming = (" (resuming ", path_text(resume_from), ")") if resume_from else ()
         self._status(data_line("Starting: loading PyTorch, data and model ...", *resuming))
         self.app.when_torch_ready(lambda: self._launch(settings, resume_from))
 
@@ -167,7 +167,7 @@ class TrainingScreen(Screen):
             return
         self._reset()
         self.outcome = "starting"
-        self._status(data_line("Attaching to ", data_text(run_dir), " ..."))
+        self._status(data_line("Attaching to ", path_text(run_dir), " ..."))
         self.runner.attach(Path(run_dir))
 
     def action_start_detached(self) -> None:
@@ -203,7 +203,8 @@ class TrainingScreen(Screen):
             self.notify("No active run.", severity="warning")
             return
         try:
-            self.runner.stop("stopped by the user")
+            # an attached run's own reason names the attached console (engine.runs.commands.stop_reason)
+            self.runner.stop("stopped from the console (x): at a batch boundary, last.pth saved")
         except Exception as e:  # as in action_pause
             self.notify(str(e), severity="error", markup=False)
             return
@@ -234,7 +235,7 @@ class TrainingScreen(Screen):
         starts = [i for i, e in enumerate(message.events) if isinstance(e, RunStarted)]
         if not starts:
             waiting = ": waiting for it to start ..."
-            self._status(data_line(("Attached", "bold"), " to ", data_text(message.run_dir), waiting))
+            self._status(data_line(("Attached", "bold"), " to ", path_text(message.run_dir), waiting))
             return
         last_start = starts[-1]
         self._on_run_started(message.events[last_start], earlier_rows=False)
@@ -249,10 +250,26 @@ class TrainingScreen(Screen):
         self._redraw_charts(epochs[-1].onset_epoch if epochs else None)
         self._update_info(self.history.lr[-1] if self.history.lr else None)
         keys = " (p pauses, x stops and saves; q leaves it training)"
-        self._status(data_line(("Attached", "bold"), " to ", data_text(message.run_dir), keys))
-        for event in message.events[last_start + 1 :]:
-            if isinstance(event, (RunPaused, RunResumed, RunFinished, RunFailed)):
+        self._status(data_line(("Attached", "bold"), " to ", path_text(message.run_dir), keys))
+        self._replay_state(message.events[last_start + 1 :])
+
+    def _replay_state(self, events: list) -> None:
+        """The session's pauses, resumes and end in order, the bar at the batch each of them came at (the last
+        progress before it, an epoch's end counting as its last batch), then at the newest: not at a pause long
+        resumed, nor busy after the end."""
+        at = None  # (epoch, batch, batches) of the newest progress not shown yet
+        for event in events:
+            if isinstance(event, BatchProgressed):
+                at = (event.epoch, event.batch, event.batches)
+            elif isinstance(event, EpochCompleted):  # the record thins the progress out: an epoch's end is exact
+                at = (event.epoch, self.batches, self.batches)
+            elif isinstance(event, (RunPaused, RunResumed, RunFinished, RunFailed)):
+                if at is not None:
+                    self.query_one(EpochProgress).show_at(*at)
+                    at = None
                 self._handlers[type(event)](event)
+        if at is not None:
+            self.query_one(EpochProgress).show_at(*at)
 
     def _on_run_started(self, e: RunStarted, earlier_rows: bool = True) -> None:
         self.run_dir = e.run_dir
@@ -273,7 +290,7 @@ class TrainingScreen(Screen):
             data_line(
                 ("Running", "bold"),
                 " ",
-                data_text(e.run_dir),
+                path_text(e.run_dir),
                 f"  (resumed after epoch {e.start_epoch})" if e.start_epoch else "",
             )
         )
@@ -368,13 +385,13 @@ class TrainingScreen(Screen):
             data_line(
                 ("Paused", "bold"),
                 f" {pause_point(e.epoch, e.batch, self.batches)} (p resumes, x stops)  ",
-                data_text(self.run_dir or ""),
+                path_text(self.run_dir or ""),
             )
         )
 
     def _on_run_resumed(self, e: RunResumed) -> None:
         self.outcome = "running"
-        self._status(data_line(("Running", "bold"), " ", data_text(self.run_dir or "")))
+        self._status(data_line(("Running", "bold"), " ", path_text(self.run_dir or "")))
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self._show_epochs()
@@ -388,18 +405,19 @@ class TrainingScreen(Screen):
             "stopped": "Run stopped",
             "nan": "Run stopped: NaN",
         }[e.status]
-        if e.status == "stopped":
-            self.query_one(EpochProgress).show_note("stopped")
+        ended = {"completed": "finished", "early_stopped": "early stop", "stopped": "stopped", "nan": "NaN"}[e.status]
+        self.query_one(EpochProgress).show_ended(e.epochs_completed, ended)  # an attached run that had ended too
         self._status(
-            data_line((word, "bold"), ": ", data_text(e.reason), best, "\nRun folder: ", data_text(e.run_dir)),
+            data_line((word, "bold"), ": ", data_text(e.reason), best, "\nRun folder: ", path_text(e.run_dir)),
             "-done" if e.status in ("completed", "early_stopped") else "-warning",
         )
 
     def _on_run_failed(self, e: RunFailed) -> None:
         self._show_epochs()
         self.outcome = "failed"
+        self.query_one(EpochProgress).show_ended(e.epoch, "failed")
         self._status(
-            data_line(("Run failed", "bold"), ": ", data_text(e.error), "\nRun folder: ", data_text(e.run_dir or "-")),
+            data_line(("Run failed", "bold"), ": ", data_text(e.error), "\nRun folder: ", path_text(e.run_dir or "-")),
             "-error",
         )
 
@@ -410,11 +428,13 @@ class TrainingScreen(Screen):
 
     def on_run_crashed(self, message: RunCrashed) -> None:
         self.outcome = "failed"
+        self.query_one(EpochProgress).show_ended(0, "failed")
         self._status(data_line(("Run could not start", "bold"), ": ", data_text(message.error)), "-error")
 
     def on_run_ended(self, message: RunEnded) -> None:
         if self.outcome in ("starting", "running", "paused"):
             self.outcome = "interrupted"
+            self.query_one(EpochProgress).show_ended(len(self.history.epochs), "interrupted")
             self._status(
                 "[b]Run interrupted[/b]: its process ended without finishing (killed?); "
                 "r on the checkpoints screen resumes it from last.pth",

@@ -58,11 +58,28 @@ class EpochProgress(Horizontal):
             self._show_position(epoch, batch, batches)
         self.show_note("paused")
 
+    def show_at(self, epoch: int, batch: int, batches: int) -> None:
+        """A position read from a run's record (an attached run's history), not throttled: the rate is not known."""
+        self._show_position(epoch, batch, batches)
+
     def _show_position(self, epoch: int, batch: int, batches: int) -> None:
         # fixed widths (app.tcss) and layout=False: up to 10 ticks a second repaint two labels,
         # never re-lay out the screen
         self.query_one("#epoch-label", Label).update(f"epoch {epoch} batch {batch}/{batches}", layout=False)
         self.query_one(ProgressBar).update(total=batches, progress=batch)
+
+    def show_ended(self, epochs_done: int, text: str) -> None:
+        """The run is over (finished, stopped, failed, its process gone): a still bar and a word, never the busy one.
+
+        A run that ended before a batch was shown here (an attached run that had finished) shows its last epoch
+        whole; one seen mid-epoch keeps the batch it stopped at.
+        """
+        bar = self.query_one(ProgressBar)
+        if bar.total is None:  # still the "starting" animation: no batch of this run was ever shown
+            if epochs_done >= 1:
+                self.query_one("#epoch-label", Label).update(f"epoch {epochs_done}", layout=False)
+            bar.update(total=1, progress=1 if epochs_done >= 1 else 0)
+        self.show_note(text)
 
     def show_note(self, text: str) -> None:
         """A word in place of the rate and ETA while no batches run (paused, stopped)."""
