@@ -12,6 +12,7 @@ import warnings
 from typing import Callable
 
 from engine.cli import outputs, reports, run, runs, trust
+from engine.cli import spinner
 from engine.cli.arguments import DEFAULT_SETTINGS, Parser, UsageError, add_allow_import
 from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.io.text import TerminalStream, printable
@@ -94,7 +95,8 @@ def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] |
         print(printable(e), file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _run_command(args, console, chart)
+        with spinner.showing(spinner.first_status(args)):  # torch takes seconds to load: the user sees why
+            return _run_command(args, console, chart)
     except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
         from engine.cli.crash import crash_line, write_crash_report
 

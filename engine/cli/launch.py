@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from engine.cli import spinner
 from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
@@ -49,7 +50,8 @@ def launch(processes: int, run_args: list[str]) -> int:
     argv = ["--standalone", f"--nproc-per-node={processes}", "--max-restarts=0", f"--log-dir={os.devnull}"]
     argv += ["-m", "engine", "run", *run_args]
     try:
-        run(parse_args(argv))
+        with spinner.handed_over():  # this process's status line until rank 0 shows its own
+            run(parse_args(argv))
     except ChildFailedError as e:
         # a negative code is a signal's; SIGTERM is the agent's, ending the others once one has failed
         killed = {rank: f for rank, f in e.failures.items() if f.exitcode < 0 and f.exitcode != -signal.SIGTERM}

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.cli import spinner
 from engine.cli.arguments import DEFAULT_SETTINGS, add_allow_import, settings_path
 from engine.cli.exits import EXIT_OK
 from engine.io.text import json_text, printable
@@ -72,6 +73,7 @@ def cmd_eval(args) -> int:
             allowed |= named_imports(load_settings(own))
         except SettingsError:
             pass  # -c is loaded again, and reported, by evaluate_checkpoint
+    spinner.say(f"evaluating on the {args.split} split")
     result = evaluate_checkpoint(
         args.checkpoint, args.config_run, split=args.split, device=args.device, allowed_imports=allowed
     )
@@ -168,6 +170,7 @@ def _explained_epoch(asked: int | None, epochs: list[int], run_dir: Path) -> int
 def cmd_env(args) -> int:
     from engine.device import environment_report, format_report
 
+    spinner.say("looking at the devices")
     report = environment_report()
     print(json_text(json.dumps(report, indent=2)) if args.json else format_report(report))
     return EXIT_OK

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli import runs
+from engine.cli import runs, spinner
 from engine.cli.arguments import add_allow_import, settings_path
 from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.io.text import printable
@@ -53,6 +53,7 @@ def cmd_run(args) -> int:
     from engine.training.distributed import from_environment, under_launcher
     from engine.training.control import RunControl
 
+    spinner.say("reading the settings")
     settings, resume_from = run_settings(args)
     if args.detach:  # everything above is checked before the process starts: a bad file is still exit 2, here
         return runs.start_detached(args, settings, resume_from)
@@ -61,7 +62,9 @@ def cmd_run(args) -> int:
     if settings.device.processes > 1 and not under_launcher():
         from engine.cli.launch import launch, worker_args
 
+        spinner.say(f"starting {settings.device.processes} processes")
         return launch(settings.device.processes, worker_args(args, resume_from))
+    spinner.say("setting up the run: data, model, device")  # erased by the run's first line
     printer = JsonPrinter(sys.stdout) if args.json else EpochPrinter(sys.stdout)
     control = RunControl()
     output = _TerminalSafe(printer)
