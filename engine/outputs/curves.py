@@ -58,28 +58,30 @@ def draw_curves(runs: list[Source]):
     for i, run in enumerate(runs):
         colour = colours[i % len(colours)]
         _draw_run(panels, run, colour if len(runs) > 1 else None, run.name in hidden)
-    _finish(fig, panels, runs, colours, overlap_note(overlaps))
+    _finish(fig, panels, runs, colours, overlaps)
     return fig
 
 
 def _draw_run(panels, run: Source, colour: str | None, over_another: bool) -> None:
     """One run's four curves and its onset; `colour` None: the chapter's colours of a single run."""
-    marks = {"marker": "x", "markevery": 3, "markersize": 6} if over_another else {}
     for ax, metric, title in zip(panels, ("loss", "acc"), ("Loss", "Acc")):
         for split, own_colour, style in (("train", "tab:blue", ":"), ("val", "tab:red", "-")):
             points = run.tags.get(f"{split}_{metric}", [])
-            ax.plot([s for s, _ in points], [v for _, v in points], style, color=colour or own_colour,
-                    label=f"{split.capitalize()} {title}", **marks)  # fmt: skip
+            # over another run's line: x markers alone (about 25 of them), so that line still shows between them
+            marks = {"linestyle": "none", "marker": "x", "markevery": max(1, len(points) // 25)} if over_another else {}
+            ax.plot([s for s, _ in points], [v for _, v in points], color=colour or own_colour,
+                    label=f"{split.capitalize()} {title}", **{"linestyle": style, **marks})  # fmt: skip
     onset = overfitting_onset([v for _, v in run.tags.get("val_loss", [])], run_rules(run.path))
     if onset is not None:
         panels[0].axvline(onset, color=colour or "orange", linestyle="--",
                           label=f"Overfitting onset (epoch {onset})")  # fmt: skip
 
 
-def _finish(fig, panels, runs: list[Source], colours: list[str], note: str) -> None:
+def _finish(fig, panels, runs: list[Source], colours: list[str], overlaps: list[tuple[str, str]]) -> None:
     """Axes, legends, the title, the overlap note."""
     from matplotlib.lines import Line2D
 
+    note, hidden = overlap_note(overlaps), {later for _, later in overlaps}
     several = len(runs) > 1
     for ax, title in zip(panels, ("Loss", "Accuracy")):
         ax.set_xlabel("Epoch")
@@ -98,8 +100,10 @@ def _finish(fig, panels, runs: list[Source], colours: list[str], note: str) -> N
     if note:
         fig.text(0.5, 0.01, printable(note), ha="center", va="bottom", parse_math=False)
     if several:
+        drawn_as = {name: {"linestyle": "none", "marker": "x"} for name in hidden}  # a hidden run: its markers
         handles = [
-            Line2D([], [], color=colours[i % len(colours)], label=printable(run.name)) for i, run in enumerate(runs)
+            Line2D([], [], color=colours[i % len(colours)], label=printable(run.name), **drawn_as.get(run.name, {}))
+            for i, run in enumerate(runs)
         ]
         legend = fig.legend(handles=handles, loc="upper center", ncol=min(len(runs), 6), frameon=False)
         for text in legend.get_texts():

@@ -66,6 +66,9 @@ def test_the_png_marks_the_later_of_two_identical_runs_and_notes_it(tmp_path, pl
     lines = [line for line in fig.axes[0].get_lines() if line.get_xdata().size]
     markers = [line.get_marker() for line in lines]
     assert markers == ["None", "None", "x", "x"], markers  # a's train and val plain, b's drawn over them with x
+    assert [line.get_linestyle() for line in lines] == [":", "-", "None", "None"]  # b's markers alone: a shows
+    (legend,) = fig.legends
+    assert [h.get_marker() for h in legend.legend_handles] == ["None", "x"]  # the key says b is the x
     assert [t.get_text() for t in fig.texts] == ["runs seed0-a and seed0-b overlap"]
 
     other = read_run(fake_run(tmp_path / "other", [1.0, 0.7, 0.6, 0.65]))
