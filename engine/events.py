@@ -65,6 +65,7 @@ class RunStarted(Event):
     # the constant predictor's validation loss and accuracy (engine.training.baselines), None where unknown
     baseline_loss: float | None = None
     baseline_acc: float | None = None
+    model_reason: str = ""  # why model.name = auto chose this model (engine.settings.defaults); "": the settings say
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,11 @@ class BatchProgressed(Event):
     samples_per_s: float
     eta_s: float  # this epoch's remaining training time
     loss: float  # running mean of the epoch's training loss
-
     # the whole run's remaining time: this epoch's and the epochs after it at the last epochs' pace (validation
     # included), or at this epoch's batch rate before one has ended; None in events of older versions
     run_eta_s: float | None = None
     run_eta_at_most: bool = False  # early stopping may end the run sooner: run_eta_s is its upper bound
+
 
 @dataclass(frozen=True)
 class ThreadsChanged(Event):

@@ -190,6 +190,7 @@ class EpochPrinter:
             file=self.out,
         )
         model = printable(event.settings["model"]["name"])
+        model += f" (auto: {printable(event.model_reason)})" if event.model_reason else ""
         print(f"Model      : {model}, {event.parameters:,} parameters", file=self.out)
         print(f"Data       : {printable(event.data_path)}", file=self.out)
         print(f"Step       : {printable(event.step)}", file=self.out)

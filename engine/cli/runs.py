@@ -73,6 +73,7 @@ def start_detached(args, settings, resume_from: Path | None) -> int:
     from engine.runs.commands import is_running
     from engine.runs.detach import spawn_detached
     from engine.runs.folder import check_run_folder, create_run_dir
+    from engine.settings.defaults import run_name
 
     if resume_from is not None:
         run_dir = resume_from.parent.parent
@@ -80,7 +81,7 @@ def start_detached(args, settings, resume_from: Path | None) -> int:
         if is_running(run_dir):  # its lock would refuse the new process, after this one had said it started
             raise RunFolderError(f"{run_dir}: another process is training in this run folder")
     else:
-        run_dir = create_run_dir(settings.run.runs_dir, settings.run.name)
+        run_dir = create_run_dir(settings.run.runs_dir, run_name(settings))
     process = spawn_detached(detached_args(args), run_dir)
     facts = {"name": run_dir.name, "run_dir": str(run_dir), "pid": process.pid}
     if args.json:

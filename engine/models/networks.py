@@ -10,6 +10,7 @@ from torch import nn
 
 from engine.settings.config import ModelSettings, SettingsError
 from engine.models.registry import BUILTIN_MODELS, builtin_builder
+from engine.settings.names import AUTO
 from engine.settings.user_code import call_with_options, import_object
 
 
@@ -111,6 +112,8 @@ def build_model(settings: ModelSettings, in_shape: Sequence[int], num_classes: i
     Built-in (engine.models.registry), the user's `package.module:Class`, or torchvision's.
     """
     in_shape = tuple(in_shape)
+    if settings.name == AUTO:  # a caller's slip, named: auto is chosen from the dataset, which ModelSettings lacks
+        raise SettingsError("model.name = 'auto' reached build_model: resolve it first (engine.settings.defaults)")
     if settings.name in BUILTIN_MODELS:
         return builtin_builder(settings.name)(settings, in_shape, num_classes)
     if ":" in settings.name:

@@ -80,8 +80,9 @@ def start_detached_run(settings, settings_path: str | os.PathLike) -> tuple[Path
 
     from engine.runs.folder import create_run_dir, write_run_file
     from engine.settings.config import to_toml
+    from engine.settings.defaults import run_name
 
-    run_dir = create_run_dir(settings.run.runs_dir, settings.run.name)
+    run_dir = create_run_dir(settings.run.runs_dir, run_name(settings))
     write_run_file(run_dir / "settings.toml", to_toml(settings))
     code_folder = Path(settings_path).resolve().parent
     process = spawn_detached(["-c", str(run_dir / "settings.toml"), "--code-folder", str(code_folder)], run_dir)

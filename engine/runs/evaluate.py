@@ -17,6 +17,7 @@ from engine.runs import checkpoints as ck
 from engine.runs.records import run_settings
 from engine.runs.signatures import checkpoint_signature, folder_signature
 from engine.settings.config import Settings, SettingsError, from_dict, load_settings
+from engine.settings.defaults import resolve_defaults
 from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
 from engine.models.networks import build_model
@@ -90,7 +91,8 @@ def evaluate_checkpoint(
     if path.is_dir():
         path = path / "checkpoints" / "best.pth"
     checkpoint = ck.load_checkpoint(path)
-    settings = _on_split(_settings_for(path, checkpoint, config, allowed_imports), split)
+    # a -c settings file may say model.name = auto: the model chosen as the run chose it
+    settings = _on_split(resolve_defaults(_settings_for(path, checkpoint, config, allowed_imports)), split)
     if device is not None:
         settings = on_device(settings, device)
     device = resolve_device(settings.device.device)

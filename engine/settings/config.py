@@ -22,6 +22,7 @@ else:  # pragma: no cover
 import tomli_w
 
 from engine.io.atomic import WriteProtected, atomic_write
+from engine.settings.defaults import resolve_defaults, resolve_model
 from engine.settings.renames import note_renamed, read_renamed, renamed_override
 from engine.settings.toml_edit import rename_keys, update_toml
 from engine.settings.rules import (
@@ -64,8 +65,9 @@ class RunSettings:
     """Where and under which name a run is recorded."""
 
     name: str = _f(
-        "digits-mlp",
-        "Run name; the run folder is runs_dir/name (a suffix is added if it exists).",
+        "auto",
+        "Run name; the run folder is runs_dir/name (a suffix is added if it exists). auto: dataset-model, e.g. "
+        "digits-mlp, folder-cnn, or make_data-mlp for package.module:make_data.",
         nonempty=True,
         folder_name=True,
     )
@@ -168,6 +170,13 @@ class DataSettings:
         "csv: a feature column of text: error, or onehot (one 0/1 column per category, kept with the checkpoint).",
         choices=("error", "onehot"),
     )
+    columns: dict = _f(
+        {},
+        "csv: a role per column name, overriding the automatic one: feature, onehot, date (year, month, day of the "
+        "week) or drop; e.g. { sample_id = \"drop\", city = \"onehot\" }. Left out, identifier and free-text "
+        "columns are dropped and dates read as dates, each said in the run's first lines.",
+        values=("feature", "onehot", "date", "drop"),
+    )
     bad_images: str = _f(
         "error",
         "image-folder: a file that cannot be decoded: error (named in one line) or skip (counted in the run's first "
@@ -180,7 +189,12 @@ class DataSettings:
 class ModelSettings:
     """The network to train (mlp with hidden = [256, 128] and dropout = 0.3 is the chapter's ReseauMNIST)."""
 
-    name: str = _f("mlp", "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.", model=True)
+    name: str = _f(
+        "auto",
+        "auto (cnn for an image folder and cifar10, else the chapter's mlp; the configuration screen says which), "
+        "mlp, cnn, a torchvision classifier (resnet18, ...) or package.module:Class.",
+        model=True,
+    )
     hidden: list = _f(
         [256, 128],
         "mlp: sizes of the hidden layers ([]: none, a linear model, i.e. logistic regression).",
@@ -360,6 +374,11 @@ class Settings:
                 data["data"][key] = str(Path(data["data"][key]).expanduser().absolute())
         return from_dict(data, "settings")
 
+    def for_run(self) -> Settings:
+        """What a run records: its paths absolute, and run.name and model.name chosen where they are auto
+        (engine.settings.defaults), so that eval and resume rebuild the model it trained."""
+        return resolve_defaults(self.with_resolved_paths())
+
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Settings)}  # type: ignore[misc]
 
@@ -425,15 +444,18 @@ def _check_across(s: Settings, source: str) -> None:
         raise SettingsError(
             f"{source}: data.val_fraction = 0.0: digits has no test split, choose a fraction such as 0.2"
         )
-    m = s.model
-    if m.name in MODELS and m.options:  # the built-ins' settings are their own keys; an ignored option would mislead
-        own = "model.hidden and model.dropout" if m.name == "mlp" else "model.channels and model.dropout"
+    m, (model, why) = s.model, resolve_model(s)
+    chosen = f"{model} (model.name = auto: {why})" if why else model
+    if model in MODELS and m.options:  # the built-ins' settings are their own keys; an ignored option would mislead
+        own = "model.hidden and model.dropout" if model == "mlp" else "model.channels and model.dropout"
         raise SettingsError(
-            f"{source}: model.options = {_shown(m.options)}: the built-in {m.name} takes no options "
+            f"{source}: model.options = {_shown(m.options)}: the built-in {chosen} takes no options "
             f"(its settings are {own}); options are for torchvision and package.module:Class models"
         )
-    if m.name == "cnn" and not m.channels:
-        raise SettingsError(f"{source}: model.channels = []: cnn needs at least one convolution block, e.g. [32, 64]")
+    if model == "cnn" and not m.channels:
+        raise SettingsError(
+            f"{source}: model.channels = []: {chosen} needs at least one convolution block, e.g. [32, 64]"
+        )
     if s.lr_find.start_lr >= s.lr_find.end_lr:
         raise SettingsError(
             f"{source}: lr_find.start_lr = {s.lr_find.start_lr:g} is not below lr_find.end_lr = {s.lr_find.end_lr:g}: "

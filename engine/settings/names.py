@@ -20,6 +20,8 @@ BUILTIN_DATASETS = {  # load(settings: DataSettings, seed: int) -> Source
     "image-folder": "engine.data.sources:load_image_folder",
 }
 
+AUTO = "auto"  # model.name and run.name: chosen from the dataset (engine.settings.defaults)
+
 BUILTIN_MODELS = {  # build(settings: ModelSettings, in_shape, num_classes) -> nn.Module
     "mlp": "engine.models.networks:build_mlp",
     "cnn": "engine.models.networks:build_cnn",

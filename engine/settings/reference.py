@@ -41,7 +41,7 @@ def _text(rules: dict[str, Any]) -> str:
     if rules.get("device"):
         return "auto, cpu, cuda, cuda:N, mps"
     if rules.get("model"):
-        return "mlp, cnn, a torchvision classifier (resnet18, ...), package.module:Class"
+        return "auto, mlp, cnn, a torchvision classifier (resnet18, ...), package.module:Class"
     parts = ["a plain folder name without /"] if rules.get("folder_name") else []
     parts += [f"at most {NAME_BYTES_MAX} bytes"] if rules.get("folder_name") else []
     parts += ["a path"] if rules.get("path") else []

@@ -14,7 +14,7 @@ import reprlib
 import unicodedata
 from typing import Any
 
-from engine.settings.names import BUILTIN_DATASETS, BUILTIN_MODELS, torchvision_model_names
+from engine.settings.names import AUTO, BUILTIN_DATASETS, BUILTIN_MODELS, torchvision_model_names
 
 DATASETS = tuple(BUILTIN_DATASETS)
 
@@ -107,7 +107,7 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, source: str) ->
     if kind is list:
         return _check_sizes(where, value, rules)
     if kind is dict:
-        return _check_options(where, value)
+        return _check_table_values(where, _check_options(where, value), rules)
     value = _TYPE_CHECKS[kind](where, value, rules)
     _check_bounds(where, value, rules)
     _check_name(where, value, rules)
@@ -220,6 +220,15 @@ def _check_sizes(where: str, value: Any, rules: Any) -> list[int]:
     return list(value)
 
 
+def _check_table_values(where: str, table: dict[str, Any], rules: Any) -> dict[str, Any]:
+    """A table whose values are names from a list (data.columns's roles): each checked, in one line."""
+    allowed = rules.get("values")
+    for key, value in table.items() if allowed else ():
+        if value not in allowed:
+            raise SettingsError(f"{where}: {key} = {_shown(value)}: expected one of {', '.join(allowed)}")
+    return table
+
+
 def _check_options(where: str, options: Any) -> dict[str, Any]:
     """A free table of keyword arguments: plain TOML values (text, numbers, true/false, arrays, tables), bounded."""
     if not isinstance(options, dict):
@@ -272,13 +281,13 @@ def _check_device_spelling(where: str, value: str) -> None:
 
 
 def _check_model_name(where: str, value: str) -> None:
-    if value in MODELS or is_import_path(value):
+    if value in MODELS or value == AUTO or is_import_path(value):
         return
     names = torchvision_model_names()
     if value not in names:
         raise SettingsError(
             f"{where}: unknown model{_suggest(value, list(MODELS) + names)}; "
-            "allowed: mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class"
+            "allowed: auto, mlp, cnn, a torchvision classifier (e.g. resnet18) or package.module:Class"
         )
 
 

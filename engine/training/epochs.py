@@ -21,7 +21,8 @@ def run_started(t: Any) -> RunStarted:  # t: the engine.training.trainer.Trainer
                       count_parameters(t.model), data.train.num_samples, data.val.num_samples, len(data.train),
                       data.description, t.precision, t.state.epoch, s.training.epochs, t.threads,
                       t.step.description, t.group.world_size, t.note,
-                      t.baseline.loss if t.baseline else None, t.baseline.accuracy if t.baseline else None)
+                      t.baseline.loss if t.baseline else None, t.baseline.accuracy if t.baseline else None,
+                      model_reason=t.model_reason)
 
 
 def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_acc: float,

@@ -210,7 +210,7 @@ def find_lr(
     from engine.training.precision import resolve_precision
     from engine.training.snapshot import seed_everything
 
-    s = settings.with_resolved_paths()
+    s = settings.for_run()
     device = resolve_device(s.device.device)
     amp_dtype, _ = resolve_precision(s.training.precision, device)
     seed_everything(s.run.seed)

@@ -25,6 +25,7 @@ from engine.events import Event, RunFailed, RunFinished
 from engine.listeners import ListenerLike, Listeners
 from engine.models.networks import build_model
 from engine.settings.config import Settings, SettingsError
+from engine.settings.defaults import resolve_model
 from engine.training import accel, snapshot
 from engine.training.baselines import constant_baseline
 from engine.training.batches import NAN, STOP, begin_epoch
@@ -60,6 +61,7 @@ class Trainer:
         self.listeners = Listeners([listeners] if single else listeners)
         self.control = control or RunControl()
         self.improvement = Improvement.from_settings(settings.training)
+        self.model_reason = resolve_model(settings)[1]  # the header's why, before set-up makes model.name concrete
         self.stop_policies = stop_policies(settings)
         self.ready, self.note, self.run_dir = False, "", None  # note: what the user should know about this start
         self.state = RunState()
@@ -120,8 +122,9 @@ class Trainer:
 
     def _build(self) -> dict | None:
         """The data and the model (no collective yet); the checkpoint a resume starts from."""
-        # the run's record (settings.toml, checkpoints) names its data by absolute paths: eval and resume work anywhere
-        s = self.settings = self.settings.with_resolved_paths()
+        # the run's record (settings.toml, checkpoints) names its data by absolute paths and the model auto chose:
+        # eval and resume work anywhere, on the same model
+        s = self.settings = self.settings.for_run()
         self.amp_dtype, self.precision = resolve_precision(s.training.precision, self.device)
         seed_everything(s.run.seed)
         checkpoint = self.session.load_checkpoint()

@@ -121,8 +121,8 @@ def test_an_empty_hidden_list_is_a_linear_mlp_but_a_cnn_needs_a_block(tmp_path):
 def test_built_in_models_refuse_options_instead_of_ignoring_them(tmp_path):
     message = _error(tmp_path, "[model]\noptions = { width = 3 }\n")
     assert (
-        "model.options = {'width': 3}: the built-in mlp takes no options "
-        "(its settings are model.hidden and model.dropout)" in message
+        "model.options = {'width': 3}: the built-in mlp (model.name = auto: the chapter's model, for 8x8 digits) "
+        "takes no options (its settings are model.hidden and model.dropout)" in message
     )
     message = _error(tmp_path, '[model]\nname = "cnn"\noptions = { depth = 4 }\n')
     assert "model.options = {'depth': 4}: the built-in cnn takes no options (its settings are model.channels" in message
@@ -242,7 +242,7 @@ def test_shipped_settings_file_is_valid():
 
     shipped = Path(__file__).resolve().parents[2] / "settings.toml"
     s = load_settings(shipped)
-    assert s.data.dataset == "digits" and s.model.name == "mlp"
+    assert s.data.dataset == "digits" and s.model.name == "auto" and s.run.name == "auto"  # digits-mlp, the mlp
 
 
 def test_a_bad_value_given_with_set_names_set_not_the_file(tmp_path):

@@ -16,7 +16,8 @@ from chapter import ReseauMNIST
 
 
 def settings(**values) -> ModelSettings:
-    return from_dict({"model": values}).model
+    """The model settings of `values`, the mlp unless they name another (auto needs a dataset: test_defaults)."""
+    return from_dict({"model": {"name": "mlp", **values}}).model
 
 
 def test_mlp_is_the_chapters_reseau_mnist():
@@ -41,7 +42,7 @@ def test_mlp_other_sizes():
 
 
 def test_mlp_without_hidden_layers_is_logistic_regression_and_learns(tiny_settings):
-    s = tiny_settings("model.hidden=[]", "training.epochs=3", "training.lr=0.05")
+    s = tiny_settings("model.name=mlp", "model.hidden=[]", "training.epochs=3", "training.lr=0.05")
     model = build_model(s.model, (1, 8, 8), 10)
     assert [type(m) for m in model.children()] == [nn.Linear], "one linear layer, no dropout"
     events = []
