@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -117,8 +118,67 @@ def _allowed_cpus() -> set[int]:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity), not all the machine has."""
-    return len(_allowed_cpus())
+    """The cores this process may run on (its affinity), within its cgroup's CPU quota (a container's --cpus)."""
+    cores, limit = len(_allowed_cpus()), cgroup_cpu_limit()
+    return cores if limit is None else max(1, min(cores, math.ceil(limit)))
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def cgroup_cpu_limit(root: str = CGROUP_ROOT, own: str = "/proc/self/cgroup") -> float | None:
+    """The CPUs' worth of time this process's cgroup may take (2.5: 250 ms each 100 ms); None where unlimited.
+
+    cgroup v2's cpu.max, else v1's cpu.cfs_quota_us over cpu.cfs_period_us; read in this process's own cgroup,
+    then at the mount's root (where a container sees its own cgroup).
+    """
+    v2, v1 = _own_cgroups(own)
+    for folder in _own_then_root(root, v2):
+        fields = _read_words(os.path.join(folder, "cpu.max"))
+        if fields is not None:
+            return _cpu_share(*fields[:2]) if len(fields) >= 2 else None
+    for folder in _own_then_root(os.path.join(root, "cpu"), v1):
+        quota, period = (_read_words(os.path.join(folder, f"cpu.cfs_{n}_us")) for n in ("quota", "period"))
+        if quota and period:
+            return _cpu_share(quota[0], period[0])
+    return None
+
+
+def _own_cgroups(own: str) -> tuple[str | None, str | None]:
+    """This process's cgroup v2 path and v1 cpu controller path, from /proc/self/cgroup (None: not found)."""
+    v2 = v1 = None
+    for line in (_read_words(own, lines=True) or []):
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            v2 = path
+        elif "cpu" in controllers.split(","):
+            v1 = path
+    return v2, v1
+
+
+def _own_then_root(mount: str, path: str | None) -> list[str]:
+    own = os.path.join(mount, path.lstrip("/")) if path else mount
+    return [own, mount] if own.rstrip("/") != mount else [mount]
+
+
+def _read_words(path: str, lines: bool = False) -> list[str] | None:
+    """A small kernel file's words (or lines); None where it cannot be read."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            text = fh.read(4096)
+    except (OSError, ValueError):
+        return None
+    return text.splitlines() if lines else text.split()
+
+
+def _cpu_share(quota: str, period: str) -> float | None:
+    """quota / period as CPUs; None for no limit ("max", -1) or what is not a pair of positive numbers."""
+    try:
+        share = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return share if share > 0 else None
 
 
 def _busy_jiffies(cpus: set[int], stat: str = "/proc/stat") -> int | None:

@@ -9,7 +9,6 @@ through its command channel (engine.runs.commands.RemoteControl).
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,14 @@ from tui.widgets.epoch_progress import EpochProgress
 
 
 def console_threads(requested: int = 0) -> int:
-    """Torch threads next to the UI: leave one core to the event loop (else throughput collapses)."""
-    return requested if requested > 0 else max(1, (os.cpu_count() or 1) - 1)
+    """Torch threads next to the UI: leave one core to the event loop (else throughput collapses).
+
+    Out of the cores this process may use (affinity, cgroup quota), as the engine counts them: a container
+    given 2 of a machine's 64 cores trains on 1 thread, not 63 throttled ones.
+    """
+    from engine.device import usable_cores
+
+    return requested if requested > 0 else max(1, usable_cores() - 1)
 
 
 def session_over(events: list) -> bool:
