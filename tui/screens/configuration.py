@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
 from engine.settings.renames import renamed_notes
 from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
+from engine.settings.defaults import model_choice, resolve_defaults, run_name_choice
 from tui.data_text import data_text
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
@@ -30,10 +31,10 @@ def count_model_parameters(settings: Settings) -> str:
     from engine.models.networks import build_model, count_parameters
 
     data = build_data(settings.data, settings.run.seed, torch.device("cpu"), augment=False)
-    model = build_model(settings.model, data.in_shape, data.num_classes)
+    model = build_model(resolve_defaults(settings).model, data.in_shape, data.num_classes)
     return (
-        f"Model {settings.model.name}: {count_parameters(model):,} parameters "
-        f"(input {tuple(data.in_shape)}, {data.num_classes} classes)"
+        f"Model {model_choice(settings)}: {count_parameters(model):,} parameters "
+        f"(input {tuple(data.in_shape)}, {data.num_classes} classes); run name {run_name_choice(settings)}"
     )
 
 
@@ -151,7 +152,8 @@ class ConfigurationScreen(Screen):
     def _schedule_params(self) -> None:
         if self._params_timer is not None:
             self._params_timer.stop()
-        self.query_one("#param-count", Static).update("Model: counting parameters ...")
+        choice = model_choice(self.app.settings)  # known at once: only the count waits for the data
+        self.query_one("#param-count", Static).update(data_text(f"Model {choice}: counting parameters ..."))
         self._params_timer = self.set_timer(PARAMS_DELAY_S, lambda: self._count_params(self.app.settings))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="param-count")
