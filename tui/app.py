@@ -27,6 +27,7 @@ from tui import heap, textual_compat
 from tui.data_text import PlainNotifications
 from tui.messages import TorchReady
 from tui.screen_table import SCREENS
+from tui.unsaved import settle_unsaved
 
 # SIGHUP: the terminal went away (a dropped SSH session, a killed tmux); SIGTERM, SIGINT: asked to stop
 # after a hang-up: the most a run may take to reach its batch boundary and save, then the grace of a normal shutdown
@@ -52,7 +53,8 @@ class TrainConsole(PlainNotifications, App):
             "q",
             "quit_console",
             "Quit",
-            tooltip="quit (asks first while a run is active, then stops it and saves last.pth)",
+            tooltip="quit (asks first while a run is active, then stops it and saves last.pth; "
+            "and before unsaved settings are lost)",
         ),
     ]
 
@@ -76,6 +78,8 @@ class TrainConsole(PlainNotifications, App):
         self._paint_delay: float | None = None
         self.settings = settings  # the one current Settings object; screens read it when shown
         self.settings_path = Path(settings_path)
+        # what the settings file holds as last loaded or saved (as to_dict): quitting with other values asks first
+        self.saved_settings = settings.to_dict()
         self.settings_error = settings_error
         self.settings_notes = list(notes)  # what loading the settings said (a renamed key), shown once up
         # import paths that settings from a checkpoint or run folder may name (--allow-import);
@@ -215,10 +219,11 @@ class TrainConsole(PlainNotifications, App):
 
     def set_settings(self, settings: Settings, path: str | Path | None = None) -> None:
         self.settings = settings
-        if path is not None:
+        if path is not None:  # loaded from that file
             from engine.settings.user_code import set_code_folder
 
             self.settings_path = Path(path)
+            self.saved_settings = settings.to_dict()
             set_code_folder(self.settings_path.resolve().parent)
 
     async def start_run(self, settings: Settings, resume_from: str | Path | None = None) -> None:
@@ -238,19 +243,32 @@ class TrainConsole(PlainNotifications, App):
             self.push_screen(HelpScreen(self.current_mode))
 
     def action_quit_console(self) -> None:
-        if self.run_control is None:
-            self.exit()
+        """q: asks first while a run is active, then about unsaved settings; the run is stopped only on the way out."""
+        from tui.screens.confirm import ConfirmScreen, UnsavedScreen
+
+        if isinstance(self.screen, (ConfirmScreen, UnsavedScreen)):  # a question is open: it is answered first
             return
-        from tui.screens.confirm import ConfirmScreen
+
+        def leave() -> None:
+            self._stop_run("console closed")
+            self.exit()
+
+        if self.run_control is None:
+            settle_unsaved(self, leave)
+            return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._stop_run("console closed")
-                self.exit()
+                settle_unsaved(self, leave)
 
         self.push_screen(
             ConfirmScreen("A run is active. Stop it (last.pth is saved) and quit?", "Stop and quit"), answer
         )
+
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit: no question about a run (it is stopped and saves last.pth, as on q's yes),
+        only about unsaved settings."""
+        settle_unsaved(self, self.exit)
 
     def _stop_run(self, reason: str) -> None:
         if self.run_control is not None:

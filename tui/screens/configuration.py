@@ -13,9 +13,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
 from engine.settings.renames import renamed_notes
-from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, save_settings, section_fields
+from engine.settings.config import SECTIONS, Settings, SettingsError, load_settings, section_fields
 from engine.settings.defaults import model_choice, resolve_defaults, run_name_choice
 from tui.data_text import data_text
+from tui.unsaved import save_settings_file, settle_unsaved
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.screen_tabs import ScreenTabs
 from tui.widgets.setting_field import SettingField
@@ -65,7 +66,7 @@ class ConfigurationScreen(Screen):
         yield ScreenTabs("configuration")
         with Horizontal(id="config-file-row"):
             yield Label("File:")
-            yield Input(str(self.app.settings_path), id="settings-path")
+            yield Input(str(self.app.settings_path), id="settings-path", select_on_focus=False)  # tab: cursor at end
             yield Button("Load", id="load")
             yield Button("Save", id="save", variant="primary")
         yield Static("", id="param-count")
@@ -172,28 +173,7 @@ class ConfigurationScreen(Screen):
 
     def action_save(self, path: Path | None = None) -> None:
         """Save to `path` (the Save button's file row), by default to the file the settings came from."""
-        path = path or self.app.settings_path
-        try:
-            save_settings(self.app.settings, path)
-        except (OSError, ValueError) as e:  # ValueError: a path the OS cannot take (a NUL byte)
-            if isinstance(e, SettingsError):  # the file does not load: writing the form into it would clobber it
-                self.notify(str(e), severity="error", timeout=10, markup=False)
-                return
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            self.notify(
-                f"not saved: cannot write {path}: {reason}; the file is unchanged",
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-            return
-        self.app.settings_path = path
-        note = (
-            f" ({len(self.invalid)} invalid field(s) not saved: {', '.join(sorted(self.invalid))})"
-            if self.invalid
-            else ""
-        )
-        self.notify(f"saved {path}{note}", severity="warning" if note else "information", markup=False)
+        save_settings_file(self.app, path or self.app.settings_path, self.invalid)
 
     def action_lr_find(self) -> None:
         from tui.screens.lr_find import LrFindScreen
@@ -240,7 +220,14 @@ class ConfigurationScreen(Screen):
             # the form still holds the previous file's values: Save must write them there, not over this file
             self.query_one("#settings-path", Input).value = str(self.app.settings_path)
             return
-        self.app.set_settings(settings, path)
-        self.show_settings(settings)
-        self.set_focus(None)  # back to the screen keys
-        self.notify("\n".join([f"loaded {path}", *notes]), markup=False)
+
+        def apply() -> None:
+            self.app.set_settings(settings, path)
+            self.show_settings(settings)
+            self.set_focus(None)  # back to the screen keys
+            self.notify("\n".join([f"loaded {path}", *notes]), markup=False)
+
+        def keep() -> None:  # Cancel: this file stays, and so does the path Save writes to
+            self.query_one("#settings-path", Input).value = str(self.app.settings_path)
+
+        settle_unsaved(self.app, apply, keep)  # asked only now that the other file is known to load

@@ -1,4 +1,4 @@
-"""A yes/no question in a modal dialog."""
+"""Questions in a modal dialog: yes/no (ConfirmScreen), and save/discard/cancel for unsaved settings."""
 
 from __future__ import annotations
 
@@ -34,3 +34,37 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class UnsavedScreen(ModalScreen[str]):
+    """Unsaved settings before they would be lost (quitting, loading another file): dismissed with
+    "save", "discard" or "cancel". Save has the focus, as in an editor: Enter keeps the edits."""
+
+    BINDINGS = [
+        Binding("s", "answer('save')", "Save"),
+        Binding("d", "answer('discard')", "Discard"),
+        Binding("c,escape", "answer('cancel')", "Cancel"),
+        Binding("left", "app.focus_previous", show=False),
+        Binding("right", "app.focus_next", show=False),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(data_text(self.question), id="question")  # it names a path and values: data, never markup
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Save (s)", variant="primary", id="save")
+                yield Button("Discard (d)", variant="error", id="discard")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id)
+
+    def action_answer(self, choice: str) -> None:
+        self.dismiss(choice)
