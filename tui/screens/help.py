@@ -39,8 +39,8 @@ def help_text(app_bindings: list[Binding]) -> str:
     ]
     lines += ["", "| Key | Screen |", "|-----|--------|"]
     for entry in SCREENS:
-        for b in entry.screen_class().BINDINGS:
-            if isinstance(b, Binding) and b.show:
+        for b in entry.screen_class().BINDINGS:  # the footer's keys, those it leaves out for want of room, and the rest
+            if isinstance(b, Binding) and (b.tooltip or b.description):
                 lines.append(f"| {_key(b)} | {entry.mode}: {b.tooltip or b.description.lower()} |")
     return "\n".join(lines) + "\n\n" + BADGES
 

@@ -18,8 +18,11 @@ class OpenLogsScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Open logs (TensorBoard event files, Lightning CSVLogger output, run folders): Enter opens")
-            yield Input(self.default, id="logs-path")
+            yield Label(
+                "Open logs, read-only: TensorBoard event files, Lightning CSVLogger output, run folders.\n"
+                "enter opens, escape cancels"
+            )
+            yield Input(self.default, id="logs-path", select_on_focus=False)  # the cursor after the folder: a subfolder
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)

@@ -80,6 +80,7 @@ class SettingField(Vertical):
                     [(c, c) for c in self.choices], value=self.initial, allow_blank=False, classes="setting-editor"
                 )
             else:
+                # tab moves on through the form: a field it lands on is not selected whole (typing would wipe it)
                 yield Input(toml_text(self.initial), classes="setting-editor", select_on_focus=False)
         yield Static(self.doc, classes="setting-doc", markup=False)
 
@@ -99,6 +100,7 @@ class SettingField(Vertical):
         else:
             with editor.prevent(Input.Changed):
                 editor.value = toml_text(value)
+            editor.cursor_position = len(editor.value)  # tab into it later: typing goes on at the end
         self.show_error(None)
 
     def show_error(self, error: str | None) -> None:
