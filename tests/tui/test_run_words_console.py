@@ -65,7 +65,7 @@ def test_the_two_tables_are_titled_and_the_keys_act_on_the_focused_ones_row(one_
             await pilot.press("tab")  # the checkpoints table
             assert screen.focused is ckpts
             await pilot.pause()
-            assert (_keys(screen)["e"], _keys(screen)["delete"]) == ("Eval checkpoint", "Delete checkpoint")
+            assert (_keys(screen)["e"], _keys(screen)["delete"]) == ("Eval ckpt", "Delete ckpt")
             assert top(ckpts)[0] == "heavy" and top(runs)[0] != "heavy"
             await pilot.press("down")  # last.pth
             await pilot.press("delete")

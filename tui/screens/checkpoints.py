@@ -60,13 +60,14 @@ class CheckpointsScreen(Screen):
         Binding("a", "attach", "Attach", tooltip="follow the selected run, training in another process, and steer it"),
         Binding("r", "resume", "Resume", tooltip="resume the selected run from its last.pth"),
         # e and delete act on the focused table's row: each key has a binding per table, the other one hidden
+        # ("ckpt": with "checkpoint" the footer would lose a key at 120 columns)
         Binding("e", "evaluate('run')", "Eval run", tooltip="evaluate the selected run's best.pth (Runs focused)"),
-        Binding("e", "evaluate('checkpoint')", "Eval checkpoint", tooltip="evaluate the selected checkpoint"),
+        Binding("e", "evaluate('checkpoint')", "Eval ckpt", tooltip="evaluate the selected checkpoint (table focused)"),
         Binding("delete,D", "delete('run')", "Delete run", tooltip="delete the selected run folder (asks first)"),
         Binding(
             "delete,D",
             "delete('checkpoint')",
-            "Delete checkpoint",
+            "Delete ckpt",
             tooltip="delete the selected checkpoint (its table focused; asks first)",
         ),
         # in the help, not the footer: ten keys, ? and q fill 120 columns
