@@ -97,6 +97,9 @@ def _main(argv: list[str] | None, console: Callable[[argparse.Namespace], int] |
     try:
         with spinner.showing(spinner.first_status(args)):  # torch takes seconds to load: the user sees why
             return _run_command(args, console, chart)
+    except KeyboardInterrupt:  # while torch loads, before a command's own handling: one line, as there
+        print("trainconsole: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:  # a bug, not the user's input: one line here, the traceback in a file it names
         from engine.cli.crash import crash_line, write_crash_report
 

@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.slow
 TINY = ("--set", "training.epochs=1", "--set", "device.device='cpu'", "--set", "device.threads=1")
 STATUS = b"trainconsole: loading PyTorch..."
 ERASE = b"\r\x1b[K"
-FRAMES = re.compile(rb"\r\x1b\[K[^\r\n\x1b]*")  # the status line, each time it is drawn (and erased)
+# the status line, each time it is drawn ("\r", erase line, a frame, the text, "..."), and erased
+FRAMES = re.compile(rb"\r\x1b\[K(?:[^\r\n\x1b ]+ trainconsole: [^\r\n\x1b]*\.\.\.)?")
 TORCH_IMPORTED = re.compile(rb"import time:[^\n]*\|\s+torch[.\s]")
 
 
@@ -39,8 +41,12 @@ def _env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in drop}, "OMP_NUM_THREADS": "1", **extra}
 
 
-def on_a_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600.0) -> bytes:
-    """`python -m engine ARGS` with stdout and stderr on one terminal of 120 columns: every byte it wrote there."""
+def on_a_terminal(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, ctrl_c_at: bytes | None = None, exit_code: int = 0
+) -> bytes:
+    """`python -m engine ARGS` with stdout and stderr on one terminal of 120 columns: every byte it wrote there.
+
+    `ctrl_c_at`: SIGINT, as Ctrl-C sends it, as soon as the terminal shows this."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen(
@@ -53,7 +59,7 @@ def on_a_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None, time
     )
     os.close(slave)
     chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 600
     try:
         while True:
             assert time.monotonic() < deadline, f"still running; the terminal shows: {b''.join(chunks)[-2000:]!r}"
@@ -66,12 +72,15 @@ def on_a_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None, time
             if not data:
                 break
             chunks.append(data)
+            if ctrl_c_at is not None and ctrl_c_at in b"".join(chunks):
+                proc.send_signal(signal.SIGINT)
+                ctrl_c_at = None
     finally:
         os.close(master)
         if proc.poll() is None:
             proc.kill()
     out = b"".join(chunks)
-    assert proc.wait(timeout=60) == 0, out[-3000:]
+    assert proc.wait(timeout=60) == exit_code, out[-3000:]
     return out
 
 
@@ -137,3 +146,9 @@ def test_run_processes_2_says_what_it_waits_for_until_rank_0_shows_the_run(tmp_p
     assert b"trainconsole: process 0 of 2: " in before, before  # rank 0 took the line over
     assert before.endswith(ERASE) and FRAMES.sub(b"", before) == b"", before
     assert b"trainconsole:" not in out[len(before) :], "no status line once the run has begun"
+
+
+def test_ctrl_c_while_pytorch_loads_is_one_line_on_a_clean_line(tmp_path):
+    out = on_a_terminal(tmp_path, "run", *TINY, ctrl_c_at=STATUS, exit_code=130)
+    assert STATUS in out
+    assert FRAMES.sub(b"", out) == b"trainconsole: interrupted\r\n", out[-3000:]  # no traceback, nothing left
