@@ -105,7 +105,8 @@ def test_code_the_user_named_runs_from_the_settings_folder(tmp_path, monkeypatch
     done = tc(elsewhere, "run", "-c", str(project / "settings.toml"), *TINY)  # found in the settings file's folder
     assert done.returncode == 0, done.stderr
     # the user's own settings name mydata:make: resuming and evaluating its checkpoint needs no flag
-    last = tmp_path / "runs" / "digits-mlp" / "checkpoints" / "last.pth"
+    (run_dir,) = (tmp_path / "runs").iterdir()  # named after the dataset function: make-mlp
+    last = run_dir / "checkpoints" / "last.pth"
     assert tc(project, "run", "--resume", str(last), "--set", "training.epochs=2").returncode == 0
     assert tc(project, "eval", str(last)).returncode == 0
     # from a folder whose settings do not name it, the same checkpoint is refused to another user (it is signed
