@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from rich.cells import cell_len
-from textual.widgets import Button, Input
+from textual.geometry import Region
+from textual.widgets import Button, Input, Markdown
 
 from engine.events import Diagnostic
 from pilot_helpers import run, wait_for
@@ -66,8 +67,21 @@ def test_dialogs_are_centred_and_inside_the_terminal(settings, tmp_path, monkeyp
             assert region.width >= min(60, width * 95 // 100) and region.height >= 5, region  # not shrunk to nothing
             for widget in app.screen.query("Button, Input"):  # what is to be pressed or typed in is all shown
                 assert dialog.region.contains_region(widget.region), (widget, widget.region, region)
+            texts = app.screen.query("Label, Static")
+            for label in [w for w in texts if not any(isinstance(a, Markdown) for a in w.ancestors)]:  # Textual's own
+                # wrapped where too long (a long path folded), never cut: within the box across, all its text drawn
+                assert region.x <= label.region.x and label.region.right <= region.right, (label, label.region)
+                text = label.render()
+                written = "".join((text.plain if hasattr(text, "plain") else str(text)).split())
+                assert "".join(_drawn(label).split()) == written, (label, size, _drawn(label))
 
     run(scenario())
+
+
+def _drawn(widget) -> str:
+    """The text a widget draws in its region, its lines joined by spaces."""
+    lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    return " ".join("".join(segment.text for segment in line) for line in lines)
 
 
 def _footer_keys(screen) -> list:
