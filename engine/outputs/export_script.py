@@ -15,8 +15,7 @@ from typing import Collection
 from engine.io.atomic import atomic_write
 from engine.outputs.script_data import MNIST_LIKE, ExportRefused, data_part
 from engine.outputs.script_training import loop_part, model_part, training_part
-from engine.runs.records import run_settings
-from engine.runs.signatures import folder_signature
+from engine.runs.signatures import folder_settings, folder_signature
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.settings.defaults import resolve_defaults
 from engine.settings.rules import is_import_path
@@ -32,7 +31,9 @@ def export_settings(target: str | Path, config: str | None, allowed: Collection[
     path = Path(target) / "settings.toml"
     if not path.is_file():
         raise SettingsError(f"{target}: not a run folder (no settings.toml); or pass -c SETTINGS")
-    return check_untrusted(run_settings(path), str(path), allowed, folder_signature(path.parent)), str(Path(target))
+    settings, stored = folder_settings(path)
+    signature = folder_signature(path.parent)
+    return check_untrusted(settings, str(path), allowed, signature, stored=stored), str(Path(target))
 
 
 def _refusals(s: Settings) -> list[str]:

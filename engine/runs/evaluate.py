@@ -14,8 +14,8 @@ from typing import Any, Collection
 import torch
 
 from engine.runs import checkpoints as ck
-from engine.runs.records import run_settings
 from engine.runs.signatures import checkpoint_signature, folder_signature
+from engine.runs.signatures import folder_settings as read_folder_settings
 from engine.settings.config import Settings, SettingsError, from_dict, load_settings
 from engine.settings.defaults import resolve_defaults
 from engine.data.loaders import build_data
@@ -36,11 +36,13 @@ def _settings_for(path: Path, checkpoint: Any, config: str | None, allowed_impor
         return load_settings(config)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("settings"), dict):
         settings = from_dict(checkpoint["settings"], f"{path} settings")
-        return check_untrusted(settings, str(path), allowed_imports, checkpoint_signature(checkpoint))
+        signature = checkpoint_signature(checkpoint)
+        return check_untrusted(settings, str(path), allowed_imports, signature, stored=checkpoint["settings"])
     folder_settings = path.parent.parent / "settings.toml"  # best.pth holds weights only: use its run's settings
     if os.path.lexists(folder_settings):
         signature = folder_signature(folder_settings.parent)
-        return check_untrusted(run_settings(folder_settings), str(folder_settings), allowed_imports, signature)
+        settings, stored = read_folder_settings(folder_settings)
+        return check_untrusted(settings, str(folder_settings), allowed_imports, signature, stored=stored)
     raise ck.CheckpointError(f"{path}: holds no settings and {folder_settings} does not exist; pass -c SETTINGS")
 
 

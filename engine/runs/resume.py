@@ -26,6 +26,7 @@ def resume_settings(
     for text in overrides:  # e.g. training.epochs=40 to train longer
         key, value = parse_override(text)
         settings = settings.replace(key, value, f"--set {text}")
-    check_untrusted(settings, str(path), allowed_imports, saved.get("signature"), signed=stored)
+    check_untrusted(settings, str(path), allowed_imports, saved.get("signature"), signed=stored,
+                    stored=saved["settings"])
     epoch = saved.get("epoch", 0)
     return settings, epoch if isinstance(epoch, int) else 0

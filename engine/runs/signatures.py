@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.runs.checkpoints import atomic_save, load_checkpoint
 from engine.runs.folder import SIGNATURE_FILE, write_run_file
-from engine.runs.records import run_settings
+from engine.runs.records import toml_tables
 from engine.runs.safe_reads import RefusedFile, json_object, read_bytes
 from engine.settings.config import Settings, SettingsError, from_dict
 from engine.settings.user_code import SIGNED_SETTINGS, named_imports, sign_settings
@@ -25,18 +25,27 @@ SIGNATURE_BYTES_MAX = 4096
 
 
 def write_folder_signature(run_dir: Path, settings: Settings) -> tuple[str | None, str]:
-    """Sign the settings the run folder records; (signature, "") or (None, why) when the key cannot be used.
+    """Sign the settings.toml the run folder records (as it reads back); the signature of `settings` as its
+    checkpoints store them, or (None, why) when the key cannot be used.
 
     An unsigned run leaves no signature.json behind: one left from earlier settings would only fail to check.
     """
-    signature, why = sign_settings(settings)
+    signature, why = sign_settings(settings.to_dict())
     path = run_dir / SIGNATURE_FILE
     if signature is None:
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
         return None, why
-    _write(run_dir, signature)
+    folder_signed, _ = sign_settings(toml_tables(run_dir / "settings.toml"))
+    if folder_signed is not None:
+        _write(run_dir, folder_signed)
     return signature, ""
+
+
+def folder_settings(settings_file: Path) -> tuple[Settings, dict[str, Any]]:
+    """A run folder's settings.toml read once: as Settings, and as the tables its signature covers."""
+    stored = toml_tables(settings_file)
+    return from_dict(stored, str(settings_file)), stored
 
 
 def _write(run_dir: Path, signature: str) -> None:
@@ -86,8 +95,8 @@ def _own(path: Path) -> None:
         )
 
 
-def _sign(settings: Settings) -> str:
-    signature, why = sign_settings(settings)
+def _sign(stored: dict[str, Any]) -> str:
+    signature, why = sign_settings(stored)
     if signature is None:
         raise TrustRefused(f"cannot sign: {why}")
     return signature
@@ -100,7 +109,7 @@ def _trust_checkpoint(path: Path) -> Settings | None:
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("settings"), dict):
         return None
     settings = from_dict(checkpoint["settings"], f"{path} settings")
-    atomic_save({**checkpoint, "signature": _sign(settings)}, path)
+    atomic_save({**checkpoint, "signature": _sign(checkpoint["settings"])}, path)
     return settings
 
 
@@ -118,8 +127,8 @@ def trust(target: str | Path) -> list[tuple[Path, set[str]]]:
         return [(target, named_imports(settings))]
     settings_file = target / "settings.toml"
     _own(settings_file)
-    settings = run_settings(settings_file)
-    _write(target, _sign(settings))
+    settings, stored = folder_settings(settings_file)
+    _write(target, _sign(stored))
     signed = [(settings_file, named_imports(settings))]
     ck_dir = target / "checkpoints"
     full = [ck_dir / "last.pth", *sorted(ck_dir.glob("epoch_*.pth"))] if ck_dir.is_dir() else []

@@ -53,22 +53,23 @@ def named_imports(settings: Settings) -> set[str]:
     return {v for v in values if is_import_path(v)}
 
 
-def sign_settings(settings: Settings) -> tuple[str | None, str]:
-    """This user's signature of a run's settings, as they create or trust the run; (None, why) when the key is not
-    safe to use."""
+def sign_settings(stored: dict[str, Any]) -> tuple[str | None, str]:
+    """This user's signature of a run's settings as a run folder or checkpoint stores them (the plain tables,
+    before validation: a signature keeps checking when a later version adds a setting); (None, why) when the key
+    is not safe to use."""
     try:
-        return sign(SIGNED_SETTINGS, settings.to_dict()), ""
+        return sign(SIGNED_SETTINGS, stored), ""
     except KeyRefused as e:
         return None, str(e)
 
 
-def signed_imports(settings: Settings, signature: object) -> tuple[set[str], str]:
-    """The import paths of settings this user signed: all they name; none when unsigned, edited or another key's,
-    with the reason when it is the key that cannot be used."""
+def signed_imports(settings: Settings, signature: object, stored: dict[str, Any]) -> tuple[set[str], str]:
+    """The import paths `settings` name when `stored` is what this user signed; none when unsigned, edited or
+    another key's, with the reason when it is the key that cannot be used."""
     if signature is None:
         return set(), ""
     try:
-        return (named_imports(settings), "") if verify(SIGNED_SETTINGS, settings.to_dict(), signature) else (set(), "")
+        return (named_imports(settings), "") if verify(SIGNED_SETTINGS, stored, signature) else (set(), "")
     except KeyRefused as e:
         return set(), f" (your own runs are not recognised: {e})"
 
@@ -79,17 +80,20 @@ def check_untrusted(
     allowed: Collection[str] = (),
     signature: object = None,
     signed: Settings | None = None,
+    stored: dict[str, Any] | None = None,
 ) -> Settings:
     """Refuse settings from a checkpoint or run folder that name code the user has not allowed; else returns them.
 
-    `signature`: the one stored with them; `signed`: the settings it covers, when they are not `settings` (a resume's
-    `--set` overrides are the user's own, and allowed through `allowed`).
+    `signature`: the one stored with them, of `stored` (the tables as stored, before validation); `signed`: the
+    settings those read as, when they are not `settings` (a resume's `--set` overrides are the user's own, and
+    allowed through `allowed`).
     """
     named = zip(IMPORT_KEYS, (settings.data.dataset, settings.model.name))
     refused = [(key, value) for key, value in named if is_import_path(value) and value not in allowed]
     if not refused:
         return settings  # the key is not even read
-    trusted, why = signed_imports(signed if signed is not None else settings, signature)
+    signed = signed if signed is not None else settings
+    trusted, why = signed_imports(signed, signature, stored if stored is not None else signed.to_dict())
     target = str(Path(source).parent) if Path(source).name == "settings.toml" else source
     for key, value in refused:
         if value not in trusted:

@@ -15,7 +15,7 @@ import torch
 
 from engine.io import signing
 from engine.runs import signatures
-from engine.runs.records import run_settings
+from engine.runs.records import run_settings, toml_tables
 from engine.runs.resume import resume_settings
 from engine.settings.config import from_dict, to_toml
 from engine.settings.user_code import UntrustedCode, check_untrusted, sign_settings, signed_imports
@@ -57,19 +57,19 @@ def _folder_settings(run_dir: Path):
 
 def test_the_key_is_made_once_private_and_signatures_check_out(state, tiny_settings):
     settings = tiny_settings(*USER_CODE)
-    signature, why = sign_settings(settings)
+    signature, why = sign_settings(settings.to_dict())
     key = _key_path(state)
     assert signature is not None and why == ""
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
     assert len(key.read_bytes()) == signing.KEY_BYTES
-    assert sign_settings(settings)[0] == signature  # the same key, not a new one each time
-    assert signed_imports(settings, signature) == ({"mymodels:Net", "mydata:make"}, "")
+    assert sign_settings(settings.to_dict())[0] == signature  # the same key, not a new one each time
+    assert signed_imports(settings, signature, settings.to_dict()) == ({"mymodels:Net", "mydata:make"}, "")
     assert [p.name for p in key.parent.iterdir()] == ["key"]  # no temporary left
 
 
 def test_a_signature_allows_exactly_the_settings_it_covers(state, tiny_settings):
     settings = tiny_settings(*USER_CODE)
-    signature, _ = sign_settings(settings)
+    signature, _ = sign_settings(settings.to_dict())
     assert check_untrusted(settings, "last.pth", (), signature) is settings
     edited = settings.replace("training.lr", 0.5)
     with pytest.raises(UntrustedCode, match="trainconsole trust last.pth"):
@@ -85,11 +85,12 @@ def test_a_signature_allows_exactly_the_settings_it_covers(state, tiny_settings)
 def test_another_users_key_does_not_check_out(state, tiny_settings, monkeypatch, tmp_path):
     settings = tiny_settings(*USER_CODE)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "someone-else"))
-    theirs, _ = sign_settings(settings)
+    theirs, _ = sign_settings(settings.to_dict())
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    assert signed_imports(settings, theirs) == (set(), "")  # no key of one's own yet: nothing is trusted
-    mine, _ = sign_settings(settings)
-    assert mine != theirs and signed_imports(settings, theirs) == (set(), "")
+    # no key of one's own yet: nothing is trusted
+    assert signed_imports(settings, theirs, settings.to_dict()) == (set(), "")
+    mine, _ = sign_settings(settings.to_dict())
+    assert mine != theirs and signed_imports(settings, theirs, settings.to_dict()) == (set(), "")
 
 
 def test_a_run_folder_is_recognised_until_its_settings_are_edited(state, tiny_settings, tmp_path):
@@ -121,7 +122,7 @@ def test_a_signature_json_from_elsewhere_is_no_signature(state, tiny_settings, t
 
 def test_a_checkpoint_copied_alone_is_recognised_and_a_resume_allowed(state, tiny_settings, tmp_path):
     settings = tiny_settings(*USER_CODE).with_resolved_paths()
-    signature, _ = sign_settings(settings)
+    signature, _ = sign_settings(settings.to_dict())
     checkpoint = signatures.with_signature({"settings": settings.to_dict(), "epoch": 1}, signature)
     path = tmp_path / "copied.pth"
     torch.save(checkpoint, path)
@@ -140,12 +141,12 @@ def _refused_key(settings, signature, *words: str) -> None:
         check_untrusted(settings, "last.pth", (), signature)
     line = str(refused.value)
     assert "\n" not in line and all(w in line for w in words), line
-    assert sign_settings(settings) == (None, line[line.index("recognised: ") + len("recognised: "):-1])
+    assert sign_settings(settings.to_dict()) == (None, line[line.index("recognised: ") + len("recognised: "):-1])
 
 
 def test_a_key_open_to_others_or_a_link_is_refused_in_one_line(state, tiny_settings, tmp_path):
     settings = tiny_settings(*USER_CODE)
-    signature, _ = sign_settings(settings)
+    signature, _ = sign_settings(settings.to_dict())
     key = _key_path(state)
     key.chmod(0o644)
     _refused_key(settings, signature, "--allow-import", str(key), "open to other users (mode 644)")
@@ -168,7 +169,7 @@ def test_a_key_open_to_others_or_a_link_is_refused_in_one_line(state, tiny_setti
 
 def test_a_key_folder_that_is_a_link_is_refused(state, tiny_settings, tmp_path):
     settings = tiny_settings(*USER_CODE)
-    signature, _ = sign_settings(settings)
+    signature, _ = sign_settings(settings.to_dict())
     folder = _key_path(state).parent
     folder.rename(tmp_path / "moved")
     folder.symlink_to(tmp_path / "moved")
@@ -178,7 +179,7 @@ def test_a_key_folder_that_is_a_link_is_refused(state, tiny_settings, tmp_path):
 def test_a_key_or_run_of_another_user_is_refused(state, tiny_settings, tmp_path):
     _as_root()
     settings = tiny_settings(*USER_CODE)
-    signature, _ = sign_settings(settings)
+    signature, _ = sign_settings(settings.to_dict())
     key = _key_path(state)
     os.chown(key, OTHER_UID, OTHER_UID)
     _refused_key(settings, signature, f"owned by user id {OTHER_UID}, not by you")
@@ -201,8 +202,22 @@ def test_a_run_signs_its_folder_and_checkpoints(state, tiny_settings, tmp_path):
     assert run.run().status == "completed"
     run_dir = Path(run.run_dir)
     signature = signatures.folder_signature(run_dir)
-    assert signed_imports(run_settings(run_dir / "settings.toml"), signature)[0] == set()  # built-ins only
-    assert signing.verify("trainconsole run settings v1", run_settings(run_dir / "settings.toml").to_dict(), signature)
+    stored = toml_tables(run_dir / "settings.toml")
+    assert signed_imports(run_settings(run_dir / "settings.toml"), signature, stored)[0] == set()  # built-ins only
+    assert signing.verify("trainconsole run settings v1", stored, signature)
     last = torch.load(run_dir / "checkpoints" / "last.pth", weights_only=True)
-    assert last["signature"] == signature
-    assert signing.verify("trainconsole run settings v1", from_dict(last["settings"]).to_dict(), signature)
+    assert signing.verify("trainconsole run settings v1", last["settings"], last["signature"])
+
+
+def test_a_signature_keeps_checking_when_a_later_version_adds_a_setting(state):
+    """What is signed is the settings as stored: a key the schema gained since reads as its default, and the
+    stored tables, which the signature covers, are unchanged."""
+    settings = from_dict({"model": {"name": "mymodels:Net"}}, "test")
+    stored = settings.to_dict()
+    del stored["data"]["columns"]  # as a run folder written before data.columns existed stores it
+    signature, _ = sign_settings(stored)
+    now = from_dict(stored, "an older run folder")
+    assert check_untrusted(now, "runs/x/settings.toml", (), signature, stored=stored) is now
+    stored["model"]["name"] = "theirs:Net"
+    with pytest.raises(UntrustedCode):
+        check_untrusted(from_dict(stored, "edited"), "runs/x/settings.toml", (), signature, stored=stored)
