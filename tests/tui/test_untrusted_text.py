@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 
 from engine.events import Diagnostic, ListenerFailed, RunFailed
 from engine.settings.config import to_toml
-from engine.io.text import printable
+from engine.io.text import printable, shown_path
 from pilot_helpers import SIZE, run, tiny_settings, wait_for
 from tui.app import TrainConsole
 from tui.messages import EngineEvent
@@ -112,7 +112,9 @@ def test_the_training_screen_shows_errors_and_folders_from_events_as_written(tmp
             screen.post_message(EngineEvent(RunFailed(TEXT, "RuntimeError", "", TEXT, 0)))
             status = screen.query_one("#run-status", Static)
             assert await wait_for(pilot, lambda: "Run failed" in shown(status))
-            assert shown(status) == f"Run failed: {printable(TEXT)}\nRun folder: {printable(TEXT)}"
+            # the folder is a path: shown normalised (`//` once), as every path is, and as written otherwise
+            assert shown(status) == f"Run failed: {printable(TEXT)}\nRun folder: {shown_path(TEXT)}"
+            assert "[link=https:/x]" in shown_path(TEXT) and printable(TEXT).replace("//", "/") == shown_path(TEXT)
             assert await wait_for(pilot, lambda: any(printable(TEXT) in notice for notice in notices(app)))
             badge = screen.query_one(DiagnosticBadge)
             badge.show(Diagnostic("overfitting", TEXT))
