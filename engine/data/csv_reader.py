@@ -165,6 +165,9 @@ def _column_roles(settings, names, body, columns, features, li, kept: dict | Non
             if names[j] in roles or names[j] in known or all(v is not None for v in columns[j]):
                 continue
             present = [r[j].strip() for _, r in body if _is_present(r[j])]
+            numbers = sum(v is not None and not math.isnan(v) for v in columns[j])
+            if numbers >= len(present) / 2:  # numbers with a stray word: named by line and column, never dropped
+                continue
             role, why = auto_role(names[j], present, settings.csv_text == "onehot")
             if role in ("date", "drop"):
                 roles[names[j]], decided[names[j]] = role, (role, why)

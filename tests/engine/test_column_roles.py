@@ -135,3 +135,10 @@ def test_a_run_keeps_its_roles_in_the_checkpoint_and_evaluates_another_file(tmp_
                       'val_fraction = 0.5\n')
     result = evaluate_checkpoint(best, config=str(config))
     assert 0.0 <= result["accuracy"] <= 1.0, result
+
+
+def test_a_column_of_numbers_with_a_stray_word_is_named_not_dropped(tmp_path):
+    rows = ["x,y"] + [f"{i * 1.5},{i % 2}" for i in range(40)]
+    rows[7] = "oops,1"
+    with pytest.raises(CsvError, match="line 8, column 'x': 'oops' is not a number"):
+        read_csv(_csv(tmp_path, rows, "data.csv_text=error"))
