@@ -52,7 +52,8 @@ class EnvironmentScreen(Screen):
             yield Static("Loading PyTorch ...", id="env-report")
             with Horizontal(id="device-row"):
                 yield Label("Train on:", id="device-label")
-                yield Select([("auto", "auto"), ("cpu", "cpu")], value="auto", allow_blank=False, id="device-select")
+                shown = self.app.settings.device.device if self.app.settings.device.device == "cpu" else "auto"
+                yield Select([("auto", "auto"), ("cpu", "cpu")], value=shown, allow_blank=False, id="device-select")
             yield Static("", id="device-note")
             yield Static("", id="gpu-memory")
         yield KeyFooter()
@@ -91,7 +92,8 @@ class EnvironmentScreen(Screen):
         self.report = report
         self.query_one("#env-report", Static).update(Text(printable(format_report(report), keep="\n")))
         select = self.query_one("#device-select", Select)
-        select.set_options([(c, c) for c in device_choices(report)])
+        with select.prevent(Select.Changed):  # new options select the first, "auto": not the user's choice
+            select.set_options([(c, c) for c in device_choices(report)])
         self._show_device()
         if report["cuda_available"]:
             self._gpu_timer = self.set_interval(GPU_REFRESH_S, self._refresh_gpus)
@@ -128,6 +130,7 @@ class EnvironmentScreen(Screen):
     def on_select_changed(self, event: Select.Changed) -> None:
         if (
             event.select.id != "device-select"
+            or self.report is None  # the select's own start (mount), before the machine's choices: not the user's
             or event.value is Select.BLANK
             or event.value == self.app.settings.device.device
         ):
