@@ -13,6 +13,15 @@ from mnist_files import write_mnist
 from settings_helpers import tiny_settings as make_tiny_settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_state_folder(tmp_path_factory):
+    """The suite's signing key and crash reports in a folder of its own ($XDG_STATE_HOME), never the user's:
+    tests make keys, sign runs and crash on purpose. Subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
 @pytest.fixture
 def tiny_settings(tmp_path: Path) -> Callable[..., Settings]:
     """A factory: digits settings with runs_dir in tmp_path, 2 epochs, fixed seed; `overrides` are `--set` texts."""
