@@ -122,8 +122,7 @@ class Trainer:
 
     def _build(self) -> dict | None:
         """The data and the model (no collective yet); the checkpoint a resume starts from."""
-        # the run's record (settings.toml, checkpoints) names its data by absolute paths and the model auto chose:
-        # eval and resume work anywhere, on the same model
+        # the record names its data by absolute paths and auto's model: eval and resume work anywhere, alike
         s = self.settings = self.settings.for_run()
         self.amp_dtype, self.precision = resolve_precision(s.training.precision, self.device)
         seed_everything(s.run.seed)
@@ -158,8 +157,7 @@ class Trainer:
                                     self.amp_dtype, self.device, s, reduce_grads)
         self.parts = TrainingParts(s, self.model, self.optimizer, self.scheduler, self.scaler, self.device,
                                    self.data.generator, self.state, self.data.preprocessing, group.world_size)
-        # the gradient probes, unless the chapter's rules alone are asked for (they have no such badge)
-        probing = s.diagnostics.probes and s.diagnostics.rules != "chapter"
+        probing = s.diagnostics.probes and s.diagnostics.rules != "chapter"  # the chapter's rules have no probes
         self.probes = RunProbes(self.model, len(self.data.train), self.data.val, self.device) if probing else None
         self.saver = Saver(self.session, self.parts, CheckpointRetention.from_settings(s.checkpoints), self.emit,
                            writes=group.is_main)
