@@ -9,7 +9,8 @@ through App.run_test, keys 3 then s, as benchmarks/pipelines.py does, started by
 what the console sets up), each mode before and after back to back; which commit goes first alternates
 every round; each run starts after a sync and a few seconds' rest. --threads N fixes device.threads for
 every run (the thread trial's choice is itself noisy on a shared machine). A run's rate is the median samples/s
-of its epochs 2..E (the first warms up and times threads), read from its EpochCompleted events. The figure is the median over the rounds of each round's after/before.
+of its epochs 2..E (the first warms up and times threads), read from its EpochCompleted events. The figure is
+the median over the rounds of each round's after/before.
 --write puts the rounds into BENCHMARKS.md under "## Engine shape: interleaved rounds".
 """
 
