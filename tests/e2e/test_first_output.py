@@ -56,6 +56,9 @@ def on_a_terminal(
         stdin=subprocess.DEVNULL,
         stdout=slave,
         stderr=slave,
+        # Ctrl-C as a terminal's foreground job gets it: a suite started in the background (`make test &`, CI) runs
+        # with SIGINT ignored, which Python and so the command would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(slave)
     chunks: list[bytes] = []
