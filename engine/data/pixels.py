@@ -67,9 +67,12 @@ def value_range(path: Path) -> tuple[float, float] | None:
 
     try:
         with Image.open(path) as im:
-            values = _values(ImageOps.exif_transpose(im))
+            return _finite_range(_values(ImageOps.exif_transpose(im)))
     except Exception:  # the decoding pass names the file
         return None
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float] | None:
     finite = values[np.isfinite(values)]
     return (float(finite.min()), float(finite.max())) if finite.size else None
 
@@ -95,8 +98,9 @@ def to_8bit(path: Path, channels: int, size: tuple[int, int], rng: Range | None)
         im = ImageOps.exif_transpose(im)
         if im.mode in HIGH_DEPTH:
             values = _values(im)
-            own = value_range(path) if rng is None else None
-            im = Image.fromarray((rng or Range(*(own or (0.0, 1.0)))).to_uint8(values), "L")
+            if rng is None:  # an image alone: its own range, from the pixels in hand (no second read of the file)
+                rng = Range(*(_finite_range(values) or (0.0, 1.0)))
+            im = Image.fromarray(rng.to_uint8(values), "L")
         elif im.mode in CONVERTED:
             im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
         im = im.convert("L" if channels == 1 else "RGB")
