@@ -22,7 +22,8 @@ FLOORS = (
     ("runs", ("engine.runs",)),
     ("outputs", ("engine.outputs",)),
     # the ways in: the command line, and the Python API's Run (a Trainer with its run folder and writers)
-    ("cli", ("engine.cli", "engine.__main__", "engine.api")),
+    # and sweeps, whose trials are runs as the command line trains them
+    ("cli", ("engine.cli", "engine.__main__", "engine.api", "engine.sweep")),
 )
 
 
