@@ -61,4 +61,12 @@ SCREENS = (
         "runs and their checkpoints: resume, evaluate, delete",
         "tui.screens.checkpoints:CheckpointsScreen",
     ),
+    ScreenEntry(
+        "sweep",
+        "5",
+        "Sweep",
+        "Sweep",
+        "a sweep's trials: objective by trial, best so far; stop, prune, open, compare",
+        "tui.screens.sweep:SweepScreen",
+    ),
 )

@@ -1,0 +1,243 @@
+"""The sweep screen (5): the trials of a sweep folder, the best highlighted, the objective chart, the selected trial's
+curves, an unreadable study said in one line, and its keys (open, compare, stop, prune; each asks first)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import Static
+
+from engine.sweep.view import SweepView, TrialRow
+from pilot_helpers import SIZE, run, tiny_settings, wait_for
+from tui.app import TrainConsole
+from tui.screens.compare import CompareScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.sweep import SweepScreen
+from tui.widgets.metric_chart import MetricChart
+from tui.widgets.objective_chart import ObjectiveChart
+from tui.widgets.sweep_table import SweepTable
+
+
+def _metrics(run_dir: Path, losses: list[float]) -> None:
+    run_dir.mkdir(parents=True)
+    lines = [json.dumps({"epoch": i + 1, "train_loss": v + 0.1, "val_loss": v}) for i, v in enumerate(losses)]
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _hand_made(tmp_path: Path) -> tuple[Path, SweepView]:
+    sweep = tmp_path / "runs" / "digits-sweep"
+    params = {"training.lr": 0.00316, "model.hidden": [256, 128], "training.optimizer": "[red]adam\x1b[0m"}
+    trials = (
+        TrialRow(0, "complete", params, 0.40, 0.40, 2, None, None, sweep / "trial-0000"),
+        TrialRow(1, "pruned", params, 0.90, 0.90, 1, 1, "diagnosis:diverging", sweep / "trial-0001"),
+        TrialRow(2, "complete", params, 0.25, 0.25, 2, None, None, sweep / "trial-0002"),
+        TrialRow(3, "running", params, 0.50, 0.50, 1, None, None, sweep / "trial-0003"),
+    )
+    for trial, losses in zip(trials, ([0.5, 0.4], [0.9], [0.3, 0.25], [0.5])):
+        _metrics(trial.run_dir, losses)
+    (sweep / "study.db").write_bytes(b"")
+    objective = ((0, 0.40, 0.40), (2, 0.25, 0.25))
+    return sweep, SweepView("digits-sweep", "val_loss", "minimize", trials, 2, objective)
+
+
+@pytest.fixture
+def hand_made(tmp_path, monkeypatch):
+    """A sweep folder whose view is made by hand; what the screen asks the engine is recorded."""
+    sweep, view = _hand_made(tmp_path)
+    asked: list = []
+    state = {"view": view, "error": None}
+
+    def read_view(sweep_dir):
+        asked.append(("read", Path(sweep_dir)))
+        if state["error"]:
+            raise ValueError(state["error"])
+        return state["view"]
+
+    monkeypatch.setattr("tui.screens.sweep.read_view", read_view)
+    return sweep, state, asked
+
+
+def _console(tmp_path):
+    return TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
+
+
+def _status(screen) -> str:
+    return str(screen.query_one("#sweep-status", Static).render())
+
+
+def test_the_newest_sweep_is_shown_best_marked_with_its_chart_and_the_selected_trials_curves(tmp_path, hand_made):
+    sweep, state, asked = hand_made
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert isinstance(screen, SweepScreen)
+            table = screen.query_one(SweepTable)
+            assert await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
+            assert screen.focused is table
+            best = [str(c) for c in table.get_row("2")]
+            assert best[0] == "*2" and best[1] == "complete" and best[3] == "0.2500", best
+            assert [str(c) for c in table.get_row("0")][0] == " 0"
+            params = table.get_row("0")[2]
+            assert "lr=0.00316" in params.plain and "hidden=[256,128]" in params.plain
+            assert "optimizer=[red]adam\\x1b[0m" in params.plain, "study text is shown as written, no escape code"
+            assert "1 diagnosis:diverging" in str(table.get_row("1")[6])
+            assert "best trial 2: 0.2500" in _status(screen) and "4 trials" in _status(screen)
+            objective = screen.query_one(ObjectiveChart).objective
+            assert objective.complete == [(0, 0.40), (2, 0.25)] and objective.pruned == [(1, 0.90)]
+            assert objective.best == [(0, 0.40), (2, 0.25)]
+            chart = screen.query_one("#trial-chart", MetricChart)
+            assert await wait_for(pilot, lambda: chart.series.get("val") == [0.5, 0.4], timeout=10)
+            await pilot.press("down", "down")  # trial 2
+            assert await wait_for(pilot, lambda: chart.series.get("val") == [0.3, 0.25], timeout=10)
+            assert all(path == sweep for _, path in asked)
+
+    run(scenario())
+
+
+def test_a_study_that_cannot_be_read_is_one_line_and_the_last_view_stays(tmp_path, hand_made):
+    _, state, _ = hand_made
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            table = screen.query_one(SweepTable)
+            assert await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
+            state["error"] = "runs/digits-sweep/study.db: not an Optuna study (no table 'trials')\nsecond line"
+            assert await wait_for(pilot, lambda: "not an Optuna study" in _status(screen), timeout=10)
+            assert "second line" not in _status(screen)
+            assert table.row_count == 4
+            state["error"] = None
+            assert await wait_for(pilot, lambda: "not an Optuna study" not in _status(screen), timeout=10)
+
+    run(scenario())
+
+
+def test_no_sweep_yet_says_how_to_start_one(tmp_path):
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert await wait_for(pilot, lambda: "No sweep in" in _status(screen), timeout=20)
+            assert screen.query_one(SweepTable).row_count == 0
+            for key in ("s", "t", "p", "c", "enter"):  # each says why it does nothing; none raises
+                await pilot.press(key)
+            assert isinstance(app.screen, SweepScreen)
+
+    run(scenario())
+
+
+def test_stop_prune_and_stop_sweep_ask_first_then_call_the_engine(tmp_path, hand_made, monkeypatch):
+    sweep, _, _ = hand_made
+    sent: list = []
+    monkeypatch.setattr("tui.screens.sweep.send_control", lambda name, path: sent.append((name, Path(path))))
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            table = screen.query_one(SweepTable)
+            assert await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
+            await pilot.press("t")  # trial 0 is complete: nothing to stop, nothing asked
+            assert isinstance(app.screen, SweepScreen)
+            await pilot.press("down", "down", "down")  # trial 3, running
+            await pilot.press("p")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            await pilot.press("p")
+            await pilot.press("y")
+            assert await wait_for(pilot, lambda: sent == [("prune_trial", sweep / "trial-0003")], timeout=10)
+            await pilot.press("t", "y")
+            assert await wait_for(pilot, lambda: sent[-1] == ("stop_trial", sweep / "trial-0003"), timeout=10)
+            await pilot.press("s", "y")
+            assert await wait_for(pilot, lambda: sent[-1] == ("stop_sweep", sweep), timeout=10)
+            assert len(sent) == 3
+
+    run(scenario())
+
+
+def test_compare_shows_the_best_trials_and_enter_opens_one_on_the_training_screen(tmp_path, hand_made, monkeypatch):
+    sweep, _, _ = hand_made
+    opened: list = []
+
+    async def attach_run(run_dir):
+        opened.append(Path(run_dir))
+
+    async def scenario():
+        app = _console(tmp_path)
+        monkeypatch.setattr(app, "attach_run", attach_run)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            table = screen.query_one(SweepTable)
+            assert await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
+            await pilot.press("c")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), timeout=10)
+            # complete trials first, best first; then the others by their best value
+            assert app.screen.run_dirs == [sweep / f"trial-000{n}" for n in (2, 0, 3, 1)]
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: app.screen is screen)
+            await pilot.press("down", "enter")
+            assert await wait_for(pilot, lambda: opened == [sweep / "trial-0001"], timeout=10)
+
+    run(scenario())
+
+
+def _optuna_study(sweep: Path) -> None:
+    """A study.db as the sweep writes one (the contract's user attrs): trial 0 complete, 1 pruned, 2 running."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep.mkdir(parents=True)
+    (sweep / "sweep.toml").write_text("")
+    storage = f"sqlite:///{sweep / 'study.db'}"
+    study = optuna.create_study(study_name=sweep.name, storage=storage, direction="minimize")
+    study.set_user_attr("monitor", "val_loss")
+    space = {"training.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    for number, (losses, end) in enumerate((([0.5, 0.4], "complete"), ([0.9], "pruned"), ([0.6], None))):
+        trial = study.ask(space)
+        name = f"trial-{number:04d}"
+        _metrics(sweep / name, losses)
+        trial.set_user_attr("run_dir", name)
+        trial.set_user_attr("epochs", len(losses))
+        trial.set_user_attr("params_decoded", json.dumps({"training.lr": trial.params["training.lr"]}))
+        for epoch, loss in enumerate(losses, 1):
+            trial.report(loss, epoch)
+        if end == "pruned":
+            trial.set_user_attr("pruned_at", 1)
+            trial.set_user_attr("prune_reason", "pruner")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif end == "complete":
+            study.tell(trial, losses[-1])
+
+
+def test_a_study_written_by_optuna_is_read_and_a_damaged_one_is_one_line(tmp_path):
+    """The engine's own reader (engine.sweep.view), on a study.db made with Optuna, then on one overwritten."""
+    sweep = tmp_path / "runs" / "digits-sweep"
+    _optuna_study(sweep)
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            table = screen.query_one(SweepTable)
+            assert await wait_for(pilot, lambda: table.row_count == 3, timeout=30)
+            assert [str(table.get_row(str(n))[1]) for n in range(3)] == ["complete", "pruned", "running"]
+            assert str(table.get_row("0")[0]) == "*0" and "1 pruner" in str(table.get_row("1")[6])
+            assert "best trial 0: 0.4000" in _status(screen)
+            chart = screen.query_one("#trial-chart", MetricChart)
+            assert await wait_for(pilot, lambda: chart.series.get("val") == [0.5, 0.4], timeout=10)
+            (sweep / "study.db").write_bytes(b"half a page of something else")
+            assert await wait_for(pilot, lambda: "not a SQLite database" in _status(screen), timeout=10)
+            assert table.row_count == 3, "the last good view stays while the study cannot be read"
+
+    run(scenario())

@@ -1,0 +1,346 @@
+"""Screen 5: a sweep's trials as they run (engine.sweep.view.read_sweep, polled off the UI thread), the objective
+by trial with the running best, the selected trial's curves; stop the sweep, stop or prune a trial, open one on the
+training screen, compare the best trials."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Label, Static
+
+from engine.sweep.storage import STUDY_DB as STUDY_FILE
+from tui.data_text import data_line, data_text, path_text
+from tui.screens.open_logs import OpenLogsScreen
+from tui.widgets.key_footer import KeyFooter
+from tui.widgets.metric_chart import MetricChart
+from tui.widgets.objective_chart import ObjectiveChart
+from tui.widgets.run_history import RunHistory
+from tui.widgets.screen_tabs import ScreenTabs
+from tui.widgets.sweep_table import SweepTable, value_text
+
+COMPARE_MOST = 5  # c compares the best trials, up to this many
+ACTIVE = ("running", "waiting")
+# each key's command: its question, its yes button, and what is said once it is sent
+COMMANDS = {
+    "stop_trial": ("Stop {what} ({path})? It saves last.pth.", "Stop trial", "Stopping {what}: at its next batch."),
+    "prune_trial": ("Prune {what} ({path}) at its epoch's end?", "Prune", "Pruning {what} at its epoch's end."),
+    "stop_sweep": (
+        "Stop {what} ({path})? Its running trials stop and save last.pth; the same command resumes it.",
+        "Stop sweep",
+        "Stopping {what}: its trials stop at their next batch.",
+    ),
+}
+
+
+def newest_sweep(runs_dir: str | os.PathLike) -> Path | None:
+    """The sweep folder (one holding a study.db file) under `runs_dir` whose study changed last."""
+    found: list[tuple[float, Path]] = []
+    try:
+        with os.scandir(runs_dir) as entries:
+            for entry in entries:
+                try:
+                    study = os.stat(Path(entry.path) / STUDY_FILE, follow_symlinks=False)
+                except OSError:
+                    continue
+                if entry.is_dir(follow_symlinks=False) and os.path.isfile(Path(entry.path) / STUDY_FILE):
+                    found.append((study.st_mtime, Path(entry.path)))
+    except OSError:
+        return None
+    return max(found)[1] if found else None
+
+
+def top_trials(view: Any, most: int = COMPARE_MOST) -> list[Any]:
+    """The best trials by their best value, in the study's direction; complete ones before the others."""
+    scored = [t for t in view.trials if t.best_value is not None and t.run_dir is not None]
+    sign = -1 if view.direction == "maximize" else 1
+    return sorted(scored, key=lambda t: (t.state != "complete", sign * t.best_value, t.number))[:most]
+
+
+def read_view(sweep_dir: Path) -> Any:
+    from engine.sweep.view import read_sweep
+
+    return read_sweep(sweep_dir)
+
+
+def send_control(command: str, path: Path) -> Any:
+    """engine.sweep.control's `command` ("stop_sweep", "stop_trial", "prune_trial") on a sweep or trial folder."""
+    from engine.sweep import control
+
+    commands = {"stop_sweep": control.stop_sweep, "stop_trial": control.stop_trial, "prune_trial": control.prune_trial}
+    return commands[command](path)
+
+
+class OpenSweepScreen(OpenLogsScreen):
+    """Ask for a sweep folder (OpenLogsScreen's dialog, its own words)."""
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Vertical
+        from textual.widgets import Input
+
+        with Vertical(id="dialog"):
+            yield Label("Show a sweep: its folder (the one holding study.db).\nenter opens, escape cancels")
+            yield Input(self.default, id="logs-path", select_on_focus=False)
+
+
+class SweepScreen(Screen):
+    # the table and the charts share the height; the status takes a second line for a read's error
+    DEFAULT_CSS = """
+    SweepScreen #sweep-status { height: auto; max-height: 3; padding: 0 1; }
+    SweepScreen #trials { height: 1fr; min-height: 4; }
+    SweepScreen #sweep-charts { height: 1fr; min-height: 8; }
+    """
+    AUTO_FOCUS = "#trials"  # Up/Down pick a trial at once, not the screen tabs
+    POLL_S = 1.0  # the study is read again at most this often while the screen is shown
+    BINDINGS = [
+        Binding(
+            "a",
+            "open_trial",
+            "Open",
+            tooltip="show the selected trial on the training screen, following it while it trains (or enter)",
+        ),  # fmt: skip
+        Binding("c", "compare", "Compare", tooltip=f"compare the best trials (up to {COMPARE_MOST}): curves, settings"),
+        Binding("t", "stop_trial", "Stop trial", tooltip="stop the selected trial (asks first; last.pth saved)"),
+        Binding("p", "prune_trial", "Prune", tooltip="prune the selected trial at its next epoch's end (asks first)"),
+        Binding(
+            "s",
+            "stop_sweep",
+            "Stop sweep",
+            tooltip="stop the whole sweep: running trials stop and save "
+            "last.pth (asks first); the same command resumes it",
+        ),  # fmt: skip
+        Binding("o", "open_sweep", "Sweep", tooltip="show another sweep: its folder (by default the newest one)"),
+        Binding("f5", "refresh", "Refresh", tooltip="read the study again now", show=False),
+    ]
+
+    class Read(Message):
+        """What one poll found: the sweep folder (None: there is none), its view or the error reading it, and the
+        selected trial's epochs."""
+
+        def __init__(self, sweep_dir: Path | None, view: Any, error: str, curves: tuple[Path | None, list]) -> None:
+            super().__init__()
+            self.sweep_dir, self.view, self.error, self.curves = sweep_dir, view, error, curves
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chosen: Path | None = None  # o: a folder the user named; None follows the newest sweep
+        self.sweep_dir: Path | None = None
+        self.view: Any = None
+        self.error = ""
+        self._reading = False
+        self._curves_of: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ScreenTabs("sweep")
+        yield Static("Looking for a sweep ...", id="sweep-status", markup=False)
+        yield SweepTable(id="trials")
+        with Horizontal(id="sweep-charts"):
+            yield ObjectiveChart(id="objective")
+            yield MetricChart("trial loss", "loss", id="trial-chart")
+        yield KeyFooter()
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(self.POLL_S, self._poll, pause=True)
+
+    def on_screen_resume(self) -> None:
+        self._timer.resume()
+        self._poll()
+
+    def on_screen_suspend(self) -> None:
+        self._timer.pause()
+
+    # -- reading ----------------------------------------------------------------
+    def _poll(self) -> None:
+        if self._reading:  # a slow read (a busy disk) is never queued behind another
+            return
+        self._reading = True
+        self._read(self.chosen, Path(self.app.settings.run.runs_dir), self.selected_dir())
+
+    @work(thread=True, exit_on_error=False, group="sweep-read")
+    def _read(self, chosen: Path | None, runs_dir: Path, selected: Path | None) -> None:
+        from engine.runs.records import read_metrics
+
+        sweep_dir, view, error = chosen or newest_sweep(runs_dir), None, ""
+        try:
+            if sweep_dir is not None:
+                view = read_view(sweep_dir)
+        except Exception as e:  # a half-written or foreign study: its one line, the last good view stays
+            error = f"{e}".splitlines()[0] if f"{e}" else type(e).__name__
+        rows = read_metrics(selected / "metrics.jsonl").items if selected is not None else []
+        self.post_message(self.Read(sweep_dir, view, error, (selected, rows)))
+
+    def on_sweep_screen_read(self, message: Read) -> None:
+        self._reading = False
+        if message.sweep_dir != self.sweep_dir:
+            self.view = None  # another sweep: nothing of the last one stays
+        self.sweep_dir, self.error = message.sweep_dir, message.error
+        if message.view is not None:
+            self.view = message.view
+            self.query_one(SweepTable).show(self.view.trials, self.view.best_number)
+            self.query_one(ObjectiveChart).show(self.view)
+        elif self.sweep_dir is None or self.view is None:
+            self.query_one(SweepTable).show((), None)
+        self._status()
+        selected, rows = message.curves
+        if selected is not None and selected == self.selected_dir():
+            self._show_curves(rows)
+        elif self.selected_dir() != self._curves_of:
+            self._poll_soon()
+
+    def _poll_soon(self) -> None:
+        self.call_after_refresh(self._poll)
+
+    def _show_curves(self, rows: list) -> None:
+        self._curves_of = self.selected_dir()
+        history = RunHistory.from_rows(rows)
+        chart = self.query_one("#trial-chart", MetricChart)
+        trial = self.selected_trial()
+        chart.title = "trial loss" if trial is None else f"trial {trial.number} loss"
+        chart.show(history.epochs, {"train": history.train_loss, "val": history.val_loss})
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.selected_dir() != self._curves_of:
+            self._poll()  # the newly selected trial's curves now, not at the next tick
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """enter on a trial (the table's own key): as a."""
+        self.action_open_trial()
+
+    def _status(self) -> None:
+        self.query_one("#sweep-status", Static).update(status_line(self.sweep_dir, self.view, self.error,
+                                                                   self.app.settings.run.runs_dir))  # fmt: skip
+
+    # -- the selection --------------------------------------------------------------
+    def selected_trial(self) -> Any | None:
+        number = self.query_one(SweepTable).selected_number()
+        if self.view is None or number is None:
+            return None
+        return next((t for t in self.view.trials if t.number == number), None)
+
+    def selected_dir(self) -> Path | None:
+        trial = self.selected_trial()
+        return None if trial is None else trial.run_dir
+
+    def _target(self, need_running: bool = False) -> tuple[Any, Path] | None:
+        trial, run_dir = self.selected_trial(), self.selected_dir()
+        if trial is None or run_dir is None:
+            self.notify("No trial selected." if trial is None else f"Trial {trial.number} has no run folder yet.",
+                        severity="warning")  # fmt: skip
+            return None
+        if need_running and trial.state not in ACTIVE:
+            self.notify(f"Trial {trial.number} is {trial.state}: it is not running.", severity="warning")
+            return None
+        return trial, run_dir
+
+    # -- actions ----------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self._poll()
+
+    def action_open_trial(self) -> None:
+        target = self._target()
+        if target is not None:
+            self.run_worker(self.app.attach_run(target[1]))
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        best = top_trials(self.view) if self.view is not None else []
+        if len(best) < 2:
+            self.notify("Two trials with a value are needed to compare.", severity="warning")
+            return
+        try:
+            screen = CompareScreen([t.run_dir for t in best])
+        except Exception as e:  # a trial folder that cannot be read: one line, the screen stays
+            self.notify(f"cannot compare: {e}", severity="error")
+            return
+        self.app.push_screen(screen)
+
+    def action_stop_trial(self) -> None:
+        self._ask_then("stop_trial")
+
+    def action_prune_trial(self) -> None:
+        self._ask_then("prune_trial")
+
+    def action_stop_sweep(self) -> None:
+        if self.sweep_dir is None:
+            self.notify("No sweep to stop.", severity="warning")
+            return
+        self._confirm("stop_sweep", self.sweep_dir, "the sweep")
+
+    def _ask_then(self, command: str) -> None:
+        target = self._target(need_running=True)
+        if target is not None:
+            self._confirm(command, target[1], f"trial {target[0].number}")
+
+    def _confirm(self, command: str, path: Path, what: str) -> None:
+        from tui.screens.confirm import ConfirmScreen
+
+        question, yes, done = COMMANDS[command]
+
+        def answer(sure: bool | None) -> None:
+            if sure:
+                self._control(command, path, done.format(what=what, path=path))
+
+        self.app.push_screen(ConfirmScreen(question.format(what=what, path=path), yes), answer)
+
+    @work(thread=True, exit_on_error=False, group="sweep-control")
+    def _control(self, command: str, path: Path, done: str) -> str:
+        send_control(command, path)
+        return done
+
+    def on_worker_state_changed(self, event) -> None:
+        worker = event.worker
+        if worker.group == "sweep-read" and worker.is_finished and worker.error is not None:
+            self._reading = False  # the read itself failed (never its file's content): said, and polled again
+            self.error = f"cannot read the sweep: {worker.error}"
+            self._status()
+        if worker.group != "sweep-control" or not worker.is_finished:
+            return
+        if worker.error is not None:
+            self.notify(f"{worker.error}", severity="error", timeout=8)
+        elif worker.result:
+            self.notify(worker.result)
+        self._poll()
+
+    def action_open_sweep(self) -> None:
+        def open_path(path: str | None) -> None:
+            if path is None:
+                return
+            if "\0" in path or not (Path(path) / STUDY_FILE).is_file():
+                self.notify(f"{path}: no {STUDY_FILE} there (not a sweep folder)", severity="error")
+                return
+            self.chosen = Path(path)
+            self._poll()
+
+        self.app.push_screen(OpenSweepScreen(str(self.sweep_dir or self.app.settings.run.runs_dir)), open_path)
+
+
+def status_line(sweep_dir: Path | None, view: Any, error: str, runs_dir: str) -> Text:
+    """`Sweep digits (runs/digits): val_loss ↓, 6 trials (2 running, 3 complete, 1 pruned); best 3: 0.1234`,
+    and the error of the last read after it."""
+    if sweep_dir is None:
+        return data_line("No sweep in ", path_text(runs_dir), " yet: start one with `trainconsole sweep`",
+                         " (o shows a sweep folder).")  # fmt: skip
+    parts: list[Any] = ["Sweep ", path_text(sweep_dir)]
+    if view is not None:
+        states: dict[str, int] = {}
+        for trial in view.trials:
+            states[trial.state] = states.get(trial.state, 0) + 1
+        counts = ", ".join(f"{n} {state}" for state, n in states.items())
+        arrow = "↑" if view.direction == "maximize" else "↓"
+        parts += [": ", data_text(view.study), ", ", data_text(view.monitor), f" {arrow}, {len(view.trials)} trials"]
+        parts += [f" ({counts})" if counts else ""]
+        best = next((t for t in view.trials if t.number == view.best_number), None)
+        if best is not None:
+            parts += ["; best ", (f"trial {best.number}: {value_text(best.value)}", "bold green")]
+    if error:
+        parts += ["\n", data_text(error, "bold red")]
+    return data_line(*parts)
