@@ -11,7 +11,7 @@ import sys
 import warnings
 from typing import Callable
 
-from engine.cli import outputs, reports, run, runs, trust
+from engine.cli import outputs, reports, run, runs, sweep, trust
 from engine.cli import spinner
 from engine.cli.arguments import DEFAULT_SETTINGS, Parser, UsageError, add_allow_import
 from engine.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -31,6 +31,7 @@ HEADLESS = {
     "wait": runs.cmd_wait,
     "env": reports.cmd_env,
     "trust": trust.cmd_trust,
+    "sweep": sweep.cmd_sweep,
 }
 
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=Parser)
     # in the order `--help` lists them
     run.add_parser(sub)
+    sweep.add_parser(sub)
     reports.add_parsers(sub)
     runs.add_parsers(sub)
     outputs.add_parsers(sub)

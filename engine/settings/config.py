@@ -412,6 +412,8 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
     note_renamed(renamed, source)
     sections = {}
     for section, values in data.items():
+        if section == "sweep":  # the sweep command's table (engine.settings.sweep): a run trains from the rest
+            continue
         if section not in SECTIONS:
             raise SettingsError(
                 f"{source}: unknown section [{section}]{_suggest(section, tuple(SECTIONS))}; "
