@@ -241,3 +241,29 @@ def test_a_study_written_by_optuna_is_read_and_a_damaged_one_is_one_line(tmp_pat
             assert table.row_count == 3, "the last good view stays while the study cannot be read"
 
     run(scenario())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_the_footer_fits_and_the_help_lists_every_key(tmp_path, hand_made, size):
+    from test_layout_80x24 import _assert_footer_fits, _footer_keys
+
+    from tui.screens.help import help_text
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.query_one(SweepTable).row_count == 4, timeout=20)
+            assert await wait_for(pilot, lambda: len(_footer_keys(screen)) >= 2)
+            await pilot.pause()
+            _assert_footer_fits(screen, size[0])
+            shown = [k.render().plain for k in _footer_keys(screen)]
+            assert " a Open " in shown and " c Compare " in shown, shown
+            tabs = screen.query_one("#tab-sweep")
+            assert tabs.region.right <= size[0]
+
+    run(scenario())
+    listed = help_text(TrainConsole.BINDINGS)
+    for key in ("`a`", "`c`", "`t`", "`p`", "`s`", "`o`", "`f5`"):
+        assert f"| {key} | sweep: " in listed, key

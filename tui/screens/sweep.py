@@ -122,12 +122,12 @@ class SweepScreen(Screen):
     ]
 
     class Read(Message):
-        """What one poll found: the sweep folder (None: there is none), its view or the error reading it, and the
-        selected trial's epochs."""
+        """What one poll found: the sweep folder (None: there is none), its view or the error reading it, its
+        process' state (engine.runs.status: "running", "stopped", ...), and the selected trial's epochs."""
 
-        def __init__(self, sweep_dir: Path | None, view: Any, error: str, curves: tuple[Path | None, list]) -> None:
+        def __init__(self, sweep_dir: Path | None, view: Any, error: str, process: str, curves: tuple) -> None:
             super().__init__()
-            self.sweep_dir, self.view, self.error, self.curves = sweep_dir, view, error, curves
+            self.sweep_dir, self.view, self.error, self.process, self.curves = sweep_dir, view, error, process, curves
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,6 +135,7 @@ class SweepScreen(Screen):
         self.sweep_dir: Path | None = None
         self.view: Any = None
         self.error = ""
+        self.process = ""  # the sweep process' state, as its folder says
         self._reading = False
         self._curves_of: Path | None = None
 
@@ -167,21 +168,23 @@ class SweepScreen(Screen):
     @work(thread=True, exit_on_error=False, group="sweep-read")
     def _read(self, chosen: Path | None, runs_dir: Path, selected: Path | None) -> None:
         from engine.runs.records import read_metrics
+        from engine.runs.status import run_status
 
-        sweep_dir, view, error = chosen or newest_sweep(runs_dir), None, ""
+        sweep_dir, view, error, process = chosen or newest_sweep(runs_dir), None, "", ""
         try:
             if sweep_dir is not None:
+                process = run_status(sweep_dir).status
                 view = read_view(sweep_dir)
         except Exception as e:  # a half-written or foreign study: its one line, the last good view stays
             error = f"{e}".splitlines()[0] if f"{e}" else type(e).__name__
         rows = read_metrics(selected / "metrics.jsonl").items if selected is not None else []
-        self.post_message(self.Read(sweep_dir, view, error, (selected, rows)))
+        self.post_message(self.Read(sweep_dir, view, error, process, (selected, rows)))
 
     def on_sweep_screen_read(self, message: Read) -> None:
         self._reading = False
         if message.sweep_dir != self.sweep_dir:
             self.view = None  # another sweep: nothing of the last one stays
-        self.sweep_dir, self.error = message.sweep_dir, message.error
+        self.sweep_dir, self.error, self.process = message.sweep_dir, message.error, message.process
         if message.view is not None:
             self.view = message.view
             self.query_one(SweepTable).show(self.view.trials, self.view.best_number)
@@ -215,8 +218,8 @@ class SweepScreen(Screen):
         self.action_open_trial()
 
     def _status(self) -> None:
-        self.query_one("#sweep-status", Static).update(status_line(self.sweep_dir, self.view, self.error,
-                                                                   self.app.settings.run.runs_dir))  # fmt: skip
+        line = status_line(self.sweep_dir, self.view, self.error, self.app.settings.run.runs_dir, self.process)
+        self.query_one("#sweep-status", Static).update(line)
 
     # -- the selection --------------------------------------------------------------
     def selected_trial(self) -> Any | None:
@@ -323,13 +326,13 @@ class SweepScreen(Screen):
         self.app.push_screen(OpenSweepScreen(str(self.sweep_dir or self.app.settings.run.runs_dir)), open_path)
 
 
-def status_line(sweep_dir: Path | None, view: Any, error: str, runs_dir: str) -> Text:
-    """`Sweep digits (runs/digits): val_loss ↓, 6 trials (2 running, 3 complete, 1 pruned); best 3: 0.1234`,
-    and the error of the last read after it."""
+def status_line(sweep_dir: Path | None, view: Any, error: str, runs_dir: str, process: str = "") -> Text:
+    """`Sweep runs/digits (running): digits, val_loss ↓, 6 trials (2 running, 3 complete, 1 pruned); best trial 3:
+    0.1234`, and the error of the last read under it."""
     if sweep_dir is None:
         return data_line("No sweep in ", path_text(runs_dir), " yet: start one with `trainconsole sweep`",
                          " (o shows a sweep folder).")  # fmt: skip
-    parts: list[Any] = ["Sweep ", path_text(sweep_dir)]
+    parts: list[Any] = ["Sweep ", path_text(sweep_dir), f" ({process})" if process and process != "unknown" else ""]
     if view is not None:
         states: dict[str, int] = {}
         for trial in view.trials:
