@@ -19,6 +19,7 @@ def own_state_folder(tmp_path_factory):
     tests make keys, sign runs and crash on purpose. Subprocesses inherit it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))  # decoded tables (data.table_cache)
         yield
 
 

@@ -334,12 +334,12 @@ def load_synthetic(settings: DataSettings, seed: int) -> Source:
 
 def load_csv(settings: DataSettings, seed: int, categories: dict[str, list[str]] | None = None,
              roles: dict[str, str] | None = None) -> Source:
-    """A CSV file as spreadsheets write it (engine.data.csv_reader); `categories` and `roles`: a checkpoint's
-    one-hot columns and column roles."""
-    from engine.data.csv_reader import read_csv
+    """A CSV file as spreadsheets write it, or a Parquet or Feather file (engine.data.csv_reader), decoded once
+    (engine.data.table_cache); `categories` and `roles`: a checkpoint's one-hot columns and column roles."""
+    from engine.data.csv_reader import read_table
 
-    table = read_csv(settings, categories, roles)
-    src = TensorSource(f"csv:{Path(settings.path).name}", table.x, table.y, table.class_names)
+    table = read_table(settings, categories, roles)
+    src = TensorSource(f"{settings.dataset}:{Path(settings.path).name}", table.x, table.y, table.class_names)
     src.fill_missing, src.categories, src.notes = table.fill_missing, table.categories, table.notes
     src.column_roles = table.roles
     return src
@@ -411,8 +411,8 @@ def load_source(settings: DataSettings, seed: int, fitted: Preprocessing | None 
     `fitted`: the preprocessing a checkpoint holds; a CSV file's columns are then read with its roles and its text
     columns encoded with its categories.
     """
-    if settings.dataset == "csv" and fitted is not None:
-        return builtin_loader("csv")(settings, seed, fitted.categories, fitted.columns)
+    if settings.dataset in ("csv", "table") and fitted is not None:
+        return builtin_loader(settings.dataset)(settings, seed, fitted.categories, fitted.columns)
     if settings.dataset in BUILTIN_DATASETS:
         return builtin_loader(settings.dataset)(settings, seed)
     return _factory(settings, seed)

@@ -110,13 +110,19 @@ class DataSettings:
 
     dataset: str = _f(
         "digits",
-        "digits, mnist, fashion-mnist, cifar10, synthetic, csv, image-folder, or package.module:function.",
+        "digits, mnist, fashion-mnist, cifar10, synthetic, table (a CSV, Parquet or Feather file; csv is the same), "
+        "image-folder, or package.module:function.",
         choices=DATASETS,
         importable=True,
     )
     root: str = _f("data", "Folder of torchvision datasets (mnist, fashion-mnist, cifar10).", nonempty=True, path=True)
     download: bool = _f(False, "Download torchvision datasets into root when missing (needs a network).")
-    path: str = _f("", "CSV file (csv) or folder of class sub-folders (image-folder).", path=True)
+    path: str = _f(
+        "",
+        "table or csv: the file, read by its extension (.parquet/.pq Parquet, .feather/.arrow/.ipc Feather, else "
+        "CSV); image-folder: the folder of class sub-folders.",
+        path=True,
+    )
     label_column: str = _f("label", "csv: name of the label column; the other columns are features.", nonempty=True)
     image_size: int = _f(
         0,
@@ -176,6 +182,18 @@ class DataSettings:
         "week) or drop; e.g. { sample_id = \"drop\", city = \"onehot\" }. Left out, identifier and free-text "
         "columns are dropped and dates read as dates, each said in the run's first lines.",
         values=("feature", "onehot", "date", "drop"),
+    )
+    memory_budget_mb: int = _f(
+        2048,
+        "csv, table: memory for parsing a CSV file, in MB: it is read in blocks of a sixteenth of this, each turned "
+        "into numbers at once, so a file larger than memory still loads.",
+        min=1,
+        max=1_048_576,
+    )
+    table_cache: bool = _f(
+        True,
+        "csv, table: keep each decoded table in $XDG_CACHE_HOME/trainconsole/tables (else ~/.cache/trainconsole/"
+        "tables), so the next run of an unchanged file skips parsing; TRAINCONSOLE_TABLE_CACHE=off also turns it off.",
     )
     bad_images: str = _f(
         "error",
@@ -437,11 +455,9 @@ def from_dict(data: dict[str, Any], source: str = "settings") -> Settings:
 
 
 def _check_across(s: Settings, source: str) -> None:
-    if s.data.dataset in ("csv", "image-folder") and not s.data.path:
-        raise SettingsError(
-            f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its "
-            f"{'CSV file' if s.data.dataset == 'csv' else 'image folder'}"
-        )
+    if s.data.dataset in ("csv", "table", "image-folder") and not s.data.path:
+        what = {"csv": "CSV file", "table": "table file (CSV, Parquet or Feather)"}.get(s.data.dataset, "image folder")
+        raise SettingsError(f"{source}: data.path is empty: dataset '{s.data.dataset}' needs the path of its {what}")
     if s.data.dataset == "digits" and s.data.val_fraction == 0:
         raise SettingsError(
             f"{source}: data.val_fraction = 0.0: digits has no test split, choose a fraction such as 0.2"

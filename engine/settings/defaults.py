@@ -25,6 +25,7 @@ AUTO_MODELS = {
     "cifar10": ("cnn", "colour photos"),
     "image-folder": ("cnn", "an image folder"),
     "csv": ("mlp", "a table (CSV)"),
+    "table": ("mlp", "a table (CSV, Parquet or Feather)"),
     "synthetic": ("mlp", "a table of features"),
 }
 # a dataset function's shape is known only once it has run; the MLP takes any (a run folder is named before that)

@@ -16,7 +16,8 @@ BUILTIN_DATASETS = {  # load(settings: DataSettings, seed: int) -> Source
     "fashion-mnist": "engine.data.sources:load_torchvision",
     "cifar10": "engine.data.sources:load_torchvision",
     "synthetic": "engine.data.sources:load_synthetic",
-    "csv": "engine.data.sources:load_csv",
+    "csv": "engine.data.sources:load_csv",  # the same loader as table, its name since before Parquet and Feather
+    "table": "engine.data.sources:load_csv",
     "image-folder": "engine.data.sources:load_image_folder",
 }
 

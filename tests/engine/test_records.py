@@ -295,7 +295,10 @@ ALLOWED = {
     ("engine/runs/status.py", "open"),  # /proc/<pid>/stat, /proc/sys/kernel/random/boot_id
     ("engine/settings/config.py", "open"),  # the user's own settings file (-c): trusted
     ("engine/settings/config.py", "tomllib.loads"),  # the user's own settings and --set values
-    ("engine/data/csv_reader.py", "read_bytes"),  # the user's data set (data.path)
+    ("engine/data/table_reader.py", "open"),  # the user's data set (data.path): its head, to sniff the dialect
+    ("engine/data/table_stream.py", "read_bytes"),  # the same, read again to name a bad cell's line
+    ("engine/data/table_cache.py", "open"),  # the same: its first and last MB, for the cache key
+    ("engine/data/table_cache.py", "json.loads"),  # a decoded table's record, checked field by field (_checked)
     ("engine/settings/reference.py", "read_text"),  # this repository's own generated files, compared when checking
 }
 
