@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     sw.add_argument("--study", default=None, metavar="NAME", help="the study's name and folder (default: run.name)")
     sw.add_argument("--detach", action="store_true", help="run the sweep in a process of its own; returns at once")
     sw.add_argument("--json", action="store_true", help="print one JSON object per trial event")
-    sw.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --workers' processes
+    sw.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # one of --workers' processes, 1..N
     sw.add_argument("--worker-threads", type=int, default=0, help=argparse.SUPPRESS)
     sw.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # the process --detach started
     sw.add_argument("--code-folder", default=None, help=argparse.SUPPRESS)
@@ -84,7 +84,7 @@ def cmd_sweep(args) -> int:
     spinner.say("reading the settings")
     settings, sweep, sweep_dir, name = _sweep_settings(args)
     set_code_folder(Path(args.code_folder) if args.code_folder else Path(settings_path(args)).resolve().parent)
-    if args.worker:
+    if args.worker is not None:
         return _worker(args, settings, sweep, sweep_dir, name)
     if args.detach:
         return _start_detached(args, settings, sweep, sweep_dir, name)
@@ -187,8 +187,8 @@ def _run_workers(args, settings, sweep, sweep_dir, name, study, control, say) ->
     return _spawn_workers(args, sweep_dir, name, control)
 
 
-def _worker_args(args, sweep_dir: Path, name: str, threads: int) -> list[str]:
-    out = ["-c", str((sweep_dir / "sweep.toml").absolute()), "--study", name, "--worker",
+def _worker_args(args, sweep_dir: Path, name: str, threads: int, index: int) -> list[str]:
+    out = ["-c", str((sweep_dir / "sweep.toml").absolute()), "--study", name, "--worker", str(index),
            "--worker-threads", str(threads), "--code-folder", str(Path(settings_path(args)).resolve().parent)]
     out += ["--storage", args.storage] if args.storage else []
     out += ["--json"] if args.json else []
@@ -203,8 +203,9 @@ def _spawn_workers(args, sweep_dir: Path, name: str, control) -> int:
     from engine.device import usable_cores
 
     threads = max(1, usable_cores() // args.workers)
-    command = [sys.executable, "-m", "engine", "sweep", *_worker_args(args, sweep_dir, name, threads)]
-    workers = [subprocess.Popen(command, stdin=subprocess.DEVNULL) for _ in range(args.workers)]
+    command = [sys.executable, "-m", "engine", "sweep"]
+    workers = [subprocess.Popen([*command, *_worker_args(args, sweep_dir, name, threads, i)], stdin=subprocess.DEVNULL)
+               for i in range(1, args.workers + 1)]
     with _StopOnSignals(control, workers):
         told = False
         while any(w.poll() is None for w in workers):
@@ -260,7 +261,7 @@ def _worker(args, settings, sweep, sweep_dir: Path, name: str) -> int:
     from engine.training.control import RunControl
 
     control = RunControl()
-    study = load_study(open_storage(sweep_dir, args.storage, sweep), name, settings, sweep)
+    study = load_study(open_storage(sweep_dir, args.storage, sweep), name, settings, sweep, args.worker)
     with _StopOnSignals(control):
         work(study, settings, sweep, sweep_dir, control, Printer(args.json), args.worker_threads)
     return EXIT_INTERRUPTED if control.stop_requested else EXIT_OK

@@ -47,9 +47,10 @@ def shown_url(url: str) -> str:
     return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
-def sampler_for(sweep: SweepSettings, seed: int):
+def sampler_for(sweep: SweepSettings, seed: int, worker: int = 0):
+    """Seeded by run.seed: a sweep of one process draws the same values each time; each worker draws its own."""
     optuna = quiet_optuna()
-    seed_ = None if seed < 0 else seed + os.getpid() % 10_000  # workers must not draw the same values
+    seed_ = None if seed < 0 else seed + worker
     if sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed_)
     if sweep.sampler == "grid":
@@ -89,11 +90,12 @@ def create_study(storage, name: str, settings: Settings, sweep: SweepSettings):
     return study
 
 
-def load_study(storage, name: str, settings: Settings, sweep: SweepSettings):
-    """A worker's handle on the study its sweep made."""
+def load_study(storage, name: str, settings: Settings, sweep: SweepSettings, worker: int):
+    """Worker `worker`'s handle on the study its sweep made."""
     optuna = quiet_optuna()
     try:
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler_for(sweep, settings.run.seed),
+        return optuna.load_study(study_name=name, storage=storage,
+                                 sampler=sampler_for(sweep, settings.run.seed, worker),
                                  pruner=pruner_for(sweep))
     except Exception as e:
         raise SweepError(f"cannot load study {name!r}: {describe(e)}") from None
@@ -174,3 +176,13 @@ def retry_as_failed(study, trial_id: int, attrs: dict[str, Any]) -> None:
         return  # finished meanwhile (UpdateFinishedTrialError)
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)
     retry(study, storage.get_trial(trial_id))
+
+
+def tell(study, trial, value: float | None = None, state=None) -> None:
+    """Optuna's tell; the grid sampler's own stop at its last combination (meant for Study.optimize, which a
+    sweep does not use) is not an error: the trial's state is stored before it, and the budget ends the sweep."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise

@@ -19,7 +19,7 @@ from engine.runs.commands import open_channel
 from engine.settings.config import SettingsError
 from engine.settings.sweep import SweepSettings, apply_values
 from engine.sweep.control import take_prune_request
-from engine.sweep.study import quiet_optuna, retry_as_failed, suggest
+from engine.sweep.study import quiet_optuna, retry_as_failed, suggest, tell
 from engine.training.control import RunControl
 
 DIAGNOSES = ("diverging", "nan", "not_learning")
@@ -165,19 +165,19 @@ def _record(study, trial, final, listener: TrialListener, sweep_control: RunCont
     if pruned is not None:
         trial.set_user_attr("pruned_at", pruned[0])
         trial.set_user_attr("prune_reason", pruned[1])
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        tell(study, trial, state=optuna.trial.TrialState.PRUNED)
         return _said(say, trial, "pruned", listener.last_value, final.epochs_completed, run_dir, *pruned)
     value = final.best_value if final.best_value is not None else listener.last_value
     if value is None or not math.isfinite(value):
         return _failed(study, trial, run_dir, f"no finite {final.monitor} to report", say)
-    study.tell(trial, value)
+    tell(study, trial, value)
     return _said(say, trial, "complete", value, final.epochs_completed, run_dir)
 
 
 def _failed(study, trial, run_dir: Path, error: str, say: Say) -> str:
     optuna = quiet_optuna()
     trial.set_user_attr("error", error[:500])
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    tell(study, trial, state=optuna.trial.TrialState.FAIL)
     say({"event": "trial_error", "trial": trial.number, "error": error[:500]})
     return _said(say, trial, "failed", None, 0, run_dir)
 
