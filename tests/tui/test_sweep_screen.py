@@ -59,6 +59,33 @@ def hand_made(tmp_path, monkeypatch):
     return sweep, state, asked
 
 
+def _written(sweep: Path) -> None:
+    """The study written to (a trial's report): its file grows."""
+    with open(sweep / "study.db", "ab") as fh:
+        fh.write(b"x")
+
+
+def test_the_study_is_read_again_only_once_it_was_written(tmp_path, hand_made):
+    sweep, _, asked = hand_made
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.query_one(SweepTable).row_count == 4, timeout=20)
+            for written in (False, True, False):
+                assert await wait_for(pilot, lambda: not screen._reading, timeout=10)
+                reads = len(asked)
+                if written:
+                    _written(sweep)
+                await pilot.press("f5")
+                assert await wait_for(pilot, lambda: not screen._reading, timeout=10)
+                assert len(asked) == reads + written, (written, asked)
+
+    run(scenario())
+
+
 def _console(tmp_path):
     return TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml")
 
@@ -100,7 +127,7 @@ def test_the_newest_sweep_is_shown_best_marked_with_its_chart_and_the_selected_t
 
 
 def test_a_study_that_cannot_be_read_is_one_line_and_the_last_view_stays(tmp_path, hand_made):
-    _, state, _ = hand_made
+    sweep, state, _ = hand_made
 
     async def scenario():
         app = _console(tmp_path)
@@ -110,10 +137,12 @@ def test_a_study_that_cannot_be_read_is_one_line_and_the_last_view_stays(tmp_pat
             table = screen.query_one(SweepTable)
             assert await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
             state["error"] = "runs/digits-sweep/study.db: not an Optuna study (no table 'trials')\nsecond line"
+            _written(sweep)
             assert await wait_for(pilot, lambda: "not an Optuna study" in _status(screen), timeout=10)
             assert "second line" not in _status(screen)
             assert table.row_count == 4
             state["error"] = None
+            _written(sweep)
             assert await wait_for(pilot, lambda: "not an Optuna study" not in _status(screen), timeout=10)
 
     run(scenario())

@@ -71,6 +71,27 @@ def read_view(sweep_dir: Path) -> Any:
     return read_sweep(sweep_dir)
 
 
+def study_stamp(sweep_dir: Path) -> tuple | None:
+    """The size and change time of study.db and SQLite's journals beside it: a write changes one of them."""
+    stamp = []
+    for name in (STUDY_FILE, f"{STUDY_FILE}-wal", f"{STUDY_FILE}-journal"):
+        try:
+            info = os.stat(sweep_dir / name, follow_symlinks=False)
+        except OSError:
+            stamp.append(None)
+            continue
+        stamp.append((info.st_mtime_ns, info.st_size, info.st_ino))
+    return tuple(stamp) if stamp[0] is not None else None
+
+
+def read_study(sweep_dir: Path, stamp: Any) -> tuple[Any, str | None, Any]:
+    """(view, None, stamp), or (None, the error's first line, stamp) for a half-written or foreign study."""
+    try:
+        return read_view(sweep_dir), None, stamp
+    except Exception as e:  # its one line; the last good view stays on screen
+        return None, (f"{e}".splitlines() or [type(e).__name__])[0], stamp
+
+
 def send_control(command: str, path: Path) -> Any:
     """engine.sweep.control's `command` ("stop_sweep", "stop_trial", "prune_trial") on a sweep or trial folder."""
     from engine.sweep import control
@@ -122,12 +143,14 @@ class SweepScreen(Screen):
     ]
 
     class Read(Message):
-        """What one poll found: the sweep folder (None: there is none), its view or the error reading it, its
-        process' state (engine.runs.status: "running", "stopped", ...), and the selected trial's epochs."""
+        """What one poll found: the sweep folder (None: there is none), its view or the error reading it (both None
+        when the study is as last read: `stamp` unchanged), its process' state (engine.runs.status: "running",
+        "stopped", ...), and the selected trial's epochs."""
 
-        def __init__(self, sweep_dir: Path | None, view: Any, error: str, process: str, curves: tuple) -> None:
+        def __init__(self, sweep_dir: Path | None, found: tuple[Any, str | None, Any], process: str, curves: tuple):
             super().__init__()
-            self.sweep_dir, self.view, self.error, self.process, self.curves = sweep_dir, view, error, process, curves
+            self.sweep_dir, self.process, self.curves = sweep_dir, process, curves
+            self.view, self.error, self.stamp = found
 
     def __init__(self) -> None:
         super().__init__()
@@ -137,6 +160,7 @@ class SweepScreen(Screen):
         self.error = ""
         self.process = ""  # the sweep process' state, as its folder says
         self._reading = False
+        self._stamp: Any = None  # the study's files as last read (study_stamp)
         self._curves_of: Path | None = None
 
     def compose(self) -> ComposeResult:
@@ -163,33 +187,37 @@ class SweepScreen(Screen):
         if self._reading:  # a slow read (a busy disk) is never queued behind another
             return
         self._reading = True
-        self._read(self.chosen, Path(self.app.settings.run.runs_dir), self.selected_dir())
+        last = (self.sweep_dir, self._stamp)
+        self._read(self.chosen, Path(self.app.settings.run.runs_dir), self.selected_dir(), last)
 
     @work(thread=True, exit_on_error=False, group="sweep-read")
-    def _read(self, chosen: Path | None, runs_dir: Path, selected: Path | None) -> None:
+    def _read(self, chosen: Path | None, runs_dir: Path, selected: Path | None, last: tuple) -> None:
         from engine.runs.records import read_metrics
         from engine.runs.status import run_status
 
-        sweep_dir, view, error, process = chosen or newest_sweep(runs_dir), None, "", ""
-        try:
-            if sweep_dir is not None:
-                process = run_status(sweep_dir).status
-                view = read_view(sweep_dir)
-        except Exception as e:  # a half-written or foreign study: its one line, the last good view stays
-            error = f"{e}".splitlines()[0] if f"{e}" else type(e).__name__
+        sweep_dir = chosen or newest_sweep(runs_dir)
+        found: tuple[Any, str | None, Any] = (None, None, None)
+        process = ""
+        if sweep_dir is not None:
+            process = run_status(sweep_dir).status
+            stamp = study_stamp(sweep_dir)
+            if (sweep_dir, stamp) != last or stamp is None:  # the study is read again only once it was written
+                found = read_study(sweep_dir, stamp)
         rows = read_metrics(selected / "metrics.jsonl").items if selected is not None else []
-        self.post_message(self.Read(sweep_dir, view, error, process, (selected, rows)))
+        self.post_message(self.Read(sweep_dir, found, process, (selected, rows)))
 
     def on_sweep_screen_read(self, message: Read) -> None:
         self._reading = False
         if message.sweep_dir != self.sweep_dir:
-            self.view = None  # another sweep: nothing of the last one stays
-        self.sweep_dir, self.error, self.process = message.sweep_dir, message.error, message.process
+            self.view, self.error = None, ""  # another sweep: nothing of the last one stays
+        self.sweep_dir, self.process = message.sweep_dir, message.process
+        if message.error is not None or message.view is not None:
+            self.error, self._stamp = message.error or "", message.stamp
         if message.view is not None:
             self.view = message.view
             self.query_one(SweepTable).show(self.view.trials, self.view.best_number)
             self.query_one(ObjectiveChart).show(self.view)
-        elif self.sweep_dir is None or self.view is None:
+        elif self.view is None:
             self.query_one(SweepTable).show((), None)
         self._status()
         selected, rows = message.curves
