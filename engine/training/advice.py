@@ -176,6 +176,7 @@ EVIDENCE_NAMES = {
     "acc_gap": "train accuracy - val accuracy",
     "loss_gap_bar": "the loss gap the rule allows",
     "onset_epoch": "epoch of the best val loss: the onset (chapter 8.1)",
+    "train_loss_then": "the train loss at the onset epoch",
     "bar": "the train loss the rule allows",
     "best_val_loss": "the lowest val loss so far",
     "first_train_loss": "epoch 1's train loss",
