@@ -108,6 +108,14 @@ EPOCH_RECORD_FIELDS = (
     "is_best",
     "time",
 )
+# A regression's epoch adds these (original units; its train_acc and val_acc are null); a classification's has none
+REGRESSION_FIELDS = ("train_mae", "val_mae", "train_rmse", "val_rmse", "train_r2", "val_r2")
+
+
+def record_fields(row: dict[str, Any]) -> tuple[str, ...]:
+    """The schema of an epoch's record: a regression's when it holds any of REGRESSION_FIELDS."""
+    regression = any(row.get(k) is not None for k in REGRESSION_FIELDS)
+    return EPOCH_RECORD_FIELDS + REGRESSION_FIELDS if regression else EPOCH_RECORD_FIELDS
 
 
 @dataclass(frozen=True)
@@ -116,18 +124,29 @@ class EpochCompleted(Event):
     epochs: int
     train_loss: float
     val_loss: float
-    train_acc: float
-    val_acc: float
+    train_acc: float | None  # None for a regression
+    val_acc: float | None
     lr: float
     seconds: float
     samples_per_s: float
     diagnostic: Diagnostic
     is_best: bool
     onset_epoch: int | None  # chapter 8.1: the epoch where overfitting began, if it did
+    train_mae: float | None = None  # a regression's, in the target's units
+    val_mae: float | None = None
+    train_rmse: float | None = None
+    val_rmse: float | None = None
+    train_r2: float | None = None
+    val_r2: float | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.val_mae is not None or self.train_mae is not None
 
     def metrics(self) -> dict[str, Any]:
-        """The record of this epoch (EPOCH_RECORD_FIELDS): its `metrics.jsonl` line."""
-        row = {name: getattr(self, name, None) for name in EPOCH_RECORD_FIELDS}
+        """The record of this epoch (EPOCH_RECORD_FIELDS, and a regression's REGRESSION_FIELDS): its line."""
+        fields = EPOCH_RECORD_FIELDS + REGRESSION_FIELDS if self.regression else EPOCH_RECORD_FIELDS
+        row = {name: getattr(self, name, None) for name in fields}
         return recorded({**row, "diagnostic": self.diagnostic.status})
 
 

@@ -31,11 +31,20 @@ PROGRESS_BAR_WIDTH, PROGRESS_BAR_MIN = 20, 5
 CHAPTER_BADGES = {"overfitting": "⚠️  OVERFITTING", "underfitting": "⚠️  UNDERFITTING", "nan": "❌ NaN DETECTED"}
 
 
+def split_scores(e: EpochCompleted, split: str) -> str:
+    """A split's loss and its accuracy, or a regression's MAE, RMSE and R² (in the target's units)."""
+    loss, acc = getattr(e, f"{split}_loss"), getattr(e, f"{split}_acc")
+    mae, rmse, r2 = (getattr(e, f"{split}_{name}") for name in ("mae", "rmse", "r2"))
+    if mae is None or rmse is None or r2 is None:
+        return f"{loss:.4f} ({acc:.1%})" if acc is not None else f"{loss:.4f}"
+    return f"{loss:.4f} (MAE {mae:.4g}, RMSE {rmse:.4g}, R² {r2:.3f})"
+
+
 def chapter_line(e: EpochCompleted) -> str:
     """Chapter 8.3's `log_epoch` line exactly, for `diagnostics.rules = "chapter"`."""
     return (
         f"Epoch [{e.epoch:3d}/{e.epochs}] | LR: {e.lr:.2e} | "
-        f"Train: {e.train_loss:.4f} ({e.train_acc:.1%}) | Val: {e.val_loss:.4f} ({e.val_acc:.1%}) | "
+        f"Train: {split_scores(e, 'train')} | Val: {split_scores(e, 'val')} | "
         f"Écart: {e.val_loss - e.train_loss:+.4f} | {CHAPTER_BADGES.get(e.diagnostic.status, '✅ OK')}"
     )
 
@@ -45,7 +54,7 @@ def epoch_line(e: EpochCompleted) -> str:
     width = len(str(e.epochs))
     line = (
         f"Epoch [{e.epoch:{width}d}/{e.epochs}] | LR: {e.lr:.2e} | "
-        f"Train: {e.train_loss:.4f} ({e.train_acc:.1%}) | Val: {e.val_loss:.4f} ({e.val_acc:.1%}) | "
+        f"Train: {split_scores(e, 'train')} | Val: {split_scores(e, 'val')} | "
         f"Gap: {e.val_loss - e.train_loss:+.4f} | {e.diagnostic.label}"
     )
     if e.diagnostic.status != "ok":
@@ -194,7 +203,10 @@ class EpochPrinter:
         print(f"Model      : {model}, {event.parameters:,} parameters", file=self.out)
         print(f"Data       : {printable(event.data_path)}", file=self.out)
         print(f"Step       : {printable(event.step)}", file=self.out)
-        if event.baseline_loss is not None:
+        if event.baseline_loss is not None and event.baseline_acc is None:
+            print(f"Baseline   : mean predictor (training mean): val loss {event.baseline_loss:.4f} "
+                  "(standardised target), R² 0", file=self.out)
+        elif event.baseline_loss is not None:
             print(
                 f"Baseline   : constant predictor (class priors): val loss {event.baseline_loss:.4f}, "
                 f"accuracy {event.baseline_acc:.1%}",

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from engine.settings.config import DataSettings
 from engine.data.augment import random_shift
 from engine.data.preprocessing import Preprocessing, fit
-from engine.data.sources import FLOAT_BYTES_LIMIT, DataError, Source, load_source
+from engine.data.targets import regression_stats
+from engine.data.sources import FLOAT_BYTES_LIMIT, DataError, Source, apply_task, load_source
 
 
 def shard_positions(n: int, rank: int, world: int, *, train: bool) -> range:
@@ -202,6 +203,7 @@ class DataBundle:
     generator: torch.Generator = field(repr=False, default_factory=torch.Generator)
     preprocessing: Preprocessing | None = None  # what a checkpoint records (state()), so eval and resume apply it
     label_counts: LabelCounts | None = None
+    task: str = "classification"  # or "regression": float targets standardised by preprocessing.target
 
 
 def _split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,7 +241,9 @@ def _to_device_split(
 def _preprocessing(src: Source, train_idx, settings: DataSettings, seed: int, fitted: Preprocessing | None):
     if fitted is None:
         prep = fit(src.fit_rows(train_idx, seed), src.is_image, settings.normalize, src.fill_missing)
-        return dataclasses.replace(prep, categories=dict(src.categories), columns=dict(src.column_roles))
+        rows = torch.arange(src.train_size) if train_idx is None else train_idx  # labels(None): the test split's
+        target = regression_stats(src.labels(rows)) if src.task == "regression" else None
+        return dataclasses.replace(prep, categories=dict(src.categories), columns=dict(src.column_roles), target=target)
     if not fitted.fits(tuple(src.in_shape)):
         raise DataError(
             f"the checkpoint's preprocessing ({fitted.describe()}) does not fit samples of shape "
@@ -256,15 +260,20 @@ def build_data(
     augment: bool | None = None,
     fitted: Preprocessing | dict | None = None,
     shard: tuple[int, int] = (0, 1),
+    task: str = "auto",
 ) -> DataBundle:
     """Load the dataset named in `settings` and make train and validation batches on `device`.
 
     The preprocessing is fitted on the training split, or is `fitted` (a checkpoint's: eval and resume).
-    `shard` = (rank, world): this process's share of each epoch in a run of several processes.
+    `shard` = (rank, world): this process's share of each epoch in a run of several processes. `task`:
+    model.task; a checkpoint's preprocessing says which task it was trained for.
     """
     if isinstance(fitted, dict):
         fitted = Preprocessing.from_state(fitted)
-    src: Source = load_source(settings, seed, fitted)
+    if fitted is not None:
+        task = "classification" if fitted.target is None else "regression"
+    src: Source = apply_task(load_source(settings, seed, fitted), task, settings.label_column,
+                             settings.csv_decimal != ".")
     augment = settings.augment if augment is None else augment
     generator = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed() % 2**63)
     train_idx, val_idx, split_note = _validation_split(src, settings, seed)
@@ -280,11 +289,13 @@ def build_data(
     notes = "".join(f"; {note}" for note in src.notes)
     description = (
         f"{src.name}: {train.num_samples} train / {val.num_samples} val samples, "
-        f"{src.num_classes} classes, input {tuple(src.in_shape)}; validation: {split_note}; "
+        f"{'a regression target' if src.task == 'regression' else f'{src.num_classes} classes'}, "
+        f"input {tuple(src.in_shape)}; validation: {split_note}; "
         f"preprocessing: {prep.describe()}{notes}; batches: {how}"
     )
     return DataBundle(
-        train, val, tuple(src.in_shape), src.num_classes, src.class_names, description, generator, prep, counts
+        train, val, tuple(src.in_shape), src.num_classes, src.class_names, description, generator, prep, counts,
+        src.task,
     )
 
 
@@ -315,7 +326,8 @@ def _in_memory(src: Source, settings: DataSettings, device: torch.device) -> boo
 def _tensor_batches(src: Source, settings: DataSettings, split, prep, device, generator, aug, shard):
     """(train, val, label counts, how they are batched) held as tensors on the device."""
     tx, ty, vx, vy = src.tensors(*split)
-    counts = LabelCounts.of(ty, vy, src.num_classes)
+    counts = LabelCounts.of(ty, vy, src.num_classes) if src.task != "regression" else None
+    ty, vy = prep.apply_target(ty), prep.apply_target(vy)
     tx, tm, ts = _to_device_split(tx, prep, device)
     vx, vm, vs = _to_device_split(vx, prep, device)
     train = TensorBatches(
@@ -339,7 +351,8 @@ def _tensor_batches(src: Source, settings: DataSettings, split, prep, device, ge
 def _loader_batches(src: Source, settings: DataSettings, split, prep, device, generator, augment, shard):
     """(train, val, label counts, how they are batched) through DataLoaders over per-sample datasets."""
     train_idx, val_idx = split
-    counts = LabelCounts.of(src.labels(train_idx), src.labels(val_idx), src.num_classes)
+    counts = None if src.task == "regression" else LabelCounts.of(src.labels(train_idx), src.labels(val_idx),
+                                                                   src.num_classes)
     train_ds, val_ds = src.datasets(train_idx, val_idx, augment=augment, prep=prep)
     pin = device.type == "cuda"
     train = LoaderBatches(

@@ -10,6 +10,7 @@ ones fitted on whatever data is at hand.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,11 @@ class Preprocessing:
     categories: dict[str, list[str]] = field(default_factory=dict)  # csv text columns one-hot encoded, in order
     columns: dict[str, str] = field(default_factory=dict)  # csv columns dropped or read as dates: name → role
     restored: bool = False  # read back from a checkpoint rather than fitted now
+    target: tuple[float, float] | None = None  # regression: the training target's (mean, std) it is standardised by
+
+    def apply_target(self, y: torch.Tensor) -> torch.Tensor:
+        """A regression target in the file's units → the standardised one the model is trained on."""
+        return y if self.target is None else (y.float() - self.target[0]) / self.target[1]
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """A batch (or one sample) of raw values → the model's input; uint8 pixels are scaled to [0, 1] first."""
@@ -60,6 +66,8 @@ class Preprocessing:
             text += f", one-hot text columns {', '.join(self.categories)}"
         if dropped := [n for n, r in self.columns.items() if r == "drop"]:
             text += f", columns dropped: {', '.join(dropped)}"
+        if self.target is not None:
+            text += f", target standardised (mean {self.target[0]:.4g}, std {self.target[1]:.4g})"
         return text
 
     def state(self) -> dict[str, Any]:
@@ -72,6 +80,7 @@ class Preprocessing:
             "fill": None if self.fill is None else self.fill.clone(),
             "categories": {k: list(v) for k, v in self.categories.items()},
             "columns": dict(self.columns),
+            "target": None if self.target is None else [float(self.target[0]), float(self.target[1])],
         }
 
     @classmethod
@@ -85,6 +94,7 @@ class Preprocessing:
             {str(k): [str(c) for c in v] for k, v in (state.get("categories") or {}).items()},
             {str(k): str(v) for k, v in (state.get("columns") or {}).items() if v in ("drop", "date")},
             restored=True,
+            target=_target_state(state.get("target")),
         )
 
     def fits(self, in_shape: tuple[int, ...]) -> bool:
@@ -93,6 +103,17 @@ class Preprocessing:
             return torch.broadcast_shapes(tuple(self.mean.shape), in_shape) == in_shape
         except RuntimeError:
             return False
+
+
+def _target_state(value: Any) -> tuple[float, float] | None:
+    """A checkpoint's (mean, std) of a regression target; anything else is refused as a damaged checkpoint."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        mean, std = float(value[0]), float(value[1])
+        if math.isfinite(mean) and math.isfinite(std) and std > 0:
+            return mean, std
+    raise SettingsError(f"the checkpoint's preprocessing: target = {str(value)[:60]!r} is not a (mean, std > 0) pair")
 
 
 def _short(t: torch.Tensor) -> str:

@@ -58,6 +58,7 @@ class Prepared(Dataset):
 
     def __getitem__(self, i: int):
         x, y = self.dataset[i]
+        y = y if self.prep.target is None else self.prep.apply_target(torch.as_tensor(y))
         return self.prep.apply(torch.as_tensor(x)), y
 
 
@@ -89,6 +90,7 @@ class Source:
     categories: dict[str, list[str]] = {}  # csv text columns one-hot encoded
     column_roles: dict[str, str] = {}  # csv columns dropped or read as dates (engine.data.column_roles)
     notes: list[str] = []  # what the user should know about how the data was read (a dropped column, skipped files)
+    task: str = "classification"  # or "regression": float targets, one output unit, no classes
 
     @property
     def train_size(self) -> int:
@@ -125,13 +127,18 @@ class TensorSource(Source):
         class_names: Sequence[str],
         test: tuple[torch.Tensor, torch.Tensor] | None = None,
         is_image: bool = False,
+        task: str = "classification",
     ):
         self.is_image = is_image and x.dim() == 4
         keep_uint8 = self.is_image and x.dtype == torch.uint8  # decoded pixels: a quarter of the memory of floats
-        self.name, self.x, self.y = name, (x if keep_uint8 else x.float()), y.long()
-        self.test = None if test is None else (test[0] if keep_uint8 else test[0].float(), test[1].long())
-        self.class_names = [str(c) for c in class_names]
-        self.num_classes = len(self.class_names)
+        self.task = task
+        label = (lambda t: t.float()) if task == "regression" else (lambda t: t.long())
+        # a factory's float targets are kept as given until the task is decided (apply_task)
+        self.raw_y = y if y.is_floating_point() else None
+        self.name, self.x, self.y = name, (x if keep_uint8 else x.float()), label(y)
+        self.test = None if test is None else (test[0] if keep_uint8 else test[0].float(), label(test[1]))
+        self.class_names = [] if task == "regression" else [str(c) for c in class_names or ()]
+        self.num_classes = 1 if task == "regression" else len(self.class_names)
         self.in_shape = tuple(x.shape[1:])
         self.has_test = test is not None
         self.notes = []
@@ -160,6 +167,30 @@ class TensorSource(Source):
 
     def labels(self, idx) -> torch.Tensor:
         return self.test[1] if idx is None else self.y[idx]
+
+
+def apply_task(src: Source, task: str, label: str = "label", decimal_comma: bool = False) -> Source:
+    """`src` with the target `model.task` asks for (engine.data.targets): its labels' text read again as numbers
+    where the task is regression, or auto finds them continuous. Sources other than tensors stay classification."""
+    from engine.data.targets import make_target
+
+    if not isinstance(src, TensorSource) or src.task == "regression" or task == "classification":
+        return src
+    n = len(src.y)
+    if src.raw_y is not None:
+        values = src.raw_y if src.test is None else torch.cat([src.raw_y, src.test[1].float()])
+        cells = [repr(v) for v in values.double().tolist()]
+    else:
+        labels = src.y if src.test is None else torch.cat([src.y, src.test[1]])
+        cells = [src.class_names[i] for i in labels.tolist()]
+    target = make_target(cells, task, label, decimal_comma)
+    if target.task == "classification":
+        return src
+    test = None if src.test is None else (src.test[0], target.y[n:])
+    out = TensorSource(src.name, src.x, target.y[:n], [], test, src.is_image, task="regression")
+    out.fill_missing, out.categories, out.column_roles = src.fill_missing, src.categories, src.column_roles
+    out.notes = [*src.notes, *([target.note] if target.note else [])]
+    return out
 
 
 class TorchvisionSource(Source):

@@ -19,13 +19,15 @@ from typing import Sequence
 
 import torch
 
+from engine.settings.config import SettingsError
+
 TASKS = ("auto", "classification", "regression")
 REGRESSION_DISTINCT_MIN = 20
 REGRESSION_DISTINCT_SHARE = 0.05
 CLASSES_SINGLETON_MIN = 50  # more classes than this, most with a single row: refused as classification
 
 
-class TargetError(ValueError):
+class TargetError(SettingsError):
     """The label column cannot be the target the task asks for."""
 
 

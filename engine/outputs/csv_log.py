@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.events import EPOCH_RECORD_FIELDS, EpochCompleted, Event
+from engine.events import EPOCH_RECORD_FIELDS, EpochCompleted, Event, record_fields
 from engine.io.atomic import open_append, write_all
 from engine.runs.folder import cannot_write, write_run_file
 from engine.runs.records import read_metrics
@@ -21,9 +21,9 @@ from engine.runs.records import read_metrics
 CSV_NAME = "metrics.csv"
 
 
-def csv_text(rows: Iterable[dict[str, Any]], header: bool) -> str:
+def csv_text(rows: Iterable[dict[str, Any]], header: bool, fields: tuple[str, ...] = EPOCH_RECORD_FIELDS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EPOCH_RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
     writer.writerows(rows)
@@ -35,7 +35,16 @@ class MetricsCsvWriter:
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / CSV_NAME
-        write_run_file(self.path, csv_text(read_metrics(Path(run_dir) / "metrics.jsonl").items, header=True))
+        self.rows = read_metrics(Path(run_dir) / "metrics.jsonl").items
+        self.fields = record_fields(self.rows[-1]) if self.rows else EPOCH_RECORD_FIELDS
+        self.fd = -1
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        """The whole file again: at the start, and when a regression's first epoch adds its columns."""
+        if self.fd >= 0:
+            os.close(self.fd)
+        write_run_file(self.path, csv_text(self.rows, header=True, fields=self.fields))
         try:
             self.fd = open_append(self.path)
         except OSError as e:
@@ -43,7 +52,13 @@ class MetricsCsvWriter:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, EpochCompleted) and self.fd >= 0:
-            write_all(self.fd, csv_text([event.metrics()], header=False).encode("utf-8"))
+            row = event.metrics()
+            self.rows.append(row)
+            if record_fields(row) != self.fields:
+                self.fields = record_fields(row)
+                self._rewrite()
+                return
+            write_all(self.fd, csv_text([row], header=False, fields=self.fields).encode("utf-8"))
 
     def close(self) -> None:
         if self.fd >= 0:

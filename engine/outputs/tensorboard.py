@@ -1,4 +1,5 @@
-"""TensorBoard scalars (chapter 8.2): the chapter's five tags, one value per epoch, in the run folder.
+"""TensorBoard scalars (chapter 8.2): the chapter's five tags (a regression: MAE, RMSE and R² for the
+accuracies), one value per epoch, in the run folder.
 
 The step is the epoch's number as metrics.jsonl and the console show it (1 for the first epoch). A resumed run
 appends a new event file to the same folder. A resume continues from its checkpoint's epoch, so the writer
@@ -32,6 +33,15 @@ TAGS = {
     "Accuracy/train": "train_acc",
     "Accuracy/val": "val_acc",
     "LearningRate": "lr",
+}
+# a regression's tags, in place of the accuracies (which it has not): in the target's units, R² unitless
+REGRESSION_TAGS = {
+    "MAE/train": "train_mae",
+    "MAE/val": "val_mae",
+    "RMSE/train": "train_rmse",
+    "RMSE/val": "val_rmse",
+    "R2/train": "train_r2",
+    "R2/val": "val_r2",
 }
 
 
@@ -73,8 +83,11 @@ class TensorBoardWriter:
         if isinstance(event, EpochCompleted):
             from torch.utils.tensorboard.summary import scalar
 
-            for tag, name in TAGS.items():
-                self._write(self._record(step=event.epoch, summary=scalar(tag, float(getattr(event, name)))))
+            tags = {**TAGS, **REGRESSION_TAGS} if event.regression else TAGS
+            for tag, name in tags.items():
+                value = getattr(event, name)
+                if value is not None:
+                    self._write(self._record(step=event.epoch, summary=scalar(tag, float(value))))
             self._file.flush()
 
     def close(self) -> None:

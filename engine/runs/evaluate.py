@@ -1,4 +1,5 @@
-"""`trainconsole eval`: a checkpoint's loss, accuracy, per-class accuracy and confusion matrix.
+"""`trainconsole eval`: a checkpoint's loss, accuracy, per-class accuracy and confusion matrix (a regression's:
+MAE, RMSE, R² and its residuals, engine.runs.residuals).
 
 The numbers come from the same validation pass as training (chapter 6.1's
 eval mode, no_grad, sample-weighted means) on the same split, so evaluating
@@ -22,6 +23,8 @@ from engine.data.loaders import build_data
 from engine.device import on_device, resolve_device
 from engine.models.networks import build_model
 from engine.training.loop import validate
+from engine.training.regression import criterion_for
+from engine.runs.residuals import format_residuals, predictions, residual_summary
 from engine.training.precision import resolve_precision
 from engine.training.snapshot import stored_preprocessing
 from engine.settings.user_code import check_untrusted
@@ -99,9 +102,15 @@ def evaluate_checkpoint(
         settings = on_device(settings, device)
     device = resolve_device(settings.device.device)
     fitted = _preprocessing_for(path, checkpoint)
-    data = build_data(settings.data, settings.run.seed, device, augment=False, fitted=fitted)
+    data = build_data(settings.data, settings.run.seed, device, augment=False, fitted=fitted,
+                      task=settings.model.task)
     model = build_model(settings.model, data.in_shape, data.num_classes).to(device)
     ck.load_weights(model, ck.model_state(checkpoint), str(path))
+    report = {"checkpoint": str(path), "split": "test" if split == "test" else "val",
+              "epoch": checkpoint.get("epoch") if isinstance(checkpoint, dict) and "model_state_dict" in checkpoint
+              else None}
+    if data.task == "regression":
+        return {**report, **_regression(settings, data, model, device)}
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=settings.training.label_smoothing)
     k = data.num_classes
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
@@ -112,20 +121,31 @@ def evaluate_checkpoint(
     per_class_total = confusion.sum(1)
     per_class = [(float(confusion[i, i]) / int(per_class_total[i])) if per_class_total[i] else None for i in range(k)]
     return {
-        "checkpoint": str(path),
-        "split": "test" if split == "test" else "val",
+        **report,
         "samples": seen,
         "loss": float(sums.loss_sum) / max(seen, 1),
         "accuracy": float(confusion.trace()) / max(seen, 1),
         "classes": data.class_names,
         "per_class_accuracy": per_class,
         "confusion_matrix": confusion.tolist(),
-        "epoch": checkpoint.get("epoch") if isinstance(checkpoint, dict) and "model_state_dict" in checkpoint else None,
     }
 
 
+def _regression(settings: Settings, data: Any, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+    """A regression's report: its loss as training reports it, and the residuals in the target's units."""
+    amp_dtype, _ = resolve_precision(settings.training.precision, device)
+    pred, target = predictions(model, data.val, device, amp_dtype)
+    criterion = criterion_for(settings.training, "regression")
+    loss = float(criterion(pred.float(), target.float())) if len(target) else float("nan")
+    mean, std = data.preprocessing.target
+    return {"task": "regression", "samples": len(target), "loss": loss, **residual_summary(pred, target, mean, std)}
+
+
 def format_evaluation(r: dict[str, Any]) -> str:
-    """The report as text: the confusion matrix as narrow as its numbers, each row ending in its class's accuracy."""
+    """The report as text: the confusion matrix as narrow as its numbers, each row ending in its class's accuracy;
+    a regression's residual summary (engine.runs.residuals)."""
+    if r.get("task") == "regression":
+        return format_residuals(r)
     lines = [
         f"Checkpoint : {r['checkpoint']}",
         f"Split      : {r['split']} ({r['samples']} samples)",

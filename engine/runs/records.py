@@ -22,7 +22,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.events import EPOCH_RECORD_FIELDS, EVENT_TYPES, Diagnostic, EpochCompleted, Event
+from engine.events import EVENT_TYPES, Diagnostic, EpochCompleted, Event, record_fields
 from engine.runs.safe_reads import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
@@ -205,12 +205,13 @@ _EPOCH_NUMBER = _checker("float | None")
 
 
 def epoch_record(data: dict[str, Any]) -> dict[str, Any] | None:
-    """A line of metrics.jsonl as the record of an epoch (EPOCH_RECORD_FIELDS, each typed); None when it is not one.
+    """A line of metrics.jsonl as the record of an epoch (EPOCH_RECORD_FIELDS, and a regression's
+    REGRESSION_FIELDS, each typed); None when it is not one.
 
     `epoch` is required (a positive integer); a missing number is None, a missing diagnostic "", is_best False.
     """
     row: dict[str, Any] = {}
-    for name in EPOCH_RECORD_FIELDS:
+    for name in record_fields(data):
         raw = data.get(name)
         if raw is None:
             if name == "epoch":

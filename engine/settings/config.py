@@ -48,6 +48,8 @@ MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ACCELS = ("auto", "off")
 DIAGNOSTIC_RULES = ("baseline", "chapter")
+TASKS = ("auto", "classification", "regression")
+LOSSES = ("auto", "cross_entropy", "mse", "huber")
 LR_SUGGESTIONS = ("steepest", "valley")
 LR_MAX = 10.0  # training.lr's bound: a suggested rate must be one a run takes
 LR_FIND_STEPS_MAX = 10_000
@@ -481,6 +483,20 @@ def _check_across(s: Settings, source: str) -> None:
         )
     if s.data.dataset == "synthetic":  # an unknown option is refused when the data is built (engine.data.sources)
         _check_synthetic_values({**SYNTHETIC_OPTIONS, **s.data.options}, f"{source}: ")
+    _check_task(s.model.task, s.training, source)
+
+
+def _check_task(task: str, t: TrainingSettings, source: str) -> None:
+    """The loss and the monitor a task can use; with task = auto the run checks them once the data decided."""
+    if task == "classification" and t.loss in ("mse", "huber"):
+        raise SettingsError(f"{source}: training.loss = '{t.loss}' is for regression; model.task = 'classification' "
+                            "trains with cross_entropy (or set training.loss = 'auto')")
+    if task == "regression" and t.loss == "cross_entropy":
+        raise SettingsError(f"{source}: training.loss = 'cross_entropy' is for classes; model.task = 'regression' "
+                            "trains with mse or huber (or set training.loss = 'auto')")
+    if task == "regression" and t.monitor.endswith("_acc"):
+        raise SettingsError(f"{source}: training.monitor = '{t.monitor}': model.task = 'regression' has no accuracy; "
+                            f"monitor {t.monitor[:-4]}_loss")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

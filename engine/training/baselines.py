@@ -18,8 +18,9 @@ CHAPTER_LOSS = math.log(10)  # the chapter's thresholds were set for MNIST: ten 
 @dataclass(frozen=True)
 class Baseline:
     loss: float  # the constant predictor's validation loss
-    accuracy: float  # its validation accuracy: the majority class's share
+    accuracy: float | None  # its validation accuracy: the majority class's share (None: a regression)
     classes: int
+    regression: bool = False  # the mean predictor of a standardised target (engine.training.regression)
 
     @property
     def scale(self) -> float:
@@ -28,6 +29,8 @@ class Baseline:
         By the number of classes, not the priors' entropy: a hard imbalanced problem has a small constant loss,
         and a model as good as logistic regression on it must not look as if it underfitted.
         """
+        if self.regression:  # the standardised target's mean predictor scores about 1: the thresholds as written
+            return 1.0
         return math.log(max(self.classes, 2)) / CHAPTER_LOSS
 
     @property
@@ -37,9 +40,13 @@ class Baseline:
         A fresh model guesses about uniformly (loss ln(classes)), far above the constant predictor's loss on
         imbalanced labels: that is where training starts, not a blow-up.
         """
+        if self.regression:  # a fresh model's output is near 0, the mean predictor's own
+            return self.loss
         return max(self.loss, math.log(max(self.classes, 2)))
 
     def describe(self) -> str:
+        if self.regression:
+            return f"mean predictor (training mean): val loss {self.loss:.4f} (standardised target), R² 0"
         return f"constant predictor (class priors): val loss {self.loss:.4f}, accuracy {self.accuracy:.1%}"
 
 

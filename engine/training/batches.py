@@ -146,7 +146,7 @@ def begin_epoch(t: Any) -> tuple[Position, Sums, Iterator, BatchWatch, torch.Ten
         t.data.generator.set_state(partial["data_epoch_start"])
         at.batch, seconds_before = partial["batch"], partial["seconds"]
         if t.group.is_main:  # the sums of all ranks so far: counted once when the ranks' sums are added up
-            sums = Sums(t.device, partial["loss_sum"], partial["correct"], partial["seen"])
+            sums = Sums(t.device, partial["loss_sum"], partial["correct"], partial["seen"], partial.get("errors"))
     epoch_start, batches = t.data.generator.get_state(), iter(t.data.train)
     if partial is not None:  # replay the epoch's data order (and augmentation draws) up to where it stopped
         for _ in range(at.batch):

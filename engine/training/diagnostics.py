@@ -54,8 +54,8 @@ class EpochScores:
     epoch: int
     train_loss: float
     val_loss: float
-    train_acc: float
-    val_acc: float
+    train_acc: float | None  # None for a regression
+    val_acc: float | None
     past_train_loss: Sequence[float] = field(default_factory=tuple)
     past_val_loss: Sequence[float] = field(default_factory=tuple)
     val_samples: int | None = None
@@ -66,11 +66,11 @@ class EpochScores:
 
     @property
     def acc_gap(self) -> float:
-        return self.train_acc - self.val_acc
+        return 0.0 if self.train_acc is None or self.val_acc is None else self.train_acc - self.val_acc
 
     def gaps(self) -> dict[str, float]:
-        return {"loss_gap": self.loss_gap, "acc_gap": self.acc_gap, "train_loss": self.train_loss,
-                "val_loss": self.val_loss}
+        acc = {} if self.val_acc is None else {"acc_gap": self.acc_gap}  # a regression has no accuracy
+        return {"loss_gap": self.loss_gap, **acc, "train_loss": self.train_loss, "val_loss": self.val_loss}
 
 
 def diagnose(e: EpochScores, rules: DiagnosticsSettings | None = None, baseline: Baseline | None = None) -> Diagnostic:
@@ -211,13 +211,15 @@ def _not_learning(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline
     bar = (1 - rules.chance_margin) * baseline.loss
     if best <= bar or _still_falling(e, baseline):
         return None
-    evidence = {"val_loss": e.val_loss, "best_val_loss": best, "constant_loss": baseline.loss,
-                "val_acc": e.val_acc, "majority_acc": baseline.accuracy}
-    at_chance = abs(e.val_acc - baseline.accuracy) <= 0.02 and abs(e.val_loss - baseline.loss) <= bar * 0.1
+    evidence = {"val_loss": e.val_loss, "best_val_loss": best, "constant_loss": baseline.loss}
+    if e.val_acc is not None and baseline.accuracy is not None:  # a regression has no accuracy
+        evidence.update(val_acc=e.val_acc, majority_acc=baseline.accuracy)
+    at_chance = ("val_acc" in evidence and abs(e.val_acc - baseline.accuracy) <= 0.02
+                 and abs(e.val_loss - baseline.loss) <= bar * 0.1)
     how = (f"at chance: accuracy {e.val_acc:.1%} is the majority class's {baseline.accuracy:.1%} and val loss "
            f"{e.val_loss:.4f} the constant predictor's {baseline.loss:.4f}") if at_chance else (
            f"best val loss {best:.4f} not below {bar:.4f} = {1 - rules.chance_margin:.2f} x the constant "
-           f"predictor's {baseline.loss:.4f} (class priors)")
+           f"predictor's {baseline.loss:.4f} ({'training mean' if baseline.regression else 'class priors'})")
     return Diagnostic("not_learning", f"{how}, after {e.epoch} epochs", evidence)
 
 
@@ -282,7 +284,8 @@ def _underfitting(e: EpochScores, rules: DiagnosticsSettings, baseline: Baseline
 
 
 def _ok(e: EpochScores, rules: DiagnosticsSettings) -> Diagnostic:
-    message, evidence = f"loss gap {e.loss_gap:+.4f}, accuracy gap {e.acc_gap:+.1%}", e.gaps()
+    message, evidence = f"loss gap {e.loss_gap:+.4f}", e.gaps()
+    message += f", accuracy gap {e.acc_gap:+.1%}" if e.val_acc is not None else ""
     if e.val_samples is not None and e.val_samples < rules.min_val_samples:
         message += f"; {e.val_samples} validation samples < {rules.min_val_samples}: overfitting not judged"
         evidence["val_samples"] = float(e.val_samples)

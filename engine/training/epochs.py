@@ -11,6 +11,7 @@ from engine.device import device_name
 from engine.events import EpochCompleted, RunStarted
 from engine.models.networks import count_parameters
 from engine.training.diagnostics import EpochScores, diagnose, overfitting_onset
+from engine.training.loop import Scores
 from engine.training.probing import with_probes
 from engine.training.saving import weights_finite
 
@@ -25,10 +26,10 @@ def run_started(t: Any) -> RunStarted:  # t: the engine.training.trainer.Trainer
                       model_reason=t.model_reason)
 
 
-def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
-              samples_per_s: float, seconds: float) -> EpochCompleted:
+def end_epoch(t: Any, train: Scores, val: Scores, samples_per_s: float, seconds: float) -> EpochCompleted:
     """Chapter 8's bookkeeping of an epoch: diagnostic, best model, scheduler, checkpoints. Its event, emitted."""
     st, s = t.state, t.settings
+    train_loss, train_acc, val_loss, val_acc = train.loss, train.accuracy, val.loss, val.accuracy
     st.epoch += 1
     finished = time.time()  # wall-clock, kept in the history so that a resume can rewrite metrics.jsonl whole
     scores = EpochScores(st.epoch, train_loss, val_loss, train_acc, val_acc, tuple(st.history["train_loss"]),
@@ -36,7 +37,8 @@ def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_
     diagnostic = diagnose(scores, s.diagnostics, t.baseline)
     if t.probes is not None:
         diagnostic = with_probes(diagnostic, t.probes.diagnose(st.epoch))
-    values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc}
+    values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc,
+              **regression_values(train, val)}
     finite = math.isfinite(train_loss) and math.isfinite(val_loss) and weights_finite(t.model)
     if not finite:  # a NaN epoch never becomes best, and writes no checkpoint
         reason = diagnostic.message if diagnostic.status == "nan" else f"non-finite weights at epoch {st.epoch}"
@@ -53,9 +55,15 @@ def end_epoch(t: Any, train_loss: float, train_acc: float, val_loss: float, val_
         t.saver.after_epoch(is_best)
     onset = overfitting_onset(st.history["val_loss"], s.diagnostics)
     event = EpochCompleted(st.epoch, s.training.epochs, train_loss, val_loss, train_acc, val_acc, lr, seconds,
-                           samples_per_s, diagnostic, is_best, onset, time=finished)
+                           samples_per_s, diagnostic, is_best, onset, **regression_values(train, val), time=finished)
     t.emit(event)
     return event
+
+
+def regression_values(train: Scores, val: Scores) -> dict[str, float | None]:
+    """The epoch's REGRESSION_FIELDS (None for classes), in the target's units."""
+    return {f"{split}_{name}": getattr(scores, name) for name in ("mae", "rmse", "r2")
+            for split, scores in (("train", train), ("val", val))}
 
 
 def step_scheduler(scheduler, kind: str, monitored: float) -> None:

@@ -8,6 +8,7 @@ pass in eval mode under `torch.no_grad()` (`validate`, which `trainconsole eval`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -30,19 +31,61 @@ class Position:
     seen: int = 0  # samples, this process's
 
 
-class Sums:
-    """An epoch's loss and correct predictions as sums over samples, kept on the device: no sync per batch."""
+@dataclass(frozen=True)
+class Scores:
+    """An epoch's scores on one split: loss, and accuracy (classification) or MAE, RMSE and R² (regression)."""
 
-    def __init__(self, device: torch.device, loss_sum: float = 0.0, correct: int = 0, seen: int = 0):
+    loss: float
+    accuracy: float | None
+    mae: float | None = None  # in the target's units
+    rmse: float | None = None
+    r2: float | None = None
+    seen: int = 0
+
+
+class Sums:
+    """An epoch's loss and correct predictions as sums over samples, kept on the device: no sync per batch.
+
+    A regression (float targets, standardised) sums |error|, error², target and target² instead of correct
+    predictions: MAE, RMSE and R² follow from them, in the target's units once multiplied by its std.
+    """
+
+    def __init__(self, device: torch.device, loss_sum: float = 0.0, correct: int = 0, seen: int = 0,
+                 errors: list[float] | None = None):
         self.loss_sum = torch.full((), float(loss_sum), device=device)
         self.correct = torch.full((), int(correct), dtype=torch.long, device=device)
         self.seen = seen
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.errors = torch.tensor(errors or [0.0] * 4, dtype=dtype, device=device)
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
         self.loss_sum.add_(loss.float(), alpha=n)
-        self.correct += (logits.argmax(1) == targets).sum()
+        if targets.is_floating_point():
+            e = logits.reshape(-1).float() - targets
+            self.errors += torch.stack([e.abs().sum(), (e * e).sum(), targets.sum(), (targets * targets).sum()])
+        else:
+            self.correct += (logits.argmax(1) == targets).sum()
         self.seen += n
+
+    def reduced(self, collectives, regression: bool) -> dict:
+        """The sums over every rank (one collective): loss_sum, correct, seen, and a regression's errors."""
+        values = collectives.sums(self.loss_sum, self.correct, self.seen, *(self.errors if regression else ()))
+        return {"loss_sum": values[0], "correct": int(values[1]), "seen": int(values[2]),
+                **({"errors": values[3:]} if regression else {})}
+
+    def scores(self, collectives, target: tuple[float, float] | None) -> Scores:
+        """The epoch's scores over every rank; `target`: a regression's (mean, std), None for classes."""
+        r = self.reduced(collectives, target is not None)
+        n = r["seen"]
+        loss = r["loss_sum"] / n if n else float("nan")
+        if target is None:
+            return Scores(loss, r["correct"] / max(n, 1), seen=n)
+        abs_sum, sq_sum, y_sum, y_sq = r["errors"]
+        std, n = target[1], max(n, 1)
+        total = y_sq - y_sum * y_sum / n  # the split's own spread: R² against its own mean
+        r2 = 1.0 - sq_sum / total if total > 0 else float("nan")
+        return Scores(loss, None, std * abs_sum / n, std * math.sqrt(max(sq_sum, 0.0) / n), r2, r["seen"])
 
     def running_loss(self) -> float:
         return float(self.loss_sum) / max(self.seen, 1)  # a sync: the trainer asks at most 10 times a second

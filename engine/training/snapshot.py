@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from engine.training import weights as ck
-from engine.events import EPOCH_RECORD_FIELDS
+from engine.events import EPOCH_RECORD_FIELDS, REGRESSION_FIELDS
 from engine.settings.renames import read_renamed
 
 # what a resumed run may not change: the checkpoint's optimizer and scheduler states belong to the ones it was
@@ -27,7 +27,19 @@ MUST_MATCH_ON_RESUME = {
     "precision": "its precision (and grad-scaler state)",
     "accel": "the training step of its earlier epochs",
 }
-HISTORY_KEYS = EPOCH_RECORD_FIELDS[1:]  # an epoch's record, less its number (the position in each list)
+# an epoch's record, less its number (the position in each list); a classification's regression keys hold None
+HISTORY_KEYS = EPOCH_RECORD_FIELDS[1:] + REGRESSION_FIELDS
+
+
+def history_rows(history: dict[str, list]) -> list[dict[str, Any]]:
+    """The epochs' records from a run's history, each with its own task's fields (engine.events.record_fields)."""
+    rows = []
+    for i in range(len(history["train_loss"])):
+        row = {"epoch": i + 1, **{k: history[k][i] for k in HISTORY_KEYS}}
+        if all(row[k] is None for k in REGRESSION_FIELDS):
+            row = {k: v for k, v in row.items() if k not in REGRESSION_FIELDS}
+        rows.append(row)
+    return rows
 
 
 @dataclass

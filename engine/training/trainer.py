@@ -17,7 +17,6 @@ import traceback
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import nn
 
 from engine.data.loaders import build_data
 from engine.device import resolve_device
@@ -27,17 +26,17 @@ from engine.models.networks import build_model
 from engine.settings.config import Settings, SettingsError
 from engine.settings.defaults import resolve_model
 from engine.training import accel, snapshot
-from engine.training.baselines import constant_baseline
 from engine.training.batches import NAN, STOP, begin_epoch
 from engine.training.control import RunControl
 from engine.training.distributed import Collectives, Group, ProcessFailed, agent_store, check_shards, device_for
 from engine.training.distributed import from_environment, join, leave
 from engine.training.epochs import end_epoch, run_started
-from engine.training.loop import Position, Sums, train_epoch, validate
+from engine.training.loop import Position, Scores, Sums, train_epoch, validate
 from engine.training.optim import build_optimizer, build_scheduler
 from engine.training.policies import CheckpointRetention, Improvement, stop_policies
 from engine.training.precision import resolve_precision
 from engine.training.probing import RunProbes
+from engine.training.regression import criterion_for, task_baseline
 from engine.training.saving import Saver, weights_finite
 from engine.training.session import NoSession, Session
 from engine.training.snapshot import RunState, TrainingParts, seed_everything
@@ -129,10 +128,10 @@ class Trainer:
         checkpoint = self.session.load_checkpoint()
         # a resume applies the preprocessing its checkpoint recorded, not one fitted again on today's files
         fitted, shard = snapshot.stored_preprocessing(checkpoint), (self.group.rank, self.group.world_size)
-        self.data = build_data(s.data, s.run.seed, self.device, fitted=fitted, shard=shard)
+        self.data = build_data(s.data, s.run.seed, self.device, fitted=fitted, shard=shard, task=s.model.task)
         if self.group.active:
             check_shards(self.data, s.data.batch_size, self.group.world_size)
-        self.baseline = constant_baseline(self.data.label_counts)  # what learning is judged against
+        self.baseline = task_baseline(s, self.data)  # what learning is judged against
         self.model = build_model(s.model, self.data.in_shape, self.data.num_classes).to(self.device)
         accel.speed_up_model(self.model, s)
         self.forward = self.eval_forward = torch.compile(self.model) if s.training.compile else self.model
@@ -149,7 +148,7 @@ class Trainer:
         self.thread_plan = accel.plan_threads(self.model, self.data.in_shape, self.device, s,
                                               set_threads=self.set_threads, follow=self.follow and not group.active,
                                               sharing=group.local_world_size)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
+        self.criterion = criterion_for(s.training, self.data.task)
         self.optimizer = build_optimizer(self.model, s.training, self.device)
         self.scheduler = build_scheduler(self.optimizer, s.training, len(self.data.train))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
@@ -216,10 +215,10 @@ class Trainer:
             trained = self._train_epoch()
             if trained is None:
                 return ("nan", self._nan_stop) if self._nan_stop else ("stopped", self.control.reason or "stopped")
-            (train_loss, train_acc, samples_per_s), paused_s = trained
-            val_loss, val_acc = self.evaluate()
+            (train, samples_per_s), paused_s = trained
+            val = self.evaluate()
             seconds = time.perf_counter() - t0 - paused_s
-            epoch = end_epoch(self, train_loss, train_acc, val_loss, val_acc, samples_per_s, seconds)
+            epoch = end_epoch(self, train, val, samples_per_s, seconds)
             for policy in self.stop_policies:
                 decision = policy.after_epoch(self.state, epoch)
                 if decision is not None:
@@ -228,7 +227,7 @@ class Trainer:
                 return "stopped", self.control.reason or "stopped"
         return "completed", f"trained {epochs} epoch{'s' * (epochs != 1)}"
 
-    def _train_epoch(self) -> tuple[tuple[float, float, float], float] | None:
+    def _train_epoch(self) -> tuple[tuple[Scores, float], float] | None:
         """One pass over the training split and its paused seconds; None when stopped (last.pth is saved)."""
         at, sums, batches, watch, epoch_start = begin_epoch(self)
         per_batch_scheduler = self.settings.training.scheduler == "onecycle"
@@ -244,28 +243,23 @@ class Trainer:
                 return self._stop_mid_epoch(at, sums, watch.seconds(), epoch_start)
             if verdict == NAN:
                 break  # the epoch ends now and is reported as NaN
-        seconds = watch.seconds()
-        loss_sum, correct, seen = self.collectives.sums(sums.loss_sum, sums.correct, sums.seen)  # exact: sums
-        if seen == 0:
-            return (float("nan"), 0.0, 0.0), watch.paused_s
-        return (loss_sum / seen, correct / seen, seen / max(seconds, 1e-9)), watch.paused_s
+        scores = sums.scores(self.collectives, self.data.preprocessing.target)  # exact: sums over the ranks
+        return (scores, scores.seen / max(watch.seconds(), 1e-9)), watch.paused_s
 
     def _stop_mid_epoch(self, at: Position, sums: Sums, seconds: float, epoch_start: torch.Tensor) -> None:
         """A stop between batches: last.pth holds the exact position, unless the weights are no longer finite."""
-        loss, correct, seen = self.collectives.sums(sums.loss_sum, sums.correct, sums.seen)
-        if not (math.isfinite(loss) and weights_finite(self.model)):
+        partial = {**sums.reduced(self.collectives, self.data.task == "regression"), "seconds": seconds}
+        if not (math.isfinite(partial["loss_sum"]) and weights_finite(self.model)):
             self._nan_stop = f"stopped at batch {at.batch} of epoch {at.epoch}, not finite: {self.saver.kept_note()}"
             return None
-        partial = {"loss_sum": loss, "correct": int(correct), "seen": int(seen), "seconds": seconds}
         self.saver.save(snapshot.make_checkpoint(self.parts, at.batch, partial, epoch_start), "last.pth", "last")
         return None
 
-    def evaluate(self) -> tuple[float, float]:
+    def evaluate(self) -> Scores:
         """The validation phase (engine.training.loop.validate), each rank its share, summed once."""
         # not through DDP: ranks hold different numbers of validation batches
         sums = validate(self.model, self.eval_forward, self.data.val, self.criterion, self.device, self.amp_dtype)
-        loss_sum, correct, seen = self.collectives.sums(sums.loss_sum, sums.correct, sums.seen)
-        return loss_sum / max(seen, 1), correct / max(seen, 1)
+        return sums.scores(self.collectives, self.data.preprocessing.target)
 
     # -- the end --------------------------------------------------------------
     def _finished(self, status: str, reason: str, started: float) -> RunFinished:
@@ -295,5 +289,4 @@ class Trainer:
         self.session.close()
 
     def history_rows(self) -> list[dict[str, Any]]:
-        h = self.state.history
-        return [{"epoch": i + 1, **{k: h[k][i] for k in snapshot.HISTORY_KEYS}} for i in range(len(h["train_loss"]))]
+        return snapshot.history_rows(self.state.history)

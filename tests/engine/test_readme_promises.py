@@ -3,6 +3,7 @@ plateau schedules, torch.compile, and numbered checkpoints every N epochs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 
@@ -27,8 +28,8 @@ def val_losses(monkeypatch, losses: list[float]) -> None:
     real = Run.evaluate
 
     def evaluate(self, *args, **kwargs):
-        loss, acc = real(self, *args, **kwargs)
-        return losses[self.state.epoch], acc  # state.epoch: the epochs completed before this one
+        scores = real(self, *args, **kwargs)
+        return dataclasses.replace(scores, loss=losses[self.state.epoch])  # state.epoch: the epochs done before it
 
     monkeypatch.setattr(Run, "evaluate", evaluate)
 

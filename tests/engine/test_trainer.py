@@ -5,6 +5,7 @@ Best selection, NaN epochs, resume of finished runs, the run lock, final events,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -21,6 +22,7 @@ from engine.runs.folder import read_jsonl
 from engine.runs.status import run_status
 from engine.api import Run
 from engine.training.control import RunControl
+from engine.training.loop import Scores
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -52,8 +54,8 @@ def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkey
     real = Run.evaluate
 
     def evaluate(self):
-        loss, acc = real(self)
-        return (float("nan"), 1.0) if self.state.epoch == 0 else (loss, acc)  # epoch 1: NaN loss, perfect accuracy
+        scores = real(self)  # epoch 1: NaN loss, perfect accuracy
+        return dataclasses.replace(scores, loss=float("nan"), accuracy=1.0) if self.state.epoch == 0 else scores
 
     monkeypatch.setattr(Run, "evaluate", evaluate)
     trainer, final, events = run(make_settings(tmp_path, {"monitor": "val_acc", "stop_on_nan": False, "epochs": 2}))
@@ -67,7 +69,7 @@ def test_nan_epoch_never_becomes_best_even_when_its_accuracy_is(tmp_path, monkey
 def test_best_follows_the_monitor(tmp_path, monkeypatch):
     accs = iter([0.5, 0.7, 0.6])
     losses = iter([0.9, 0.95, 0.8])
-    monkeypatch.setattr(Run, "evaluate", lambda self: (next(losses), next(accs)))
+    monkeypatch.setattr(Run, "evaluate", lambda self: Scores(next(losses), next(accs)))
     _, _, by_acc = run(make_settings(tmp_path / "a", {"monitor": "val_acc", "epochs": 3}))
     assert [e.is_best for e in by_acc if isinstance(e, EpochCompleted)] == [True, True, False]
     accs, losses = iter([0.5, 0.7, 0.6]), iter([0.9, 0.95, 0.8])

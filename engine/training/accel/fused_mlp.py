@@ -154,6 +154,8 @@ def fused_step_applies(model: nn.Module, device: torch.device, amp_dtype: torch.
     """
     if type(model) is not MLP or device.type != "cpu" or amp_dtype is not None or compiled:
         return False
+    if getattr(model, f"fc{model.depth + 1}").out_features == 1:  # a regression's one unit: its loss is not CE
+        return False
     return all(
         d.p == 0 or 0.0 < keep_probability(1.0 - d.p) < 1.0
         for d in (getattr(model, f"dropout{i}") for i in range(1, model.depth + 1))
