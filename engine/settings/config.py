@@ -229,6 +229,12 @@ class ModelSettings:
     options: dict = _f(
         {}, "Extra keyword arguments for a torchvision or package.module:Class model (mlp and cnn take none)."
     )
+    task: str = _f(
+        "auto",
+        "auto (regression for a numeric label with a non-whole value, or more than 20 distinct values making "
+        "more than 5 % of the rows; classification otherwise), classification or regression (one output unit).",
+        choices=TASKS,
+    )
 
 
 @dataclass
@@ -253,6 +259,12 @@ class TrainingSettings:
     )
     grad_clip: float = _f(0.0, "Clip the gradient norm to this value (0: off).", min=0.0)
     label_smoothing: float = _f(0.0, "Label smoothing of the cross-entropy loss.", min=0.0, max=0.9)
+    loss: str = _f(
+        "auto",
+        "auto (cross_entropy for classification, mse for regression), cross_entropy, mse or huber (regression: "
+        "on the standardised target, huber is less swayed by outliers).",
+        choices=LOSSES,
+    )
     precision: str = _f(
         "auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", choices=PRECISIONS
     )
