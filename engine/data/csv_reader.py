@@ -22,9 +22,10 @@ import torch
 from engine.data import table_cache
 from engine.data.column_roles import DATE_PARTS, ColumnRoleError, auto_role, check_given, date_format, date_parts
 from engine.data.column_roles import describe as describe_roles
-from engine.data.table_reader import MISSING, SEPARATORS, CsvError, RawTable, Text, read_raw, table_format
+from engine.data.table_reader import MISSING, SEPARATORS, CsvError, RawTable, Text, table_format
 from engine.data.table_reader import decode as _decode
 from engine.data.table_reader import sniff_separator as _sniff_separator
+from engine.data.table_stream import read_raw
 from engine.data.written_numbers import describe as describe_written
 from engine.data.written_numbers import read_written_column
 from engine.settings.config import DataSettings

@@ -177,23 +177,7 @@ def sniff(settings: DataSettings, where: str) -> Dialect:
     return Dialect(encoding, sep, [h.strip() for h in rows[0][1]], notes)
 
 
-def read_raw(settings: DataSettings, where: str, as_text: set[str]) -> RawTable:
-    """The table file's columns (those named in `as_text` kept as the file's text); CsvError with one line when
-    it cannot be read."""
-    kind = table_format(settings.path)
-    if kind != "csv":
-        return _read_columnar(settings.path, kind, where)
-    from engine.data.table_stream import read_csv_columns
-
-    dialect = sniff(settings, where)
-    decimal_comma = settings.csv_decimal == "," or (settings.csv_decimal == "auto" and dialect.separator != ",")
-    raw = read_csv_columns(settings, dialect, where, as_text, decimal_comma)
-    raw.notes[:0] = dialect.notes
-    raw.separator, raw.decimal_comma = dialect.separator, decimal_comma
-    return raw
-
-
-def _read_columnar(path: str, kind: str, where: str) -> RawTable:
+def read_columnar(path: str, kind: str, where: str) -> RawTable:
     """A Parquet or Feather file: its columns are typed already."""
     _head(path, where)
     try:

@@ -1,4 +1,4 @@
-"""A CSV file streamed through pyarrow.csv block by block into a RawTable (engine.data.table_reader)."""
+"""A table file into a RawTable (engine.data.table_reader): CSV through pyarrow.csv, whole or block by block."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from engine.data.table_reader import NULL_SPELLINGS, CsvError, Dialect, RawTable, add_column, decode, stream_error
-from engine.data.table_reader import text_rows, to_float32
+from engine.data.table_reader import NULL_SPELLINGS, CsvError, Dialect, RawTable, add_column, decode, read_columnar
+from engine.data.table_reader import sniff, stream_error, table_format, text_rows, to_float32
 from engine.settings.config import DataSettings
 
 MIN_BLOCK = 1 << 16
@@ -23,6 +23,20 @@ WHOLE_FACTOR = 8  # a file read whole: its text, Arrow's columns and the float32
 def block_size(memory_budget_mb: int) -> int:
     """Bytes of text parsed at once: a sixteenth of the budget leaves room for its parsed columns and the result."""
     return max(MIN_BLOCK, min(MAX_BLOCK, (memory_budget_mb << 20) // 16))
+
+
+def read_raw(settings: DataSettings, where: str, as_text: set[str]) -> RawTable:
+    """The table file's columns (those named in `as_text` kept as the file's text); CsvError with one line when
+    it cannot be read."""
+    kind = table_format(settings.path)
+    if kind != "csv":
+        return read_columnar(settings.path, kind, where)
+    dialect = sniff(settings, where)
+    decimal_comma = settings.csv_decimal == "," or (settings.csv_decimal == "auto" and dialect.separator != ",")
+    raw = read_csv_columns(settings, dialect, where, as_text, decimal_comma)
+    raw.notes[:0] = dialect.notes
+    raw.separator, raw.decimal_comma = dialect.separator, decimal_comma
+    return raw
 
 
 def read_csv_columns(settings: DataSettings, dialect: Dialect, where: str, as_text: set[str],
