@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -12,15 +15,38 @@ from engine.settings.config import Settings
 from mnist_files import write_mnist
 from settings_helpers import tiny_settings as make_tiny_settings
 
+_OWN_FOLDER = pytest.StashKey[Path]()
+_OWN_ENVIRONMENT = pytest.MonkeyPatch()
 
-@pytest.fixture(scope="session", autouse=True)
-def own_state_folder(tmp_path_factory):
-    """The suite's signing key and crash reports in a folder of its own ($XDG_STATE_HOME), never the user's:
-    tests make keys, sign runs and crash on purpose. Subprocesses inherit it."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))  # decoded tables (data.table_cache)
-        yield
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process (each xdist worker too) gets a folder of its own, set in the environment before any test
+    module is imported, so that the modules' copies of os.environ made at import have it:
+
+    - $XDG_STATE_HOME: the signing key and crash reports, never the user's (tests make keys, sign runs and crash
+      on purpose);
+    - $XDG_CACHE_HOME: decoded tables (engine.data.table_cache), never the user's;
+    - $TMUX_TMPDIR without $TMUX: the tmux servers of the tests' sessions, never the user's nor another worker's
+      (a server keeps the environment of the worker that started it and gives it to every later session).
+    Subprocesses inherit them all."""
+    folder = Path(tempfile.mkdtemp(prefix="tc-tests-"))  # short: a tmux socket path must fit 108 bytes
+    (folder / "state").mkdir()
+    (folder / "tmux").mkdir()
+    (folder / "cache").mkdir()
+    _OWN_ENVIRONMENT.setenv("XDG_STATE_HOME", str(folder / "state"))
+    _OWN_ENVIRONMENT.setenv("XDG_CACHE_HOME", str(folder / "cache"))  # decoded tables, never the user's cache
+    _OWN_ENVIRONMENT.setenv("TMUX_TMPDIR", str(folder / "tmux"))
+    _OWN_ENVIRONMENT.delenv("TMUX", raising=False)
+    config.stash[_OWN_FOLDER] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_OWN_FOLDER, None)
+    if folder is not None:
+        if shutil.which("tmux"):
+            subprocess.run(["tmux", "kill-server"], capture_output=True, check=False)  # this process's server only
+        _OWN_ENVIRONMENT.undo()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -59,8 +85,6 @@ def read_only_copy(tmp_path: Path):
     mounts: list[Path] = []
 
     def make(files: dict[str, bytes | str]) -> Path:
-        import subprocess
-
         folder = tmp_path / f"read-only-{len(mounts)}"
         folder.mkdir()
         done = subprocess.run(
@@ -77,7 +101,5 @@ def read_only_copy(tmp_path: Path):
         return folder
 
     yield make
-    import subprocess
-
     for folder in reversed(mounts):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
