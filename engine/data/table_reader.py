@@ -177,8 +177,8 @@ def sniff(settings: DataSettings, where: str) -> Dialect:
     return Dialect(encoding, sep, [h.strip() for h in rows[0][1]], notes)
 
 
-def read_columnar(path: str, kind: str, where: str) -> RawTable:
-    """A Parquet or Feather file: its columns are typed already."""
+def read_columnar(path: str, kind: str, where: str, as_text: set[str]) -> RawTable:
+    """A Parquet or Feather file: its columns are typed already; those named in `as_text` are read as text."""
     _head(path, where)
     try:
         if kind == "parquet":
@@ -193,7 +193,8 @@ def read_columnar(path: str, kind: str, where: str) -> RawTable:
         raise CsvError(f"{where}: not a readable {kind} file ({str(e).splitlines()[0] if str(e) else e})") from None
     raw = RawTable([str(n) for n in table.column_names], table.num_rows)
     for j, column in enumerate(table.columns):
-        add_column(raw, j, column)
+        as_string = raw.names[j] in as_text and not pa.types.is_dictionary(column.type)
+        add_column(raw, j, column.cast(pa.string()) if as_string else column)
     if raw.rows < 2:
         raise CsvError(f"{where}: needs at least two rows")
     return raw

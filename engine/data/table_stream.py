@@ -30,7 +30,7 @@ def read_raw(settings: DataSettings, where: str, as_text: set[str]) -> RawTable:
     it cannot be read."""
     kind = table_format(settings.path)
     if kind != "csv":
-        return read_columnar(settings.path, kind, where)
+        return read_columnar(settings.path, kind, where, as_text)
     dialect = sniff(settings, where)
     decimal_comma = settings.csv_decimal == "," or (settings.csv_decimal == "auto" and dialect.separator != ",")
     raw = read_csv_columns(settings, dialect, where, as_text, decimal_comma)

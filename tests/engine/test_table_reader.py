@@ -63,6 +63,14 @@ def test_parquet_and_feather_read_as_the_same_csv(tmp_path, suffix):
     assert table.fill_missing, "the empty cells of b wait for the training mean"
 
 
+def test_a_parquet_label_of_numbers_is_read_as_its_text(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [0.5, 1.5, 2.5, 3.5], "label": [10, 2, 10, 2]}), str(tmp_path / "n.parquet"))
+    table = read_csv(_settings(tmp_path / "n.parquet"))
+    assert table.class_names == ["2", "10"] and table.y.tolist() == [1, 0, 1, 0]
+
+
 def test_a_damaged_parquet_file_is_one_line(tmp_path):
     path = tmp_path / "t.parquet"
     path.write_bytes(b"PAR1 not really")
