@@ -187,8 +187,8 @@ class DataSettings:
     )
     memory_budget_mb: int = _f(
         2048,
-        "csv, table: memory for parsing a CSV file, in MB: it is read in blocks of a sixteenth of this, each turned "
-        "into numbers at once, so a file larger than memory still loads.",
+        "csv, table: memory for parsing a CSV file, in MB: a file up to an eighth of it is parsed whole, a larger "
+        "one in blocks of a sixteenth of it, each turned into numbers at once, so it still loads (docs/data.md).",
         min=1,
         max=1_048_576,
     )
