@@ -130,3 +130,14 @@ def test_prune_a_trial_and_stop_the_sweep_from_the_console(tmp_path):
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         _end_sweep(sweep_dir, pid)
+
+
+def test_a_settings_file_without_a_sweep_table_is_refused_in_the_commands_own_line(tmp_path):
+    """The console's n runs `trainconsole sweep --detach`: a refusal reaches it as the command's one line."""
+    from tui.sweep_files import start_sweep
+
+    (tmp_path / "settings.toml").write_text(f'[run]\nruns_dir = "{tmp_path / "runs"}"\n')
+    with pytest.raises(RuntimeError) as refused:
+        start_sweep(tmp_path / "settings.toml")
+    assert "[sweep.space]" in str(refused.value) and "\n" not in str(refused.value), refused.value
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -55,7 +55,7 @@ def hand_made(tmp_path, monkeypatch):
             raise ValueError(state["error"])
         return state["view"]
 
-    monkeypatch.setattr("tui.screens.sweep.read_view", read_view)
+    monkeypatch.setattr("tui.sweep_files.read_view", read_view)
     return sweep, state, asked
 
 
@@ -296,3 +296,34 @@ def test_the_footer_fits_and_the_help_lists_every_key(tmp_path, hand_made, size)
     listed = help_text(TrainConsole.BINDINGS)
     for key in ("`a`", "`c`", "`t`", "`p`", "`s`", "`o`", "`f5`"):
         assert f"| {key} | sweep: " in listed, key
+
+
+def test_n_starts_a_sweep_of_the_saved_settings_file_and_shows_it(tmp_path, hand_made, monkeypatch):
+    sweep, _, _ = hand_made
+    other = tmp_path / "runs" / "other-sweep"
+    started: list = []
+
+    def start_sweep(settings_path):
+        started.append(Path(settings_path))
+        return other, 4242
+
+    monkeypatch.setattr("tui.screens.sweep.start_sweep", start_sweep)
+
+    async def scenario():
+        app = _console(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.sweep_dir == sweep, timeout=20)
+            saved = app.settings
+            app.set_settings(saved.replace("training.epochs", 9))  # edited on screen 2, not saved
+            await pilot.press("n")
+            assert isinstance(app.screen, SweepScreen) and started == []
+            app.set_settings(saved)
+            await pilot.press("n")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            assert await wait_for(pilot, lambda: screen.chosen == other, timeout=10)
+            assert started == [tmp_path / "settings.toml"]
+
+    run(scenario())

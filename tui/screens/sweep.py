@@ -4,28 +4,27 @@ training screen, compare the best trials."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Label
+from textual.worker import Worker, WorkerState
 
-from engine.sweep.storage import STUDY_DB as STUDY_FILE
-from tui.data_text import data_line, data_text, path_text
 from tui.screens.open_logs import OpenLogsScreen
+from tui.sweep_files import STUDY_FILE, newest_sweep, read_study, send_control, start_sweep, study_stamp
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.objective_chart import ObjectiveChart
 from tui.widgets.run_history import RunHistory
 from tui.widgets.screen_tabs import ScreenTabs
-from tui.widgets.sweep_table import SweepTable, value_text
+from tui.widgets.sweep_status import SweepStatus
+from tui.widgets.sweep_table import SweepTable
 
 COMPARE_MOST = 5  # c compares the best trials, up to this many
 ACTIVE = ("running", "waiting")
@@ -41,63 +40,11 @@ COMMANDS = {
 }
 
 
-def newest_sweep(runs_dir: str | os.PathLike) -> Path | None:
-    """The sweep folder (one holding a study.db file) under `runs_dir` whose study changed last."""
-    found: list[tuple[float, Path]] = []
-    try:
-        with os.scandir(runs_dir) as entries:
-            for entry in entries:
-                try:
-                    study = os.stat(Path(entry.path) / STUDY_FILE, follow_symlinks=False)
-                except OSError:
-                    continue
-                if entry.is_dir(follow_symlinks=False) and os.path.isfile(Path(entry.path) / STUDY_FILE):
-                    found.append((study.st_mtime, Path(entry.path)))
-    except OSError:
-        return None
-    return max(found)[1] if found else None
-
-
 def top_trials(view: Any, most: int = COMPARE_MOST) -> list[Any]:
     """The best trials by their best value, in the study's direction; complete ones before the others."""
     scored = [t for t in view.trials if t.best_value is not None and t.run_dir is not None]
     sign = -1 if view.direction == "maximize" else 1
     return sorted(scored, key=lambda t: (t.state != "complete", sign * t.best_value, t.number))[:most]
-
-
-def read_view(sweep_dir: Path) -> Any:
-    from engine.sweep.view import read_sweep
-
-    return read_sweep(sweep_dir)
-
-
-def study_stamp(sweep_dir: Path) -> tuple | None:
-    """The size and change time of study.db and SQLite's journals beside it: a write changes one of them."""
-    stamp = []
-    for name in (STUDY_FILE, f"{STUDY_FILE}-wal", f"{STUDY_FILE}-journal"):
-        try:
-            info = os.stat(sweep_dir / name, follow_symlinks=False)
-        except OSError:
-            stamp.append(None)
-            continue
-        stamp.append((info.st_mtime_ns, info.st_size, info.st_ino))
-    return tuple(stamp) if stamp[0] is not None else None
-
-
-def read_study(sweep_dir: Path, stamp: Any) -> tuple[Any, str | None, Any]:
-    """(view, None, stamp), or (None, the error's first line, stamp) for a half-written or foreign study."""
-    try:
-        return read_view(sweep_dir), None, stamp
-    except Exception as e:  # its one line; the last good view stays on screen
-        return None, (f"{e}".splitlines() or [type(e).__name__])[0], stamp
-
-
-def send_control(command: str, path: Path) -> Any:
-    """engine.sweep.control's `command` ("stop_sweep", "stop_trial", "prune_trial") on a sweep or trial folder."""
-    from engine.sweep import control
-
-    commands = {"stop_sweep": control.stop_sweep, "stop_trial": control.stop_trial, "prune_trial": control.prune_trial}
-    return commands[command](path)
 
 
 class OpenSweepScreen(OpenLogsScreen):
@@ -115,7 +62,6 @@ class OpenSweepScreen(OpenLogsScreen):
 class SweepScreen(Screen):
     # the table and the charts share the height; the status takes a second line for a read's error
     DEFAULT_CSS = """
-    SweepScreen #sweep-status { height: auto; max-height: 3; padding: 0 1; }
     SweepScreen #trials { height: 1fr; min-height: 4; }
     SweepScreen #sweep-charts { height: 1fr; min-height: 8; }
     """
@@ -140,6 +86,13 @@ class SweepScreen(Screen):
         ),  # fmt: skip
         Binding("o", "open_sweep", "Sweep", tooltip="show another sweep: its folder (by default the newest one)"),
         Binding("f5", "refresh", "Refresh", tooltip="read the study again now", show=False),
+        Binding(
+            "n",
+            "new_sweep",
+            "New sweep",
+            tooltip="start a sweep of the saved settings file (its [sweep] table) in a process of its own, as "
+            "`trainconsole sweep --detach` does (asks first)",
+        ),
     ]
 
     class Read(Message):
@@ -165,7 +118,7 @@ class SweepScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield ScreenTabs("sweep")
-        yield Static("Looking for a sweep ...", id="sweep-status", markup=False)
+        yield SweepStatus(id="sweep-status")
         yield SweepTable(id="trials")
         with Horizontal(id="sweep-charts"):
             yield ObjectiveChart(id="objective")
@@ -246,8 +199,8 @@ class SweepScreen(Screen):
         self.action_open_trial()
 
     def _status(self) -> None:
-        line = status_line(self.sweep_dir, self.view, self.error, self.app.settings.run.runs_dir, self.process)
-        self.query_one("#sweep-status", Static).update(line)
+        status = self.query_one(SweepStatus)
+        status.show(self.sweep_dir, self.view, self.error, self.app.settings.run.runs_dir, self.process)
 
     # -- the selection --------------------------------------------------------------
     def selected_trial(self) -> Any | None:
@@ -327,19 +280,44 @@ class SweepScreen(Screen):
         send_control(command, path)
         return done
 
-    def on_worker_state_changed(self, event) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if worker.group == "sweep-read" and worker.is_finished and worker.error is not None:
-            self._reading = False  # the read itself failed (never its file's content): said, and polled again
-            self.error = f"cannot read the sweep: {worker.error}"
-            self._status()
-        if worker.group != "sweep-control" or not worker.is_finished:
+        if worker.group not in ("sweep-read", "sweep-control", "sweep-start"):
             return
-        if worker.error is not None:
-            self.notify(f"{worker.error}", severity="error", timeout=8)
-        elif worker.result:
+        if worker.state == WorkerState.ERROR:
+            if worker.group == "sweep-read":  # the read itself failed (never its files' content): said, polled again
+                self._reading = False
+                self.error = f"cannot read the sweep: {worker.error}"
+                self._status()
+            else:
+                self.notify(f"{worker.error}", severity="error", timeout=8)
+        elif worker.state == WorkerState.SUCCESS and worker.group == "sweep-start":
+            sweep_dir, pid = worker.result
+            self.chosen = sweep_dir  # the sweep just started, whichever folder is newest
+            self.notify(f"{sweep_dir}: sweep started in process {pid}, detached (it goes on when the console closes)")
+        elif worker.state == WorkerState.SUCCESS and worker.group == "sweep-control":
             self.notify(worker.result)
-        self._poll()
+        if worker.is_finished and worker.group != "sweep-read":
+            self._poll()
+
+    def action_new_sweep(self) -> None:
+        from tui.screens.confirm import ConfirmScreen
+
+        path = self.app.settings_path
+        if self.app.settings.to_dict() != self.app.saved_settings:
+            self.notify(f"Unsaved settings: save {path} first (screen 2): the sweep reads it.", severity="warning")
+            return
+
+        def answer(sure: bool | None) -> None:
+            if sure:
+                self._start_sweep(path)
+
+        question = f"Start a sweep of {path} in a process of its own (trainconsole sweep --detach)?"
+        self.app.push_screen(ConfirmScreen(question, "Start sweep"), answer)
+
+    @work(thread=True, exit_on_error=False, group="sweep-start")
+    def _start_sweep(self, settings_path: Path) -> tuple[Path, int]:
+        return start_sweep(settings_path)
 
     def action_open_sweep(self) -> None:
         def open_path(path: str | None) -> None:
@@ -352,26 +330,3 @@ class SweepScreen(Screen):
             self._poll()
 
         self.app.push_screen(OpenSweepScreen(str(self.sweep_dir or self.app.settings.run.runs_dir)), open_path)
-
-
-def status_line(sweep_dir: Path | None, view: Any, error: str, runs_dir: str, process: str = "") -> Text:
-    """`Sweep runs/digits (running): digits, val_loss ↓, 6 trials (2 running, 3 complete, 1 pruned); best trial 3:
-    0.1234`, and the error of the last read under it."""
-    if sweep_dir is None:
-        return data_line("No sweep in ", path_text(runs_dir), " yet: start one with `trainconsole sweep`",
-                         " (o shows a sweep folder).")  # fmt: skip
-    parts: list[Any] = ["Sweep ", path_text(sweep_dir), f" ({process})" if process and process != "unknown" else ""]
-    if view is not None:
-        states: dict[str, int] = {}
-        for trial in view.trials:
-            states[trial.state] = states.get(trial.state, 0) + 1
-        counts = ", ".join(f"{n} {state}" for state, n in states.items())
-        arrow = "↑" if view.direction == "maximize" else "↓"
-        parts += [": ", data_text(view.study), ", ", data_text(view.monitor), f" {arrow}, {len(view.trials)} trials"]
-        parts += [f" ({counts})" if counts else ""]
-        best = next((t for t in view.trials if t.number == view.best_number), None)
-        if best is not None:
-            parts += ["; best ", (f"trial {best.number}: {value_text(best.value)}", "bold green")]
-    if error:
-        parts += ["\n", data_text(error, "bold red")]
-    return data_line(*parts)
