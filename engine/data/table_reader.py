@@ -215,8 +215,10 @@ def add_column(raw: RawTable, j: int, column: pa.ChunkedArray | pa.Array) -> Non
 
 def to_float32(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A numeric column as float32, NaN where a cell is missing or not finite."""
-    values = pc.fill_null(column.cast(pa.float64()), np.nan)
-    array = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        column = column.cast(pa.float64())
+    values = column.to_numpy() if isinstance(column, pa.ChunkedArray) else column.to_numpy(zero_copy_only=False)
+    array = np.asarray(values, dtype=np.float32)  # Arrow gives a missing cell as NaN (integers become floats)
     array[~np.isfinite(array)] = np.nan
     return array
 

@@ -94,18 +94,18 @@ def _stream(settings: DataSettings, dialect: Dialect, encoding: str, forced: dic
     raw = RawTable(list(dialect.header), rows)
     for j in range(width):
         if j in texts:
-            add_column(raw, j, pa.chunked_array(texts[j], type=texts[j][0].type))
+            parts = texts[j]
+            add_column(raw, j, parts[0] if len(parts) == 1 else pa.chunked_array(parts, type=parts[0].type))
         else:
             raw.numbers[j] = np.concatenate(numbers[j]) if numbers.get(j) else np.zeros(0, np.float32)
     return raw
 
 
-def _batches(settings: DataSettings, read, parse, convert) -> Iterator[pa.RecordBatch]:
-    """The file's record batches: parsed whole on every core when its columns fit the budget several times over,
-    else streamed block by block."""
+def _batches(settings: DataSettings, read, parse, convert) -> Iterator[pa.RecordBatch | pa.Table]:
+    """The file as one table, parsed whole on every core, when it fits the budget several times over; else its
+    record batches, streamed block by block."""
     if Path(settings.path).stat().st_size * WHOLE_FACTOR <= settings.memory_budget_mb << 20:
-        yield from pacsv.read_csv(settings.path, read_options=read, parse_options=parse,
-                                  convert_options=convert).to_batches()
+        yield pacsv.read_csv(settings.path, read_options=read, parse_options=parse, convert_options=convert)
         return
     read.block_size = block_size(settings.memory_budget_mb)  # whole, Arrow's own smaller blocks keep every core busy
     with pacsv.open_csv(settings.path, read_options=read, parse_options=parse, convert_options=convert) as reader:
@@ -116,7 +116,7 @@ def _is_number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
-def _without_blank_rows(batch: pa.RecordBatch) -> pa.RecordBatch:
+def _without_blank_rows(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
     """The batch without rows whose every cell is missing (the old reader skipped blank rows as csv does)."""
     if batch.num_rows == 0 or batch.num_columns == 0:
         return batch
