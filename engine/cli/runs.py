@@ -101,8 +101,10 @@ def _run_dir(args) -> Path:
 
     runs_dir = args.runs_dir or load_settings(_own_settings(args)).run.runs_dir
     run_dir = find_run(args.run, runs_dir)
-    if args.run is None:  # picked for the user: say which
-        print(f"trainconsole: {args.command}: the newest running run, {shown_path(run_dir)}", file=sys.stderr)
+    if args.run is None:  # picked for the user: say which (and when it is a sweep's trial)
+        in_sweep = (run_dir.parent / "sweep.toml").is_file()
+        trial = f" (a trial of the sweep {printable(run_dir.parent.name)})" if in_sweep else ""
+        print(f"trainconsole: {args.command}: the newest running run, {shown_path(run_dir)}{trial}", file=sys.stderr)
     return run_dir
 
 

@@ -54,6 +54,9 @@ def run_folders(runs_dir: str | os.PathLike) -> list[Path]:
     folders = [
         p for p in base.iterdir() if p.is_dir() and not p.is_symlink() and (p / "checkpoints").is_dir()
     ]
+    # a sweep's trials (runs_dir/<study>/trial-NNNN, beside its sweep.toml) are runs too
+    sweeps = [p for p in base.iterdir() if p.is_dir() and not p.is_symlink() and (p / "sweep.toml").is_file()]
+    folders += [t for s in sweeps for t in s.glob("trial-*") if not t.is_symlink() and (t / "checkpoints").is_dir()]
     return sorted(folders, key=started_at, reverse=True)
 
 

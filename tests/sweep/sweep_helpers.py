@@ -49,6 +49,12 @@ def start_sweep(cwd: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def sweep(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`trainconsole sweep ARGS` to its end."""
+    return subprocess.run([sys.executable, "-m", "engine", "sweep", *args], cwd=cwd, env=env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """The complete lines of a JSON-lines file that may be being appended to."""
     try:

@@ -76,3 +76,18 @@ def test_control_says_what_is_not_running(tmp_path):
         prune_trial(tmp_path / "trial-0000")
     with pytest.raises(SweepError, match="not a sweep folder"):
         stop_sweep(tmp_path)
+
+
+def test_the_newest_running_run_may_be_a_sweep_s_trial(tmp_path):
+    from engine.runs.detach import find_run
+    from engine.runs.folder import RunLock
+
+    sweep_dir = tmp_path / "runs" / "study"
+    (sweep_dir / "trial-0003" / "checkpoints").mkdir(parents=True)
+    (sweep_dir / "sweep.toml").write_text("")
+    lock = RunLock(sweep_dir / "trial-0003")
+    lock.acquire()  # as the trial's process holds it while it trains
+    try:
+        assert find_run(None, tmp_path / "runs") == sweep_dir / "trial-0003"
+    finally:
+        lock.release()
