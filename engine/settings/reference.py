@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.settings.config import SECTIONS, Settings, atomic_write_text, section_fields, to_toml, toml_inline
 from engine.settings.rules import LAYERS_MAX, NAME_BYTES_MAX, OPTIONS_DEPTH_MAX, field_kind
+from engine.settings.sweep import reference_lines as sweep_reference_lines
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE, SHIPPED = Path("docs/settings.md"), Path("settings.toml")  # relative to the repository
@@ -82,6 +83,7 @@ def reference_text() -> str:
         for f in section_fields(section):
             facts = f"{KINDS[field_kind(f)]}, default `{toml_inline(defaults[section][f.name])}`; {allowed(f)}"
             lines.append(f"- **`{section}.{f.name}`** ({facts}): {f.metadata['doc']}")
+    lines += sweep_reference_lines()
     return "\n".join(lines) + "\n"
 
 

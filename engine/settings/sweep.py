@@ -285,3 +285,14 @@ def apply_values(settings: Settings, values: dict[str, Any], source: str = "swee
         section, _, key = name.partition(".")
         data[section][key] = value
     return from_dict(data, source)
+
+
+def reference_lines() -> list[str]:
+    """The [sweep] table's part of the settings reference (engine.settings.reference)."""
+    lines = ["", f"## [{TABLE}]", "",
+             "`trainconsole sweep` tunes the settings above with Optuna (docs/sweeps.md); a run ignores this table.",
+             ""]
+    for key, (default, doc) in KEYS.items():
+        shown = "{}" if key == "space" else json.dumps(default)
+        lines.append(f"- **`{TABLE}.{key}`** (default `{shown}`): {doc}")
+    return lines
