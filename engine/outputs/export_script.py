@@ -54,11 +54,23 @@ def _refusals(s: Settings) -> list[str]:
     return [what for refused, what in checks if refused]
 
 
+def _regression(s: Settings) -> bool:
+    """Whether the run trains a regression: model.task says so, or auto reads the table's label as numbers."""
+    if s.model.task != "auto" or s.data.dataset not in ("csv", "table"):
+        return s.model.task == "regression"
+    from engine.data.sources import apply_task, load_source
+
+    source = load_source(s.data, s.run.seed)
+    return apply_task(source, "auto", s.data.label_column, s.data.csv_decimal != ".").task == "regression"
+
+
 def script_text(s: Settings, source: str) -> str:
     """The script, or ExportRefused naming the first setting it cannot write."""
     refused = _refusals(s)
     if refused:
         raise ExportRefused(f"cannot export {refused[0]}: the script does not reproduce it")
+    if _regression(s):
+        raise ExportRefused("cannot export a regression (model.task): the script trains a classifier")
     data, in_shape = data_part(s)
     parts = [
         _header(s, source),

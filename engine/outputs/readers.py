@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.events import REGRESSION_FIELDS
 from engine.runs.records import RefusedFile, count, number, open_file, read_metrics, read_text
 from engine.settings.config import SettingsError
 
@@ -49,7 +50,8 @@ def is_run_folder(path: Path) -> bool:
 def read_run(path: Path) -> Source:
     """Our run folder's metrics.jsonl: tags are its columns, steps its epochs."""
     found = read_metrics(Path(path) / "metrics.jsonl")
-    tags = {name: [(r["epoch"], _nan_if_none(r[name])) for r in found.items] for name in RUN_METRICS}
+    regression = tuple(name for name in REGRESSION_FIELDS if any(name in r for r in found.items))  # MAE, RMSE, R²
+    tags = {name: [(r["epoch"], _nan_if_none(r.get(name))) for r in found.items] for name in RUN_METRICS + regression}
     return Source(Path(path).name, Path(path), "run", tags, found.note())
 
 

@@ -302,7 +302,8 @@ class TrainingScreen(Screen):
             f"{printable(e.settings['data']['dataset'])} {e.train_samples}/{e.val_samples}"
         )
         if e.baseline_loss is not None:  # the constant predictor's: what the badges judge learning against
-            self._model_line += f" | baseline loss {e.baseline_loss:.3f}, acc {e.baseline_acc:.1%}"
+            acc = f"acc {e.baseline_acc:.1%}" if e.baseline_acc is not None else "mean predictor"
+            self._model_line += f" | baseline loss {e.baseline_loss:.3f}, {acc}"
         self._gpu_line = ""
         self._cuda_index = int(e.device.partition(":")[2] or 0) if e.device.startswith("cuda") else None
         self._update_info(None)
@@ -458,7 +459,8 @@ class TrainingScreen(Screen):
     def _redraw_charts(self, onset: int | None) -> None:
         h = self.history
         self.query_one("#loss-chart", MetricChart).show(h.epochs, {"train": h.train_loss, "val": h.val_loss}, onset)
-        self.query_one("#acc-chart", MetricChart).show(h.epochs, {"train": h.train_acc, "val": h.val_acc}, onset)
+        title, series = h.second_chart()  # accuracy, or a regression's R²
+        self.query_one("#acc-chart", MetricChart).show(h.epochs, series, onset, title=title)
 
     def _update_info(self, lr: float | None) -> None:
         gpu = ""

@@ -1,4 +1,4 @@
-"""One row per epoch: losses, accuracies, gap, lr, time, diagnostic, best."""
+"""One row per epoch: losses, accuracies (a regression's R², MAE and RMSE), gap, lr, time, diagnostic, best."""
 
 from __future__ import annotations
 
@@ -22,6 +22,17 @@ def _fmt(value, spec: str) -> str:
     return "nan" if value is None or value != value else format(value, spec)
 
 
+def _acc_cell(m: dict, split: str) -> str:
+    """The split's accuracy, or a regression's R² (and, for validation, its MAE and RMSE in the target's units)."""
+    acc, r2 = m.get(f"{split}_acc"), m.get(f"{split}_r2")
+    if acc is not None or r2 is None:
+        return _fmt(acc, ".1%")
+    cell = f"R² {_fmt(r2, '.3f')}"
+    if split == "val":
+        cell += f" MAE {_fmt(m.get('val_mae'), '.4g')} RMSE {_fmt(m.get('val_rmse'), '.4g')}"
+    return cell
+
+
 def epoch_row(m: dict) -> tuple:
     """A metrics.jsonl record (or EpochCompleted.metrics()) as table cells."""
     tl, vl = m.get("train_loss"), m.get("val_loss")
@@ -29,9 +40,9 @@ def epoch_row(m: dict) -> tuple:
     return (
         str(m["epoch"]),  # a positive int (engine.runs.records.epoch_record), a number as in the columns after it
         _fmt(tl, ".4f"),
-        _fmt(m.get("train_acc"), ".1%"),
+        _acc_cell(m, "train"),
         _fmt(vl, ".4f"),
-        _fmt(m.get("val_acc"), ".1%"),
+        _acc_cell(m, "val"),
         _fmt(gap, "+.4f"),
         _fmt(m.get("lr"), ".2e"),
         _fmt(m.get("seconds"), ".1f"),

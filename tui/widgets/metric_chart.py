@@ -126,8 +126,10 @@ class MetricChart(Widget):
     def on_mount(self) -> None:
         self.redraw()
 
-    def show(self, epochs: list[int], series: dict[str, list[float]], onset: int | None = None) -> None:
-        """Replace the whole history and redraw (call once per epoch, not per batch)."""
+    def show(self, epochs: list[int], series: dict[str, list[float]], onset: int | None = None,
+             title: str | None = None) -> None:
+        """Replace the whole history and redraw (call once per epoch, not per batch); `title`: a new one."""
+        self.title = self.title if title is None else title
         self.epochs, self.series, self.onset = list(epochs), {k: list(v) for k, v in series.items()}, onset
         self.overlaps = coinciding(self.series) if len(self.series) > 1 else []
         self.redraw()
