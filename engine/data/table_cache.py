@@ -12,7 +12,6 @@ Turned off by `data.table_cache = false` or TRAINCONSOLE_TABLE_CACHE=off.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import stat
@@ -107,16 +106,15 @@ def store(key: str, fields: dict[str, Any]) -> str | None:
     """Write the table under `key`; a one-line note when it could not be written (the run goes on without)."""
     meta = {k: fields[k] for k in (*_META_LISTS, "fill_missing", "categories", "roles")}
     meta["key"] = key
-    buffer = io.BytesIO()
-    np.savez(buffer, x=np.ascontiguousarray(fields["x"], dtype=np.float32), y=np.asarray(fields["y"], dtype=np.int64),
-             meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
+    arrays = {"x": np.ascontiguousarray(fields["x"], dtype=np.float32), "y": np.asarray(fields["y"], dtype=np.int64),
+              "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
     folder = cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / f"{key}.npz"
         if path.is_symlink():  # not ours to follow: replaced by a regular file
             path.unlink()
-        atomic_write(path, lambda fh: fh.write(buffer.getbuffer()), follow_symlinks=False)
+        atomic_write(path, lambda fh: np.savez(fh, **arrays), follow_symlinks=False)
     except OSError as e:
         return f"table cache not written ({e.strerror or e}): the next run parses the file again"
     return None
