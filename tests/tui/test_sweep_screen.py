@@ -33,7 +33,7 @@ def _hand_made(tmp_path: Path) -> tuple[Path, SweepView]:
         TrialRow(0, "complete", params, 0.40, 0.40, 2, None, None, sweep / "trial-0000"),
         TrialRow(1, "pruned", params, 0.90, 0.90, 1, 1, "diagnosis:diverging", sweep / "trial-0001"),
         TrialRow(2, "complete", params, 0.25, 0.25, 2, None, None, sweep / "trial-0002"),
-        TrialRow(3, "running", params, 0.50, 0.50, 1, None, None, sweep / "trial-0003"),
+        TrialRow(3, "running", params, 0.50, 0.50, 1, None, None, sweep / "trial-0003", retry_of=1),
     )
     for trial, losses in zip(trials, ([0.5, 0.4], [0.9], [0.3, 0.25], [0.5])):
         _metrics(trial.run_dir, losses)
@@ -107,12 +107,13 @@ def test_the_newest_sweep_is_shown_best_marked_with_its_chart_and_the_selected_t
             assert await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
             assert screen.focused is table
             best = [str(c) for c in table.get_row("2")]
-            assert best[0] == "*2" and best[1] == "complete" and best[3] == "0.2500", best
+            assert best[0] == "*2" and best[1] == "complete" and best[2] == "0.2500", best
             assert [str(c) for c in table.get_row("0")][0] == " 0"
-            params = table.get_row("0")[2]
+            params = table.get_row("0")[6]
             assert "lr=0.00316" in params.plain and "hidden=[256,128]" in params.plain
             assert "optimizer=[red]adam\\x1b[0m" in params.plain, "study text is shown as written, no escape code"
-            assert "1 diagnosis:diverging" in str(table.get_row("1")[6])
+            assert "1 diagnosis:diverging" in str(table.get_row("1")[5])
+            assert str(table.get_row("3")[1]) == "running ↻1"  # it continues trial 1
             assert "best trial 2: 0.2500" in _status(screen) and "4 trials" in _status(screen)
             objective = screen.query_one(ObjectiveChart).objective
             assert objective.complete == [(0, 0.40), (2, 0.25)] and objective.pruned == [(1, 0.90)]
@@ -261,7 +262,7 @@ def test_a_study_written_by_optuna_is_read_and_a_damaged_one_is_one_line(tmp_pat
             table = screen.query_one(SweepTable)
             assert await wait_for(pilot, lambda: table.row_count == 3, timeout=30)
             assert [str(table.get_row(str(n))[1]) for n in range(3)] == ["complete", "pruned", "running"]
-            assert str(table.get_row("0")[0]) == "*0" and "1 pruner" in str(table.get_row("1")[6])
+            assert str(table.get_row("0")[0]) == "*0" and "1 pruner" in str(table.get_row("1")[5])
             assert "best trial 0: 0.4000" in _status(screen)
             chart = screen.query_one("#trial-chart", MetricChart)
             assert await wait_for(pilot, lambda: chart.series.get("val") == [0.5, 0.4], timeout=10)

@@ -1,4 +1,4 @@
-"""A sweep's trials as a table: number, state, parameters, value, best value, epochs, pruned at and why.
+"""A sweep's trials as a table: number, state, value, best value, epochs, pruned at and why, parameters.
 
 The rows come from engine.sweep.view's SweepView (its TrialRow fields); parameter names and values come from the
 study's database, so every cell is data (`data_text`), never markup. The best trial so far is marked and bold.
@@ -14,7 +14,8 @@ from textual.widgets import DataTable
 
 from tui.data_text import data_text
 
-COLUMNS = ("trial", "state", "parameters", "value", "best", "epochs", "pruned")
+# the parameters last: the widest column, cut (scrolled) at 80 columns rather than the numbers
+COLUMNS = ("trial", "state", "value", "best", "epochs", "pruned", "parameters")
 BEST_STYLE = "bold green"  # with the `*` before its number: the mark stays under NO_COLOR
 STATE_STYLES = {"running": "cyan", "pruned": "yellow", "failed": "red", "stopped": "magenta"}
 
@@ -47,15 +48,17 @@ def pruned_line(trial: Any) -> str:
 def trial_cells(trial: Any, best: bool) -> tuple[Text, ...]:
     style = BEST_STYLE if best else ""
     number = data_text(f"*{trial.number}" if best else f" {trial.number}", style)
-    state = data_text(trial.state, style or STATE_STYLES.get(trial.state, ""))
+    retry_of = getattr(trial, "retry_of", None)  # a stopped (or orphaned) trial this one continues: ↻ its number
+    shown = trial.state if retry_of is None else f"{trial.state} ↻{retry_of}"
+    state = data_text(shown, style or STATE_STYLES.get(trial.state, ""))
     return (
         number,
         state,
-        data_text(params_line(trial.params), style),
         data_text(value_text(trial.value), style),
         data_text(value_text(trial.best_value), style),
         data_text("-" if trial.epochs is None else trial.epochs, style),
         data_text(pruned_line(trial), style),
+        data_text(params_line(trial.params), style),
     )
 
 
