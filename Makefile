@@ -21,9 +21,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/trainconsole
 
+# The suite in TEST_WORKERS processes (pytest-xdist), more than a 2-core machine has: the end-to-end tests mostly
+# wait on the processes they start. A test file goes to one worker whole (its module fixtures made once), files in
+# the order collected (tests/e2e, the longest, first). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q --durations=10 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # the suite three times in a row beside two busy processes (a shared 2-core machine); not part of .ci/run
 test-busy: $(STAMP)
