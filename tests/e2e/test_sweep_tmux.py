@@ -88,6 +88,7 @@ def _end_sweep(sweep_dir: Path, pid: int) -> None:
             pass
 
 
+@pytest.mark.timeout(900)  # two trainings and the console on a machine other tests load too
 def test_prune_a_trial_and_stop_the_sweep_from_the_console(tmp_path):
     runs = tmp_path / "runs"
     (tmp_path / "settings.toml").write_text(SETTINGS.format(study=STUDY, runs=runs))
