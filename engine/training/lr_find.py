@@ -208,19 +208,20 @@ def find_lr(
     from engine.training.optim import build_optimizer
     from engine.training import accel
     from engine.training.precision import resolve_precision
+    from engine.training.regression import criterion_for
     from engine.training.snapshot import seed_everything
 
     s = settings.for_run()
     device = resolve_device(s.device.device)
     amp_dtype, _ = resolve_precision(s.training.precision, device)
     seed_everything(s.run.seed)
-    data = build_data(s.data, s.run.seed, device)
+    data = build_data(s.data, s.run.seed, device, task=s.model.task)
     model = build_model(s.model, data.in_shape, data.num_classes).to(device)
     accel.speed_up_model(model, s)
     forward = torch.compile(model) if s.training.compile else model
     optimizer = build_optimizer(model, s.training, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=s.training.label_smoothing)
+    criterion = criterion_for(s.training, data.task)  # a regression's MSE on its standardised target
     step = accel.plan_step(model, forward, criterion, optimizer, scaler, amp_dtype, device, s)
     with restored(model, optimizer, scaler):
         points, stopped = sweep(step, optimizer, data.train, s.lr_find, device, on_point=on_point, cancelled=cancelled)
