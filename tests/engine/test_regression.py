@@ -168,3 +168,37 @@ def test_huber_is_a_choice_and_cross_entropy_is_refused_for_regression(tmp_path,
     with pytest.raises(SettingsError, match="training.loss = 'cross_entropy'.*regression"):
         from_dict({"model": {"task": "regression"}, "training": {"loss": "cross_entropy"}})
     assert torch.isfinite(torch.tensor(trainer.baseline.loss))
+
+
+def test_badges_of_a_regression_judge_against_the_mean_predictor_without_accuracy():
+    from engine.training.baselines import Baseline
+    from engine.training.diagnostics import EpochScores, diagnose
+
+    mean = Baseline(1.0, None, 1, regression=True)
+    flat = EpochScores(8, 1.0, 1.01, None, None, (1.0,) * 7, (1.01,) * 7, 100)
+    stuck = diagnose(flat, None, mean)
+    assert stuck.status == "not_learning" and "training mean" in stuck.message
+    assert "val_acc" not in stuck.evidence and "acc_gap" not in stuck.evidence
+    falling = tuple(1.0 - 0.07 * k for k in range(7))
+    learning = diagnose(EpochScores(8, 0.45, 0.5, None, None, falling, falling, 100), None, mean)
+    assert learning.status == "ok" and "accuracy" not in learning.message, learning
+    assert mean.describe().startswith("mean predictor") and mean.scale == 1.0
+
+
+def test_a_regressions_sums_give_its_scores_and_survive_a_mid_epoch_checkpoint():
+    from engine.training.loop import Sums
+
+    class OneProcess:
+        def sums(self, *values):
+            return [float(v) for v in values]
+
+    cpu = torch.device("cpu")
+    sums = Sums(cpu)
+    sums.add(torch.tensor(2.0), torch.tensor([[1.0], [2.0]]), torch.tensor([0.0, 1.0]))  # errors 1 and 1
+    scores = sums.scores(OneProcess(), (10.0, 2.0))
+    assert scores.accuracy is None and scores.seen == 2 and scores.loss == 2.0
+    assert scores.mae == pytest.approx(2.0) and scores.rmse == pytest.approx(2.0)  # std 2: the target's units
+    assert scores.r2 == pytest.approx(1 - 2 / 0.5)  # against the split's own mean
+    partial = sums.reduced(OneProcess(), regression=True)
+    again = Sums(cpu, partial["loss_sum"], partial["correct"], partial["seen"], partial["errors"])
+    assert again.scores(OneProcess(), (10.0, 2.0)) == scores
