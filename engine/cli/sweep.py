@@ -178,13 +178,14 @@ def _print_summary(summary) -> None:
 
 
 def _run_workers(args, settings, sweep, sweep_dir, name, study, control, say) -> int:
-    if args.workers == 1:
-        from engine.sweep.worker import work
+    from engine.sweep.worker import work
 
+    code = EXIT_OK if args.workers == 1 else _spawn_workers(args, sweep_dir, name, control)
+    if args.workers == 1 or (code != EXIT_OK and not control.stop_requested):
+        # a worker that died left its trial for a retry: this process trains what is left
         with _StopOnSignals(control):
             work(study, settings, sweep, sweep_dir, control, say)
-        return EXIT_OK
-    return _spawn_workers(args, sweep_dir, name, control)
+    return code
 
 
 def _worker_args(args, sweep_dir: Path, name: str, threads: int, index: int) -> list[str]:
