@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from engine.settings.config import Settings, SettingsError, load_settings
 from engine.settings.sweep import apply_values, load_sweep, parse_sweep
@@ -68,3 +69,30 @@ def test_a_run_trains_from_a_sweep_file_and_the_sweep_reads_its_table(tmp_path):
     assert load_settings(path).training.epochs == 4
     settings, sweep = load_sweep(path, ["training.epochs=6"], trials=3)
     assert (settings.training.epochs, sweep.trials) == (6, 3)
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.sampled_from(["training.lr", "model.hidden", "uniform", "choice", "int",
+                                                           "log_uniform", "step", "grid", "tpe", "none"]))
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.sampled_from(["uniform", "choice", "int", "log_uniform", "step", "x"]), inner, max_size=3), max_leaves=12)
+TABLES = st.dictionaries(st.sampled_from(["trials", "sampler", "pruner", "space", "prune_on_diagnosis", "grace_s",
+                                          "heartbeat_s", "other"]),
+                         st.one_of(VALUES, st.dictionaries(st.sampled_from(["training.lr", "model.hidden",
+                                                                            "model.dropout", "data.batch_size",
+                                                                            "nope"]), VALUES, max_size=3)),
+                         max_size=5)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(table=TABLES)
+def test_any_table_is_a_sweep_or_one_line_settings_error(table):
+    try:
+        sweep = parse_sweep(table, Settings(), "s.toml")
+    except SettingsError as e:
+        assert "\n" not in str(e)
+        return
+    for dim in sweep.space:  # what was accepted draws values the settings take
+        ends = dim.choices if dim.kind == "choice" else (dim.low, dim.high)
+        for value in ends:
+            apply_values(Settings(), {dim.name: value})
