@@ -40,8 +40,11 @@ class LinkedControl(RunControl):
         return self._stop.is_set()
 
     @property
-    def paused(self) -> bool:
-        return not self.stop_requested and not self._running.is_set()
+    def paused(self) -> bool:  # `trainconsole pause` on the sweep pauses its running trial too
+        return not self.stop_requested and (not self._running.is_set() or self.sweep.paused)
+
+    def wait_while_paused(self, timeout: float = 0.2) -> None:
+        (self.sweep if self.sweep.paused else super()).wait_while_paused(timeout)
 
 
 class TrialListener:
