@@ -171,10 +171,11 @@ class TensorSource(Source):
 
 def apply_task(src: Source, task: str, label: str = "label", decimal_comma: bool = False) -> Source:
     """`src` with the target `model.task` asks for (engine.data.targets): its labels' text read again as numbers
-    where the task is regression, or auto finds them continuous. Sources other than tensors stay classification."""
+    where the task is regression, or auto finds them continuous; classes as they were, unless most of many are
+    singletons (refused). Sources other than tensors stay classification."""
     from engine.data.targets import make_target
 
-    if not isinstance(src, TensorSource) or src.task == "regression" or task == "classification":
+    if not isinstance(src, TensorSource) or src.task == "regression":
         return src
     n = len(src.y)
     if src.raw_y is not None:
@@ -182,6 +183,8 @@ def apply_task(src: Source, task: str, label: str = "label", decimal_comma: bool
         cells = [repr(v) for v in values.double().tolist()]
     else:
         labels = src.y if src.test is None else torch.cat([src.y, src.test[1]])
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(src.class_names)):
+            return src  # a factory's labels beyond its class names: the loss says so, as before
         cells = [src.class_names[i] for i in labels.tolist()]
     target = make_target(cells, task, label, decimal_comma)
     if target.task == "classification":

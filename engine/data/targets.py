@@ -7,7 +7,7 @@ REGRESSION_DISTINCT_SHARE of the rows (a 442-row target with 214 distinct
 values; not digits 0-9, nor 100 classes over 50,000 rows). Anything else is
 classification, with class names sorted as before: whole numbers by value,
 then text. A classification label with more than CLASSES_SINGLETON_MIN
-classes, most of them seen in a single row, cannot be learned as classes and
+classes, most of them seen in one or two rows, cannot be learned as classes and
 is refused in one line naming `model.task`.
 """
 
@@ -24,7 +24,8 @@ from engine.settings.config import SettingsError
 TASKS = ("auto", "classification", "regression")
 REGRESSION_DISTINCT_MIN = 20
 REGRESSION_DISTINCT_SHARE = 0.05
-CLASSES_SINGLETON_MIN = 50  # more classes than this, most with a single row: refused as classification
+CLASSES_SINGLETON_MIN = 50  # more classes than this, most in one or two rows: refused as classification
+RARE_ROWS = 2  # a class in this few rows cannot be in both the training and the validation split and be learned
 
 
 class TargetError(SettingsError):
@@ -112,12 +113,12 @@ def _classification(cells: list[str], label: str, decimal_comma: bool) -> Target
     names = sorted(counts, key=label_key)
     if len(names) < 2:
         raise TargetError(f"the label column '{label}' has a single class")
-    singletons = sum(1 for n in counts.values() if n == 1)
-    if len(names) > CLASSES_SINGLETON_MIN and singletons * 2 > len(names):
+    rare = sum(1 for n in counts.values() if n <= RARE_ROWS)
+    if len(names) > CLASSES_SINGLETON_MIN and rare * 2 > len(names):
         numeric = _numbers(cells, decimal_comma) is not None
         hint = "set model.task = 'regression'" if numeric else "choose another data.label_column"
         raise TargetError(
-            f"the label column '{label}' has {len(names)} classes, {singletons} of them in a single row: "
+            f"the label column '{label}' has {len(names)} classes, {rare} of them in one or two rows: "
             f"not learnable as classes (model.task = 'classification' or 'auto'); {hint}"
         )
     index = {name: k for k, name in enumerate(names)}

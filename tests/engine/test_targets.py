@@ -40,11 +40,17 @@ def test_regression_refuses_text_naming_the_cell():
 
 def test_many_singleton_classes_are_refused_naming_model_task():
     cells = [f"id{k}" for k in range(60)] + ["a", "a"]
-    with pytest.raises(TargetError, match=r"61 classes, 60 of them in a single row.*model.task"):
+    with pytest.raises(TargetError, match=r"61 classes, 61 of them in one or two rows.*model.task"):
         make_target(cells, label="name")
     numbers = [str(k) for k in range(60)]
     with pytest.raises(TargetError, match="set model.task = 'regression'"):
         make_target(numbers, task="classification")
+
+
+def test_many_classes_each_seen_a_few_times_are_classes():
+    cells = [f"species {k}" for k in range(60)] * 3
+    t = make_target(cells)
+    assert t.task == "classification" and len(t.class_names) == 60
 
 
 def test_decimal_comma_labels_read_as_numbers():
