@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/processes.py --write
 	$(BIN)/python benchmarks/first_char.py --write
 	$(BIN)/python benchmarks/table_reader.py --write
+	$(BIN)/python benchmarks/sweep.py --write
 
 # docs/settings.md and settings.toml are written from the settings schema (engine/settings/config.py)
 settings-docs: $(STAMP)
