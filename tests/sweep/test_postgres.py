@@ -91,7 +91,7 @@ TRAINCONSOLE = Path(sys.executable).parent / "trainconsole"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 STUDY, TRIALS = "shared", 6
 SWEEP_GRACE_S = 4  # a few beats: a live worker slowed by a busy machine is not taken for a dead one
-# 3-epoch digits trials at batch size 2 (719 steps an epoch: a kill one epoch in lands mid-trial); the heartbeat as
+# 3-epoch digits trials at batch size 4 (360 steps an epoch: a kill one epoch in lands mid-trial); the heartbeat as
 # short as Optuna allows
 SETTINGS = """\
 [run]
@@ -101,7 +101,7 @@ seed = 0
 device = "cpu"
 threads = 1
 [data]
-batch_size = 2
+batch_size = 4
 [training]
 epochs = 3
 [sweep]
