@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-busy bench clean settings-docs
+.PHONY: run test test-busy bench clean settings-docs catalog
 
 $(BIN)/python:
 	@echo "first set-up: installing PyTorch and the rest into $(VENV), about 2 minutes and 6 GB"
@@ -51,6 +51,12 @@ bench: $(BENCH_STAMP)
 # docs/settings.md and settings.toml are written from the settings schema (engine/settings/config.py)
 settings-docs: $(STAMP)
 	$(BIN)/python -m engine.settings.reference --write
+
+# the translations (engine/io/i18n.py): extract every marked string, merge it into each .po, compile the .mo files
+catalog: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header -o engine/locale/trainconsole.pot .
+	$(BIN)/pybabel update -i engine/locale/trainconsole.pot -d engine/locale -D trainconsole --no-fuzzy-matching
+	$(BIN)/pybabel compile -d engine/locale -D trainconsole
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
