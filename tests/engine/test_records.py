@@ -300,6 +300,8 @@ ALLOWED = {
     ("engine/data/table_cache.py", "open"),  # the same: its first and last MB, for the cache key
     ("engine/data/table_cache.py", "json.loads"),  # a decoded table's record, checked field by field (_checked)
     ("engine/settings/reference.py", "read_text"),  # this repository's own generated files, compared when checking
+    ("engine/sweep/view.py", "json.loads"),  # a trial's params_decoded attribute (study.db): a str-keyed dict or none
+    ("tui/sweep_files.py", "json.loads"),  # the last line `trainconsole sweep --detach --json` printed, keys checked
 }
 
 
