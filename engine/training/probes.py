@@ -319,6 +319,10 @@ def _exploding(gradients: Sequence[GradientRecord], rules: ProbeRules) -> Diagno
     ratio = grad_to_weight(gradients)
     if ratio is None or ratio <= rules.exploding_ratio:
         return None
+    # gradients explode by multiplying through layers; one layer's large ratio only says its weights start small
+    # (a healthy linear regression's first epochs), unless they are not finite
+    if math.isfinite(ratio) and len(gradients[-1].layers) < 2:
+        return None
     if math.isinf(ratio):
         worst = gradients[-1]
         i = next(j for j, g in enumerate(worst.grad_norms) if not math.isfinite(g))

@@ -277,6 +277,13 @@ def test_exploding_needs_one_probed_batch_over_the_line():
     assert diagnose_gradients(1, [record([1.1, 1.2, 1.0]), record([0.3, 0.2, 0.1])]) is None  # a brisk healthy rate
 
 
+def test_a_model_of_one_layer_has_no_exploding_gradients_unless_they_are_not_finite():
+    # a healthy linear regression's first batches: gradients several times its small initial weights
+    assert diagnose_gradients(1, [record([3.0], [0.5])] * 2) is None
+    assert diagnose_gradients(1, [record([3.0, 3.0], [0.5, 0.5])] * 2).status == "exploding_gradients"
+    assert diagnose_gradients(1, [record([float("inf")])]).status == "exploding_gradients"
+
+
 def test_a_non_finite_gradient_explodes_only_when_it_is_the_latest():
     inf = float("inf")
     badge = diagnose_gradients(1, [record([0.1, 0.1]), record([inf, 0.1])])
