@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from functools import reduce
 from pathlib import Path
@@ -75,7 +76,7 @@ def _stream(settings: DataSettings, dialect: Dialect, encoding: str, forced: dic
     read = pacsv.ReadOptions(
         column_names=[f"c{j}" for j in range(width)], skip_rows=1, encoding="utf8" if encoding == "utf-8" else encoding,
     )
-    parse = pacsv.ParseOptions(delimiter=dialect.separator, newlines_in_values=True)
+    parse = pacsv.ParseOptions(delimiter=dialect.separator, newlines_in_values=_has_quotes(settings.path))
     convert = pacsv.ConvertOptions(
         column_types=forced, null_values=NULL_SPELLINGS, strings_can_be_null=True, quoted_strings_can_be_null=True,
         decimal_point="," if decimal_comma else ".", timestamp_parsers=[], true_values=[], false_values=[],
@@ -110,6 +111,17 @@ def _batches(settings: DataSettings, read, parse, convert) -> Iterator[pa.Record
     read.block_size = block_size(settings.memory_budget_mb)  # whole, Arrow's own smaller blocks keep every core busy
     with pacsv.open_csv(settings.path, read_options=read, parse_options=parse, convert_options=convert) as reader:
         yield from reader
+
+
+def _has_quotes(path: str) -> bool:
+    """Whether the file's rows after the header hold a quote character, so a value may hold a newline. Arrow splits
+    rows without one into blocks at any newline and parses them on every core; with quotes it scans them in order.
+    (A quoted header, as many exports write, is read apart: skip_rows.)"""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return view.find(b'"', view.find(b"\n") + 1) >= 0
+    except (OSError, ValueError):  # an empty file cannot be mapped; a pipe neither: the careful reading
+        return True
 
 
 def _is_number(kind: pa.DataType) -> bool:

@@ -297,6 +297,7 @@ ALLOWED = {
     ("engine/settings/config.py", "tomllib.loads"),  # the user's own settings and --set values
     ("engine/data/table_reader.py", "open"),  # the user's data set (data.path): its head, to sniff the dialect
     ("engine/data/table_stream.py", "read_bytes"),  # the same, read again to name a bad cell's line
+    ("engine/data/table_stream.py", "open"),  # the same, mapped to look for a quote character
     ("engine/data/table_cache.py", "open"),  # the same: its first and last MB, for the cache key
     ("engine/data/table_cache.py", "json.loads"),  # a decoded table's record, checked field by field (_checked)
     ("engine/settings/reference.py", "read_text"),  # this repository's own generated files, compared when checking
