@@ -17,6 +17,9 @@ from engine.sweep.storage import SweepError, default_url, describe
 
 FINISHED = ("COMPLETE", "PRUNED")
 WAIT_S = 60  # SQLite: how long a worker waits for another's write before the database counts as locked
+# processes started together on an empty PostgreSQL database race to create Optuna's tables (CREATE TABLE is
+# not atomic there): the losers try again and find them made
+OPEN_ATTEMPTS = 5
 
 
 def quiet_optuna():
@@ -34,11 +37,17 @@ def open_storage(sweep_dir: Path, url: str | None, sweep: SweepSettings):
     url = url or default_url(sweep_dir)
     kwargs = {"connect_args": {"timeout": WAIT_S}} if url.startswith("sqlite") else {}
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=sweep.heartbeat_s,
-                                          grace_period=sweep.grace_s, heartbeat_stale_trial_callback=retry)
-    except Exception as e:
-        raise SweepError(f"cannot open the study's storage {shown_url(url)}: {describe(e)}") from None
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=sweep.heartbeat_s,
+                                              grace_period=sweep.grace_s, heartbeat_stale_trial_callback=retry)
+        except (IntegrityError, ProgrammingError) as e:  # lost the race to create the tables: they exist now
+            if attempt == OPEN_ATTEMPTS:
+                raise SweepError(f"cannot open the study's storage {shown_url(url)}: {describe(e)}") from None
+        except Exception as e:
+            raise SweepError(f"cannot open the study's storage {shown_url(url)}: {describe(e)}") from None
 
 
 def shown_url(url: str) -> str:
