@@ -45,6 +45,10 @@ def test_the_training_screen_shows_r2_mae_and_rmse_of_a_regression(tmp_path, mon
             assert await wait_for(pilot, lambda: table.row_count == 2)
             cells = [str(c) for c in table.get_row_at(1)]
             assert cells[2] == "R² 0.500" and cells[4] == "R² 0.200 MAE 47.5 RMSE 55.25", cells
+            headers = [str(c.label) for c in table.ordered_columns]
+            assert headers[2] == "train R²" and headers[4] == "val R² · MAE · RMSE", headers
+            table.reset()
+            assert [str(c.label) for c in table.ordered_columns][4] == "val acc"
             assert "mean predictor" in str(screen.query_one("#run-info", Static).render())
 
     run(scenario())

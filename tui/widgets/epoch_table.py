@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
@@ -15,6 +16,9 @@ CELLS_KEPT = 1_000
 ROWS_KEPT = 200
 
 COLUMNS = ("epoch", "train loss", "train acc", "val loss", "val acc", "gap", "lr", "s", "diagnostic", "best")
+# a regression's accuracy columns hold its R² (and, for validation, MAE and RMSE in the target's units)
+REGRESSION_COLUMNS = ("epoch", "train loss", "train R²", "val loss", "val R² · MAE · RMSE", "gap", "lr", "s",
+                      "diagnostic", "best")
 
 
 def _fmt(value, spec: str) -> str:
@@ -57,6 +61,7 @@ class EpochTable(textual_compat.KeptCellsDataTable):
     virtual_size = Reactive(Size(0, 0), layout=False)
 
     _styled_with: tuple | None = None
+    _regression = False
 
     def __init__(self, *args, **kwargs) -> None:
         # an epoch's cells never change once added: kept by row and column, not drawn again for every new epoch
@@ -104,12 +109,28 @@ class EpochTable(textual_compat.KeptCellsDataTable):
         self.add_columns(*COLUMNS)
 
     def add_epochs(self, rows: list[dict]) -> None:
+        if rows:
+            self._label_for(regression=rows[0].get("val_acc") is None and rows[0].get("val_r2") is not None)
         # in one batch: an attached run's history of a thousand epochs added row by row kept its first paint waiting
         textual_compat.add_text_rows(self, [(str(metrics["epoch"]), epoch_row(metrics)) for metrics in rows])
         for cache in textual_compat.count_keyed_caches(self):
             cache.clear()  # keyed on the count adding rows bumped: nothing in them can be read again
         self.move_cursor(row=self.row_count - 1)
 
+    def _label_for(self, regression: bool) -> None:
+        """The headers of a classification's or a regression's columns."""
+        if regression == self._regression:
+            return
+        self._regression = regression
+        for column, label in zip(self.ordered_columns, REGRESSION_COLUMNS if regression else COLUMNS):
+            column.label = Text(label)
+            column.content_width = max(column.content_width, column.label.cell_len)
+        self.forget_cells()
+        for cache in textual_compat.count_keyed_caches(self):
+            cache.clear()
+        self.refresh(layout=True)
+
     def reset(self) -> None:
         self.forget_cells()
         self.clear()
+        self._label_for(regression=False)
