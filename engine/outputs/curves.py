@@ -43,7 +43,8 @@ def save_curves(runs: list[Source], out: str | Path) -> Path:
 
 
 def draw_curves(runs: list[Source]):
-    """Two panels, loss and accuracy. One run: the chapter's colours (train blue, val red) and its onset in orange.
+    """Two panels, loss and accuracy (R² for regressions). One run: the chapter's colours (train blue, val red) and
+    its onset in orange.
     Several: a colour per run named in the figure's legend, each onset dashed. Train is dotted and val solid
     either way, so the two differ in grey too. A run whose curves coincide with an earlier one's (the same seed)
     is drawn with x markers over it, and a note under the panels names both.
@@ -55,16 +56,27 @@ def draw_curves(runs: list[Source]):
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     overlaps = overlapping_runs(runs)
     hidden = {later for _, later in overlaps}
+    second = _second_panel(runs)
     for i, run in enumerate(runs):
         colour = colours[i % len(colours)]
-        _draw_run(panels, run, colour if len(runs) > 1 else None, run.name in hidden)
-    _finish(fig, panels, runs, colours, overlaps)
+        _draw_run(panels, run, colour if len(runs) > 1 else None, run.name in hidden, second)
+    _finish(fig, panels, runs, colours, overlaps, second)
     return fig
 
 
-def _draw_run(panels, run: Source, colour: str | None, over_another: bool) -> None:
+def _second_panel(runs: list[Source]) -> tuple[str, str]:
+    """The right panel's metric and title: accuracy, or R² where every run is a regression (no finite accuracy)."""
+    def finite(run: Source, tag: str) -> bool:
+        return any(v == v for _, v in run.tags.get(tag, []))
+
+    if runs and all(finite(r, "val_r2") and not finite(r, "val_acc") for r in runs):
+        return "r2", "R²"
+    return "acc", "Accuracy"
+
+
+def _draw_run(panels, run: Source, colour: str | None, over_another: bool, second: tuple[str, str]) -> None:
     """One run's four curves and its onset; `colour` None: the chapter's colours of a single run."""
-    for ax, metric, title in zip(panels, ("loss", "acc"), ("Loss", "Acc")):
+    for ax, metric, title in zip(panels, ("loss", second[0]), ("Loss", "Acc" if second[0] == "acc" else "R²")):
         for split, own_colour, style in (("train", "tab:blue", ":"), ("val", "tab:red", "-")):
             points = run.tags.get(f"{split}_{metric}", [])
             # over another run's line: x markers alone (about 25 of them), so that line still shows between them
@@ -77,13 +89,14 @@ def _draw_run(panels, run: Source, colour: str | None, over_another: bool) -> No
                           label=f"Overfitting onset (epoch {onset})")  # fmt: skip
 
 
-def _finish(fig, panels, runs: list[Source], colours: list[str], overlaps: list[tuple[str, str]]) -> None:
+def _finish(fig, panels, runs: list[Source], colours: list[str], overlaps: list[tuple[str, str]],
+            second: tuple[str, str]) -> None:
     """Axes, legends, the title, the overlap note."""
     from matplotlib.lines import Line2D
 
     note, hidden = overlap_note(overlaps), {later for _, later in overlaps}
     several = len(runs) > 1
-    for ax, title in zip(panels, ("Loss", "Accuracy")):
+    for ax, title in zip(panels, ("Loss", second[1])):
         ax.set_xlabel("Epoch")
         ax.set_ylabel(title)
         ax.set_title(f"{title} curves")

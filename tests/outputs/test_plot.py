@@ -70,3 +70,21 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
         == "trainconsole: error: trainconsole plot needs matplotlib: pip install 'trainconsole[plot]'\n"
     )
+
+
+def test_a_regression_run_plots_r2_beside_its_loss(tmp_path):
+    folder = tmp_path / "runs" / "diabetes"
+    folder.mkdir(parents=True)
+    rows = [{"epoch": i, "train_loss": 1 / i, "val_loss": 1.2 / i, "train_acc": None, "val_acc": None, "lr": 1e-3,
+             "seconds": 1.0, "diagnostic": "ok", "is_best": False, "train_mae": 40.0, "val_mae": 45.0,
+             "train_rmse": 50.0, "val_rmse": 55.0, "train_r2": 0.1 * i, "val_r2": 0.08 * i} for i in range(1, 5)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fig = draw_curves([read_run(folder)])
+    right = fig.axes[1]
+    assert right.get_title() == "R² curves" and right.get_ylabel() == "R²"
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["Train R²", "Val R²"]
+    assert list(right.get_lines()[1].get_ydata()) == pytest.approx([0.08, 0.16, 0.24, 0.32])
+    plt.close(fig)
+    classification = draw_curves([read_run(fake_run(tmp_path / "runs" / "digits", OVERFITS))])
+    assert classification.axes[1].get_title() == "Accuracy curves"
+    plt.close(classification)
