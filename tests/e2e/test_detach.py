@@ -183,7 +183,9 @@ def test_attach_shows_history_and_steers_the_run(tmp_path, tmux, leftovers):
     # q leaves the run training: the console exits, the run's process keeps its lock and goes on
     before = metrics_rows(run_dir)
     tmux.new("watch", work, f"{TRAINCONSOLE} attach {run_dir}; echo console exited $?; exec sleep 600")
-    screen = tmux.wait("watch", lambda t: "Attached" in t and shows_row(t, before[-1]), "the attached history")
+    # the run's name comes with its RunStarted, which may be read after the history on a busy machine
+    screen = tmux.wait("watch", lambda t: "Attached" in t and shows_row(t, before[-1]) and run_dir.name in t,
+                       "the attached history and the run's name")
     assert "Attached" in screen and str(run_dir.name) in screen
     tmux.wait("watch", lambda t: row(t, before[-1]["epoch"] + 1) is not None, "an epoch trained after the attach")
     tmux.keys("watch", "q")

@@ -167,7 +167,7 @@ def resume_continues_exactly(tmp_path: Path, run_dir: Path, last: dict) -> None:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a bound for a hang, not a speed: at load 6 (pytest-xdist) one epoch took over 120 s
     )
     assert done.returncode == 0, done.stderr
     resumed = read_jsonl(run_dir / "events.jsonl")[before:]
