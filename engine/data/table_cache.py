@@ -114,7 +114,7 @@ def store(key: str, fields: dict[str, Any]) -> str | None:
         path = folder / f"{key}.npz"
         if path.is_symlink():  # not ours to follow: replaced by a regular file
             path.unlink()
-        atomic_write(path, lambda fh: np.savez(fh, **arrays), follow_symlinks=False)
+        atomic_write(path, lambda fh: np.savez(fh, **arrays), follow_symlinks=False, durable=False)
     except OSError as e:
         return f"table cache not written ({e.strerror or e}): the next run parses the file again"
     return None

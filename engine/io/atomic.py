@@ -70,8 +70,10 @@ def refuse_if_write_protected(path: str | os.PathLike) -> None:
         raise WriteProtected(errno.EACCES, "read-only", str(path))
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, follow_symlinks: bool = True) -> None:
-    """Call `write(fh)` on a temporary file, then rename it over `path`.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, follow_symlinks: bool = True,
+                 durable: bool = True) -> None:
+    """Call `write(fh)` on a temporary file, then rename it over `path`; `durable`: flushed to the disk first (a
+    cache that is checked when read back, and made again, need not be).
 
     On error the old file stays and the error propagates.
 
@@ -97,9 +99,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
                     raise recorder.error from None
                 raise
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
         tmp = None
+        if not durable:
+            return
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the rename itself survives a power cut
