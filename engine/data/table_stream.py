@@ -98,7 +98,9 @@ def _stream(settings: DataSettings, dialect: Dialect, encoding: str, forced: dic
             parts = texts[j]
             add_column(raw, j, parts[0] if len(parts) == 1 else pa.chunked_array(parts, type=parts[0].type))
         else:
-            raw.numbers[j] = np.concatenate(numbers[j]) if numbers.get(j) else np.zeros(0, np.float32)
+            parts = numbers.pop(j, [])  # each column's blocks freed once joined: one column's worth twice at most
+            raw.numbers[j] = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            del parts
     return raw
 
 
