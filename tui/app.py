@@ -232,7 +232,14 @@ class TrainConsole(PlainNotifications, App):
         self.screen.start_run(settings, resume_from)
 
     async def attach_run(self, run_dir: Path) -> None:
-        """Show a run that trains in another process on the training screen (the checkpoints screen's attach)."""
+        """Show a run that trains in another process on the training screen (the checkpoints screen's attach); a
+        sweep's folder (`trainconsole attach runs/STUDY`) on the sweep screen."""
+        from engine.sweep.storage import is_sweep_dir
+
+        if is_sweep_dir(run_dir):
+            await self.switch_mode("sweep")
+            self.screen.follow(run_dir)
+            return
         await self.switch_mode("training")
         self.screen.attach(run_dir)
 

@@ -328,3 +328,23 @@ def test_n_starts_a_sweep_of_the_saved_settings_file_and_shows_it(tmp_path, hand
             assert started == [tmp_path / "settings.toml"]
 
     run(scenario())
+
+
+def test_attach_to_a_sweep_folder_opens_the_sweep_screen_on_that_sweep(tmp_path, hand_made):
+    """`trainconsole attach runs/STUDY`: the sweep screen follows that folder, not the newest sweep."""
+    sweep, _, asked = hand_made
+    newer = tmp_path / "runs" / "newer-sweep"
+    newer.mkdir()
+    (newer / "study.db").write_bytes(b"")
+    (sweep / "sweep.toml").write_text("[sweep]\ntrials = 4\n")
+
+    async def scenario():
+        app = TrainConsole(tiny_settings(tmp_path), tmp_path / "settings.toml", attach=sweep)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), timeout=20)
+            screen = app.screen
+            assert await wait_for(pilot, lambda: screen.query_one(SweepTable).row_count == 4, timeout=20)
+            assert await wait_for(pilot, lambda: screen.sweep_dir == sweep and not screen._reading, timeout=20)
+            assert asked[-1] == ("read", sweep)  # the screen's first poll may read the newest before it follows
+
+    run(scenario())

@@ -319,6 +319,11 @@ class SweepScreen(Screen):
     def _start_sweep(self, settings_path: Path) -> tuple[Path, int]:
         return start_sweep(settings_path)
 
+    def follow(self, sweep_dir: Path) -> None:
+        """Show this sweep folder rather than the newest one (`trainconsole attach runs/STUDY`)."""
+        self.chosen = sweep_dir
+        self._poll()
+
     def action_open_sweep(self) -> None:
         def open_path(path: str | None) -> None:
             if path is None:
@@ -326,7 +331,6 @@ class SweepScreen(Screen):
             if "\0" in path or not (Path(path) / STUDY_FILE).is_file():
                 self.notify(f"{path}: no {STUDY_FILE} there (not a sweep folder)", severity="error")
                 return
-            self.chosen = Path(path)
-            self._poll()
+            self.follow(Path(path))
 
         self.app.push_screen(OpenSweepScreen(str(self.sweep_dir or self.app.settings.run.runs_dir)), open_path)
