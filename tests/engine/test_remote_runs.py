@@ -66,8 +66,10 @@ def test_pause_resume_and_stop_from_another_process_are_applied_and_acknowledged
         remote = RemoteControl(trainer.run_dir)
         assert remote.toggle_pause() is True
         wait_until(lambda: any(isinstance(e, RunPaused) for e in events))
-        # the status file's listener hears RunPaused after this test's: wait for it, not for a fixed time
-        wait_until(lambda: run_status(trainer.run_dir).status == "paused")
+        # the status file's listener hears RunPaused after this test's, and the recorder's events.jsonl (run_status)
+        # may come before status.json's write: wait for both, not for a fixed time
+        wait_until(lambda: run_status(trainer.run_dir).status == "paused"
+                   and getattr(read_status(trainer.run_dir), "state", None) == "paused")
         assert read_status(trainer.run_dir).state == "paused"
         remote.saw(next(e for e in events if isinstance(e, RunPaused)))
         assert remote.toggle_pause() is False  # it was paused: the toggle resumes
