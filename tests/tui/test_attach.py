@@ -189,3 +189,12 @@ def test_starting_a_run_of_several_processes_starts_it_detached(tmp_path, monkey
             assert not app.screen.runner.active  # nothing trains in the console's own process
 
     run(scenario())
+
+
+def test_the_attached_line_names_the_run_before_its_long_folder():
+    """A long runs folder (a test's tmp path, a cluster's scratch) pushed the run's name past an 80-column edge."""
+    from tui.screens.training import TrainingScreen
+
+    deep = Path("/scratch/" + "x" * 90 + "/runs/digits-mlp")
+    line = TrainingScreen._attached_to(deep, " (q leaves it training)").plain
+    assert line.startswith("Attached to digits-mlp in /scratch/") and line.endswith("/runs (q leaves it training)")

@@ -235,7 +235,7 @@ class TrainingScreen(Screen):
         starts = [i for i, e in enumerate(message.events) if isinstance(e, RunStarted)]
         if not starts:
             waiting = ": waiting for it to start ..."
-            self._status(data_line(("Attached", "bold"), " to ", path_text(message.run_dir), waiting))
+            self._status(self._attached_to(message.run_dir, waiting))
             return
         last_start = starts[-1]
         self._on_run_started(message.events[last_start], earlier_rows=False)
@@ -250,8 +250,14 @@ class TrainingScreen(Screen):
         self._redraw_charts(epochs[-1].onset_epoch if epochs else None)
         self._update_info(self.history.lr[-1] if self.history.lr else None)
         keys = " (p pauses, x stops and saves; q leaves it training)"
-        self._status(data_line(("Attached", "bold"), " to ", path_text(message.run_dir), keys))
+        self._status(self._attached_to(message.run_dir, keys))
         self._replay_state(message.events[last_start + 1 :])
+
+    @staticmethod
+    def _attached_to(run_dir: Path, then: str) -> Text:
+        """The run's name first: a long path would push it past a narrow terminal's edge."""
+        return data_line(("Attached", "bold"), " to ", data_text(Path(run_dir).name, "bold"), " in ",
+                         path_text(Path(run_dir).parent), then)
 
     def _replay_state(self, events: list) -> None:
         """The session's pauses, resumes and end in order, the bar at the batch each of them came at (the last
