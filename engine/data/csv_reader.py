@@ -26,6 +26,7 @@ from engine.data.table_reader import MISSING, SEPARATORS, CsvError, RawTable, Te
 from engine.data.table_reader import decode as _decode
 from engine.data.table_reader import sniff_separator as _sniff_separator
 from engine.data.table_stream import read_raw
+from engine.data.targets import label_key
 from engine.data.written_numbers import describe as describe_written
 from engine.data.written_numbers import read_written_column
 from engine.settings.config import DataSettings
@@ -83,11 +84,6 @@ def _number(cell: str, decimal_comma: bool) -> float | None:
         except ValueError:
             return None
     return value if math.isfinite(value) else math.nan
-
-
-def _label_key(v: str):
-    number = v.lstrip("-").isascii() and v.lstrip("-").isdigit()  # "²".isdigit(), and int() refuses it
-    return (not number, int(v) if number else 0, v)
 
 
 def _is_present(cell: str) -> bool:
@@ -286,7 +282,7 @@ def label_targets(settings: DataSettings, where: str, cells: Text) -> tuple[torc
     used = np.zeros(len(cells.values), dtype=bool)
     used[cells.codes] = True
     stripped = [v.strip() for v in cells.values]
-    labels = sorted({v for v, u in zip(stripped, used) if u}, key=_label_key)
+    labels = sorted({v for v, u in zip(stripped, used) if u}, key=label_key)
     if len(labels) < 2:
         raise CsvError(f"{where}: the label column '{settings.label_column}' has a single class")
     index = {v: k for k, v in enumerate(labels)}
